@@ -1,0 +1,62 @@
+//! The engine's error type: every failure a user can cause ends here, as one clear sentence.
+
+use crate::data::idx::IdxError;
+use crate::models::checkpoint::CheckpointError;
+use crate::models::mixture::MixtureError;
+use crate::sampling::diagnostics::DiagnosticsError;
+
+/// Result alias for the engine.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything that can go wrong in the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A checkpoint file is malformed or inconsistent.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// An IDX data file is malformed.
+    #[error(transparent)]
+    Idx(#[from] IdxError),
+    /// An analytic mixture was given bad parameters.
+    #[error(transparent)]
+    Mixture(#[from] MixtureError),
+    /// A convergence diagnostic could not be computed.
+    #[error(transparent)]
+    Diagnostics(#[from] DiagnosticsError),
+    /// The checkpoint's tensors do not fit its architecture.
+    #[error("checkpoint does not match its architecture: {0}")]
+    Architecture(String),
+    /// A parameter is out of its valid range (NaN, negative step, zero chains ...).
+    #[error("invalid parameter: {0}")]
+    Param(String),
+    /// The model cannot do what was asked (e.g. energy of a score-only model).
+    #[error("{0}")]
+    Unsupported(String),
+    /// Data does not fit the model (wrong image size, missing labels ...).
+    #[error("data does not fit: {0}")]
+    Data(String),
+    /// Reading or writing a file failed.
+    #[error("cannot access {path}: {source}")]
+    Io {
+        /// The file involved.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Encoding an image failed.
+    #[error("cannot encode image: {0}")]
+    Image(String),
+    /// A tensor operation failed (a bug or an out-of-memory condition, not a user error).
+    #[error("tensor operation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+impl Error {
+    /// An I/O error for `path`.
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}

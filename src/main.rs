@@ -1,0 +1,649 @@
+//! The `walkjump` command line: every view of the app as a headless command with the same seed and the same result.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use walkjump::data::geometry::chi_stats;
+use walkjump::data::noise::Noise;
+use walkjump::data::{Dataset, Split};
+use walkjump::models::checkpoint::inspect;
+use walkjump::models::load::read_checkpoint_bytes;
+use walkjump::models::{Model, ScoreModel, ZMode};
+use walkjump::render::{Grid, write_atomic};
+use walkjump::run::{
+    self, EvalResult, RunRecord, WalkJumpSpec, default_init, evaluate, mixing, noisy_batch,
+    recommended_sampler,
+};
+use walkjump::sampling::chain::{ChainConfig, ChainInit, jump_of_jump};
+use walkjump::sampling::langevin::Sampler;
+use walkjump::sampling::nebula::{NebulaConfig, NebulaInit, run_nebula};
+use walkjump::sampling::rng::Rng;
+
+/// Name of the bundled default model inside `checkpoints/`.
+const DEFAULT_CHECKPOINT: &str = "deen-mlp-s1.0.safetensors";
+
+#[derive(Parser)]
+#[command(
+    name = "walkjump",
+    version,
+    about = "A lab for empirical-Bayes generative models: walk-jump sampling, NEBULA flows, denoising.",
+    long_about = None
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Checkpoint (.safetensors). Default: the bundled default model.
+    #[arg(long, short = 'c')]
+    checkpoint: Option<PathBuf>,
+    /// Device: cpu, cuda, cuda:N or metal (falls back to cpu with a message).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Seed for every random draw.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run walk-jump chains and write the film strip of their jumps.
+    #[command(after_help = "Examples:\n  walkjump sample --out strip.png\n  walkjump sample -c checkpoints/deen-mlp-s1.0.safetensors --sampler cheng --delta 0.5 --gamma 0.5 --steps 2000 --chains 8 --out s.png --trace t.csv\n  walkjump sample --replay run.json --out again.png")]
+    Sample(SampleArgs),
+    /// Follow NEBULA gradient flows to their attractors.
+    #[command(after_help = "Examples:\n  walkjump nebula -c checkpoints/deen-mlp-s0.3.safetensors --out attractors.png\n  walkjump nebula --init data --eta 0.01 --max-steps 3000 --gallery gallery.png --out finals.png")]
+    Nebula(NebulaArgs),
+    /// Denoise the same noisy test digits with several models, side by side.
+    #[command(after_help = "Examples:\n  walkjump denoise -c a.safetensors -c b.safetensors --noise gaussian:1.0 --count 8 --out cmp.png\n  walkjump denoise --noise salt-pepper:0.2 --out sp.png")]
+    Denoise(DenoiseArgs),
+    /// Print the test loss of a denoiser or the accuracy of a classifier.
+    #[command(after_help = "Examples:\n  walkjump eval -c checkpoints/deen-mlp-s1.0.safetensors\n  walkjump eval -c model.safetensors --data t10k-images-idx3-ubyte.gz --sigma 0.5")]
+    Eval(EvalArgs),
+    /// chi statistics and sigma_c of a dataset (REFERENCE.md §8).
+    #[command(after_help = "Examples:\n  walkjump chi\n  walkjump chi --data train-images-idx3-ubyte.gz --pairs 1000000 --seed 3")]
+    Chi(ChiArgs),
+    /// Print a checkpoint's metadata, tensor table, parameter count and sha256.
+    #[command(after_help = "Example:\n  walkjump inspect checkpoints/deen-mlp-s1.0.safetensors")]
+    Inspect {
+        /// The checkpoint file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct SampleArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Sampler: overdamped, sachs or cheng. Default: the model's recommendation.
+    #[arg(long)]
+    sampler: Option<String>,
+    /// Step size delta (project convention, REFERENCE.md §6).
+    #[arg(long)]
+    delta: Option<f64>,
+    /// Friction rate gamma (underdamped samplers).
+    #[arg(long)]
+    gamma: Option<f64>,
+    /// Inverse mass u (underdamped samplers).
+    #[arg(long)]
+    u: Option<f64>,
+    /// Walk steps.
+    #[arg(long, default_value_t = 1000)]
+    steps: usize,
+    /// Jump every K steps.
+    #[arg(long)]
+    every: Option<usize>,
+    /// Number of chains.
+    #[arg(long, default_value_t = 8)]
+    chains: usize,
+    /// Initialisation: uniform, uniform-noise or data-noise. Default: uniform-noise for sigma >= 0.5.
+    #[arg(long, value_enum)]
+    init: Option<ChainInit>,
+    /// Most jumps per chain kept in the film strip (evenly thinned).
+    #[arg(long, default_value_t = 40)]
+    frames: usize,
+    /// How UVB / VAEs pick z: sample, mean, or average:K.
+    #[arg(long, default_value = "sample")]
+    z: String,
+    /// Classifier checkpoint for the class of each jump. Default: the bundled classifier, if present.
+    #[arg(long)]
+    classifier: Option<PathBuf>,
+    /// Replay a run file written by --save-run (its parameters override the flags).
+    #[arg(long)]
+    replay: Option<PathBuf>,
+    /// Write the run (parameters, seed, checkpoint sha256) as JSON.
+    #[arg(long)]
+    save_run: Option<PathBuf>,
+    /// Per-step diagnostics as CSV (one row per chain per step).
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// Film strip PNG: one row per chain, its jumps left to right.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct NebulaArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Step size eta of the flow y <- y - eta grad f. Default: sigma^2 / 10.
+    #[arg(long)]
+    eta: Option<f64>,
+    /// Maximum steps.
+    #[arg(long, default_value_t = 2000)]
+    max_steps: usize,
+    /// Stop a start when ||grad f|| < tol.
+    #[arg(long, default_value_t = 0.1)]
+    tol: f64,
+    /// Number of starts.
+    #[arg(long, default_value_t = 64)]
+    starts: usize,
+    /// Start from uniform noise, training digits (data) or noisy training digits (data-noise).
+    #[arg(long, value_enum, default_value = "uniform")]
+    init: NebulaInit,
+    /// Merge attractors closer than this (chi units).
+    #[arg(long, default_value_t = 0.02)]
+    merge: f64,
+    /// Call an attractor creative when its nearest training image is farther than this (chi units).
+    #[arg(long, default_value_t = 0.1)]
+    creative: f64,
+    /// Also run poor man's NEBULA (two jumps) from the same starts and add it as a second block of rows.
+    #[arg(long)]
+    poor_man: bool,
+    /// Attractor gallery PNG: pairs of (attractor, nearest training image), largest basin first.
+    #[arg(long)]
+    gallery: Option<PathBuf>,
+    /// Final states PNG.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct DenoiseArgs {
+    /// Checkpoints to compare (repeat the flag). Default: the bundled default model.
+    #[arg(long = "checkpoint", short = 'c')]
+    checkpoints: Vec<PathBuf>,
+    /// Device: cpu, cuda, cuda:N or metal.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Seed for the choice of digits, the noise, and latent samples.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Noise: gaussian:S, laplace:A or salt-pepper:P.
+    #[arg(long, default_value = "gaussian:1.0")]
+    noise: String,
+    /// Number of test digits.
+    #[arg(long, default_value_t = 8)]
+    count: usize,
+    /// Only digits of this class.
+    #[arg(long)]
+    class: Option<u8>,
+    /// How VAEs pick z: sample, mean, or average:K.
+    #[arg(long, default_value = "sample")]
+    z: String,
+    /// IDX images (default: the bundled test split).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// IDX labels for --data.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// PNG: one row per digit; columns clean, noisy, then one per model.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    common: Common,
+    /// IDX images (default: the bundled digits' test split).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// IDX labels (needed for a classifier with --data).
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// Split of the data: train, test or all. Default: test for the bundled digits, all for --data.
+    #[arg(long, value_enum)]
+    split: Option<Split>,
+    /// Noise level (default: the model's sigma).
+    #[arg(long)]
+    sigma: Option<f64>,
+    /// How UVB / VAEs pick z: sample, mean, or average:K.
+    #[arg(long, default_value = "sample")]
+    z: String,
+}
+
+#[derive(Args)]
+struct ChiArgs {
+    /// IDX images (default: the bundled digits).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Number of random pairs.
+    #[arg(long, default_value_t = 200_000)]
+    pairs: usize,
+    /// Seed for the pairs.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = dispatch(cli) {
+        // One line, the whole cause chain.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        None => {
+            println!(
+                "walkjump {}: the desktop app is not part of this build yet.\n\
+                 Try: walkjump sample --out strip.png   (see walkjump --help)",
+                env!("CARGO_PKG_VERSION")
+            );
+            Ok(())
+        }
+        Some(Command::Sample(a)) => cmd_sample(a),
+        Some(Command::Nebula(a)) => cmd_nebula(a),
+        Some(Command::Denoise(a)) => cmd_denoise(a),
+        Some(Command::Eval(a)) => cmd_eval(a),
+        Some(Command::Chi(a)) => cmd_chi(a),
+        Some(Command::Inspect { file }) => {
+            let bytes = read_checkpoint_bytes(&file)?;
+            print!("{}", inspect(&bytes).with_context(|| format!("{}", file.display()))?);
+            Ok(())
+        }
+    }
+}
+
+/// The bundled checkpoints folder: `./checkpoints`, else the source tree's, else beside the executable.
+fn checkpoints_dir() -> PathBuf {
+    let candidates = [
+        PathBuf::from("checkpoints"),
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/checkpoints")),
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("checkpoints")))
+            .unwrap_or_default(),
+    ];
+    candidates
+        .into_iter()
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| PathBuf::from("checkpoints"))
+}
+
+fn resolve_checkpoint(path: Option<&Path>) -> PathBuf {
+    match path {
+        Some(p) => p.to_path_buf(),
+        None => checkpoints_dir().join(DEFAULT_CHECKPOINT),
+    }
+}
+
+fn open_device(spec: &str) -> Result<candle_core::Device> {
+    let (device, note) = walkjump::device::select(spec)?;
+    if let Some(n) = note {
+        eprintln!("note: {n}");
+    }
+    Ok(device)
+}
+
+fn load_model(path: &Path, device: &candle_core::Device) -> Result<Model> {
+    Model::load(path, device).with_context(|| format!("{}", path.display()))
+}
+
+fn parse_z(s: &str) -> Result<ZMode> {
+    Ok(match s {
+        "sample" => ZMode::Sample,
+        "mean" => ZMode::Mean,
+        other => match other.strip_prefix("average:").map(str::parse::<usize>) {
+            Some(Ok(k)) if (1..=1024).contains(&k) => ZMode::Average { k },
+            _ => bail!("--z must be sample, mean or average:K with 1 <= K <= 1024, got '{other}'"),
+        },
+    })
+}
+
+fn cmd_sample(a: SampleArgs) -> Result<()> {
+    let device = open_device(&a.common.device)?;
+    let path = resolve_checkpoint(a.common.checkpoint.as_deref());
+    let mut model = load_model(&path, &device)?;
+    model.set_z_mode(parse_z(&a.z)?);
+    let spec = match &a.replay {
+        Some(run_file) => {
+            let text = std::fs::read_to_string(run_file)
+                .with_context(|| format!("cannot read {}", run_file.display()))?;
+            let rec = RunRecord::from_json(&text)?;
+            if rec.checkpoint_sha256 != model.sha256 {
+                bail!(
+                    "{} was recorded with checkpoint {}, but {} has sha256 {}",
+                    run_file.display(),
+                    rec.checkpoint_sha256,
+                    path.display(),
+                    model.sha256
+                );
+            }
+            rec.spec
+        }
+        None => {
+            let (rec_sampler, rec_every) = recommended_sampler(&model.meta);
+            let (rg, ru) = rec_sampler.gamma_u().unwrap_or((0.5, 1.0));
+            let name = a.sampler.as_deref().unwrap_or(rec_sampler.name());
+            let delta = a.delta.unwrap_or(rec_sampler.delta());
+            let sampler = Sampler::from_name(name, delta, a.gamma.unwrap_or(rg), a.u.unwrap_or(ru))?;
+            WalkJumpSpec {
+                chain: ChainConfig {
+                    sampler,
+                    every: a.every.unwrap_or(rec_every),
+                    chains: a.chains,
+                    init: a.init.unwrap_or(default_init(model.meta.sigma)),
+                    seed: a.common.seed,
+                },
+                steps: a.steps,
+                frames: a.frames,
+            }
+        }
+    };
+    spec.chain.validate()?;
+    if spec.steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    let classifier_path = a.classifier.clone().or_else(|| {
+        let p = checkpoints_dir().join("classifier.safetensors");
+        p.is_file().then_some(p)
+    });
+    let classifier_model = match &classifier_path {
+        Some(p) => Some(load_model(p, &device)?),
+        None => None,
+    };
+    let classifier = match &classifier_model {
+        Some(m) => Some(
+            m.classifier()
+                .with_context(|| format!("{} is not a classifier", classifier_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default()))?,
+        ),
+        None => None,
+    };
+    let data = Dataset::bundled()?.split(Split::Train);
+    let data = (data.dim() == model.data_dim()).then_some(data);
+    let mut trace_file = match &a.trace {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let t0 = Instant::now();
+    let out = run::walk_jump(
+        &model,
+        &spec,
+        data.as_ref(),
+        classifier,
+        trace_file.as_mut().map(|w| w as &mut dyn std::io::Write),
+        &device,
+    )?;
+    if let Some(mut w) = trace_file {
+        use std::io::Write;
+        w.flush().context("cannot write the trace")?;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+
+    // Film strip: one row per chain.
+    let (_, h, w) = model.data_shape();
+    let cols = out.frames.len().max(1);
+    let mut grid = Grid::new(h, w, cols);
+    for chain in 0..spec.chain.chains {
+        for frame in &out.frames {
+            grid.push(&frame[chain]);
+        }
+    }
+    grid.save_png(&a.out)?;
+    if let Some(p) = &a.save_run {
+        let rec = RunRecord {
+            program: format!("walkjump {}", env!("CARGO_PKG_VERSION")),
+            checkpoint_sha256: model.sha256.clone(),
+            kind: model.kind().as_str().to_string(),
+            spec: spec.clone(),
+        };
+        write_atomic(p, serde_json::to_string_pretty(&rec)?.as_bytes())?;
+    }
+
+    let c = &spec.chain;
+    println!("model     {} ({}, sigma {}, M {})", path.display(), model.kind().as_str(), model.meta.sigma, model.meta.measurements);
+    println!("sampler   {}", serde_json::to_string(&c.sampler)?);
+    if let Some((g, _)) = c.sampler.gamma_u() {
+        println!("          gamma*delta = {:.4} (friction per step)", g * c.sampler.delta());
+    }
+    println!("run       {} steps, jump every {}, {} chains, init {:?}, seed {}", spec.steps, c.every, c.chains, c.init, c.seed);
+    println!("jumps     {} per chain, pixel range [{:.3}, {:.3}]", spec.steps / c.every, out.jump_range.0, out.jump_range.1);
+    if let Some(k) = out.kinetic_mean {
+        println!("kinetic   mean temperature over the second half: {k:.4} (healthy near 1)");
+    }
+    let report = |name: &str, draws: Option<&Vec<Vec<f64>>>| {
+        match draws.and_then(|d| mixing(d)) {
+            Some(m) => println!("{name:<9} R-hat {:.4}  bulk ESS {:.1}  ({} draws x {} chains)", m.rhat, m.ess, m.draws, c.chains),
+            None => println!("{name:<9} R-hat / ESS: too few draws"),
+        }
+    };
+    report("energy", out.energy_draws.as_ref());
+    report("||score||", Some(&out.score_draws));
+    if let Some(visited) = out.classes_visited() {
+        let best = visited.iter().map(|v| v.len()).max().unwrap_or(0);
+        let mut all: Vec<u32> = visited.iter().flatten().copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        println!("classes   most in one chain: {best}; over all chains: {} {:?}", all.len(), all);
+        if let Some(m) = out.class_mixing() {
+            println!("classes   worst indicator R-hat {:.4}, min bulk ESS {:.1}", m.rhat, m.ess);
+        }
+    }
+    let stopped: Vec<&String> = out.stopped.iter().flatten().collect();
+    println!("diverged  {} of {} chains", stopped.len(), c.chains);
+    for s in stopped.iter().take(3) {
+        println!("          {s}");
+    }
+    println!("wrote     {}", a.out.display());
+    eprintln!(
+        "time      {secs:.2} s, {:.1} steps/s ({:.2} ms per step of {} chains)",
+        spec.steps as f64 / secs,
+        1e3 * secs / spec.steps as f64,
+        c.chains
+    );
+    Ok(())
+}
+
+fn cmd_nebula(a: NebulaArgs) -> Result<()> {
+    let device = open_device(&a.common.device)?;
+    let path = resolve_checkpoint(a.common.checkpoint.as_deref());
+    let model = load_model(&path, &device)?;
+    let sigma = model.meta.sigma;
+    let cfg = NebulaConfig {
+        eta: a.eta.unwrap_or(sigma * sigma / 10.0),
+        max_steps: a.max_steps,
+        tol: a.tol,
+        starts: a.starts,
+        init: a.init,
+        seed: a.common.seed,
+        merge: a.merge,
+        creative: a.creative,
+    };
+    let train = Dataset::bundled()?.split(Split::Train);
+    let train = (train.dim() == model.data_dim()).then_some(train);
+    let t0 = Instant::now();
+    let res = run_nebula(&model, &cfg, train.as_ref(), train.as_ref(), &device, |_| {})?;
+    let secs = t0.elapsed().as_secs_f64();
+    let (_, h, w) = model.data_shape();
+    let mut grid = Grid::new(h, w, 16);
+    for f in &res.finals {
+        grid.push(f);
+    }
+    if a.poor_man {
+        // Same starts, two jumps each.
+        let neb = walkjump::sampling::nebula::Nebula::new(&model, &cfg, train.as_ref(), &device)?;
+        let mut rng = Rng::new(cfg.seed ^ 0x9E37);
+        let pm = jump_of_jump(&model, &neb.y, &mut rng)?.to_vec2::<f32>()?;
+        while grid.tiles.len() % 16 != 0 {
+            grid.push(&[]);
+        }
+        for f in &pm {
+            grid.push(f);
+        }
+    }
+    grid.save_png(&a.out)?;
+    if let Some(g) = &a.gallery {
+        let mut gal = Grid::new(h, w, 2);
+        for at in &res.attractors {
+            gal.push(&at.image);
+            match (train.as_ref(), at.nearest) {
+                (Some(t), Some(j)) => gal.push(t.image(j).unwrap_or(&[])),
+                _ => gal.push(&[]),
+            }
+        }
+        gal.save_png(g)?;
+    }
+    let steps_max = res.steps.iter().copied().max().unwrap_or(0);
+    println!("model       {} ({}, sigma {})", path.display(), model.kind().as_str(), sigma);
+    println!("flow        eta {}, tol {}, max {} steps, {} starts from {:?}, seed {}", cfg.eta, cfg.tol, cfg.max_steps, cfg.starts, cfg.init, cfg.seed);
+    println!(
+        "converged   {} of {} ({:.1}%), slowest after {} steps",
+        res.converged.iter().filter(|&&c| c).count(),
+        res.converged.len(),
+        100.0 * res.converged_fraction(),
+        steps_max
+    );
+    if let (Some(first), Some(last)) = (res.energy_curve.first(), res.energy_curve.last()) {
+        println!("energy      mean {first:.3} -> {last:.3}");
+    }
+    println!("attractors  {} after merging at chi <= {}", res.attractors.len(), cfg.merge);
+    for (k, at) in res.attractors.iter().enumerate().take(12) {
+        let nearest = match (at.nearest, at.nearest_chi) {
+            (Some(j), Some(d)) => format!("nearest training digit #{j} at chi {d:.4}{}", if at.creative { " (creative)" } else { "" }),
+            _ => "no training data".into(),
+        };
+        println!("  #{k:<3} basin {:>4}  {nearest}", at.members.len());
+    }
+    println!("creative    {} attractors farther than chi {} from every training digit", res.attractors.iter().filter(|a| a.creative).count(), cfg.creative);
+    println!("wrote       {}", a.out.display());
+    eprintln!("time        {secs:.2} s");
+    Ok(())
+}
+
+fn cmd_denoise(a: DenoiseArgs) -> Result<()> {
+    let device = open_device(&a.device)?;
+    let noise = Noise::parse(&a.noise)?;
+    let paths = if a.checkpoints.is_empty() {
+        vec![resolve_checkpoint(None)]
+    } else {
+        a.checkpoints.clone()
+    };
+    let z = parse_z(&a.z)?;
+    let mut models = Vec::new();
+    for p in &paths {
+        let mut m = load_model(p, &device)?;
+        if !m.is_denoiser() {
+            bail!("{} is a classifier, not a denoiser", p.display());
+        }
+        m.set_z_mode(z);
+        models.push(m);
+    }
+    let data = match &a.data {
+        Some(p) => Dataset::from_files(p, a.labels.as_deref())?,
+        None => Dataset::bundled()?.split(Split::Test),
+    };
+    let data = match a.class {
+        Some(c) => {
+            let labels = data.labels.as_ref().context("--class needs labels")?;
+            let idx: Vec<usize> = (0..data.len()).filter(|&i| labels[i] == c).collect();
+            if idx.is_empty() {
+                bail!("no test digit has class {c}");
+            }
+            let d = data.dim();
+            Dataset {
+                spec: data.spec.clone(),
+                images: idx.iter().flat_map(|&i| data.images[i * d..(i + 1) * d].to_vec()).collect(),
+                labels: Some(idx.iter().map(|&i| labels[i]).collect()),
+            }
+        }
+        None => data,
+    };
+    for m in &models {
+        data.check_fits(&m.meta.data)?;
+    }
+    if a.count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let copies = models.iter().map(|m| m.measurements()).max().unwrap_or(1);
+    let batch = noisy_batch(&data, a.count, &noise, copies, a.seed)?;
+    let mut cols = Vec::new();
+    for (m, p) in models.iter().zip(&paths) {
+        let label = p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        cols.push(run::denoise_with(m, &label, &batch, a.seed)?);
+    }
+    let spec = &data.spec;
+    let mut grid = Grid::new(spec.height, spec.width, 2 + cols.len());
+    for i in 0..batch.clean.len() {
+        grid.push(&batch.clean[i]);
+        grid.push(&batch.noisy[i][..data.dim()]);
+        for c in &cols {
+            grid.push(&c.outputs[i]);
+        }
+    }
+    grid.save_png(&a.out)?;
+    let d = data.dim() as f64;
+    println!("noise     {noise}, {} digits, seed {}", batch.clean.len(), a.seed);
+    let noisy_mse = batch
+        .noisy
+        .iter()
+        .zip(&batch.clean)
+        .map(|(y, x)| y.iter().zip(x).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum::<f64>() / d)
+        .sum::<f64>()
+        / batch.clean.len() as f64;
+    println!("{:<28} {:>10} {:>12} {:>18}", "column", "mse/pixel", "sum/image", "pixel range");
+    println!("{:<28} {:>10.5} {:>12.3} {:>18}", "noisy input", noisy_mse, noisy_mse * d, "");
+    for c in &cols {
+        let lo = c.range.iter().map(|r| r.0).fold(f32::INFINITY, f32::min);
+        let hi = c.range.iter().map(|r| r.1).fold(f32::NEG_INFINITY, f32::max);
+        println!("{:<28} {:>10.5} {:>12.3} {:>18}", c.label, c.mean_mse(), c.mean_mse() * d, format!("[{lo:.3}, {hi:.3}]"));
+    }
+    println!("wrote     {}", a.out.display());
+    Ok(())
+}
+
+fn cmd_eval(a: EvalArgs) -> Result<()> {
+    let device = open_device(&a.common.device)?;
+    let path = resolve_checkpoint(a.common.checkpoint.as_deref());
+    let mut model = load_model(&path, &device)?;
+    model.set_z_mode(parse_z(&a.z)?);
+    let data = Dataset::open(a.data.as_deref(), a.labels.as_deref())?;
+    let split = a.split.unwrap_or(run::default_eval_split(a.data.is_some()));
+    let data = data.split(split);
+    match evaluate(&model, &data, a.sigma, a.common.seed)? {
+        EvalResult::Loss { loss, stderr, sigma, count } => {
+            println!("loss: {loss:.4}");
+            println!("stderr: {stderr:.4}");
+            println!("sigma: {sigma}");
+            println!("images: {count} ({split:?} split)");
+            println!("identity baseline (x_hat = y): {:.4}", sigma * sigma * data.dim() as f64);
+        }
+        EvalResult::Accuracy { accuracy, count } => {
+            println!("accuracy: {accuracy:.4}");
+            println!("images: {count} ({split:?} split)");
+        }
+    }
+    Ok(())
+}
+
+fn cmd_chi(a: ChiArgs) -> Result<()> {
+    let data = Dataset::open(a.data.as_deref(), None)?;
+    let s = chi_stats(&data, a.pairs, a.seed)?;
+    println!("data     {} ({} images of {}x{})", data.spec.name, data.len(), data.spec.height, data.spec.width);
+    println!("pairs    {}", s.pairs);
+    println!("min      {:.4}", s.min);
+    println!("median   {:.4}", s.median);
+    println!("mean     {:.4}", s.mean);
+    println!("max      {:.4}", s.max);
+    println!("sigma_c  {:.4}", s.sigma_c());
+    Ok(())
+}

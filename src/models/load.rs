@@ -1,0 +1,127 @@
+//! Building a [`Model`] from a validated [`Checkpoint`]: every tensor the architecture asks for must exist with the
+//! right shape, and every tensor in the file must be used. A failure leaves nothing half-built.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::{Init, VarBuilder};
+
+use super::checkpoint::{Checkpoint, sha256_hex};
+use super::{Model, tensors_on_device};
+use crate::error::{Error, Result};
+
+/// A backend over the checkpoint's tensors that remembers which names were asked for.
+struct TrackingBackend {
+    tensors: HashMap<String, Tensor>,
+    used: Arc<Mutex<BTreeSet<String>>>,
+}
+
+impl SimpleBackend for TrackingBackend {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        _: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let t = self.get_unchecked(name, dtype, dev)?;
+        if t.shape() != &s {
+            candle_core::bail!(
+                "tensor '{name}' has shape {:?}, the architecture needs {:?}",
+                t.dims(),
+                s.dims()
+            );
+        }
+        Ok(t)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let Some(t) = self.tensors.get(name) else {
+            candle_core::bail!("tensor '{name}' is missing");
+        };
+        if let Ok(mut used) = self.used.lock() {
+            used.insert(name.to_string());
+        }
+        t.to_device(dev)?.to_dtype(dtype)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+}
+
+/// Rewrites candle's errors from the builder into one-line architecture errors.
+fn arch_error(e: Error) -> Error {
+    match e {
+        Error::Candle(c) => {
+            let msg = c.to_string();
+            let line = msg.lines().next().unwrap_or("").to_string();
+            Error::Architecture(line)
+        }
+        other => other,
+    }
+}
+
+impl Model {
+    /// Builds the model described by `ckpt` on `device`, checking every tensor against the architecture.
+    pub fn from_checkpoint(ckpt: &Checkpoint, device: &Device) -> Result<Self> {
+        let tensors = tensors_on_device(ckpt, device)?;
+        let used = Arc::new(Mutex::new(BTreeSet::new()));
+        let backend = TrackingBackend {
+            tensors,
+            used: used.clone(),
+        };
+        let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
+        let model = Model::build(ckpt.meta.clone(), &vb, device).map_err(arch_error)?;
+        let used = used
+            .lock()
+            .map_err(|_| Error::Architecture("internal lock poisoned".into()))?;
+        if let Some(extra) = ckpt.tensors.keys().find(|k| !used.contains(*k)) {
+            return Err(Error::Architecture(format!(
+                "tensor '{extra}' is not part of a {} with this architecture",
+                ckpt.meta.kind.as_str()
+            )));
+        }
+        Ok(model)
+    }
+
+    /// Reads, validates and builds a checkpoint file; the model records the file's sha256.
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        let bytes = read_checkpoint_bytes(path)?;
+        Self::from_bytes(&bytes, device)
+    }
+
+    /// Validates and builds a checkpoint from its bytes.
+    pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Self> {
+        let ckpt = Checkpoint::from_bytes(bytes)?;
+        let mut model = Self::from_checkpoint(&ckpt, device)?;
+        model.sha256 = sha256_hex(bytes);
+        Ok(model)
+    }
+}
+
+/// Largest checkpoint accepted (bundled ones are under 15 MB).
+pub const MAX_CHECKPOINT_BYTES: u64 = 2 << 30;
+
+/// Reads a checkpoint file after checking that it is a regular file of sane size.
+pub fn read_checkpoint_bytes(path: &Path) -> Result<Vec<u8>> {
+    let md = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !md.is_file() {
+        return Err(Error::Data(format!(
+            "{} is not a file",
+            path.display()
+        )));
+    }
+    if md.len() > MAX_CHECKPOINT_BYTES {
+        return Err(Error::Data(format!(
+            "{} is {} bytes, larger than any checkpoint walkjump accepts",
+            path.display(),
+            md.len()
+        )));
+    }
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}

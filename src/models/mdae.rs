@@ -1,0 +1,62 @@
+//! MDAE, the sigma (x) M multimeasurement denoising autoencoder in the score parametrisation (REFERENCE.md §5):
+//! `score(y) = (nu(y) - y) / sigma^2`, `x_hat^(m)(y) = nu_m(y)`, with the network input scaled by
+//! `1 / sqrt(0.225^2 + sigma^2)`.
+
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+
+use crate::error::Result;
+use crate::nn::{Net, NetConfig};
+
+/// Standard deviation of MNIST pixels used by the input scaling of seed 002.
+pub const DATA_SCALE: f64 = 0.225;
+
+/// `nu: R^{M d} -> R^{M d}`, built under the prefix `net`; conv nets see the M measurements as M*c channels.
+#[derive(Clone, Debug)]
+pub struct Mdae {
+    /// `[N, M*d] -> [N, M*d]`
+    pub net: Net,
+    /// Noise level of every measurement.
+    pub sigma: f64,
+    /// Number of measurements M.
+    pub measurements: usize,
+}
+
+impl Mdae {
+    /// Builds nu for `m` measurements of data of `shape = (c, h, w)`.
+    pub fn new(
+        vb: &VarBuilder,
+        cfg: &NetConfig,
+        shape: (usize, usize, usize),
+        m: usize,
+        sigma: f64,
+    ) -> Result<Self> {
+        let (c, h, w) = shape;
+        let net = Net::new(&vb.pp("net"), cfg, (m * c, h, w), m * c * h * w)?;
+        Ok(Self {
+            net,
+            sigma,
+            measurements: m,
+        })
+    }
+
+    /// `y: [N, M*d] -> nu(y): [N, M*d]`.
+    pub fn nu(&self, y: &Tensor) -> Result<Tensor> {
+        let scale = 1.0 / (DATA_SCALE * DATA_SCALE + self.sigma * self.sigma).sqrt();
+        self.net.forward(&(y * scale)?)
+    }
+
+    /// `y: [N, M*d] -> (nu(y) - y) / sigma^2: [N, M*d]`.
+    pub fn score(&self, y: &Tensor) -> Result<Tensor> {
+        let nu = self.nu(y)?;
+        Ok(((nu - y)? / (self.sigma * self.sigma))?)
+    }
+
+    /// `y: [N, M*d] -> mean_m nu_m(y): [N, d]`.
+    pub fn jump(&self, y: &Tensor) -> Result<Tensor> {
+        let nu = self.nu(y)?;
+        let n = nu.dim(0)?;
+        let d = nu.dim(1)? / self.measurements;
+        Ok(nu.reshape((n, self.measurements, d))?.mean(1)?)
+    }
+}

@@ -1,0 +1,373 @@
+//! Latent-variable models: UVB (REFERENCE.md §3), sigma-/alpha-/Bernoulli VAEs (§4), the GRBM-prior VAE (§9), and
+//! the digit classifier used by the diagnostics.
+//!
+//! Encoders for the mean and the log-variance `lambda = 2 log s` are separate networks (`enc_mu`, `enc_lam`, as in the
+//! UVB paper); the decoder is an MLP with a logistic readout (`dec`).
+
+use candle_core::{D, Tensor};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+
+use super::{Arch, ModelKind};
+use crate::error::{Error, Result};
+use crate::nn::{Net, NetConfig, sigmoid};
+use crate::sampling::rng::Rng;
+
+/// How z is chosen when the model needs one z per y (UVB energy, VAE denoising).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum ZMode {
+    /// One reparametrised sample `z = mu + s * eps` per call (the papers' choice).
+    Sample,
+    /// Average over K samples (smoother UVB energy, K times the decoder cost).
+    Average {
+        /// Number of samples.
+        k: usize,
+    },
+    /// `z = mu(y)`: deterministic.
+    Mean,
+}
+
+impl std::fmt::Display for ZMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ZMode::Sample => write!(f, "one z sample"),
+            ZMode::Average { k } => write!(f, "average of {k} z samples"),
+            ZMode::Mean => write!(f, "z = mean"),
+        }
+    }
+}
+
+/// The decoder's likelihood, which fixes the reconstruction term of the ELBO.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum VaeDecoder {
+    /// `N(x_hat(z), sigma^2 I)`: sigma-VAE and UVB.
+    Gaussian {
+        /// Imaginary noise level.
+        sigma: f64,
+    },
+    /// Laplace with scale alpha: alpha-VAE.
+    Laplace {
+        /// Laplace scale.
+        alpha: f64,
+    },
+    /// Bernoulli with logits: the vanilla VAE.
+    Bernoulli,
+}
+
+/// Encoder pair and decoder.
+#[derive(Clone, Debug)]
+pub struct LatentVae {
+    /// `mu(y): [N, d] -> [N, dz]`
+    pub enc_mu: Net,
+    /// `lambda(y) = log s^2: [N, d] -> [N, dz]`
+    pub enc_lam: Net,
+    /// `z: [N, dz] -> logits [N, d]` (mean = sigmoid(logits))
+    pub dec: Net,
+    /// Likelihood of the decoder.
+    pub decoder: VaeDecoder,
+    /// How z is picked at inference.
+    pub z_mode: ZMode,
+    latent: usize,
+}
+
+/// Clamp of lambda so that `exp(lambda)` stays finite for any input.
+const LAMBDA_MAX: f64 = 30.0;
+
+impl LatentVae {
+    /// Builds encoders and decoder for data of `shape = (c, h, w)`.
+    pub fn new(
+        vb: &VarBuilder,
+        arch: &Arch,
+        shape: (usize, usize, usize),
+        decoder: VaeDecoder,
+        kind: ModelKind,
+    ) -> Result<Self> {
+        let latent = Arch::require(arch.latent, "latent", kind)?;
+        let hidden = arch.decoder.clone().unwrap_or_default();
+        if latent == 0 || latent > 4096 {
+            return Err(Error::Architecture(format!("latent dimension {latent}")));
+        }
+        let (c, h, w) = shape;
+        Ok(Self {
+            enc_mu: Net::new(&vb.pp("enc_mu"), &arch.net, shape, latent)?,
+            enc_lam: Net::new(&vb.pp("enc_lam"), &arch.net, shape, latent)?,
+            dec: Net::new(
+                &vb.pp("dec"),
+                &NetConfig::Mlp { hidden },
+                (latent, 1, 1),
+                c * h * w,
+            )?,
+            decoder,
+            z_mode: ZMode::Sample,
+            latent,
+        })
+    }
+
+    /// Latent dimension dz.
+    pub fn latent(&self) -> usize {
+        self.latent
+    }
+
+    /// Multiply-adds of encoders + decoder for one input.
+    pub fn macs(&self) -> usize {
+        self.enc_mu.macs() + self.enc_lam.macs() + self.dec.macs()
+    }
+
+    /// `y: [N, d] -> (mu, lambda): ([N, dz], [N, dz])`.
+    pub fn encode(&self, y: &Tensor) -> Result<(Tensor, Tensor)> {
+        let mu = self.enc_mu.forward(y)?;
+        let lam = self.enc_lam.forward(y)?.clamp(-LAMBDA_MAX, LAMBDA_MAX)?;
+        Ok((mu, lam))
+    }
+
+    /// `z: [N, dz] -> decoder mean sigmoid(logits): [N, d]`.
+    pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
+        sigmoid(&self.dec.forward(z)?)
+    }
+
+    /// Per-sample KL(q(z|y) || N(0, I)) from `mu, lambda: [N, dz]` -> `[N]`.
+    pub fn kl(mu: &Tensor, lam: &Tensor) -> Result<Tensor> {
+        // -2 KL = sum (1 + lambda - mu^2 - exp(lambda))
+        let t = ((mu.sqr()? + lam.exp()?)? - lam)?;
+        Ok(((t - 1.0)?.sum(D::Minus1)? * 0.5)?)
+    }
+
+    /// Standard normal noise `[n, dz]` from the project's RNG.
+    pub fn eps(&self, n: usize, rng: &mut Rng, like: &Tensor) -> Result<Tensor> {
+        Ok(Tensor::from_vec(
+            rng.normal_vec(n * self.latent),
+            (n, self.latent),
+            like.device(),
+        )?)
+    }
+
+    /// The z samples for `mu, lambda` under the current mode: a list of `[N, dz]` (one entry unless averaging).
+    fn z_noise(&self, mu: &Tensor, rng: &mut Rng) -> Result<Vec<Option<Tensor>>> {
+        let n = mu.dim(0)?;
+        Ok(match self.z_mode {
+            ZMode::Mean => vec![None],
+            ZMode::Sample => vec![Some(self.eps(n, rng, mu)?)],
+            ZMode::Average { k } => (0..k.clamp(1, 1024))
+                .map(|_| self.eps(n, rng, mu).map(Some))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// Denoising through the latent: `y: [N, d] -> x_hat(z): [N, d]`, `z ~ q(z|y)` (or its mean / an average of
+    /// decoded samples, following `z_mode`).
+    pub fn reconstruct(&self, y: &Tensor, rng: &mut Rng) -> Result<Tensor> {
+        let (mu, lam) = self.encode(y)?;
+        let s = (lam * 0.5)?.exp()?;
+        let noises = self.z_noise(&mu, rng)?;
+        let k = noises.len() as f64;
+        let mut acc: Option<Tensor> = None;
+        for eps in noises {
+            let z = match eps {
+                Some(e) => (&mu + (&s * e)?)?,
+                None => mu.clone(),
+            };
+            let x = self.decode(&z)?;
+            acc = Some(match acc {
+                Some(a) => (a + x)?,
+                None => x,
+            });
+        }
+        let acc = acc.ok_or_else(|| Error::Param("no z samples".into()))?;
+        Ok((acc / k)?)
+    }
+
+    /// UVB energy (negative ELBO of y with the Gaussian decoder, REFERENCE.md §3) and its exact gradient in y,
+    /// through both encoders and the decoder. `y: [N, d] -> (f: [N], grad_y f: [N, d])`.
+    /// Differentiable in the weights, so the DEEN loss can be trained through it.
+    pub fn uvb_energy_and_grad(&self, y: &Tensor, rng: &mut Rng) -> Result<(Tensor, Tensor)> {
+        let sigma = match self.decoder {
+            VaeDecoder::Gaussian { sigma } => sigma,
+            _ => {
+                return Err(Error::Unsupported(
+                    "the UVB energy needs a Gaussian decoder".into(),
+                ));
+            }
+        };
+        let inv_s2 = 1.0 / (sigma * sigma);
+        let (mu, c_mu) = self.enc_mu.forward_cached(y)?;
+        let (lam_raw, c_lam) = self.enc_lam.forward_cached(y)?;
+        let lam = lam_raw.clamp(-LAMBDA_MAX, LAMBDA_MAX)?;
+        let s = (&lam * 0.5)?.exp()?;
+        let kl = Self::kl(&mu, &lam)?;
+        let noises = self.z_noise(&mu, rng)?;
+        let k = noises.len() as f64;
+        // Accumulate over z samples: reconstruction energy, dF/dy (direct), dF/dz, dF/dz * eps.
+        let mut rec_sum: Option<Tensor> = None;
+        let mut gy_sum: Option<Tensor> = None;
+        let mut gz_sum: Option<Tensor> = None;
+        let mut gze_sum: Option<Tensor> = None;
+        let add = |acc: Option<Tensor>, t: Tensor| -> Result<Option<Tensor>> {
+            Ok(Some(match acc {
+                Some(a) => (a + t)?,
+                None => t,
+            }))
+        };
+        for eps in noises {
+            let z = match &eps {
+                Some(e) => (&mu + (&s * e)?)?,
+                None => mu.clone(),
+            };
+            let (logits, c_dec) = self.dec.forward_cached(&z)?;
+            let m = sigmoid(&logits)?;
+            let r = (y - &m)?;
+            rec_sum = add(rec_sum, (r.sqr()?.sum(D::Minus1)? * (0.5 * inv_s2))?)?;
+            let g_direct = (&r * inv_s2)?;
+            // dF/dlogits = -(r / sigma^2) * m (1 - m)
+            let dm = (&m - m.sqr()?)?;
+            let g_logits = (&g_direct * dm)?.neg()?;
+            let gz = self.dec.vjp(&c_dec, &g_logits)?;
+            if let Some(e) = &eps {
+                gze_sum = add(gze_sum, (&gz * e)?)?;
+            }
+            gz_sum = add(gz_sum, gz)?;
+            gy_sum = add(gy_sum, g_direct)?;
+        }
+        let none = || Error::Param("no z samples".into());
+        let rec = (rec_sum.ok_or_else(none)? / k)?;
+        let g_y = (gy_sum.ok_or_else(none)? / k)?;
+        let g_z = (gz_sum.ok_or_else(none)? / k)?;
+        // dF/dmu = mu + dF/dz ; dF/dlambda = (exp(lambda) - 1)/2 + dF/dz * eps * s / 2
+        let g_mu = (&mu + &g_z)?;
+        let mut g_lam = ((lam.exp()? - 1.0)? * 0.5)?;
+        if let Some(gze) = gze_sum {
+            g_lam = (g_lam + ((gze / k)? * &s)? * 0.5)?;
+        }
+        // The clamp passes no gradient outside its range.
+        let inside = lam_raw
+            .ge(-LAMBDA_MAX)?
+            .mul(&lam_raw.le(LAMBDA_MAX)?)?
+            .to_dtype(g_lam.dtype())?;
+        let g_lam = (g_lam * inside)?;
+        let grad = ((g_y + self.enc_mu.vjp(&c_mu, &g_mu)?)? + self.enc_lam.vjp(&c_lam, &g_lam)?)?;
+        Ok(((rec + kl)?, grad))
+    }
+
+    /// Negative ELBO of clean `x: [N, d]` for this decoder's likelihood, per sample `[N]`, plus its two parts
+    /// (reconstruction `[N]`, KL `[N]`), with one reparametrised z from `eps: [N, dz]`.
+    pub fn neg_elbo(&self, x: &Tensor, eps: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let (mu, lam) = self.encode(x)?;
+        let z = (&mu + ((&lam * 0.5)?.exp()? * eps)?)?;
+        let logits = self.dec.forward(&z)?;
+        let rec = match self.decoder {
+            VaeDecoder::Gaussian { sigma } => {
+                let m = sigmoid(&logits)?;
+                ((x - m)?.sqr()?.sum(D::Minus1)? * (0.5 / (sigma * sigma)))?
+            }
+            VaeDecoder::Laplace { alpha } => {
+                let m = sigmoid(&logits)?;
+                ((x - m)?.abs()?.sum(D::Minus1)? / alpha)?
+            }
+            VaeDecoder::Bernoulli => {
+                // -log p(x|z) = softplus(l) - x l, summed over pixels.
+                (softplus(&logits)? - (x * &logits)?)?.sum(D::Minus1)?
+            }
+        };
+        let kl = Self::kl(&mu, &lam)?;
+        Ok(((&rec + &kl)?, rec, kl))
+    }
+}
+
+/// `log(1 + exp(x))` without overflow: `max(x, 0) + log(1 + exp(-|x|))`.
+pub fn softplus(x: &Tensor) -> Result<Tensor> {
+    Ok((x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?)?)
+}
+
+/// Gaussian-Bernoulli RBM energy on the latent (REFERENCE.md §9):
+/// `E(z) = 1/2 ||(z - mu)/s||^2 - sum_j softplus((W^T z / s^2 + b)_j)`.
+#[derive(Clone, Debug)]
+pub struct Grbm {
+    /// `[dz]`
+    pub mu: Tensor,
+    /// `[dz]`, `s = exp(log_s)`
+    pub log_s: Tensor,
+    /// `[dz, H]`
+    pub w: Tensor,
+    /// `[H]`
+    pub b: Tensor,
+}
+
+impl Grbm {
+    /// Loads `mu`, `log_s`, `w`, `b` under the builder's prefix.
+    pub fn new(vb: &VarBuilder, latent: usize, hidden: usize) -> Result<Self> {
+        if hidden == 0 || hidden > 1 << 16 {
+            return Err(Error::Architecture(format!("GRBM with {hidden} hidden units")));
+        }
+        Ok(Self {
+            mu: vb.get(latent, "mu")?,
+            log_s: vb.get(latent, "log_s")?,
+            w: vb.get((latent, hidden), "w")?,
+            b: vb.get(hidden, "b")?,
+        })
+    }
+
+    /// `z: [N, dz] -> (E(z): [N], grad_z E: [N, dz])`.
+    pub fn energy_and_grad(&self, z: &Tensor) -> Result<(Tensor, Tensor)> {
+        let inv_s2 = (&self.log_s * -2.0)?.exp()?;
+        let zs = z.broadcast_mul(&inv_s2)?;
+        let h = zs.matmul(&self.w)?.broadcast_add(&self.b)?;
+        let diff = z.broadcast_sub(&self.mu)?;
+        let quad = (diff.sqr()?.broadcast_mul(&inv_s2)?.sum(D::Minus1)? * 0.5)?;
+        let e = (quad - softplus(&h)?.sum(D::Minus1)?)?;
+        let grad = (diff - sigmoid(&h)?.matmul(&self.w.t()?)?)?.broadcast_mul(&inv_s2)?;
+        Ok((e, grad))
+    }
+}
+
+/// A VAE whose prior is a GRBM energy instead of N(0, I).
+#[derive(Clone, Debug)]
+pub struct EbmVae {
+    /// Encoders and decoder.
+    pub vae: LatentVae,
+    /// Latent energy.
+    pub prior: Grbm,
+}
+
+impl EbmVae {
+    /// Latent Langevin `z <- z - step grad E(z) + sqrt(2 step) eps` from `z0 ~ N(0, I)`, then decode.
+    /// Returns images `[n, d]`.
+    pub fn sample(
+        &self,
+        n: usize,
+        steps: usize,
+        step: f64,
+        rng: &mut Rng,
+        like: &Tensor,
+    ) -> Result<Tensor> {
+        if !(step > 0.0 && step.is_finite()) {
+            return Err(Error::Param(format!("latent step must be positive, got {step}")));
+        }
+        let mut z = self.vae.eps(n, rng, like)?;
+        let noise_scale = (2.0 * step).sqrt();
+        for _ in 0..steps {
+            let (_, g) = self.prior.energy_and_grad(&z)?;
+            let e = self.vae.eps(n, rng, like)?;
+            z = ((z - (g * step)?)? + (e * noise_scale)?)?;
+        }
+        self.vae.decode(&z)
+    }
+}
+
+/// A classifier `x: [N, d] -> logits [N, classes]`, built under the prefix `net`.
+#[derive(Clone, Debug)]
+pub struct Classifier {
+    /// The network.
+    pub net: Net,
+}
+
+impl Classifier {
+    /// `x: [N, d] -> logits: [N, classes]`.
+    pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        self.net.forward(x)
+    }
+
+    /// `x: [N, d] -> predicted class per row`.
+    pub fn predict(&self, x: &Tensor) -> Result<Vec<u32>> {
+        Ok(self.logits(x)?.argmax(D::Minus1)?.to_vec1::<u32>()?)
+    }
+}

@@ -1,0 +1,172 @@
+//! The project's own seeded random number generator.
+//!
+//! Candle's CPU RNG cannot be seeded, so every random draw in walkjump (noise, inits, Langevin kicks, latent samples)
+//! comes from here. The generator is xoshiro256++ seeded through SplitMix64; Gaussians use the Box-Muller transform in
+//! f64. The stream is fully specified here, so the same seed gives the same numbers on every platform and version.
+
+/// xoshiro256++ with helpers for the distributions the project needs.
+#[derive(Clone, Debug)]
+pub struct Rng {
+    s: [u64; 4],
+    /// A second Box-Muller normal kept for the next call.
+    spare: Option<f64>,
+}
+
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl Rng {
+    /// A generator whose whole stream is determined by `seed`.
+    pub fn new(seed: u64) -> Self {
+        let mut st = seed;
+        let s = [
+            splitmix64(&mut st),
+            splitmix64(&mut st),
+            splitmix64(&mut st),
+            splitmix64(&mut st),
+        ];
+        Self { s, spare: None }
+    }
+
+    /// An independent generator derived from this one's seed and a stream index (for A/B runs, sub-tasks).
+    pub fn fork(&mut self, stream: u64) -> Self {
+        let a = self.next_u64();
+        Self::new(a ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03))
+    }
+
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let s = &mut self.s;
+        let result = s[0]
+            .wrapping_add(s[3])
+            .rotate_left(23)
+            .wrapping_add(s[0]);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        result
+    }
+
+    /// Uniform in [0, 1) with 53 random bits.
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform in (0, 1], safe for logarithms.
+    fn uniform_open0(&mut self) -> f64 {
+        ((self.next_u64() >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform integer in [0, n); `n` must be positive (returns 0 for n = 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
+        // Lemire's multiply-shift; the tiny bias (< n / 2^64) is irrelevant here.
+        ((self.next_u64() as u128 * n as u128) >> 64) as usize
+    }
+
+    /// Standard normal N(0, 1).
+    pub fn normal(&mut self) -> f64 {
+        if let Some(z) = self.spare.take() {
+            return z;
+        }
+        let u1 = self.uniform_open0();
+        let u2 = self.uniform();
+        let r = (-2.0 * u1.ln()).sqrt();
+        let (s, c) = (2.0 * std::f64::consts::PI * u2).sin_cos();
+        self.spare = Some(r * s);
+        r * c
+    }
+
+    /// Laplace(0, b): density exp(-|x|/b) / (2b).
+    pub fn laplace(&mut self, b: f64) -> f64 {
+        let u = self.uniform() - 0.5;
+        let a = 1.0 - 2.0 * u.abs();
+        -b * u.signum() * a.max(f64::MIN_POSITIVE).ln()
+    }
+
+    /// `n` standard normals as f32.
+    pub fn normal_vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.normal() as f32).collect()
+    }
+
+    /// `n` uniforms in [0, 1) as f32.
+    pub fn uniform_vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.uniform() as f32).collect()
+    }
+
+    /// A uniformly random permutation of 0..n (Fisher-Yates).
+    pub fn permutation(&mut self, n: usize) -> Vec<usize> {
+        let mut p: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = self.below(i + 1);
+            p.swap(i, j);
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_stream() {
+        let mut a = Rng::new(7);
+        let mut b = Rng::new(7);
+        for _ in 0..100 {
+            assert_eq!(a.next_u64(), b.next_u64());
+        }
+        assert_ne!(Rng::new(7).next_u64(), Rng::new(8).next_u64());
+    }
+
+    #[test]
+    fn normal_moments() {
+        // n = 200k: std error of the mean 1/sqrt(n) = 0.0022, of the variance sqrt(2/n) = 0.0032; use 5 sigma.
+        let n = 200_000;
+        let mut r = Rng::new(1);
+        let xs: Vec<f64> = (0..n).map(|_| r.normal()).collect();
+        let m = xs.iter().sum::<f64>() / n as f64;
+        let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n as f64;
+        assert!(m.abs() < 5.0 / (n as f64).sqrt(), "mean {m}");
+        assert!((v - 1.0).abs() < 5.0 * (2.0 / n as f64).sqrt(), "var {v}");
+    }
+
+    #[test]
+    fn laplace_moments() {
+        // Var of Laplace(b) = 2 b^2; E|x| = b.
+        let n = 200_000;
+        let b = 0.4;
+        let mut r = Rng::new(2);
+        let xs: Vec<f64> = (0..n).map(|_| r.laplace(b)).collect();
+        let mean_abs = xs.iter().map(|x| x.abs()).sum::<f64>() / n as f64;
+        // sd of |x| is b, so the std error is b / sqrt(n).
+        assert!((mean_abs - b).abs() < 5.0 * b / (n as f64).sqrt(), "E|x| {mean_abs}");
+    }
+
+    #[test]
+    fn below_and_permutation() {
+        let mut r = Rng::new(3);
+        let mut counts = [0usize; 5];
+        for _ in 0..50_000 {
+            counts[r.below(5)] += 1;
+        }
+        // Each count ~ Binomial(50000, 0.2): sd = 89.4.
+        for c in counts {
+            assert!((c as f64 - 10_000.0).abs() < 5.0 * 89.4, "{counts:?}");
+        }
+        let mut p = r.permutation(100);
+        p.sort();
+        assert_eq!(p, (0..100).collect::<Vec<_>>());
+    }
+}
