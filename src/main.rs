@@ -67,6 +67,9 @@ enum Command {
     /// chi statistics and sigma_c of a dataset (REFERENCE.md §8).
     #[command(after_help = "Examples:\n  walkjump chi\n  walkjump chi --data train-images-idx3-ubyte.gz --pairs 1000000 --seed 3")]
     Chi(ChiArgs),
+    /// Train a model on IDX digits (the bundled training split by default) and save a checkpoint.
+    #[command(after_help = "Examples:\n  walkjump train --kind deen --sigma 1.0 --epochs 20 --out deen.safetensors\n  walkjump train --kind mdae --sigma 1.0 --measurements 4 --out mdae.safetensors\n  walkjump train --kind classifier --epochs 10 --out classifier.safetensors\n  walkjump train --kind deen --sigma 0.3 --arch '{\"net\":{\"type\":\"mlp\",\"hidden\":[512,512]}}' --out small.safetensors\n\nCtrl-C saves a resumable checkpoint to --out; continue with --resume FILE.")]
+    Train(TrainArgs),
     /// Print a checkpoint's metadata, tensor table, parameter count and sha256.
     #[command(after_help = "Example:\n  walkjump inspect checkpoints/deen-mlp-s1.0.safetensors")]
     Inspect {
@@ -218,6 +221,52 @@ struct EvalArgs {
 }
 
 #[derive(Args)]
+struct TrainArgs {
+    /// Model kind: deen, uvb, sigma-vae, alpha-vae, vae, mdae, ebm-vae, classifier.
+    #[arg(long)]
+    kind: String,
+    /// Noise level sigma (sigma-VAE: the imaginary noise). Ignored by the classifier.
+    #[arg(long, default_value_t = 1.0)]
+    sigma: f64,
+    /// Number of measurements M (mdae).
+    #[arg(long, default_value_t = 1)]
+    measurements: usize,
+    /// IDX images (default: the bundled digits). Training uses the first 90%, the rest is the test split.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// IDX labels (classifier).
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// Passes over the training split.
+    #[arg(long, default_value_t = 20)]
+    epochs: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Seed for initialisation, batches and noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Architecture as JSON (see README); default depends on the kind.
+    #[arg(long)]
+    arch: Option<String>,
+    /// Recommended sampler stored in the checkpoint, as JSON {"sampler": {...}, "every": K}.
+    #[arg(long)]
+    sampler: Option<String>,
+    /// Device: cpu, cuda, cuda:N or metal.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Continue from a checkpoint written by an earlier (possibly interrupted) run.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Output checkpoint.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
 struct ChiArgs {
     /// IDX images (default: the bundled digits).
     #[arg(long)]
@@ -254,6 +303,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::Denoise(a)) => cmd_denoise(a),
         Some(Command::Eval(a)) => cmd_eval(a),
         Some(Command::Chi(a)) => cmd_chi(a),
+        Some(Command::Train(a)) => cmd_train(a),
         Some(Command::Inspect { file }) => {
             let bytes = read_checkpoint_bytes(&file)?;
             print!("{}", inspect(&bytes).with_context(|| format!("{}", file.display()))?);
@@ -645,5 +695,94 @@ fn cmd_chi(a: ChiArgs) -> Result<()> {
     println!("mean     {:.4}", s.mean);
     println!("max      {:.4}", s.max);
     println!("sigma_c  {:.4}", s.sigma_c());
+    Ok(())
+}
+
+fn cmd_train(a: TrainArgs) -> Result<()> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use walkjump::models::{Arch, ModelKind};
+    use walkjump::models::checkpoint::Checkpoint;
+    use walkjump::train::{TrainConfig, default_arch, train};
+
+    let kind = ModelKind::parse(&a.kind.replace('-', "_"))
+        .with_context(|| format!("unknown kind '{}' (deen, uvb, sigma-vae, alpha-vae, vae, mdae, ebm-vae, classifier)", a.kind))?;
+    let device = open_device(&a.device)?;
+    let resume = match &a.resume {
+        Some(p) => Some(Checkpoint::load(p)?),
+        None => None,
+    };
+    let arch = match (&a.arch, &resume) {
+        (Some(s), _) => serde_json::from_str::<Arch>(s).context("--arch is not a valid architecture")?,
+        (None, Some(ck)) => Arch::from_json(&ck.meta.arch)?,
+        (None, None) => default_arch(kind),
+    };
+    let cfg = TrainConfig {
+        kind,
+        sigma: if kind == ModelKind::Classifier { 1.0 } else { a.sigma },
+        measurements: a.measurements,
+        arch,
+        epochs: a.epochs,
+        batch: a.batch,
+        lr: a.lr,
+        seed: a.seed,
+    };
+    let data = match &a.data {
+        Some(p) => Dataset::from_files(p, a.labels.as_deref())?,
+        None => Dataset::bundled()?,
+    };
+    let (tr, te) = (data.split(Split::Train), data.split(Split::Test));
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .context("cannot install the Ctrl-C handler")?;
+    }
+    let batches = tr.len().div_ceil(cfg.batch.max(1));
+    let bar = indicatif::ProgressBar::new((cfg.epochs * batches) as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} epoch {prefix} loss {msg} [{elapsed_precise} < {eta_precise}]",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let (mut ck, rec) = train(&cfg, &tr, &te, &device, resume.as_ref(), stop.clone(), |p| {
+        bar.set_position(((p.epoch - 1) * p.batches + p.batch) as u64);
+        bar.set_prefix(format!("{}/{}", p.epoch, cfg.epochs));
+        bar.set_message(format!("{:.4} ({:.0} samples/s)", p.loss, p.samples_per_sec));
+        if let Some(e) = &p.epoch_done {
+            let acc = e.test_accuracy.map(|a| format!(", test accuracy {a:.4}")).unwrap_or_default();
+            let line = format!(
+                "epoch {:>3}: train {:.4}, test {:.4}{acc} ({:.0} s)",
+                e.epoch, e.train_loss, e.test_loss, e.seconds
+            );
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+        }
+    })?;
+    bar.finish_and_clear();
+    if let Some(s) = &a.sampler {
+        serde_json::from_str::<serde_json::Value>(s).context("--sampler is not JSON")?;
+        ck.meta.extra.insert("sampler".into(), s.clone());
+    } else if let Some(prev) = resume.as_ref().and_then(|r| r.meta.extra.get("sampler")) {
+        ck.meta.extra.insert("sampler".into(), prev.clone());
+    }
+    ck.save(&a.out)?;
+    let last = rec.history.last();
+    println!("kind        {}", kind.as_str());
+    println!("parameters  {}", rec.parameters);
+    println!("epochs      {}{}", rec.epochs_done, if rec.interrupted { " (interrupted: resume with --resume)" } else { "" });
+    if let Some(l) = last {
+        println!("train loss  {:.4}", l.train_loss);
+        println!("test loss   {:.4}", l.test_loss);
+        if let Some(acc) = l.test_accuracy {
+            println!("test acc    {acc:.4}");
+        }
+    }
+    println!("wall time   {:.1} s", rec.wall_seconds);
+    println!("wrote       {}", a.out.display());
     Ok(())
 }

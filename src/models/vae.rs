@@ -139,7 +139,8 @@ impl LatentVae {
             rng.normal_vec(n * self.latent),
             (n, self.latent),
             like.device(),
-        )?)
+        )?
+        .to_dtype(like.dtype())?)
     }
 
     /// The z samples for `mu, lambda` under the current mode: a list of `[N, dz]` (one entry unless averaging).

@@ -137,7 +137,8 @@ impl Sampler {
                 rng.normal_vec(y.elem_count()),
                 y.shape(),
                 y.device(),
-            )?)
+            )?
+            .to_dtype(y.dtype())?)
         };
         match *self {
             Sampler::Overdamped { delta } => {

@@ -209,7 +209,7 @@ pub fn batch_loss(
     let sigma = model.meta.sigma;
     let device = x.device();
     let gauss = |rng: &mut Rng, n: usize, m: usize| -> Result<Tensor> {
-        Ok(Tensor::from_vec(rng.normal_vec(n * m), (n, m), device)?)
+        Ok(Tensor::from_vec(rng.normal_vec(n * m), (n, m), device)?.to_dtype(x.dtype())?)
     };
     Ok(match &model.inner {
         ModelInner::Deen(m) => {
@@ -450,4 +450,34 @@ pub fn train(
     let _ = model.dim();
     let ck = to_checkpoint(&varmap, meta, &record)?;
     Ok((ck, record))
+}
+
+/// The default architecture of each kind: small enough to train on two CPU cores in minutes and to sample live.
+pub fn default_arch(kind: ModelKind) -> Arch {
+    use crate::nn::NetConfig;
+    let mlp = |hidden: Vec<usize>| NetConfig::Mlp { hidden };
+    match kind {
+        ModelKind::Deen => Arch::net(mlp(vec![1024, 1024])),
+        ModelKind::Mdae => Arch::net(mlp(vec![1024, 1024])),
+        ModelKind::Classifier => Arch {
+            classes: Some(10),
+            ..Arch::net(NetConfig::Conv {
+                channels: vec![32, 64],
+                strides: vec![2, 2],
+                kernel: 3,
+                fc: vec![128],
+            })
+        },
+        ModelKind::Uvb
+        | ModelKind::SigmaVae
+        | ModelKind::AlphaVae
+        | ModelKind::Vae
+        | ModelKind::EbmVae => Arch {
+            decoder: Some(vec![512]),
+            latent: Some(32),
+            alpha: (kind == ModelKind::AlphaVae).then_some(0.5),
+            prior_hidden: (kind == ModelKind::EbmVae).then_some(64),
+            ..Arch::net(mlp(vec![512]))
+        },
+    }
 }

@@ -1,0 +1,201 @@
+//! The explicit input-VJPs against candle's autograd and finite differences, and the training gradients of the
+//! DEEN and UVB losses (which differentiate through those VJPs) against finite differences of the loss.
+//! Everything runs in f64 so that central differences with h = 1e-5 are accurate to ~1e-9 relative.
+
+mod common;
+
+use candle_core::{DType, Device, Tensor, Var};
+use common::*;
+use walkjump::models::checkpoint::ModelKind;
+use walkjump::models::{Arch, ModelInner, ScoreModel, ZMode};
+use walkjump::sampling::rng::Rng;
+
+const H: f64 = 1e-5;
+
+fn rand_tensor(rng: &mut Rng, shape: (usize, usize), scale: f64) -> Tensor {
+    let v: Vec<f64> = (0..shape.0 * shape.1).map(|_| scale * rng.normal()).collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).expect("tensor")
+}
+
+fn max_rel_err(a: &[f64], b: &[f64]) -> f64 {
+    let scale = b.iter().map(|x| x.abs()).fold(0.0, f64::max).max(1e-12);
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / scale)
+        .fold(0.0, f64::max)
+}
+
+fn flat(t: &Tensor) -> Vec<f64> {
+    t.flatten_all().expect("flat").to_vec1::<f64>().expect("vec")
+}
+
+/// Net VJP == autograd of <net(x), g>, for MLP and ConvNets whose strided layers need output padding (8x8) or not (9x9).
+#[test]
+fn net_vjp_matches_autograd() {
+    for (arch, h, w) in [(mlp(&[9, 5]), 4, 4), (conv(), 8, 8), (conv(), 9, 9)] {
+        let meta = meta(ModelKind::Classifier, 1.0, 1, &Arch { classes: Some(3), ..Arch::net(arch.clone()) }, h, w);
+        let (model, _) = trainable(meta, 3, DType::F64);
+        let ModelInner::Classifier(c) = &model.inner else { panic!("classifier") };
+        let mut rng = Rng::new(1);
+        let x = rand_tensor(&mut rng, (2, h * w), 1.0);
+        let xv = Var::from_tensor(&x).expect("var");
+        let g = rand_tensor(&mut rng, (2, 3), 1.0);
+        let (out, cache) = c.net.forward_cached(xv.as_tensor()).expect("fwd");
+        let loss = (out * &g).expect("mul").sum_all().expect("sum");
+        let grads = loss.backward().expect("backward");
+        let auto = flat(grads.get(xv.as_tensor()).expect("grad"));
+        let explicit = flat(&c.net.vjp(&cache, &g).expect("vjp"));
+        let err = max_rel_err(&explicit, &auto);
+        assert!(err < 1e-10, "{arch:?} {h}x{w}: relative error {err}");
+    }
+}
+
+/// Central differences of a scalar function of y, one coordinate at a time.
+fn fd_grad(y: &Tensor, mut f: impl FnMut(&Tensor) -> Vec<f64>) -> Vec<Vec<f64>> {
+    let (n, d) = y.dims2().expect("dims");
+    let base = flat(y);
+    let mut out = vec![vec![0.0; d]; n];
+    for j in 0..d {
+        let mut plus = base.clone();
+        let mut minus = base.clone();
+        for i in 0..n {
+            plus[i * d + j] += H;
+            minus[i * d + j] -= H;
+        }
+        let fp = f(&Tensor::from_vec(plus, (n, d), &Device::Cpu).expect("t"));
+        let fm = f(&Tensor::from_vec(minus, (n, d), &Device::Cpu).expect("t"));
+        for i in 0..n {
+            out[i][j] = (fp[i] - fm[i]) / (2.0 * H);
+        }
+    }
+    out
+}
+
+#[test]
+fn deen_score_is_minus_energy_gradient() {
+    for (arch, h, w) in [(mlp(&[8, 6]), 3, 4), (conv(), 6, 6)] {
+        let (model, _) = trainable(meta(ModelKind::Deen, 0.5, 1, &Arch::net(arch.clone()), h, w), 5, DType::F64);
+        let mut rng = Rng::new(2);
+        let y = rand_tensor(&mut rng, (3, h * w), 1.0);
+        let (_, score) = model.energy_and_score(&y, &mut rng).expect("score");
+        let fd = fd_grad(&y, |t| {
+            let (e, _) = model.energy_and_score(t, &mut Rng::new(0)).expect("energy");
+            flat(&e.expect("has energy"))
+        });
+        let fd: Vec<f64> = fd.concat().iter().map(|g| -g).collect();
+        let err = max_rel_err(&flat(&score), &fd);
+        assert!(err < 1e-7, "{arch:?}: relative error {err}");
+        // The jump is y + sigma^2 score.
+        let jump = model.jump(&y, &mut rng).expect("jump");
+        let expect = (&y + (&score * 0.25).expect("mul")).expect("add");
+        assert!(max_rel_err(&flat(&jump), &flat(&expect)) < 1e-12);
+    }
+}
+
+/// UVB: the gradient of the negative ELBO in y through both encoders and the decoder, for z = mean and for a fixed
+/// reparametrised sample (same seed for every evaluation, so the energy is a deterministic function of y).
+#[test]
+fn uvb_energy_gradient_matches_finite_differences() {
+    for (mode, arch) in [
+        (ZMode::Mean, mlp(&[6])),
+        (ZMode::Sample, mlp(&[6])),
+        (ZMode::Average { k: 3 }, conv()),
+    ] {
+        let (mut model, _) = trainable(meta(ModelKind::Uvb, 0.7, 1, &vae_arch(arch), 6, 6), 7, DType::F64);
+        model.set_z_mode(mode);
+        let mut rng = Rng::new(3);
+        let y = rand_tensor(&mut rng, (2, 36), 1.0);
+        let (_, score) = model.energy_and_score(&y, &mut Rng::new(11)).expect("score");
+        let fd = fd_grad(&y, |t| {
+            let (e, _) = model.energy_and_score(t, &mut Rng::new(11)).expect("energy");
+            flat(&e.expect("energy"))
+        });
+        let fd: Vec<f64> = fd.concat().iter().map(|g| -g).collect();
+        let err = max_rel_err(&flat(&score), &fd);
+        assert!(err < 1e-6, "{mode:?}: relative error {err}");
+    }
+}
+
+#[test]
+fn grbm_gradient_matches_finite_differences() {
+    let (model, _) = trainable(meta(ModelKind::EbmVae, 0.5, 1, &vae_arch(mlp(&[5])), 3, 3), 9, DType::F64);
+    let ModelInner::EbmVae(e) = &model.inner else { panic!("ebm") };
+    // Make the prior non-trivial.
+    let mut rng = Rng::new(4);
+    let prior = walkjump::models::Grbm {
+        mu: rand_tensor(&mut rng, (1, 3), 0.5).squeeze(0).expect("s"),
+        log_s: rand_tensor(&mut rng, (1, 3), 0.3).squeeze(0).expect("s"),
+        w: rand_tensor(&mut rng, (3, 4), 1.0),
+        b: rand_tensor(&mut rng, (1, 4), 1.0).squeeze(0).expect("s"),
+    };
+    let _ = e;
+    let z = rand_tensor(&mut rng, (4, 3), 1.0);
+    let (_, g) = prior.energy_and_grad(&z).expect("grad");
+    let fd = fd_grad(&z, |t| flat(&prior.energy_and_grad(t).expect("e").0));
+    let err = max_rel_err(&flat(&g), &fd.concat());
+    assert!(err < 1e-8, "relative error {err}");
+}
+
+/// d(loss)/d(theta) by candle's backward through the explicit VJP == central differences of the loss, for a sample
+/// of entries of every parameter tensor.
+fn check_training_gradient(kind: ModelKind, arch: Arch, mode: ZMode) {
+    let (mut model, varmap) = trainable(meta(kind, 0.6, 1, &arch, 5, 5), 13, DType::F64);
+    model.set_z_mode(mode);
+    let mut rng = Rng::new(5);
+    let x = Tensor::from_vec(
+        (0..4 * 25).map(|_| rng.uniform()).collect::<Vec<f64>>(),
+        (4, 25),
+        &Device::Cpu,
+    )
+    .expect("x");
+    let loss_of = |model: &walkjump::models::Model| -> Tensor {
+        walkjump::train::batch_loss(model, &x, None, &mut Rng::new(21)).expect("loss")
+    };
+    let loss = loss_of(&model);
+    let grads = loss.backward().expect("backward");
+    let data = varmap.data().lock().expect("lock");
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    let mut checked = 0;
+    for name in names {
+        let var = &data[name];
+        let base = flat(var.as_tensor());
+        // A parameter the loss does not depend on (e.g. the readout bias of an energy, which drops out of
+        // grad_y f) has no gradient: finite differences must then be zero too.
+        let g = grads.get(var.as_tensor()).map(flat).unwrap_or_else(|| vec![0.0; base.len()]);
+        let shape = var.dims().to_vec();
+        for k in [0, base.len() / 2, base.len() - 1] {
+            let mut p = base.clone();
+            p[k] += H;
+            var.set(&Tensor::from_vec(p.clone(), shape.as_slice(), &Device::Cpu).expect("t")).expect("set");
+            let lp = loss_of(&model).to_scalar::<f64>().expect("s");
+            p[k] -= 2.0 * H;
+            var.set(&Tensor::from_vec(p, shape.as_slice(), &Device::Cpu).expect("t")).expect("set");
+            let lm = loss_of(&model).to_scalar::<f64>().expect("s");
+            var.set(&Tensor::from_vec(base.clone(), shape.as_slice(), &Device::Cpu).expect("t")).expect("set");
+            let fd = (lp - lm) / (2.0 * H);
+            let tol = 1e-6 * (1.0 + fd.abs().max(g[k].abs()));
+            assert!((fd - g[k]).abs() < tol, "{kind:?} {name}[{k}]: backward {} vs finite difference {fd}", g[k]);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 12, "checked {checked} entries");
+}
+
+#[test]
+fn deen_training_gradient_matches_finite_differences() {
+    check_training_gradient(ModelKind::Deen, Arch::net(mlp(&[7, 5])), ZMode::Sample);
+    check_training_gradient(ModelKind::Deen, Arch::net(conv()), ZMode::Sample);
+}
+
+#[test]
+fn uvb_training_gradient_matches_finite_differences() {
+    check_training_gradient(ModelKind::Uvb, vae_arch(mlp(&[6])), ZMode::Sample);
+}
+
+#[test]
+fn vae_and_mdae_training_gradients_match_finite_differences() {
+    check_training_gradient(ModelKind::SigmaVae, vae_arch(mlp(&[6])), ZMode::Sample);
+    check_training_gradient(ModelKind::Vae, vae_arch(mlp(&[6])), ZMode::Sample);
+    check_training_gradient(ModelKind::Mdae, Arch::net(mlp(&[6])), ZMode::Sample);
+}
