@@ -64,6 +64,10 @@ pub struct Arch {
     /// Number of classes (classifier).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes: Option<usize>,
+    /// DEEN only: add `||y||^2 / (2 sigma^2)` to the network's energy, so that the jump is `-sigma^2 grad net(y)`
+    /// and the network only has to learn the (bounded) clean estimate instead of the identity.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quadratic: bool,
 }
 
 impl Arch {
@@ -76,6 +80,7 @@ impl Arch {
             alpha: None,
             prior_hidden: None,
             classes: None,
+            quadratic: false,
         }
     }
 
@@ -146,7 +151,9 @@ impl Model {
             )));
         }
         let inner = match kind {
-            ModelKind::Deen => ModelInner::Deen(Deen::new(vb, &arch.net, shape, meta.sigma)?),
+            ModelKind::Deen => {
+                ModelInner::Deen(Deen::new(vb, &arch.net, shape, meta.sigma, arch.quadratic)?)
+            }
             ModelKind::Mdae => ModelInner::Mdae(Mdae::new(vb, &arch.net, shape, m, meta.sigma)?),
             ModelKind::Classifier => {
                 let classes = Arch::require(arch.classes, "classes", kind)?;
@@ -309,10 +316,7 @@ impl ScoreModel for Model {
     fn jump(&self, y: &Tensor, rng: &mut Rng) -> Result<Tensor> {
         self.check_input(y, self.dim())?;
         match &self.inner {
-            ModelInner::Deen(m) => {
-                let (_, s) = m.energy_and_score(y)?;
-                Ok((y + (s * (m.sigma * m.sigma))?)?)
-            }
+            ModelInner::Deen(m) => m.jump(y),
             ModelInner::Uvb(v) => {
                 let (_, g) = v.uvb_energy_and_grad(y, rng)?;
                 let s2 = self.meta.sigma * self.meta.sigma;

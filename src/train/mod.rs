@@ -457,7 +457,10 @@ pub fn default_arch(kind: ModelKind) -> Arch {
     use crate::nn::NetConfig;
     let mlp = |hidden: Vec<usize>| NetConfig::Mlp { hidden };
     match kind {
-        ModelKind::Deen => Arch::net(mlp(vec![1024, 1024])),
+        ModelKind::Deen => Arch {
+            quadratic: true,
+            ..Arch::net(mlp(vec![1024, 1024]))
+        },
         ModelKind::Mdae => Arch::net(mlp(vec![1024, 1024])),
         ModelKind::Classifier => Arch {
             classes: Some(10),
