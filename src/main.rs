@@ -53,22 +53,34 @@ struct Common {
 #[derive(Subcommand)]
 enum Command {
     /// Run walk-jump chains and write the film strip of their jumps.
-    #[command(after_help = "Examples:\n  walkjump sample --out strip.png\n  walkjump sample -c checkpoints/deen-mlp-s1.0.safetensors --sampler cheng --delta 0.5 --gamma 0.5 --steps 2000 --chains 8 --out s.png --trace t.csv\n  walkjump sample --replay run.json --out again.png")]
+    #[command(
+        after_help = "Examples:\n  walkjump sample --out strip.png\n  walkjump sample -c checkpoints/deen-mlp-s1.0.safetensors --sampler cheng --delta 0.5 --gamma 0.5 --steps 2000 --chains 8 --out s.png --trace t.csv\n  walkjump sample --replay run.json --out again.png"
+    )]
     Sample(SampleArgs),
     /// Follow NEBULA gradient flows to their attractors.
-    #[command(after_help = "Examples:\n  walkjump nebula -c checkpoints/deen-mlp-s0.3.safetensors --out attractors.png\n  walkjump nebula --init data --eta 0.01 --max-steps 3000 --gallery gallery.png --out finals.png")]
+    #[command(
+        after_help = "Examples:\n  walkjump nebula -c checkpoints/deen-mlp-s0.3.safetensors --out attractors.png\n  walkjump nebula --init data --eta 0.01 --max-steps 3000 --gallery gallery.png --out finals.png"
+    )]
     Nebula(NebulaArgs),
     /// Denoise the same noisy test digits with several models, side by side.
-    #[command(after_help = "Examples:\n  walkjump denoise -c a.safetensors -c b.safetensors --noise gaussian:1.0 --count 8 --out cmp.png\n  walkjump denoise --noise salt-pepper:0.2 --out sp.png")]
+    #[command(
+        after_help = "Examples:\n  walkjump denoise -c a.safetensors -c b.safetensors --noise gaussian:1.0 --count 8 --out cmp.png\n  walkjump denoise --noise salt-pepper:0.2 --out sp.png"
+    )]
     Denoise(DenoiseArgs),
     /// Print the test loss of a denoiser or the accuracy of a classifier.
-    #[command(after_help = "Examples:\n  walkjump eval -c checkpoints/deen-mlp-s1.0.safetensors\n  walkjump eval -c model.safetensors --data t10k-images-idx3-ubyte.gz --sigma 0.5")]
+    #[command(
+        after_help = "Examples:\n  walkjump eval -c checkpoints/deen-mlp-s1.0.safetensors\n  walkjump eval -c model.safetensors --data t10k-images-idx3-ubyte.gz --sigma 0.5"
+    )]
     Eval(EvalArgs),
     /// chi statistics and sigma_c of a dataset (REFERENCE.md §8).
-    #[command(after_help = "Examples:\n  walkjump chi\n  walkjump chi --data train-images-idx3-ubyte.gz --pairs 1000000 --seed 3")]
+    #[command(
+        after_help = "Examples:\n  walkjump chi\n  walkjump chi --data train-images-idx3-ubyte.gz --pairs 1000000 --seed 3"
+    )]
     Chi(ChiArgs),
     /// Train a model on IDX digits (the bundled training split by default) and save a checkpoint.
-    #[command(after_help = "Examples:\n  walkjump train --kind deen --sigma 1.0 --epochs 20 --out deen.safetensors\n  walkjump train --kind mdae --sigma 1.0 --measurements 4 --out mdae.safetensors\n  walkjump train --kind classifier --epochs 10 --out classifier.safetensors\n  walkjump train --kind deen --sigma 0.3 --arch '{\"net\":{\"type\":\"mlp\",\"hidden\":[512,512]}}' --out small.safetensors\n\nCtrl-C saves a resumable checkpoint to --out; continue with --resume FILE.")]
+    #[command(
+        after_help = "Examples:\n  walkjump train --kind deen --sigma 1.0 --epochs 20 --out deen.safetensors\n  walkjump train --kind mdae --sigma 1.0 --measurements 4 --out mdae.safetensors\n  walkjump train --kind classifier --epochs 10 --out classifier.safetensors\n  walkjump train --kind deen --sigma 0.3 --arch '{\"net\":{\"type\":\"mlp\",\"hidden\":[512,512]}}' --out small.safetensors\n\nCtrl-C saves a resumable checkpoint to --out; continue with --resume FILE."
+    )]
     Train(TrainArgs),
     /// Print a checkpoint's metadata, tensor table, parameter count and sha256.
     #[command(after_help = "Example:\n  walkjump inspect checkpoints/deen-mlp-s1.0.safetensors")]
@@ -306,7 +318,10 @@ fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::Train(a)) => cmd_train(a),
         Some(Command::Inspect { file }) => {
             let bytes = read_checkpoint_bytes(&file)?;
-            print!("{}", inspect(&bytes).with_context(|| format!("{}", file.display()))?);
+            print!(
+                "{}",
+                inspect(&bytes).with_context(|| format!("{}", file.display()))?
+            );
             Ok(())
         }
     }
@@ -384,7 +399,8 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
             let (rg, ru) = rec_sampler.gamma_u().unwrap_or((0.5, 1.0));
             let name = a.sampler.as_deref().unwrap_or(rec_sampler.name());
             let delta = a.delta.unwrap_or(rec_sampler.delta());
-            let sampler = Sampler::from_name(name, delta, a.gamma.unwrap_or(rg), a.u.unwrap_or(ru))?;
+            let sampler =
+                Sampler::from_name(name, delta, a.gamma.unwrap_or(rg), a.u.unwrap_or(ru))?;
             WalkJumpSpec {
                 chain: ChainConfig {
                     sampler,
@@ -411,10 +427,15 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
         None => None,
     };
     let classifier = match &classifier_model {
-        Some(m) => Some(
-            m.classifier()
-                .with_context(|| format!("{} is not a classifier", classifier_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default()))?,
-        ),
+        Some(m) => Some(m.classifier().with_context(|| {
+            format!(
+                "{} is not a classifier",
+                classifier_path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            )
+        })?),
         None => None,
     };
     let data = Dataset::bundled()?.split(Split::Train);
@@ -461,21 +482,39 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
     }
 
     let c = &spec.chain;
-    println!("model     {} ({}, sigma {}, M {})", path.display(), model.kind().as_str(), model.meta.sigma, model.meta.measurements);
+    println!(
+        "model     {} ({}, sigma {}, M {})",
+        path.display(),
+        model.kind().as_str(),
+        model.meta.sigma,
+        model.meta.measurements
+    );
     println!("sampler   {}", serde_json::to_string(&c.sampler)?);
     if let Some((g, _)) = c.sampler.gamma_u() {
-        println!("          gamma*delta = {:.4} (friction per step)", g * c.sampler.delta());
+        println!(
+            "          gamma*delta = {:.4} (friction per step)",
+            g * c.sampler.delta()
+        );
     }
-    println!("run       {} steps, jump every {}, {} chains, init {:?}, seed {}", spec.steps, c.every, c.chains, c.init, c.seed);
-    println!("jumps     {} per chain, pixel range [{:.3}, {:.3}]", spec.steps / c.every, out.jump_range.0, out.jump_range.1);
+    println!(
+        "run       {} steps, jump every {}, {} chains, init {:?}, seed {}",
+        spec.steps, c.every, c.chains, c.init, c.seed
+    );
+    println!(
+        "jumps     {} per chain, pixel range [{:.3}, {:.3}]",
+        spec.steps / c.every,
+        out.jump_range.0,
+        out.jump_range.1
+    );
     if let Some(k) = out.kinetic_mean {
         println!("kinetic   mean temperature over the second half: {k:.4} (healthy near 1)");
     }
-    let report = |name: &str, draws: Option<&Vec<Vec<f64>>>| {
-        match draws.and_then(|d| mixing(d)) {
-            Some(m) => println!("{name:<9} R-hat {:.4}  bulk ESS {:.1}  ({} draws x {} chains)", m.rhat, m.ess, m.draws, c.chains),
-            None => println!("{name:<9} R-hat / ESS: too few draws"),
-        }
+    let report = |name: &str, draws: Option<&Vec<Vec<f64>>>| match draws.and_then(|d| mixing(d)) {
+        Some(m) => println!(
+            "{name:<9} R-hat {:.4}  bulk ESS {:.1}  ({} draws x {} chains)",
+            m.rhat, m.ess, m.draws, c.chains
+        ),
+        None => println!("{name:<9} R-hat / ESS: too few draws"),
     };
     report("energy", out.energy_draws.as_ref());
     report("||score||", Some(&out.score_draws));
@@ -484,9 +523,16 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
         let mut all: Vec<u32> = visited.iter().flatten().copied().collect();
         all.sort_unstable();
         all.dedup();
-        println!("classes   most in one chain: {best}; over all chains: {} {:?}", all.len(), all);
+        println!(
+            "classes   most in one chain: {best}; over all chains: {} {:?}",
+            all.len(),
+            all
+        );
         if let Some(m) = out.class_mixing() {
-            println!("classes   worst indicator R-hat {:.4}, min bulk ESS {:.1}", m.rhat, m.ess);
+            println!(
+                "classes   worst indicator R-hat {:.4}, min bulk ESS {:.1}",
+                m.rhat, m.ess
+            );
         }
     }
     let stopped: Vec<&String> = out.stopped.iter().flatten().collect();
@@ -522,7 +568,14 @@ fn cmd_nebula(a: NebulaArgs) -> Result<()> {
     let train = Dataset::bundled()?.split(Split::Train);
     let train = (train.dim() == model.data_dim()).then_some(train);
     let t0 = Instant::now();
-    let res = run_nebula(&model, &cfg, train.as_ref(), train.as_ref(), &device, |_| {})?;
+    let res = run_nebula(
+        &model,
+        &cfg,
+        train.as_ref(),
+        train.as_ref(),
+        &device,
+        |_| {},
+    )?;
     let secs = t0.elapsed().as_secs_f64();
     let (_, h, w) = model.data_shape();
     let mut grid = Grid::new(h, w, 16);
@@ -534,7 +587,7 @@ fn cmd_nebula(a: NebulaArgs) -> Result<()> {
         let neb = walkjump::sampling::nebula::Nebula::new(&model, &cfg, train.as_ref(), &device)?;
         let mut rng = Rng::new(cfg.seed ^ 0x9E37);
         let pm = jump_of_jump(&model, &neb.y, &mut rng)?.to_vec2::<f32>()?;
-        while grid.tiles.len() % 16 != 0 {
+        while !grid.tiles.len().is_multiple_of(16) {
             grid.push(&[]);
         }
         for f in &pm {
@@ -554,8 +607,16 @@ fn cmd_nebula(a: NebulaArgs) -> Result<()> {
         gal.save_png(g)?;
     }
     let steps_max = res.steps.iter().copied().max().unwrap_or(0);
-    println!("model       {} ({}, sigma {})", path.display(), model.kind().as_str(), sigma);
-    println!("flow        eta {}, tol {}, max {} steps, {} starts from {:?}, seed {}", cfg.eta, cfg.tol, cfg.max_steps, cfg.starts, cfg.init, cfg.seed);
+    println!(
+        "model       {} ({}, sigma {})",
+        path.display(),
+        model.kind().as_str(),
+        sigma
+    );
+    println!(
+        "flow        eta {}, tol {}, max {} steps, {} starts from {:?}, seed {}",
+        cfg.eta, cfg.tol, cfg.max_steps, cfg.starts, cfg.init, cfg.seed
+    );
     println!(
         "converged   {} of {} ({:.1}%), slowest after {} steps",
         res.converged.iter().filter(|&&c| c).count(),
@@ -566,15 +627,26 @@ fn cmd_nebula(a: NebulaArgs) -> Result<()> {
     if let (Some(first), Some(last)) = (res.energy_curve.first(), res.energy_curve.last()) {
         println!("energy      mean {first:.3} -> {last:.3}");
     }
-    println!("attractors  {} after merging at chi <= {}", res.attractors.len(), cfg.merge);
+    println!(
+        "attractors  {} after merging at chi <= {}",
+        res.attractors.len(),
+        cfg.merge
+    );
     for (k, at) in res.attractors.iter().enumerate().take(12) {
         let nearest = match (at.nearest, at.nearest_chi) {
-            (Some(j), Some(d)) => format!("nearest training digit #{j} at chi {d:.4}{}", if at.creative { " (creative)" } else { "" }),
+            (Some(j), Some(d)) => format!(
+                "nearest training digit #{j} at chi {d:.4}{}",
+                if at.creative { " (creative)" } else { "" }
+            ),
             _ => "no training data".into(),
         };
         println!("  #{k:<3} basin {:>4}  {nearest}", at.members.len());
     }
-    println!("creative    {} attractors farther than chi {} from every training digit", res.attractors.iter().filter(|a| a.creative).count(), cfg.creative);
+    println!(
+        "creative    {} attractors farther than chi {} from every training digit",
+        res.attractors.iter().filter(|a| a.creative).count(),
+        cfg.creative
+    );
     println!("wrote       {}", a.out.display());
     eprintln!("time        {secs:.2} s");
     Ok(())
@@ -612,7 +684,10 @@ fn cmd_denoise(a: DenoiseArgs) -> Result<()> {
             let d = data.dim();
             Dataset {
                 spec: data.spec.clone(),
-                images: idx.iter().flat_map(|&i| data.images[i * d..(i + 1) * d].to_vec()).collect(),
+                images: idx
+                    .iter()
+                    .flat_map(|&i| data.images[i * d..(i + 1) * d].to_vec())
+                    .collect(),
                 labels: Some(idx.iter().map(|&i| labels[i]).collect()),
             }
         }
@@ -628,7 +703,10 @@ fn cmd_denoise(a: DenoiseArgs) -> Result<()> {
     let batch = noisy_batch(&data, a.count, &noise, copies, a.seed)?;
     let mut cols = Vec::new();
     for (m, p) in models.iter().zip(&paths) {
-        let label = p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let label = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
         cols.push(run::denoise_with(m, &label, &batch, a.seed)?);
     }
     let spec = &data.spec;
@@ -642,20 +720,49 @@ fn cmd_denoise(a: DenoiseArgs) -> Result<()> {
     }
     grid.save_png(&a.out)?;
     let d = data.dim() as f64;
-    println!("noise     {noise}, {} digits, seed {}", batch.clean.len(), a.seed);
+    println!(
+        "noise     {noise}, {} digits, seed {}",
+        batch.clean.len(),
+        a.seed
+    );
     let noisy_mse = batch
         .noisy
         .iter()
         .zip(&batch.clean)
-        .map(|(y, x)| y.iter().zip(x).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum::<f64>() / d)
+        .map(|(y, x)| {
+            y.iter()
+                .zip(x)
+                .map(|(&a, &b)| ((a - b) as f64).powi(2))
+                .sum::<f64>()
+                / d
+        })
         .sum::<f64>()
         / batch.clean.len() as f64;
-    println!("{:<28} {:>10} {:>12} {:>18}", "column", "mse/pixel", "sum/image", "pixel range");
-    println!("{:<28} {:>10.5} {:>12.3} {:>18}", "noisy input", noisy_mse, noisy_mse * d, "");
+    println!(
+        "{:<28} {:>10} {:>12} {:>18}",
+        "column", "mse/pixel", "sum/image", "pixel range"
+    );
+    println!(
+        "{:<28} {:>10.5} {:>12.3} {:>18}",
+        "noisy input",
+        noisy_mse,
+        noisy_mse * d,
+        ""
+    );
     for c in &cols {
         let lo = c.range.iter().map(|r| r.0).fold(f32::INFINITY, f32::min);
-        let hi = c.range.iter().map(|r| r.1).fold(f32::NEG_INFINITY, f32::max);
-        println!("{:<28} {:>10.5} {:>12.3} {:>18}", c.label, c.mean_mse(), c.mean_mse() * d, format!("[{lo:.3}, {hi:.3}]"));
+        let hi = c
+            .range
+            .iter()
+            .map(|r| r.1)
+            .fold(f32::NEG_INFINITY, f32::max);
+        println!(
+            "{:<28} {:>10.5} {:>12.3} {:>18}",
+            c.label,
+            c.mean_mse(),
+            c.mean_mse() * d,
+            format!("[{lo:.3}, {hi:.3}]")
+        );
     }
     println!("wrote     {}", a.out.display());
     Ok(())
@@ -670,12 +777,20 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
     let split = a.split.unwrap_or(run::default_eval_split(a.data.is_some()));
     let data = data.split(split);
     match evaluate(&model, &data, a.sigma, a.common.seed)? {
-        EvalResult::Loss { loss, stderr, sigma, count } => {
+        EvalResult::Loss {
+            loss,
+            stderr,
+            sigma,
+            count,
+        } => {
             println!("loss: {loss:.4}");
             println!("stderr: {stderr:.4}");
             println!("sigma: {sigma}");
             println!("images: {count} ({split:?} split)");
-            println!("identity baseline (x_hat = y): {:.4}", sigma * sigma * data.dim() as f64);
+            println!(
+                "identity baseline (x_hat = y): {:.4}",
+                sigma * sigma * data.dim() as f64
+            );
         }
         EvalResult::Accuracy { accuracy, count } => {
             println!("accuracy: {accuracy:.4}");
@@ -688,7 +803,13 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
 fn cmd_chi(a: ChiArgs) -> Result<()> {
     let data = Dataset::open(a.data.as_deref(), None)?;
     let s = chi_stats(&data, a.pairs, a.seed)?;
-    println!("data     {} ({} images of {}x{})", data.spec.name, data.len(), data.spec.height, data.spec.width);
+    println!(
+        "data     {} ({} images of {}x{})",
+        data.spec.name,
+        data.len(),
+        data.spec.height,
+        data.spec.width
+    );
     println!("pairs    {}", s.pairs);
     println!("min      {:.4}", s.min);
     println!("median   {:.4}", s.median);
@@ -701,25 +822,35 @@ fn cmd_chi(a: ChiArgs) -> Result<()> {
 fn cmd_train(a: TrainArgs) -> Result<()> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use walkjump::models::{Arch, ModelKind};
     use walkjump::models::checkpoint::Checkpoint;
+    use walkjump::models::{Arch, ModelKind};
     use walkjump::train::{TrainConfig, default_arch, train};
 
-    let kind = ModelKind::parse(&a.kind.replace('-', "_"))
-        .with_context(|| format!("unknown kind '{}' (deen, uvb, sigma-vae, alpha-vae, vae, mdae, ebm-vae, classifier)", a.kind))?;
+    let kind = ModelKind::parse(&a.kind.replace('-', "_")).with_context(|| {
+        format!(
+            "unknown kind '{}' (deen, uvb, sigma-vae, alpha-vae, vae, mdae, ebm-vae, classifier)",
+            a.kind
+        )
+    })?;
     let device = open_device(&a.device)?;
     let resume = match &a.resume {
         Some(p) => Some(Checkpoint::load(p)?),
         None => None,
     };
     let arch = match (&a.arch, &resume) {
-        (Some(s), _) => serde_json::from_str::<Arch>(s).context("--arch is not a valid architecture")?,
+        (Some(s), _) => {
+            serde_json::from_str::<Arch>(s).context("--arch is not a valid architecture")?
+        }
         (None, Some(ck)) => Arch::from_json(&ck.meta.arch)?,
         (None, None) => default_arch(kind),
     };
     let cfg = TrainConfig {
         kind,
-        sigma: if kind == ModelKind::Classifier { 1.0 } else { a.sigma },
+        sigma: if kind == ModelKind::Classifier {
+            1.0
+        } else {
+            a.sigma
+        },
         measurements: a.measurements,
         arch,
         epochs: a.epochs,
@@ -746,23 +877,37 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let (mut ck, rec) = train(&cfg, &tr, &te, &device, resume.as_ref(), stop.clone(), |p| {
-        bar.set_position(((p.epoch - 1) * p.batches + p.batch) as u64);
-        bar.set_prefix(format!("{}/{}", p.epoch, cfg.epochs));
-        bar.set_message(format!("{:.4} ({:.0} samples/s)", p.loss, p.samples_per_sec));
-        if let Some(e) = &p.epoch_done {
-            let acc = e.test_accuracy.map(|a| format!(", test accuracy {a:.4}")).unwrap_or_default();
-            let line = format!(
-                "epoch {:>3}: train {:.4}, test {:.4}{acc} ({:.0} s)",
-                e.epoch, e.train_loss, e.test_loss, e.seconds
-            );
-            if bar.is_hidden() {
-                eprintln!("{line}");
-            } else {
-                bar.println(line);
+    let (mut ck, rec) = train(
+        &cfg,
+        &tr,
+        &te,
+        &device,
+        resume.as_ref(),
+        stop.clone(),
+        |p| {
+            bar.set_position(((p.epoch - 1) * p.batches + p.batch) as u64);
+            bar.set_prefix(format!("{}/{}", p.epoch, cfg.epochs));
+            bar.set_message(format!(
+                "{:.4} ({:.0} samples/s)",
+                p.loss, p.samples_per_sec
+            ));
+            if let Some(e) = &p.epoch_done {
+                let acc = e
+                    .test_accuracy
+                    .map(|a| format!(", test accuracy {a:.4}"))
+                    .unwrap_or_default();
+                let line = format!(
+                    "epoch {:>3}: train {:.4}, test {:.4}{acc} ({:.0} s)",
+                    e.epoch, e.train_loss, e.test_loss, e.seconds
+                );
+                if bar.is_hidden() {
+                    eprintln!("{line}");
+                } else {
+                    bar.println(line);
+                }
             }
-        }
-    })?;
+        },
+    )?;
     bar.finish_and_clear();
     if let Some(s) = &a.sampler {
         serde_json::from_str::<serde_json::Value>(s).context("--sampler is not JSON")?;
@@ -774,7 +919,15 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     let last = rec.history.last();
     println!("kind        {}", kind.as_str());
     println!("parameters  {}", rec.parameters);
-    println!("epochs      {}{}", rec.epochs_done, if rec.interrupted { " (interrupted: resume with --resume)" } else { "" });
+    println!(
+        "epochs      {}{}",
+        rec.epochs_done,
+        if rec.interrupted {
+            " (interrupted: resume with --resume)"
+        } else {
+            ""
+        }
+    );
     if let Some(l) = last {
         println!("train loss  {:.4}", l.train_loss);
         println!("test loss   {:.4}", l.test_loss);

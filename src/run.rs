@@ -110,7 +110,7 @@ impl<T> Thinned<T> {
 
     /// Whether the next item will be kept (so the caller can skip computing it).
     pub fn wants_next(&self) -> bool {
-        self.seen % self.stride == 0
+        self.seen.is_multiple_of(self.stride)
     }
 
     /// Offers the next item of the stream.
@@ -226,7 +226,11 @@ impl WalkJumpOutput {
                 worst = Some(match worst {
                     None => m,
                     Some(w) => Mixing {
-                        rhat: if m.rhat.is_nan() || w.rhat >= m.rhat { w.rhat } else { m.rhat },
+                        rhat: if m.rhat.is_nan() || w.rhat >= m.rhat {
+                            w.rhat
+                        } else {
+                            m.rhat
+                        },
                         ess: w.ess.min(m.ess),
                         draws: m.draws,
                     },
@@ -236,6 +240,9 @@ impl WalkJumpOutput {
         worst
     }
 }
+
+/// Per-chain pixel minima, maxima and classes of one jump.
+type JumpRows = (Vec<f32>, Vec<f32>, Option<Vec<u32>>);
 
 fn fmt_opt(v: Option<f32>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
@@ -264,7 +271,11 @@ pub fn walk_jump(
         source: e,
     };
     if let Some(t) = trace.as_mut() {
-        writeln!(t, "step,chain,energy,score_norm,kinetic,jump_min,jump_max,class").map_err(io)?;
+        writeln!(
+            t,
+            "step,chain,energy,score_norm,kinetic,jump_min,jump_max,class"
+        )
+        .map_err(io)?;
     }
     let mut frames: Thinned<(u64, Vec<Vec<f32>>)> = Thinned::new(spec.frames.max(2));
     let mut classes: Vec<Vec<u32>> = Vec::new();
@@ -284,7 +295,7 @@ pub fn walk_jump(
             kinetic_count += 1;
         }
         let is_jump = stats.step % cfg.every as u64 == 0;
-        let mut jump_rows: Option<(Vec<f32>, Vec<f32>, Option<Vec<u32>>)> = None;
+        let mut jump_rows: Option<JumpRows> = None;
         if is_jump {
             let x = chain.jump(model)?;
             let cls = match classifier {
@@ -292,7 +303,10 @@ pub fn walk_jump(
                 None => None,
             };
             let rows = x.to_vec2::<f32>()?;
-            let mins: Vec<f32> = rows.iter().map(|r| r.iter().copied().fold(f32::INFINITY, f32::min)).collect();
+            let mins: Vec<f32> = rows
+                .iter()
+                .map(|r| r.iter().copied().fold(f32::INFINITY, f32::min))
+                .collect();
             let maxs: Vec<f32> = rows
                 .iter()
                 .map(|r| r.iter().copied().fold(f32::NEG_INFINITY, f32::max))
@@ -345,7 +359,9 @@ pub fn walk_jump(
         }
     }
     let transpose = |rows: &[Vec<f64>]| -> Vec<Vec<f64>> {
-        (0..n).map(|i| rows.iter().map(|r| r[i]).collect()).collect()
+        (0..n)
+            .map(|i| rows.iter().map(|r| r[i]).collect())
+            .collect()
     };
     Ok(WalkJumpOutput {
         frame_steps: frames.items.iter().map(|(s, _)| *s).collect(),
@@ -498,7 +514,12 @@ pub enum EvalResult {
 }
 
 /// Evaluates a model on a dataset split, in batches of 250.
-pub fn evaluate(model: &Model, data: &Dataset, sigma: Option<f64>, seed: u64) -> Result<EvalResult> {
+pub fn evaluate(
+    model: &Model,
+    data: &Dataset,
+    sigma: Option<f64>,
+    seed: u64,
+) -> Result<EvalResult> {
     data.check_fits(&model.meta.data)?;
     let device = model.device();
     let n = data.len();
@@ -526,7 +547,9 @@ pub fn evaluate(model: &Model, data: &Dataset, sigma: Option<f64>, seed: u64) ->
     }
     let sigma = sigma.unwrap_or(model.meta.sigma);
     if !(sigma.is_finite() && sigma >= 0.0) {
-        return Err(Error::Param(format!("sigma must be a non-negative number, got {sigma}")));
+        return Err(Error::Param(format!(
+            "sigma must be a non-negative number, got {sigma}"
+        )));
     }
     let mut rng = Rng::new(seed);
     let m = model.measurements();
@@ -536,7 +559,11 @@ pub fn evaluate(model: &Model, data: &Dataset, sigma: Option<f64>, seed: u64) ->
         let idx: Vec<usize> = (start..(start + batch).min(n)).collect();
         let x = data.batch(&idx, device)?;
         let xt = crate::sampling::chain::tile_measurements(&x, m)?;
-        let noise = Tensor::from_vec(rng.normal_vec(idx.len() * m * d), (idx.len(), m * d), device)?;
+        let noise = Tensor::from_vec(
+            rng.normal_vec(idx.len() * m * d),
+            (idx.len(), m * d),
+            device,
+        )?;
         let y = (&xt + (noise * sigma)?)?;
         let err = match &model.inner {
             ModelInner::Mdae(md) => ((md.nu(&y)? - &xt)?.sqr()?.sum(1)? / m as f64)?,

@@ -49,10 +49,36 @@ impl Fixture {
                 .save(&dir.join(file))
                 .expect("save");
         };
-        save(ModelKind::Deen, Arch { quadratic: true, ..Arch::net(mlp(&[16])) }, 1, "deen.safetensors");
-        save(ModelKind::Mdae, Arch::net(mlp(&[16])), 2, "mdae.safetensors");
-        save(ModelKind::SigmaVae, vae_arch(mlp(&[8])), 1, "svae.safetensors");
-        save(ModelKind::Classifier, Arch { classes: Some(10), ..Arch::net(mlp(&[16])) }, 1, "cls.safetensors");
+        save(
+            ModelKind::Deen,
+            Arch {
+                quadratic: true,
+                ..Arch::net(mlp(&[16]))
+            },
+            1,
+            "deen.safetensors",
+        );
+        save(
+            ModelKind::Mdae,
+            Arch::net(mlp(&[16])),
+            2,
+            "mdae.safetensors",
+        );
+        save(
+            ModelKind::SigmaVae,
+            vae_arch(mlp(&[8])),
+            1,
+            "svae.safetensors",
+        );
+        save(
+            ModelKind::Classifier,
+            Arch {
+                classes: Some(10),
+                ..Arch::net(mlp(&[16]))
+            },
+            1,
+            "cls.safetensors",
+        );
         Self { dir }
     }
 
@@ -70,10 +96,27 @@ fn sample_is_reproducible_and_replayable() {
     let f = Fixture::new("sample");
     let args = |out: &str, trace: &str| {
         vec![
-            "sample".to_string(), "-c".into(), f.p("deen.safetensors"), "--sampler".into(), "cheng".into(),
-            "--delta".into(), "0.2".into(), "--steps".into(), "40".into(), "--every".into(), "5".into(),
-            "--chains".into(), "3".into(), "--seed".into(), "9".into(), "--classifier".into(), f.p("cls.safetensors"),
-            "--out".into(), out.to_string(), "--trace".into(), trace.to_string(),
+            "sample".to_string(),
+            "-c".into(),
+            f.p("deen.safetensors"),
+            "--sampler".into(),
+            "cheng".into(),
+            "--delta".into(),
+            "0.2".into(),
+            "--steps".into(),
+            "40".into(),
+            "--every".into(),
+            "5".into(),
+            "--chains".into(),
+            "3".into(),
+            "--seed".into(),
+            "9".into(),
+            "--classifier".into(),
+            f.p("cls.safetensors"),
+            "--out".into(),
+            out.to_string(),
+            "--trace".into(),
+            trace.to_string(),
         ]
     };
     let a = args(&f.p("a.png"), &f.p("a.csv"));
@@ -82,29 +125,72 @@ fn sample_is_reproducible_and_replayable() {
     a_run.extend(["--save-run".to_string(), f.p("run.json")]);
     let out_a = ok(&a_run.iter().map(String::as_str).collect::<Vec<_>>());
     let out_b = ok(&b.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_eq!(read(&f.p("a.png")), read(&f.p("b.png")), "same seed, same PNG");
-    assert_eq!(read(&f.p("a.csv")), read(&f.p("b.csv")), "same seed, same trace");
-    assert_eq!(out_a.replace("a.png", "b.png"), out_b, "same seed, same summary");
+    assert_eq!(
+        read(&f.p("a.png")),
+        read(&f.p("b.png")),
+        "same seed, same PNG"
+    );
+    assert_eq!(
+        read(&f.p("a.csv")),
+        read(&f.p("b.csv")),
+        "same seed, same trace"
+    );
+    assert_eq!(
+        out_a.replace("a.png", "b.png"),
+        out_b,
+        "same seed, same summary"
+    );
     for key in ["R-hat", "kinetic", "classes", "diverged  0 of 3"] {
         assert!(out_a.contains(key), "summary mentions {key}:\n{out_a}");
     }
     let csv = String::from_utf8(read(&f.p("a.csv"))).expect("utf8");
-    assert_eq!(csv.lines().count(), 1 + 40 * 3, "header + one row per chain per step");
+    assert_eq!(
+        csv.lines().count(),
+        1 + 40 * 3,
+        "header + one row per chain per step"
+    );
     assert!(csv.starts_with("step,chain,energy,score_norm,kinetic,jump_min,jump_max,class"));
     // Jump rows have a class, others do not.
-    let row5: Vec<&str> = csv.lines().nth(1 + 4 * 3).expect("row").split(',').collect();
+    let row5: Vec<&str> = csv
+        .lines()
+        .nth(1 + 4 * 3)
+        .expect("row")
+        .split(',')
+        .collect();
     assert_eq!(row5[0], "5");
     assert!(!row5[7].is_empty());
     // Replay from the run file gives the same strip.
-    ok(&["sample", "-c", &f.p("deen.safetensors"), "--replay", &f.p("run.json"), "--classifier", &f.p("cls.safetensors"), "--out", &f.p("c.png")]);
-    assert_eq!(read(&f.p("a.png")), read(&f.p("c.png")), "replay reproduces the run");
+    ok(&[
+        "sample",
+        "-c",
+        &f.p("deen.safetensors"),
+        "--replay",
+        &f.p("run.json"),
+        "--classifier",
+        &f.p("cls.safetensors"),
+        "--out",
+        &f.p("c.png"),
+    ]);
+    assert_eq!(
+        read(&f.p("a.png")),
+        read(&f.p("c.png")),
+        "replay reproduces the run"
+    );
     // A different seed changes the result.
     let mut d = args(&f.p("d.png"), &f.p("d.csv"));
     d[14] = "10".into();
     ok(&d.iter().map(String::as_str).collect::<Vec<_>>());
     assert_ne!(read(&f.p("a.png")), read(&f.p("d.png")));
     // Replaying against another checkpoint is refused.
-    let e = fails(&["sample", "-c", &f.p("mdae.safetensors"), "--replay", &f.p("run.json"), "--out", &f.p("e.png")]);
+    let e = fails(&[
+        "sample",
+        "-c",
+        &f.p("mdae.safetensors"),
+        "--replay",
+        &f.p("run.json"),
+        "--out",
+        &f.p("e.png"),
+    ]);
     assert!(e.contains("sha256"), "{e}");
 }
 
@@ -112,7 +198,15 @@ fn sample_is_reproducible_and_replayable() {
 fn sample_mdae_and_defaults() {
     let f = Fixture::new("mdae");
     // Every flag but the checkpoint and the output has a default (the model's recommended sampler).
-    let s = ok(&["sample", "-c", &f.p("mdae.safetensors"), "--steps", "20", "--out", &f.p("m.png")]);
+    let s = ok(&[
+        "sample",
+        "-c",
+        &f.p("mdae.safetensors"),
+        "--steps",
+        "20",
+        "--out",
+        &f.p("m.png"),
+    ]);
     assert!(s.contains("cheng"), "M > 1 recommends Algorithm 2:\n{s}");
     let img = image::open(f.p("m.png")).expect("png");
     assert_eq!(img.height(), 8 * 29 + 1, "one row per default chain");
@@ -121,58 +215,210 @@ fn sample_mdae_and_defaults() {
 #[test]
 fn nebula_denoise_eval_chi_inspect_train() {
     let f = Fixture::new("others");
-    let s = ok(&["nebula", "-c", &f.p("deen.safetensors"), "--starts", "6", "--max-steps", "30", "--poor-man", "--gallery", &f.p("g.png"), "--out", &f.p("n.png")]);
+    let s = ok(&[
+        "nebula",
+        "-c",
+        &f.p("deen.safetensors"),
+        "--starts",
+        "6",
+        "--max-steps",
+        "30",
+        "--poor-man",
+        "--gallery",
+        &f.p("g.png"),
+        "--out",
+        &f.p("n.png"),
+    ]);
     assert!(s.contains("converged") && s.contains("attractors"), "{s}");
     assert!(read(&f.p("g.png")).starts_with(b"\x89PNG"));
-    let s2 = ok(&["nebula", "-c", &f.p("deen.safetensors"), "--starts", "6", "--max-steps", "30", "--poor-man", "--gallery", &f.p("g.png"), "--out", &f.p("n2.png")]);
+    let s2 = ok(&[
+        "nebula",
+        "-c",
+        &f.p("deen.safetensors"),
+        "--starts",
+        "6",
+        "--max-steps",
+        "30",
+        "--poor-man",
+        "--gallery",
+        &f.p("g.png"),
+        "--out",
+        &f.p("n2.png"),
+    ]);
     assert_eq!(s.replace("n.png", "n2.png"), s2);
     assert_eq!(read(&f.p("n.png")), read(&f.p("n2.png")));
 
-    let s = ok(&["denoise", "-c", &f.p("deen.safetensors"), "-c", &f.p("svae.safetensors"), "-c", &f.p("mdae.safetensors"), "--noise", "laplace:0.4", "--count", "5", "--out", &f.p("d.png")]);
+    let s = ok(&[
+        "denoise",
+        "-c",
+        &f.p("deen.safetensors"),
+        "-c",
+        &f.p("svae.safetensors"),
+        "-c",
+        &f.p("mdae.safetensors"),
+        "--noise",
+        "laplace:0.4",
+        "--count",
+        "5",
+        "--out",
+        &f.p("d.png"),
+    ]);
     for name in ["deen", "svae", "mdae", "noisy input"] {
         assert!(s.contains(name), "{s}");
     }
     let img = image::open(f.p("d.png")).expect("png");
-    assert_eq!((img.width(), img.height()), (5 * 29 + 1, 5 * 29 + 1), "clean, noisy, three models; five digits");
-    ok(&["denoise", "-c", &f.p("deen.safetensors"), "--noise", "salt-pepper:0.2", "--class", "3", "--out", &f.p("d3.png")]);
+    assert_eq!(
+        (img.width(), img.height()),
+        (5 * 29 + 1, 5 * 29 + 1),
+        "clean, noisy, three models; five digits"
+    );
+    ok(&[
+        "denoise",
+        "-c",
+        &f.p("deen.safetensors"),
+        "--noise",
+        "salt-pepper:0.2",
+        "--class",
+        "3",
+        "--out",
+        &f.p("d3.png"),
+    ]);
 
     let s = ok(&["eval", "-c", &f.p("deen.safetensors")]);
-    let loss: f64 = s.lines().find_map(|l| l.strip_prefix("loss: ")).expect("loss line").parse().expect("number");
+    let loss: f64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("loss: "))
+        .expect("loss line")
+        .parse()
+        .expect("number");
     assert!(loss.is_finite() && loss > 0.0);
     assert!(s.contains("images: 1000"));
     let s = ok(&["eval", "-c", &f.p("cls.safetensors")]);
-    let acc: f64 = s.lines().find_map(|l| l.strip_prefix("accuracy: ")).expect("accuracy").parse().expect("number");
+    let acc: f64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("accuracy: "))
+        .expect("accuracy")
+        .parse()
+        .expect("number");
     assert!((0.0..=1.0).contains(&acc));
 
     let s = ok(&["chi", "--pairs", "20000", "--seed", "1"]);
     assert!(s.contains("median   0.18"), "{s}");
 
     let s = ok(&["inspect", &f.p("svae.safetensors")]);
-    assert!(s.contains("sigma_vae") && s.contains("sha256") && s.contains("parameters"), "{s}");
+    assert!(
+        s.contains("sigma_vae") && s.contains("sha256") && s.contains("parameters"),
+        "{s}"
+    );
 
-    let s = ok(&["train", "--kind", "deen", "--sigma", "0.5", "--epochs", "1", "--batch", "500", "--arch", r#"{"net":{"type":"mlp","hidden":[8]},"quadratic":true}"#, "--out", &f.p("t.safetensors")]);
+    let s = ok(&[
+        "train",
+        "--kind",
+        "deen",
+        "--sigma",
+        "0.5",
+        "--epochs",
+        "1",
+        "--batch",
+        "500",
+        "--arch",
+        r#"{"net":{"type":"mlp","hidden":[8]},"quadratic":true}"#,
+        "--out",
+        &f.p("t.safetensors"),
+    ]);
     assert!(s.contains("test loss"), "{s}");
     let s = ok(&["inspect", &f.p("t.safetensors")]);
-    assert!(s.contains("\"epochs_done\":1") || s.contains("epochs_done"), "{s}");
+    assert!(
+        s.contains("\"epochs_done\":1") || s.contains("epochs_done"),
+        "{s}"
+    );
 }
 
 #[test]
 fn bad_input_is_one_line_and_non_zero() {
     let f = Fixture::new("bad");
     std::fs::write(f.dir.join("junk.safetensors"), b"not a checkpoint at all").expect("write");
-    let e = fails(&["sample", "-c", &f.p("junk.safetensors"), "--out", &f.p("x.png")]);
+    let e = fails(&[
+        "sample",
+        "-c",
+        &f.p("junk.safetensors"),
+        "--out",
+        &f.p("x.png"),
+    ]);
     assert!(e.starts_with("error:"), "{e}");
-    fails(&["sample", "-c", &f.p("missing.safetensors"), "--out", &f.p("x.png")]);
+    fails(&[
+        "sample",
+        "-c",
+        &f.p("missing.safetensors"),
+        "--out",
+        &f.p("x.png"),
+    ]);
     fails(&["inspect", &f.dir.display().to_string()]);
-    let e = fails(&["sample", "-c", &f.p("deen.safetensors"), "--delta", "nan", "--out", &f.p("x.png")]);
+    let e = fails(&[
+        "sample",
+        "-c",
+        &f.p("deen.safetensors"),
+        "--delta",
+        "nan",
+        "--out",
+        &f.p("x.png"),
+    ]);
     assert!(e.contains("delta"), "{e}");
-    fails(&["sample", "-c", &f.p("deen.safetensors"), "--sampler", "hmc", "--out", &f.p("x.png")]);
-    fails(&["sample", "-c", &f.p("deen.safetensors"), "--chains", "0", "--out", &f.p("x.png")]);
-    fails(&["sample", "-c", &f.p("svae.safetensors"), "--out", &f.p("x.png")]);
-    fails(&["denoise", "-c", &f.p("deen.safetensors"), "--noise", "purple:1", "--out", &f.p("x.png")]);
-    fails(&["denoise", "-c", &f.p("cls.safetensors"), "--out", &f.p("x.png")]);
-    fails(&["eval", "-c", &f.p("deen.safetensors"), "--data", &f.p("deen.safetensors")]);
+    fails(&[
+        "sample",
+        "-c",
+        &f.p("deen.safetensors"),
+        "--sampler",
+        "hmc",
+        "--out",
+        &f.p("x.png"),
+    ]);
+    fails(&[
+        "sample",
+        "-c",
+        &f.p("deen.safetensors"),
+        "--chains",
+        "0",
+        "--out",
+        &f.p("x.png"),
+    ]);
+    fails(&[
+        "sample",
+        "-c",
+        &f.p("svae.safetensors"),
+        "--out",
+        &f.p("x.png"),
+    ]);
+    fails(&[
+        "denoise",
+        "-c",
+        &f.p("deen.safetensors"),
+        "--noise",
+        "purple:1",
+        "--out",
+        &f.p("x.png"),
+    ]);
+    fails(&[
+        "denoise",
+        "-c",
+        &f.p("cls.safetensors"),
+        "--out",
+        &f.p("x.png"),
+    ]);
+    fails(&[
+        "eval",
+        "-c",
+        &f.p("deen.safetensors"),
+        "--data",
+        &f.p("deen.safetensors"),
+    ]);
     fails(&["chi", "--data", &f.p("nothing.idx")]);
     fails(&["train", "--kind", "gan", "--out", &f.p("x.safetensors")]);
-    fails(&["sample", "-c", &f.p("deen.safetensors"), "--out", "/nonexistent-dir/x.png"]);
+    fails(&[
+        "sample",
+        "-c",
+        &f.p("deen.safetensors"),
+        "--out",
+        "/nonexistent-dir/x.png",
+    ]);
 }

@@ -13,7 +13,9 @@ use walkjump::sampling::rng::Rng;
 const H: f64 = 1e-5;
 
 fn rand_tensor(rng: &mut Rng, shape: (usize, usize), scale: f64) -> Tensor {
-    let v: Vec<f64> = (0..shape.0 * shape.1).map(|_| scale * rng.normal()).collect();
+    let v: Vec<f64> = (0..shape.0 * shape.1)
+        .map(|_| scale * rng.normal())
+        .collect();
     Tensor::from_vec(v, shape, &Device::Cpu).expect("tensor")
 }
 
@@ -26,16 +28,31 @@ fn max_rel_err(a: &[f64], b: &[f64]) -> f64 {
 }
 
 fn flat(t: &Tensor) -> Vec<f64> {
-    t.flatten_all().expect("flat").to_vec1::<f64>().expect("vec")
+    t.flatten_all()
+        .expect("flat")
+        .to_vec1::<f64>()
+        .expect("vec")
 }
 
 /// Net VJP == autograd of <net(x), g>, for MLP and ConvNets whose strided layers need output padding (8x8) or not (9x9).
 #[test]
 fn net_vjp_matches_autograd() {
     for (arch, h, w) in [(mlp(&[9, 5]), 4, 4), (conv(), 8, 8), (conv(), 9, 9)] {
-        let meta = meta(ModelKind::Classifier, 1.0, 1, &Arch { classes: Some(3), ..Arch::net(arch.clone()) }, h, w);
+        let meta = meta(
+            ModelKind::Classifier,
+            1.0,
+            1,
+            &Arch {
+                classes: Some(3),
+                ..Arch::net(arch.clone())
+            },
+            h,
+            w,
+        );
         let (model, _) = trainable(meta, 3, DType::F64);
-        let ModelInner::Classifier(c) = &model.inner else { panic!("classifier") };
+        let ModelInner::Classifier(c) = &model.inner else {
+            panic!("classifier")
+        };
         let mut rng = Rng::new(1);
         let x = rand_tensor(&mut rng, (2, h * w), 1.0);
         let xv = Var::from_tensor(&x).expect("var");
@@ -74,7 +91,11 @@ fn fd_grad(y: &Tensor, mut f: impl FnMut(&Tensor) -> Vec<f64>) -> Vec<Vec<f64>> 
 #[test]
 fn deen_score_is_minus_energy_gradient() {
     for (arch, h, w) in [(mlp(&[8, 6]), 3, 4), (conv(), 6, 6)] {
-        let (model, _) = trainable(meta(ModelKind::Deen, 0.5, 1, &Arch::net(arch.clone()), h, w), 5, DType::F64);
+        let (model, _) = trainable(
+            meta(ModelKind::Deen, 0.5, 1, &Arch::net(arch.clone()), h, w),
+            5,
+            DType::F64,
+        );
         let mut rng = Rng::new(2);
         let y = rand_tensor(&mut rng, (3, h * w), 1.0);
         let (_, score) = model.energy_and_score(&y, &mut rng).expect("score");
@@ -101,13 +122,21 @@ fn uvb_energy_gradient_matches_finite_differences() {
         (ZMode::Sample, mlp(&[6])),
         (ZMode::Average { k: 3 }, conv()),
     ] {
-        let (mut model, _) = trainable(meta(ModelKind::Uvb, 0.7, 1, &vae_arch(arch), 6, 6), 7, DType::F64);
+        let (mut model, _) = trainable(
+            meta(ModelKind::Uvb, 0.7, 1, &vae_arch(arch), 6, 6),
+            7,
+            DType::F64,
+        );
         model.set_z_mode(mode);
         let mut rng = Rng::new(3);
         let y = rand_tensor(&mut rng, (2, 36), 1.0);
-        let (_, score) = model.energy_and_score(&y, &mut Rng::new(11)).expect("score");
+        let (_, score) = model
+            .energy_and_score(&y, &mut Rng::new(11))
+            .expect("score");
         let fd = fd_grad(&y, |t| {
-            let (e, _) = model.energy_and_score(t, &mut Rng::new(11)).expect("energy");
+            let (e, _) = model
+                .energy_and_score(t, &mut Rng::new(11))
+                .expect("energy");
             flat(&e.expect("energy"))
         });
         let fd: Vec<f64> = fd.concat().iter().map(|g| -g).collect();
@@ -118,8 +147,14 @@ fn uvb_energy_gradient_matches_finite_differences() {
 
 #[test]
 fn grbm_gradient_matches_finite_differences() {
-    let (model, _) = trainable(meta(ModelKind::EbmVae, 0.5, 1, &vae_arch(mlp(&[5])), 3, 3), 9, DType::F64);
-    let ModelInner::EbmVae(e) = &model.inner else { panic!("ebm") };
+    let (model, _) = trainable(
+        meta(ModelKind::EbmVae, 0.5, 1, &vae_arch(mlp(&[5])), 3, 3),
+        9,
+        DType::F64,
+    );
+    let ModelInner::EbmVae(e) = &model.inner else {
+        panic!("ebm")
+    };
     // Make the prior non-trivial.
     let mut rng = Rng::new(4);
     let prior = walkjump::models::Grbm {
@@ -162,20 +197,30 @@ fn check_training_gradient(kind: ModelKind, arch: Arch, mode: ZMode) {
         let base = flat(var.as_tensor());
         // A parameter the loss does not depend on (e.g. the readout bias of an energy, which drops out of
         // grad_y f) has no gradient: finite differences must then be zero too.
-        let g = grads.get(var.as_tensor()).map(flat).unwrap_or_else(|| vec![0.0; base.len()]);
+        let g = grads
+            .get(var.as_tensor())
+            .map(flat)
+            .unwrap_or_else(|| vec![0.0; base.len()]);
         let shape = var.dims().to_vec();
         for k in [0, base.len() / 2, base.len() - 1] {
             let mut p = base.clone();
             p[k] += H;
-            var.set(&Tensor::from_vec(p.clone(), shape.as_slice(), &Device::Cpu).expect("t")).expect("set");
+            var.set(&Tensor::from_vec(p.clone(), shape.as_slice(), &Device::Cpu).expect("t"))
+                .expect("set");
             let lp = loss_of(&model).to_scalar::<f64>().expect("s");
             p[k] -= 2.0 * H;
-            var.set(&Tensor::from_vec(p, shape.as_slice(), &Device::Cpu).expect("t")).expect("set");
+            var.set(&Tensor::from_vec(p, shape.as_slice(), &Device::Cpu).expect("t"))
+                .expect("set");
             let lm = loss_of(&model).to_scalar::<f64>().expect("s");
-            var.set(&Tensor::from_vec(base.clone(), shape.as_slice(), &Device::Cpu).expect("t")).expect("set");
+            var.set(&Tensor::from_vec(base.clone(), shape.as_slice(), &Device::Cpu).expect("t"))
+                .expect("set");
             let fd = (lp - lm) / (2.0 * H);
             let tol = 1e-6 * (1.0 + fd.abs().max(g[k].abs()));
-            assert!((fd - g[k]).abs() < tol, "{kind:?} {name}[{k}]: backward {} vs finite difference {fd}", g[k]);
+            assert!(
+                (fd - g[k]).abs() < tol,
+                "{kind:?} {name}[{k}]: backward {} vs finite difference {fd}",
+                g[k]
+            );
             checked += 1;
         }
     }

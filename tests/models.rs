@@ -18,14 +18,28 @@ use walkjump::sampling::rng::Rng;
 fn all_kinds() -> Vec<(ModelKind, Arch, usize)> {
     vec![
         (ModelKind::Deen, Arch::net(mlp(&[8])), 1),
-        (ModelKind::Deen, Arch { quadratic: true, ..Arch::net(conv()) }, 1),
+        (
+            ModelKind::Deen,
+            Arch {
+                quadratic: true,
+                ..Arch::net(conv())
+            },
+            1,
+        ),
         (ModelKind::Uvb, vae_arch(mlp(&[6])), 1),
         (ModelKind::SigmaVae, vae_arch(conv()), 1),
         (ModelKind::AlphaVae, vae_arch(mlp(&[6])), 1),
         (ModelKind::Vae, vae_arch(mlp(&[6])), 1),
         (ModelKind::Mdae, Arch::net(mlp(&[10])), 3),
         (ModelKind::EbmVae, vae_arch(mlp(&[6])), 1),
-        (ModelKind::Classifier, Arch { classes: Some(10), ..Arch::net(conv()) }, 1),
+        (
+            ModelKind::Classifier,
+            Arch {
+                classes: Some(10),
+                ..Arch::net(conv())
+            },
+            1,
+        ),
     ]
 }
 
@@ -38,15 +52,34 @@ fn every_kind_round_trips_bit_exactly_and_computes_the_same() {
         for (name, t) in &ck.tensors {
             let u = &back.tensors[name];
             assert_eq!(t.shape, u.shape);
-            assert!(t.data.iter().zip(&u.data).all(|(a, b)| a.to_bits() == b.to_bits()), "{kind:?} {name}");
+            assert!(
+                t.data
+                    .iter()
+                    .zip(&u.data)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{kind:?} {name}"
+            );
         }
         let a = Model::from_checkpoint(&ck, &Device::Cpu).expect("model a");
         let b = Model::from_bytes(&bytes, &Device::Cpu).expect("model b");
         assert_eq!(b.sha256.len(), 64);
-        let y = Tensor::from_vec(Rng::new(1).normal_vec(4 * 36 * m), (4, 36 * m), &Device::Cpu).expect("y");
+        let y = Tensor::from_vec(
+            Rng::new(1).normal_vec(4 * 36 * m),
+            (4, 36 * m),
+            &Device::Cpu,
+        )
+        .expect("y");
         if a.is_denoiser() {
-            let ja = a.jump(&y, &mut Rng::new(9)).expect("jump a").to_vec2::<f32>().expect("v");
-            let jb = b.jump(&y, &mut Rng::new(9)).expect("jump b").to_vec2::<f32>().expect("v");
+            let ja = a
+                .jump(&y, &mut Rng::new(9))
+                .expect("jump a")
+                .to_vec2::<f32>()
+                .expect("v");
+            let jb = b
+                .jump(&y, &mut Rng::new(9))
+                .expect("jump b")
+                .to_vec2::<f32>()
+                .expect("v");
             assert_eq!(ja, jb, "{kind:?}");
             assert_eq!(ja[0].len(), 36);
         }
@@ -55,7 +88,9 @@ fn every_kind_round_trips_bit_exactly_and_computes_the_same() {
             assert_eq!(sa.dims(), &[4, 36 * m]);
             assert_eq!(ea.is_some(), a.has_energy());
         } else {
-            let e = a.energy_and_score(&y, &mut Rng::new(9)).expect_err("no score");
+            let e = a
+                .energy_and_score(&y, &mut Rng::new(9))
+                .expect_err("no score");
             assert!(e.to_string().contains("no score"), "{e}");
         }
     }
@@ -71,7 +106,10 @@ fn model_error(ck: &Checkpoint) -> String {
 
 #[test]
 fn architecture_mismatches_are_named() {
-    let base = random_checkpoint(meta(ModelKind::Deen, 0.5, 1, &Arch::net(mlp(&[8])), 6, 6), 3);
+    let base = random_checkpoint(
+        meta(ModelKind::Deen, 0.5, 1, &Arch::net(mlp(&[8])), 6, 6),
+        3,
+    );
     // Missing tensor.
     let mut ck = base.clone();
     ck.tensors.remove("net.l1.weight");
@@ -79,12 +117,24 @@ fn architecture_mismatches_are_named() {
     assert!(e.contains("net.l1.weight") && e.contains("missing"), "{e}");
     // Wrong shape.
     let mut ck = base.clone();
-    ck.tensors.insert("net.l0.weight".into(), TensorData { shape: vec![8, 35], data: vec![0.1; 280] });
+    ck.tensors.insert(
+        "net.l0.weight".into(),
+        TensorData {
+            shape: vec![8, 35],
+            data: vec![0.1; 280],
+        },
+    );
     let e = model_error(&ck);
     assert!(e.contains("net.l0.weight") && e.contains("shape"), "{e}");
     // Unexpected tensor.
     let mut ck = base.clone();
-    ck.tensors.insert("net.l9.weight".into(), TensorData { shape: vec![1], data: vec![0.0] });
+    ck.tensors.insert(
+        "net.l9.weight".into(),
+        TensorData {
+            shape: vec![1],
+            data: vec![0.0],
+        },
+    );
     let e = model_error(&ck);
     assert!(e.contains("net.l9.weight") && e.contains("not part"), "{e}");
     // Arch that is not an architecture.
@@ -129,9 +179,15 @@ impl ScoreModel for HalfStiff {
     fn has_score(&self) -> bool {
         true
     }
-    fn energy_and_score(&self, y: &Tensor, _: &mut Rng) -> walkjump::Result<(Option<Tensor>, Tensor)> {
+    fn energy_and_score(
+        &self,
+        y: &Tensor,
+        _: &mut Rng,
+    ) -> walkjump::Result<(Option<Tensor>, Tensor)> {
         let n = y.dim(0)?;
-        let k: Vec<f32> = (0..n).map(|i| if i % 2 == 0 { 100.0 } else { 1.0 }).collect();
+        let k: Vec<f32> = (0..n)
+            .map(|i| if i % 2 == 0 { 100.0 } else { 1.0 })
+            .collect();
         let k = Tensor::from_vec(k, (n, 1), y.device())?;
         Ok((None, y.broadcast_mul(&k)?.neg()?))
     }
@@ -143,17 +199,30 @@ impl ScoreModel for HalfStiff {
 #[test]
 fn divergent_chains_stop_with_a_message_and_the_rest_run_on() {
     let sampler = Sampler::Overdamped { delta: 0.5 };
-    let cfg = ChainConfig { sampler, every: 5, chains: 6, init: ChainInit::Uniform, seed: 1 };
+    let cfg = ChainConfig {
+        sampler,
+        every: 5,
+        chains: 6,
+        init: ChainInit::Uniform,
+        seed: 1,
+    };
     let mut chain = Chain::new(&HalfStiff, &cfg, None, &Device::Cpu).expect("chain");
     let mut messages = Vec::new();
     for _ in 0..200 {
-        let stats = chain.step(&HalfStiff, &sampler).expect("a divergence is not an error");
+        let stats = chain
+            .step(&HalfStiff, &sampler)
+            .expect("a divergence is not an error");
         messages.extend(stats.diverged);
     }
     let stopped: Vec<usize> = (0..6).filter(|&i| chain.stopped[i].is_some()).collect();
     assert_eq!(stopped, vec![0, 2, 4]);
     assert_eq!(messages.len(), 3);
-    assert!(messages.iter().all(|(_, m)| m.contains("diverged") && m.lines().count() == 1), "{messages:?}");
+    assert!(
+        messages
+            .iter()
+            .all(|(_, m)| m.contains("diverged") && m.lines().count() == 1),
+        "{messages:?}"
+    );
     // Stopped chains keep finite frozen values; running ones are finite and still moving.
     let before = chain.y.to_vec2::<f32>().expect("y");
     chain.step(&HalfStiff, &sampler).expect("step");
@@ -163,7 +232,11 @@ fn divergent_chains_stop_with_a_message_and_the_rest_run_on() {
         assert_eq!(before[i] == after[i], i % 2 == 0, "chain {i}");
     }
     // NaN parameters are refused, reset recovers every chain.
-    assert!(chain.step(&HalfStiff, &Sampler::Overdamped { delta: f64::NAN }).is_err());
+    assert!(
+        chain
+            .step(&HalfStiff, &Sampler::Overdamped { delta: f64::NAN })
+            .is_err()
+    );
     chain.reset(&HalfStiff, &cfg, None).expect("reset");
     assert_eq!(chain.running(), 6);
     assert_eq!(chain.step, 0);
@@ -187,8 +260,17 @@ fn nebula_flows_to_the_modes_of_an_analytic_mixture() {
     };
     // Uniform starts in [0,1]^2 all lie in the basin of (0,0) ... spread them out with a custom start.
     let mut rng = Rng::new(2);
-    let starts: Vec<f32> = (0..40 * 2).map(|_| (4.0 * rng.uniform() - 0.5) as f32).collect();
-    let mut neb = walkjump::sampling::nebula::Nebula::from_points(starts, 40, &mix, &Device::Cpu, Rng::new(1)).expect("neb");
+    let starts: Vec<f32> = (0..40 * 2)
+        .map(|_| (4.0 * rng.uniform() - 0.5) as f32)
+        .collect();
+    let mut neb = walkjump::sampling::nebula::Nebula::from_points(
+        starts,
+        40,
+        &mix,
+        &Device::Cpu,
+        Rng::new(1),
+    )
+    .expect("neb");
     for _ in 0..cfg.max_steps {
         neb.step(&mix, cfg.eta, cfg.tol).expect("step");
         if neb.done() {
@@ -203,14 +285,24 @@ fn nebula_flows_to_the_modes_of_an_analytic_mixture() {
     for a in &atts {
         let nearest = pts
             .iter()
-            .map(|p| ((a.image[0] as f64 - p[0]).powi(2) + (a.image[1] as f64 - p[1]).powi(2)).sqrt())
+            .map(|p| {
+                ((a.image[0] as f64 - p[0]).powi(2) + (a.image[1] as f64 - p[1]).powi(2)).sqrt()
+            })
             .fold(f64::INFINITY, f64::min);
-        assert!(nearest < 0.01, "attractor {:?} is {nearest} from the nearest point", a.image);
+        assert!(
+            nearest < 0.01,
+            "attractor {:?} is {nearest} from the nearest point",
+            a.image
+        );
     }
     // The full runner agrees and reports convergence.
     let res = run_nebula(&mix, &cfg, None, None, &Device::Cpu, |_| {}).expect("run");
     assert_eq!(res.converged_fraction(), 1.0);
-    assert_eq!(res.attractors.len(), 1, "uniform starts in [0,1]^2 all flow to the origin");
+    assert_eq!(
+        res.attractors.len(),
+        1,
+        "uniform starts in [0,1]^2 all flow to the origin"
+    );
 }
 
 #[test]
@@ -220,8 +312,15 @@ fn chi_of_the_bundled_digits() {
     // REFERENCE.md §8: median 0.1822 on MNIST (~0.183 on this subset); 200k pairs pin the median to ~1e-4.
     assert!((s.median - 0.1822).abs() < 0.005, "median {}", s.median);
     assert!((s.mean - 0.1812).abs() < 0.005, "mean {}", s.mean);
-    assert!(s.min > 0.0 && s.min < 0.06 && s.max < 0.2884 + 1e-9 && s.max > 0.25, "{s:?}");
-    assert_eq!(s, chi_stats(&data, 200_000, 0).expect("again"), "same seed, same numbers");
+    assert!(
+        s.min > 0.0 && s.min < 0.06 && s.max < 0.2884 + 1e-9 && s.max > 0.25,
+        "{s:?}"
+    );
+    assert_eq!(
+        s,
+        chi_stats(&data, 200_000, 0).expect("again"),
+        "same seed, same numbers"
+    );
     // Split sizes are fixed.
     assert_eq!(data.split(Split::Train).len(), 9000);
     assert_eq!(data.split(Split::Test).len(), 1000);

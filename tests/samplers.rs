@@ -16,7 +16,13 @@ fn gaussian_target() -> GaussianMixture {
     GaussianMixture::single_gaussian(vec![0.5, -1.0], 0.6, vec![0.8]).expect("target")
 }
 
-fn run(model: &dyn ScoreModel, sampler: Sampler, chains: usize, steps: usize, seed: u64) -> Vec<Vec<f32>> {
+fn run(
+    model: &dyn ScoreModel,
+    sampler: Sampler,
+    chains: usize,
+    steps: usize,
+    seed: u64,
+) -> Vec<Vec<f32>> {
     let cfg = ChainConfig {
         sampler,
         every: 10,
@@ -81,7 +87,11 @@ fn exact_variance(sampler: Sampler, k: f64) -> f64 {
                 let v2 = z1 * v1 + u * delta * psi / 2.0 + c * e;
                 (y1 + delta * v2 / 2.0, v2)
             };
-            let (c0, c1, n) = (step(1.0, 0.0, 0.0), step(0.0, 1.0, 0.0), step(0.0, 0.0, 1.0));
+            let (c0, c1, n) = (
+                step(1.0, 0.0, 0.0),
+                step(0.0, 1.0, 0.0),
+                step(0.0, 0.0, 1.0),
+            );
             lyapunov([[c0.0, c1.0], [c0.1, c1.1]], [[n.0, 0.0], [n.1, 0.0]])[0][0]
         }
         Sampler::Cheng { delta, gamma, u } => {
@@ -108,20 +118,50 @@ fn each_sampler_reproduces_gaussian_mean_and_variance() {
     let n = 4000;
     for (sampler, steps) in [
         (Sampler::Overdamped { delta: 0.3 }, 300),
-        (Sampler::Sachs { delta: 0.3, gamma: 1.0, u: 1.0 }, 400),
-        (Sampler::Cheng { delta: 0.1, gamma: 1.0, u: 1.0 }, 800),
-        (Sampler::Cheng { delta: 0.4, gamma: 2.0, u: 1.5 }, 400),
+        (
+            Sampler::Sachs {
+                delta: 0.3,
+                gamma: 1.0,
+                u: 1.0,
+            },
+            400,
+        ),
+        (
+            Sampler::Cheng {
+                delta: 0.1,
+                gamma: 1.0,
+                u: 1.0,
+            },
+            800,
+        ),
+        (
+            Sampler::Cheng {
+                delta: 0.4,
+                gamma: 2.0,
+                u: 1.5,
+            },
+            400,
+        ),
     ] {
         let exact = exact_variance(sampler, 1.0);
         // The discretised chain targets N(mu, 1) up to an O(delta) bias: make sure these settings are close to it.
-        assert!((exact - 1.0).abs() < 0.2, "{sampler:?}: stationary variance {exact}");
+        assert!(
+            (exact - 1.0).abs() < 0.2,
+            "{sampler:?}: stationary variance {exact}"
+        );
         let rows = run(&target, sampler, n, steps, 17);
         for (j, mu) in [0.5, -1.0].into_iter().enumerate() {
             let (m, v) = moments(&rows, j);
             let se_m = (exact / n as f64).sqrt();
             let se_v = exact * (2.0 / (n as f64 - 1.0)).sqrt();
-            assert!((m - mu).abs() < 5.0 * se_m, "{sampler:?} dim {j}: mean {m} vs {mu}");
-            assert!((v - exact).abs() < 5.0 * se_v, "{sampler:?} dim {j}: variance {v} vs exact {exact}");
+            assert!(
+                (m - mu).abs() < 5.0 * se_m,
+                "{sampler:?} dim {j}: mean {m} vs {mu}"
+            );
+            assert!(
+                (v - exact).abs() < 5.0 * se_v,
+                "{sampler:?} dim {j}: variance {v} vs exact {exact}"
+            );
         }
     }
 }
@@ -131,7 +171,14 @@ fn sachs_is_exact_for_gaussians_and_overdamped_is_biased() {
     // A property of the algorithms worth pinning down: ABOBA (Algorithm 1) has the exact Gaussian variance for any
     // step, overdamped ULA has variance 1 / (1 - delta^2 k / 4) / k.
     for delta in [0.1, 0.5, 1.0] {
-        let s = exact_variance(Sampler::Sachs { delta, gamma: 0.7, u: 1.0 }, 1.0);
+        let s = exact_variance(
+            Sampler::Sachs {
+                delta,
+                gamma: 0.7,
+                u: 1.0,
+            },
+            1.0,
+        );
         assert!((s - 1.0).abs() < 1e-9, "{s}");
         let o = exact_variance(Sampler::Overdamped { delta }, 1.0);
         assert!((o - 1.0 / (1.0 - delta * delta / 4.0)).abs() < 1e-12);
@@ -146,9 +193,21 @@ fn sachs_tends_to_overdamped_as_gamma_grows() {
     let (delta, u) = (0.4, 2.0);
     let mut last = f64::INFINITY;
     for gd in [2.0, 5.0, 10.0, 40.0] {
-        let sachs = Sampler::Sachs { delta, gamma: gd / delta, u };
-        let over = Sampler::Overdamped { delta: delta * u.sqrt() };
-        let cfg = |s| ChainConfig { sampler: s, every: 1, chains: 16, init: ChainInit::Uniform, seed: 5 };
+        let sachs = Sampler::Sachs {
+            delta,
+            gamma: gd / delta,
+            u,
+        };
+        let over = Sampler::Overdamped {
+            delta: delta * u.sqrt(),
+        };
+        let cfg = |s| ChainConfig {
+            sampler: s,
+            every: 1,
+            chains: 16,
+            init: ChainInit::Uniform,
+            seed: 5,
+        };
         let mut a = Chain::new(&target, &cfg(sachs), None, &Device::Cpu).expect("a");
         let mut b = Chain::new(&target, &cfg(over), None, &Device::Cpu).expect("b");
         for _ in 0..50 {
@@ -156,18 +215,36 @@ fn sachs_tends_to_overdamped_as_gamma_grows() {
             b.step(&target, &over).expect("b");
         }
         let mid = (&a.y + (&a.v * (delta / 2.0)).expect("v")).expect("mid");
-        let diff = (mid - &b.y).expect("diff").abs().expect("abs").max_all().expect("max").to_scalar::<f32>().expect("s") as f64;
-        assert!(diff < last || diff < 1e-5, "gamma*delta {gd}: difference {diff} did not shrink from {last}");
+        let diff = (mid - &b.y)
+            .expect("diff")
+            .abs()
+            .expect("abs")
+            .max_all()
+            .expect("max")
+            .to_scalar::<f32>()
+            .expect("s") as f64;
+        assert!(
+            diff < last || diff < 1e-5,
+            "gamma*delta {gd}: difference {diff} did not shrink from {last}"
+        );
         last = diff;
     }
-    assert!(last < 1e-4, "at gamma*delta = 40 the chains differ by {last}");
+    assert!(
+        last < 1e-4,
+        "at gamma*delta = 40 the chains differ by {last}"
+    );
 }
 
 /// Lemma 1: the (y, v) noise covariance of Algorithm 2 equals the integrals of the OU process over one step,
 /// computed here by quadrature, and an empirical covariance of one zero-score step matches it.
 #[test]
 fn cheng_covariance_equals_lemma_1() {
-    for (delta, gamma, u) in [(0.5, 0.5, 1.0), (0.1, 3.0, 2.0), (1.0, 0.25, 0.5), (1e-3, 1.0, 1.0)] {
+    for (delta, gamma, u) in [
+        (0.5, 0.5, 1.0),
+        (0.1, 3.0, 2.0),
+        (1.0, 0.25, 0.5),
+        (1e-3, 1.0, 1.0),
+    ] {
         let c = cheng_coefficients(delta, gamma, u);
         // dv = -gamma v dt + sqrt(2 gamma u) dW, dy = v dt, from (0, 0): with r the time to the end of the step,
         // y gets (1 - e^{-gamma r}) / gamma and v gets e^{-gamma r} per unit of dW.
@@ -182,8 +259,15 @@ fn cheng_covariance_equals_lemma_1() {
             yv += fy * fv;
         }
         let w = 2.0 * gamma * u * delta / m as f64;
-        for (name, got, want) in [("Var_yy", c.var_yy, yy * w), ("Var_vv", c.var_vv, vv * w), ("Cov_yv", c.cov_yv, yv * w)] {
-            assert!((got - want).abs() <= 1e-6 * want.abs().max(1e-12), "{name} at {delta},{gamma},{u}: {got} vs {want}");
+        for (name, got, want) in [
+            ("Var_yy", c.var_yy, yy * w),
+            ("Var_vv", c.var_vv, vv * w),
+            ("Cov_yv", c.cov_yv, yv * w),
+        ] {
+            assert!(
+                (got - want).abs() <= 1e-6 * want.abs().max(1e-12),
+                "{name} at {delta},{gamma},{u}: {got} vs {want}"
+            );
         }
         // Cholesky factor reproduces the covariance.
         assert!((c.l11 * c.l11 - c.var_yy).abs() < 1e-12 * c.var_yy.max(1e-30));
@@ -196,41 +280,81 @@ fn cheng_covariance_equals_lemma_1() {
     let zeros = Tensor::zeros((n, 1), candle_core::DType::F32, &Device::Cpu).expect("z");
     let s = Sampler::Cheng { delta, gamma, u };
     let (y, v, _, _) = s
-        .step(&zeros, &zeros, &mut Rng::new(8), |y| Ok(((), y.zeros_like()?)))
+        .step(&zeros, &zeros, &mut Rng::new(8), |y| {
+            Ok(((), y.zeros_like()?))
+        })
         .expect("step");
     let y = y.flatten_all().expect("f").to_vec1::<f32>().expect("v");
     let v = v.flatten_all().expect("f").to_vec1::<f32>().expect("v");
     let nf = n as f64;
     let syy = y.iter().map(|&a| (a as f64).powi(2)).sum::<f64>() / nf;
     let svv = v.iter().map(|&a| (a as f64).powi(2)).sum::<f64>() / nf;
-    let syv = y.iter().zip(&v).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>() / nf;
+    let syv = y
+        .iter()
+        .zip(&v)
+        .map(|(&a, &b)| a as f64 * b as f64)
+        .sum::<f64>()
+        / nf;
     // Standard errors of second moments of a zero-mean Gaussian pair: Var(a b) = s_aa s_bb + s_ab^2.
     let se = |aa: f64, bb: f64, ab: f64| ((aa * bb + ab * ab) / nf).sqrt();
-    assert!((syy - c.var_yy).abs() < 5.0 * se(c.var_yy, c.var_yy, c.var_yy), "{syy} vs {}", c.var_yy);
-    assert!((svv - c.var_vv).abs() < 5.0 * se(c.var_vv, c.var_vv, c.var_vv), "{svv} vs {}", c.var_vv);
-    assert!((syv - c.cov_yv).abs() < 5.0 * se(c.var_yy, c.var_vv, c.cov_yv), "{syv} vs {}", c.cov_yv);
+    assert!(
+        (syy - c.var_yy).abs() < 5.0 * se(c.var_yy, c.var_yy, c.var_yy),
+        "{syy} vs {}",
+        c.var_yy
+    );
+    assert!(
+        (svv - c.var_vv).abs() < 5.0 * se(c.var_vv, c.var_vv, c.var_vv),
+        "{svv} vs {}",
+        c.var_vv
+    );
+    assert!(
+        (syv - c.cov_yv).abs() < 5.0 * se(c.var_yy, c.var_vv, c.cov_yv),
+        "{syv} vs {}",
+        c.cov_yv
+    );
 }
 
 /// Started from exact samples of Y for a bimodal mixture, each sampler keeps the mixture's moments (it is invariant
 /// up to its small discretisation bias): mean and variance of 4000 chains after 200 steps.
 #[test]
 fn samplers_keep_the_analytic_mixture() {
-    let target = GaussianMixture::two_gaussians().with_sigma(0.6).expect("mix");
+    let target = GaussianMixture::two_gaussians()
+        .with_sigma(0.6)
+        .expect("mix");
     let n = 4000;
     let mean = target.y_mean();
     let var = target.y_marginal_variance();
     for sampler in [
         Sampler::Overdamped { delta: 0.05 },
-        Sampler::Sachs { delta: 0.1, gamma: 1.0, u: 1.0 },
-        Sampler::Cheng { delta: 0.05, gamma: 2.0, u: 1.0 },
+        Sampler::Sachs {
+            delta: 0.1,
+            gamma: 1.0,
+            u: 1.0,
+        },
+        Sampler::Cheng {
+            delta: 0.05,
+            gamma: 2.0,
+            u: 1.0,
+        },
     ] {
-        let cfg = ChainConfig { sampler, every: 10, chains: n, init: ChainInit::Uniform, seed: 23 };
+        let cfg = ChainConfig {
+            sampler,
+            every: 10,
+            chains: n,
+            init: ChainInit::Uniform,
+            seed: 23,
+        };
         let mut chain = Chain::new(&target, &cfg, None, &Device::Cpu).expect("chain");
-        let init: Vec<f32> = target.sample_y(&mut Rng::new(31), n).into_iter().map(|v| v as f32).collect();
+        let init: Vec<f32> = target
+            .sample_y(&mut Rng::new(31), n)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
         chain.y = Tensor::from_vec(init, (n, 2), &Device::Cpu).expect("t");
         if sampler.is_underdamped() {
             // Start the velocity at its stationary law N(0, u).
-            chain.v = Tensor::from_vec(Rng::new(37).normal_vec(2 * n), (n, 2), &Device::Cpu).expect("v");
+            chain.v =
+                Tensor::from_vec(Rng::new(37).normal_vec(2 * n), (n, 2), &Device::Cpu).expect("v");
         }
         for _ in 0..200 {
             chain.step(&target, &sampler).expect("step");
@@ -243,8 +367,16 @@ fn samplers_keep_the_analytic_mixture() {
             let se_v = ((m4 - v * v) / n as f64).sqrt();
             let se_m = (var[j] / n as f64).sqrt();
             // Allow 5 standard errors plus a 2% discretisation bias on the variance.
-            assert!((m - mean[j]).abs() < 5.0 * se_m, "{sampler:?} dim {j}: mean {m} vs {}", mean[j]);
-            assert!((v - var[j]).abs() < 5.0 * se_v + 0.02 * var[j], "{sampler:?} dim {j}: variance {v} vs {}", var[j]);
+            assert!(
+                (m - mean[j]).abs() < 5.0 * se_m,
+                "{sampler:?} dim {j}: mean {m} vs {}",
+                mean[j]
+            );
+            assert!(
+                (v - var[j]).abs() < 5.0 * se_v + 0.02 * var[j],
+                "{sampler:?} dim {j}: variance {v} vs {}",
+                var[j]
+            );
         }
     }
 }
@@ -258,14 +390,22 @@ fn analytic_m2_estimator_matches_the_mixture_jump() {
     let n = 50;
     let y: Vec<f32> = (0..n * 6).map(|_| (2.0 * rng.normal()) as f32).collect();
     let yt = Tensor::from_vec(y.clone(), (n, 6), &Device::Cpu).expect("y");
-    let jump = model.jump(&yt, &mut rng).expect("jump").to_vec2::<f32>().expect("rows");
+    let jump = model
+        .jump(&yt, &mut rng)
+        .expect("jump")
+        .to_vec2::<f32>()
+        .expect("rows");
     let (a, b, c) = (s0 * s0, s1 * s1, s2 * s2);
     for i in 0..n {
         for d in 0..3 {
             let y1 = y[i * 6 + d] as f64;
             let y2 = y[i * 6 + 3 + d] as f64;
             let want = (mu * b * c + y1 * a * c + y2 * a * b) / (b * c + a * c + a * b);
-            assert!((jump[i][d] as f64 - want).abs() < 1e-5, "{} vs {want}", jump[i][d]);
+            assert!(
+                (jump[i][d] as f64 - want).abs() < 1e-5,
+                "{} vs {want}",
+                jump[i][d]
+            );
         }
     }
 }

@@ -20,7 +20,9 @@ pub const BUNDLED_NAME: &str = "mnist-10k";
 pub const BUNDLED_TRAIN: usize = 9_000;
 
 /// Which part of a dataset to use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Split {
     /// The training split (first 90%).

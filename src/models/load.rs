@@ -111,10 +111,7 @@ pub const MAX_CHECKPOINT_BYTES: u64 = 2 << 30;
 pub fn read_checkpoint_bytes(path: &Path) -> Result<Vec<u8>> {
     let md = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if !md.is_file() {
-        return Err(Error::Data(format!(
-            "{} is not a file",
-            path.display()
-        )));
+        return Err(Error::Data(format!("{} is not a file", path.display())));
     }
     if md.len() > MAX_CHECKPOINT_BYTES {
         return Err(Error::Data(format!(

@@ -325,9 +325,9 @@ impl ScoreModel for Model {
             ModelInner::Vae(v) => v.reconstruct(y, rng),
             ModelInner::EbmVae(e) => e.vae.reconstruct(y, rng),
             ModelInner::Mdae(m) => m.jump(y),
-            ModelInner::Classifier(_) => Err(Error::Unsupported(
-                "a classifier is not a denoiser".into(),
-            )),
+            ModelInner::Classifier(_) => {
+                Err(Error::Unsupported("a classifier is not a denoiser".into()))
+            }
         }
     }
 }
@@ -339,7 +339,8 @@ pub fn tensors_on_device(
 ) -> Result<std::collections::HashMap<String, Tensor>> {
     let mut out = std::collections::HashMap::new();
     for (name, t) in &ckpt.tensors {
-        let tensor = Tensor::from_slice(&t.data, t.shape.as_slice(), device)?.to_dtype(DType::F32)?;
+        let tensor =
+            Tensor::from_slice(&t.data, t.shape.as_slice(), device)?.to_dtype(DType::F32)?;
         out.insert(name.clone(), tensor);
     }
     Ok(out)

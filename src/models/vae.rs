@@ -297,7 +297,9 @@ impl Grbm {
     /// Loads `mu`, `log_s`, `w`, `b` under the builder's prefix.
     pub fn new(vb: &VarBuilder, latent: usize, hidden: usize) -> Result<Self> {
         if hidden == 0 || hidden > 1 << 16 {
-            return Err(Error::Architecture(format!("GRBM with {hidden} hidden units")));
+            return Err(Error::Architecture(format!(
+                "GRBM with {hidden} hidden units"
+            )));
         }
         Ok(Self {
             mu: vb.get(latent, "mu")?,
@@ -341,7 +343,9 @@ impl EbmVae {
         like: &Tensor,
     ) -> Result<Tensor> {
         if !(step > 0.0 && step.is_finite()) {
-            return Err(Error::Param(format!("latent step must be positive, got {step}")));
+            return Err(Error::Param(format!(
+                "latent step must be positive, got {step}"
+            )));
         }
         let mut z = self.vae.eps(n, rng, like)?;
         let noise_scale = (2.0 * step).sqrt();

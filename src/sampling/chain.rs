@@ -185,7 +185,8 @@ impl Chain {
         }
         if any_stopped {
             let n = self.len();
-            let mask = Tensor::from_vec(keep_old, (n, 1), self.y.device())?.broadcast_as(self.y.shape())?;
+            let mask = Tensor::from_vec(keep_old, (n, 1), self.y.device())?
+                .broadcast_as(self.y.shape())?;
             self.y = mask.where_cond(&self.y, &y1)?;
             self.v = mask.where_cond(&self.v, &v1)?;
         } else {
@@ -193,7 +194,9 @@ impl Chain {
             self.v = v1;
         }
         stats.score_norm = sanitize(row_norms(&psi)?);
-        stats.energy = energy.map(|e| e.to_vec1::<f32>().map(sanitize)).transpose()?;
+        stats.energy = energy
+            .map(|e| e.to_vec1::<f32>().map(sanitize))
+            .transpose()?;
         if let Some((_, u)) = sampler.gamma_u() {
             let dim = self.y.dim(1)? as f64;
             let v2 = self.v.sqr()?.sum(D::Minus1)?.to_vec1::<f32>()?;
@@ -245,9 +248,8 @@ pub fn initial_state(
             .map(|_| (rng.uniform() + sigma * rng.normal()) as f32)
             .collect(),
         ChainInit::DataNoise => {
-            let data = data.ok_or_else(|| {
-                Error::Param("the data-noise init needs a dataset".into())
-            })?;
+            let data =
+                data.ok_or_else(|| Error::Param("the data-noise init needs a dataset".into()))?;
             if data.dim() != d || data.is_empty() {
                 return Err(Error::Data(format!(
                     "the dataset has {} pixels per image, the model {d}",
@@ -275,7 +277,9 @@ pub fn tile_measurements(x: &Tensor, m: usize) -> Result<Tensor> {
         return Ok(x.clone());
     }
     let (n, d) = x.dims2()?;
-    Ok(x.unsqueeze(1)?.broadcast_as((n, m, d))?.reshape((n, m * d))?)
+    Ok(x.unsqueeze(1)?
+        .broadcast_as((n, m, d))?
+        .reshape((n, m * d))?)
 }
 
 /// "Poor man's NEBULA": the jump of a jump, `x_hat(x_hat(y))`: `y: [N, M*d] -> [N, d]`.

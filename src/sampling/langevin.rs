@@ -100,7 +100,9 @@ impl Sampler {
             if v.is_finite() && v > 0.0 {
                 Ok(())
             } else {
-                Err(Error::Param(format!("{name} must be a positive number, got {v}")))
+                Err(Error::Param(format!(
+                    "{name} must be a positive number, got {v}"
+                )))
             }
         };
         check("delta", self.delta())?;
@@ -133,12 +135,10 @@ impl Sampler {
         mut score: impl FnMut(&Tensor) -> Result<(E, Tensor)>,
     ) -> Result<(Tensor, Tensor, E, Tensor)> {
         let noise = |rng: &mut Rng| -> Result<Tensor> {
-            Ok(Tensor::from_vec(
-                rng.normal_vec(y.elem_count()),
-                y.shape(),
-                y.device(),
-            )?
-            .to_dtype(y.dtype())?)
+            Ok(
+                Tensor::from_vec(rng.normal_vec(y.elem_count()), y.shape(), y.device())?
+                    .to_dtype(y.dtype())?,
+            )
         };
         match *self {
             Sampler::Overdamped { delta } => {

@@ -53,13 +53,18 @@ impl NebulaConfig {
             if v.is_finite() && v > 0.0 {
                 Ok(())
             } else {
-                Err(Error::Param(format!("{name} must be a positive number, got {v}")))
+                Err(Error::Param(format!(
+                    "{name} must be a positive number, got {v}"
+                )))
             }
         };
         pos("eta", self.eta)?;
         pos("tol", self.tol)?;
         if !(self.merge.is_finite() && self.merge >= 0.0) {
-            return Err(Error::Param(format!("merge distance {} is not valid", self.merge)));
+            return Err(Error::Param(format!(
+                "merge distance {} is not valid",
+                self.merge
+            )));
         }
         if !(self.creative.is_finite() && self.creative >= 0.0) {
             return Err(Error::Param(format!(
@@ -68,7 +73,10 @@ impl NebulaConfig {
             )));
         }
         if self.starts == 0 || self.starts > 65_536 {
-            return Err(Error::Param(format!("starts must be 1..=65536, got {}", self.starts)));
+            return Err(Error::Param(format!(
+                "starts must be 1..=65536, got {}",
+                self.starts
+            )));
         }
         Ok(())
     }
@@ -151,12 +159,10 @@ impl Nebula {
         let n = cfg.starts;
         let y = match cfg.init {
             NebulaInit::Uniform => initial_state(model, ChainInit::Uniform, n, data, &mut rng)?,
-            NebulaInit::DataNoise => {
-                initial_state(model, ChainInit::DataNoise, n, data, &mut rng)?
-            }
+            NebulaInit::DataNoise => initial_state(model, ChainInit::DataNoise, n, data, &mut rng)?,
             NebulaInit::Data => {
-                let data = data
-                    .ok_or_else(|| Error::Param("the data init needs a dataset".into()))?;
+                let data =
+                    data.ok_or_else(|| Error::Param("the data init needs a dataset".into()))?;
                 if data.dim() != model.data_dim() || data.is_empty() {
                     return Err(Error::Data("the dataset does not fit the model".into()));
                 }
@@ -357,6 +363,6 @@ pub fn merge_attractors(
             }
         }
     }
-    out.sort_by(|a, b| b.members.len().cmp(&a.members.len()));
+    out.sort_by_key(|a| std::cmp::Reverse(a.members.len()));
     out
 }

@@ -42,10 +42,7 @@ impl Rng {
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.s;
-        let result = s[0]
-            .wrapping_add(s[3])
-            .rotate_left(23)
-            .wrapping_add(s[0]);
+        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
         let t = s[1] << 17;
         s[2] ^= s[0];
         s[3] ^= s[1];
@@ -151,7 +148,10 @@ mod tests {
         let xs: Vec<f64> = (0..n).map(|_| r.laplace(b)).collect();
         let mean_abs = xs.iter().map(|x| x.abs()).sum::<f64>() / n as f64;
         // sd of |x| is b, so the std error is b / sqrt(n).
-        assert!((mean_abs - b).abs() < 5.0 * b / (n as f64).sqrt(), "E|x| {mean_abs}");
+        assert!(
+            (mean_abs - b).abs() < 5.0 * b / (n as f64).sqrt(),
+            "E|x| {mean_abs}"
+        );
     }
 
     #[test]

@@ -44,10 +44,16 @@ impl TrainConfig {
     /// Checks the numbers.
     pub fn validate(&self) -> Result<()> {
         if !(self.sigma.is_finite() && self.sigma > 0.0) {
-            return Err(Error::Param(format!("sigma must be positive, got {}", self.sigma)));
+            return Err(Error::Param(format!(
+                "sigma must be positive, got {}",
+                self.sigma
+            )));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Error::Param(format!("lr must be positive, got {}", self.lr)));
+            return Err(Error::Param(format!(
+                "lr must be positive, got {}",
+                self.lr
+            )));
         }
         if self.batch == 0 || self.epochs == 0 {
             return Err(Error::Param("batch and epochs must be at least 1".into()));
@@ -256,8 +262,7 @@ pub fn batch_loss(
             (vae_loss + (dsm * (s_n * s_n))?)?
         }
         ModelInner::Classifier(c) => {
-            let labels =
-                labels.ok_or_else(|| Error::Data("a classifier needs labels".into()))?;
+            let labels = labels.ok_or_else(|| Error::Data("a classifier needs labels".into()))?;
             candle_nn::loss::cross_entropy(&c.logits(x)?, labels)?
         }
     })
@@ -286,7 +291,8 @@ pub fn test_loss(model: &Model, test: &Dataset, seed: u64) -> Result<(f64, Optio
                 .count();
         }
     }
-    let acc = matches!(model.inner, ModelInner::Classifier(_)).then(|| correct as f64 / n.max(1) as f64);
+    let acc =
+        matches!(model.inner, ModelInner::Classifier(_)).then(|| correct as f64 / n.max(1) as f64);
     Ok((total / n.max(1) as f64, acc))
 }
 
@@ -304,7 +310,11 @@ fn label_tensor(data: &Dataset, idx: &[usize], device: &Device) -> Result<Option
 }
 
 /// Copies the trainable parameters into a checkpoint with `meta` and the training record.
-pub fn to_checkpoint(varmap: &VarMap, mut meta: Metadata, record: &TrainRecord) -> Result<Checkpoint> {
+pub fn to_checkpoint(
+    varmap: &VarMap,
+    mut meta: Metadata,
+    record: &TrainRecord,
+) -> Result<Checkpoint> {
     let data = varmap
         .data()
         .lock()
@@ -319,7 +329,13 @@ pub fn to_checkpoint(varmap: &VarMap, mut meta: Metadata, record: &TrainRecord) 
                 "training diverged: parameter '{name}' is not finite (lower the learning rate)"
             )));
         }
-        tensors.insert(name.clone(), TensorData { shape, data: values });
+        tensors.insert(
+            name.clone(),
+            TensorData {
+                shape,
+                data: values,
+            },
+        );
     }
     meta.train = Some(
         serde_json::to_value(record)
@@ -342,7 +358,9 @@ pub fn train(
 ) -> Result<(Checkpoint, TrainRecord)> {
     cfg.validate()?;
     if train.is_empty() || test.is_empty() {
-        return Err(Error::Data("training needs non-empty train and test splits".into()));
+        return Err(Error::Data(
+            "training needs non-empty train and test splits".into(),
+        ));
     }
     if cfg.kind == ModelKind::Classifier && (train.labels.is_none() || test.labels.is_none()) {
         return Err(Error::Data("a classifier needs labels (--labels)".into()));
