@@ -4,6 +4,7 @@
 //! denoising, diagnostics and training. It knows nothing of the GUI. Equations follow `REFERENCE.md`; tensors are
 //! f32, batched as `[N, D]`.
 
+pub mod bench;
 pub mod data;
 pub mod device;
 pub mod error;

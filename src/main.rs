@@ -82,6 +82,9 @@ enum Command {
         after_help = "Examples:\n  walkjump train --kind deen --sigma 1.0 --epochs 20 --out deen.safetensors\n  walkjump train --kind mdae --sigma 1.0 --measurements 4 --out mdae.safetensors\n  walkjump train --kind classifier --epochs 10 --out classifier.safetensors\n  walkjump train --kind deen --sigma 0.3 --arch '{\"net\":{\"type\":\"mlp\",\"hidden\":[512,512]}}' --out small.safetensors\n\nCtrl-C saves a resumable checkpoint to --out; continue with --resume FILE."
     )]
     Train(TrainArgs),
+    /// Measure throughput: walk-jump steps at several batch sizes, NEBULA, denoising and training steps.
+    #[command(after_help = "Examples:\n  walkjump bench\n  walkjump bench -c checkpoints/deen-mlp-s1.0.safetensors --batches 1,64,256 --json bench.json")]
+    Bench(BenchArgs),
     /// Print a checkpoint's metadata, tensor table, parameter count and sha256.
     #[command(after_help = "Example:\n  walkjump inspect checkpoints/deen-mlp-s1.0.safetensors")]
     Inspect {
@@ -279,6 +282,28 @@ struct TrainArgs {
 }
 
 #[derive(Args)]
+struct BenchArgs {
+    /// Checkpoints to measure (repeat). Default: every bundled checkpoint.
+    #[arg(long = "checkpoint", short = 'c')]
+    checkpoints: Vec<PathBuf>,
+    /// Chain counts for the walk-jump step, comma-separated.
+    #[arg(long, default_value = "1,64,256")]
+    batches: String,
+    /// Seconds spent timing each measurement (after warm-up).
+    #[arg(long, default_value_t = 1.0)]
+    budget: f64,
+    /// Skip the training-step measurement.
+    #[arg(long)]
+    no_train: bool,
+    /// Also write the report as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Device: cpu, cuda, cuda:N or metal.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Args)]
 struct ChiArgs {
     /// IDX images (default: the bundled digits).
     #[arg(long)]
@@ -316,6 +341,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::Eval(a)) => cmd_eval(a),
         Some(Command::Chi(a)) => cmd_chi(a),
         Some(Command::Train(a)) => cmd_train(a),
+        Some(Command::Bench(a)) => cmd_bench(a),
         Some(Command::Inspect { file }) => {
             let bytes = read_checkpoint_bytes(&file)?;
             print!(
@@ -378,6 +404,9 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
     let path = resolve_checkpoint(a.common.checkpoint.as_deref());
     let mut model = load_model(&path, &device)?;
     model.set_z_mode(parse_z(&a.z)?);
+    if let walkjump::models::ModelInner::EbmVae(e) = &model.inner {
+        return sample_latent(&a, &model, e, &device);
+    }
     let spec = match &a.replay {
         Some(run_file) => {
             let text = std::fs::read_to_string(run_file)
@@ -937,5 +966,86 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     }
     println!("wall time   {:.1} s", rec.wall_seconds);
     println!("wrote       {}", a.out.display());
+    Ok(())
+}
+
+/// A VAE with a GRBM prior samples in latent space (REFERENCE.md §9): Langevin on E(z), then decode.
+fn sample_latent(
+    a: &SampleArgs,
+    model: &Model,
+    e: &walkjump::models::EbmVae,
+    device: &candle_core::Device,
+) -> Result<()> {
+    let step = a.delta.unwrap_or(0.01);
+    let steps = a.steps;
+    let mut rng = Rng::new(a.common.seed);
+    let like = candle_core::Tensor::zeros(1, candle_core::DType::F32, device)?;
+    let x = e.sample(a.chains, steps, step, &mut rng, &like)?.to_vec2::<f32>()?;
+    let (_, h, w) = model.data_shape();
+    let mut grid = Grid::new(h, w, 8);
+    for img in &x {
+        grid.push(img);
+    }
+    grid.save_png(&a.out)?;
+    let lo = x.iter().flatten().copied().fold(f32::INFINITY, f32::min);
+    let hi = x.iter().flatten().copied().fold(f32::NEG_INFINITY, f32::max);
+    println!("model     {} (ebm_vae, GRBM prior)", model.meta.data.name);
+    println!("latent    Langevin z <- z - s grad E(z) + sqrt(2 s) eps, s = {step}, {steps} steps, {} samples, seed {}", a.chains, a.common.seed);
+    println!("samples   pixel range [{lo:.3}, {hi:.3}]");
+    println!("wrote     {}", a.out.display());
+    Ok(())
+}
+
+fn cmd_bench(a: BenchArgs) -> Result<()> {
+    use walkjump::bench::{BenchReport, bench_model, format_report, gemm_peak, peak_rss_mib};
+    use walkjump::models::checkpoint::Checkpoint;
+    let device = open_device(&a.device)?;
+    let batches: Vec<usize> = a
+        .batches
+        .split(',')
+        .map(|s| s.trim().parse::<usize>())
+        .collect::<std::result::Result<_, _>>()
+        .context("--batches must be comma-separated counts, e.g. 1,64,256")?;
+    if batches.iter().any(|&b| b == 0) || !(a.budget.is_finite() && a.budget > 0.0) {
+        bail!("batch sizes and --budget must be positive");
+    }
+    let paths = if a.checkpoints.is_empty() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(checkpoints_dir())
+            .context("no checkpoints folder; pass --checkpoint")?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+            .collect();
+        v.sort();
+        v
+    } else {
+        a.checkpoints.clone()
+    };
+    let gemm = gemm_peak(&device, a.budget)?;
+    let mut rows = Vec::new();
+    for p in &paths {
+        let model = load_model(p, &device)?;
+        let label = p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let (tm, vars) = if a.no_train {
+            (None, Vec::new())
+        } else {
+            let ck = Checkpoint::load(p)?;
+            let (m, vm) = walkjump::train::trainable_model(ck.meta.clone(), &device, 0, Some(&ck))?;
+            (Some(m), vm.all_vars())
+        };
+        eprintln!("measuring {label} ...");
+        rows.extend(bench_model(&label, &model, &batches, a.budget, tm.as_ref(), vars)?);
+    }
+    let report = BenchReport {
+        device: walkjump::device::describe(&device),
+        threads: candle_core::utils::get_num_threads(),
+        gemm_gflops: gemm,
+        peak_rss_mib: peak_rss_mib(),
+        rows,
+    };
+    print!("{}", format_report(&report));
+    if let Some(j) = &a.json {
+        write_atomic(j, serde_json::to_string_pretty(&report)?.as_bytes())?;
+        println!("wrote {}", j.display());
+    }
     Ok(())
 }

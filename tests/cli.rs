@@ -302,6 +302,9 @@ fn nebula_denoise_eval_chi_inspect_train() {
         .expect("number");
     assert!((0.0..=1.0).contains(&acc));
 
+    let s = ok(&["sample", "-c", &f.p("ebm.safetensors"), "--steps", "20", "--chains", "4", "--out", &f.p("e.png")]);
+    assert!(s.contains("GRBM"), "{s}");
+
     let s = ok(&["chi", "--pairs", "20000", "--seed", "1"]);
     assert!(s.contains("median   0.18"), "{s}");
 
