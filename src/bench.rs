@@ -174,7 +174,13 @@ pub fn bench_model(
             Ok(())
         })?;
         // Backward costs about twice the forward pass it differentiates.
-        rows.push(row(label, "train step", n, secs, 3.0 * 2.0 * macs * n as f64));
+        rows.push(row(
+            label,
+            "train step",
+            n,
+            secs,
+            3.0 * 2.0 * macs * n as f64,
+        ));
     }
     let _ = DType::F32;
     Ok(rows)

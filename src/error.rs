@@ -36,12 +36,12 @@ pub enum Error {
     #[error("data does not fit: {0}")]
     Data(String),
     /// Reading or writing a file failed.
-    #[error("cannot access {path}: {source}")]
+    #[error("cannot access {path}: {err}")]
     Io {
         /// The file involved.
         path: String,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (kept out of the error chain: the message already says it).
+        err: std::io::Error,
     },
     /// Encoding an image failed.
     #[error("cannot encode image: {0}")]
@@ -53,10 +53,10 @@ pub enum Error {
 
 impl Error {
     /// An I/O error for `path`.
-    pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+    pub fn io(path: &std::path::Path, err: std::io::Error) -> Self {
         Error::Io {
             path: path.display().to_string(),
-            source,
+            err,
         }
     }
 }

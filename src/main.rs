@@ -83,7 +83,9 @@ enum Command {
     )]
     Train(TrainArgs),
     /// Measure throughput: walk-jump steps at several batch sizes, NEBULA, denoising and training steps.
-    #[command(after_help = "Examples:\n  walkjump bench\n  walkjump bench -c checkpoints/deen-mlp-s1.0.safetensors --batches 1,64,256 --json bench.json")]
+    #[command(
+        after_help = "Examples:\n  walkjump bench\n  walkjump bench -c checkpoints/deen-mlp-s1.0.safetensors --batches 1,64,256 --json bench.json"
+    )]
     Bench(BenchArgs),
     /// Print a checkpoint's metadata, tensor table, parameter count and sha256.
     #[command(after_help = "Example:\n  walkjump inspect checkpoints/deen-mlp-s1.0.safetensors")]
@@ -385,7 +387,11 @@ fn open_device(spec: &str) -> Result<candle_core::Device> {
 }
 
 fn load_model(path: &Path, device: &candle_core::Device) -> Result<Model> {
-    Model::load(path, device).with_context(|| format!("{}", path.display()))
+    Model::load(path, device).map_err(|e| match e {
+        // I/O errors already name the file.
+        walkjump::Error::Io { .. } => anyhow::anyhow!(e),
+        other => anyhow::anyhow!("{}: {other}", path.display()),
+    })
 }
 
 fn parse_z(s: &str) -> Result<ZMode> {
@@ -980,7 +986,9 @@ fn sample_latent(
     let steps = a.steps;
     let mut rng = Rng::new(a.common.seed);
     let like = candle_core::Tensor::zeros(1, candle_core::DType::F32, device)?;
-    let x = e.sample(a.chains, steps, step, &mut rng, &like)?.to_vec2::<f32>()?;
+    let x = e
+        .sample(a.chains, steps, step, &mut rng, &like)?
+        .to_vec2::<f32>()?;
     let (_, h, w) = model.data_shape();
     let mut grid = Grid::new(h, w, 8);
     for img in &x {
@@ -988,9 +996,16 @@ fn sample_latent(
     }
     grid.save_png(&a.out)?;
     let lo = x.iter().flatten().copied().fold(f32::INFINITY, f32::min);
-    let hi = x.iter().flatten().copied().fold(f32::NEG_INFINITY, f32::max);
+    let hi = x
+        .iter()
+        .flatten()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
     println!("model     {} (ebm_vae, GRBM prior)", model.meta.data.name);
-    println!("latent    Langevin z <- z - s grad E(z) + sqrt(2 s) eps, s = {step}, {steps} steps, {} samples, seed {}", a.chains, a.common.seed);
+    println!(
+        "latent    Langevin z <- z - s grad E(z) + sqrt(2 s) eps, s = {step}, {steps} steps, {} samples, seed {}",
+        a.chains, a.common.seed
+    );
     println!("samples   pixel range [{lo:.3}, {hi:.3}]");
     println!("wrote     {}", a.out.display());
     Ok(())
@@ -1024,7 +1039,10 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     let mut rows = Vec::new();
     for p in &paths {
         let model = load_model(p, &device)?;
-        let label = p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let label = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
         let (tm, vars) = if a.no_train {
             (None, Vec::new())
         } else {
@@ -1033,7 +1051,14 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
             (Some(m), vm.all_vars())
         };
         eprintln!("measuring {label} ...");
-        rows.extend(bench_model(&label, &model, &batches, a.budget, tm.as_ref(), vars)?);
+        rows.extend(bench_model(
+            &label,
+            &model,
+            &batches,
+            a.budget,
+            tm.as_ref(),
+            vars,
+        )?);
     }
     let report = BenchReport {
         device: walkjump::device::describe(&device),

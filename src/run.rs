@@ -268,7 +268,7 @@ pub fn walk_jump(
     let n = cfg.chains;
     let io = |e: std::io::Error| Error::Io {
         path: "trace".into(),
-        source: e,
+        err: e,
     };
     if let Some(t) = trace.as_mut() {
         writeln!(

@@ -70,6 +70,7 @@ impl Fixture {
             1,
             "svae.safetensors",
         );
+        save(ModelKind::EbmVae, vae_arch(mlp(&[8])), 1, "ebm.safetensors");
         save(
             ModelKind::Classifier,
             Arch {
@@ -302,7 +303,17 @@ fn nebula_denoise_eval_chi_inspect_train() {
         .expect("number");
     assert!((0.0..=1.0).contains(&acc));
 
-    let s = ok(&["sample", "-c", &f.p("ebm.safetensors"), "--steps", "20", "--chains", "4", "--out", &f.p("e.png")]);
+    let s = ok(&[
+        "sample",
+        "-c",
+        &f.p("ebm.safetensors"),
+        "--steps",
+        "20",
+        "--chains",
+        "4",
+        "--out",
+        &f.p("e.png"),
+    ]);
     assert!(s.contains("GRBM"), "{s}");
 
     let s = ok(&["chi", "--pairs", "20000", "--seed", "1"]);
