@@ -3,7 +3,7 @@
 # test split, seed 0) and the quality checks of the training issue. Usage: scripts/quality.sh > quality.txt
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WJ=${WALKJUMP:-"cargo run --release --quiet --"}
+WJ=${WALKJUMP:-"cargo run --quiet --"}
 out=${OUT:-target/quality}
 mkdir -p "$out"
 for f in checkpoints/*.safetensors; do

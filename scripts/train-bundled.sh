@@ -4,7 +4,7 @@
 # WALKJUMP=path/to/walkjump overrides the binary (default: cargo run --release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WJ=${WALKJUMP:-"cargo run --release --quiet --"}
+WJ=${WALKJUMP:-"cargo run --quiet --"}
 mkdir -p checkpoints/logs
 
 declare -A CMD
