@@ -235,6 +235,9 @@ struct EvalArgs {
     /// How UVB / VAEs pick z: sample, mean, or average:K.
     #[arg(long, default_value = "sample")]
     z: String,
+    /// Also print the best linear (Wiener) denoiser's loss, fitted to the training split, on the same data.
+    #[arg(long)]
+    baselines: bool,
 }
 
 #[derive(Args)]
@@ -810,6 +813,7 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
     model.set_z_mode(parse_z(&a.z)?);
     let data = Dataset::open(a.data.as_deref(), a.labels.as_deref())?;
     let split = a.split.unwrap_or(run::default_eval_split(a.data.is_some()));
+    let train_split = data.split(Split::Train);
     let data = data.split(split);
     match evaluate(&model, &data, a.sigma, a.common.seed)? {
         EvalResult::Loss {
@@ -826,6 +830,13 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
                 "identity baseline (x_hat = y): {:.4}",
                 sigma * sigma * data.dim() as f64
             );
+            if a.baselines && sigma > 0.0 {
+                let w = walkjump::train::wiener::Wiener::fit(&train_split, sigma)?;
+                println!(
+                    "wiener baseline (linear, fitted to the training split): {:.4}",
+                    w.loss(&data, a.common.seed)
+                );
+            }
         }
         EvalResult::Accuracy { accuracy, count } => {
             println!("accuracy: {accuracy:.4}");
@@ -951,8 +962,14 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         ck.meta.extra.insert("sampler".into(), prev.clone());
     }
     ck.save(&a.out)?;
-    let last = rec.history.last();
+    let last = rec
+        .best_epoch
+        .and_then(|b| rec.history.iter().find(|e| e.epoch == b))
+        .or(rec.history.last());
     println!("kind        {}", kind.as_str());
+    if let Some(b) = rec.best_epoch {
+        println!("saved       parameters of epoch {b} (lowest test loss)");
+    }
     println!("parameters  {}", rec.parameters);
     println!(
         "epochs      {}{}",

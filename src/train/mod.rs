@@ -3,6 +3,8 @@
 //! DEEN and UVB are trained through the explicit-VJP score: `grad_y f` is an ordinary tensor expression, so the DEEN
 //! loss `||x - y + sigma^2 grad_y f(y)||^2` is differentiated by candle's first-order backward.
 
+pub mod wiener;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -105,6 +107,10 @@ pub struct TrainRecord {
     pub parameters: usize,
     /// Whether training was interrupted (a resumable checkpoint).
     pub interrupted: bool,
+    /// The epoch whose parameters were saved: the one with the lowest test loss (a completed run keeps its best
+    /// epoch, so a late loss spike cannot spoil it; an interrupted run keeps its latest parameters to resume from).
+    #[serde(default)]
+    pub best_epoch: Option<usize>,
 }
 
 /// Progress reported after every batch.
@@ -400,6 +406,7 @@ pub fn train(
     let mut interrupted = false;
     let mut samples = 0usize;
     let mut epoch = epochs_before;
+    let mut best: Option<(f64, usize, Vec<(Var, Tensor)>)> = None;
     while epoch < cfg.epochs {
         epoch += 1;
         let perm = rng.permutation(n);
@@ -444,6 +451,17 @@ pub fn train(
             test_accuracy: acc,
             seconds: t0.elapsed().as_secs_f64(),
         };
+        if best.as_ref().is_none_or(|(b, _, _)| tl < *b) && tl.is_finite() {
+            let snapshot = varmap
+                .all_vars()
+                .into_iter()
+                .map(|v| {
+                    let t = v.as_tensor().copy()?;
+                    Ok((v, t))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            best = Some((tl, epoch, snapshot));
+        }
         history.push(rec.clone());
         progress(&Progress {
             epoch,
@@ -453,6 +471,13 @@ pub fn train(
             samples_per_sec: samples as f64 / t0.elapsed().as_secs_f64().max(1e-9),
             epoch_done: Some(rec),
         });
+    }
+    let mut best_epoch = None;
+    if !interrupted && let Some((_, e, snapshot)) = best {
+        for (var, t) in snapshot {
+            var.set(&t)?;
+        }
+        best_epoch = Some(e);
     }
     let record = TrainRecord {
         dataset: train.spec.name.clone(),
@@ -464,6 +489,7 @@ pub fn train(
         wall_seconds: t0.elapsed().as_secs_f64(),
         parameters,
         interrupted,
+        best_epoch,
     };
     let _ = model.dim();
     let ck = to_checkpoint(&varmap, meta, &record)?;

@@ -99,6 +99,7 @@ pub fn random_checkpoint(meta: Metadata, seed: u64) -> Checkpoint {
         wall_seconds: 0.0,
         parameters: 0,
         interrupted: false,
+        best_epoch: None,
     };
     to_checkpoint(&varmap, meta, &rec).expect("checkpoint")
 }
