@@ -98,13 +98,13 @@ struct SampleArgs {
     #[arg(long)]
     sampler: Option<String>,
     /// Step size delta (project convention, REFERENCE.md §6).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     delta: Option<f64>,
     /// Friction rate gamma (underdamped samplers).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     gamma: Option<f64>,
     /// Inverse mass u (underdamped samplers).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     u: Option<f64>,
     /// Walk steps.
     #[arg(long, default_value_t = 1000)]
@@ -397,6 +397,14 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
         None => {
             let (rec_sampler, rec_every) = recommended_sampler(&model.meta);
             let (rg, ru) = rec_sampler.gamma_u().unwrap_or((0.5, 1.0));
+            // Refuse a nonsensical gamma or u even where the sampler ignores it (overdamped).
+            for (flag, v) in [("gamma", a.gamma), ("u", a.u)] {
+                if let Some(v) = v
+                    && !(v.is_finite() && v > 0.0)
+                {
+                    bail!("invalid parameter: {flag} must be a positive number, got {v}");
+                }
+            }
             let name = a.sampler.as_deref().unwrap_or(rec_sampler.name());
             let delta = a.delta.unwrap_or(rec_sampler.delta());
             let sampler =
