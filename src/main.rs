@@ -136,6 +136,9 @@ struct SampleArgs {
     /// Per-step diagnostics as CSV (one row per chain per step).
     #[arg(long)]
     trace: Option<PathBuf>,
+    /// Write trace rows only every K steps (steps K, 2K, ...), to keep long runs' traces small.
+    #[arg(long, default_value_t = 1)]
+    trace_every: usize,
     /// Film strip PNG: one row per chain, its jumps left to right.
     #[arg(long)]
     out: PathBuf,
@@ -426,6 +429,9 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
     if spec.steps == 0 {
         bail!("--steps must be at least 1");
     }
+    if a.trace_every == 0 {
+        bail!("--trace-every must be at least 1");
+    }
     let classifier_path = a.classifier.clone().or_else(|| {
         let p = checkpoints_dir().join("classifier.safetensors");
         p.is_file().then_some(p)
@@ -455,12 +461,13 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
         None => None,
     };
     let t0 = Instant::now();
-    let out = run::walk_jump(
+    let out = run::walk_jump_trace_every(
         &model,
         &spec,
         data.as_ref(),
         classifier,
         trace_file.as_mut().map(|w| w as &mut dyn std::io::Write),
+        a.trace_every,
         &device,
     )?;
     if let Some(mut w) = trace_file {

@@ -255,9 +255,29 @@ pub fn walk_jump(
     spec: &WalkJumpSpec,
     data: Option<&Dataset>,
     classifier: Option<&Classifier>,
-    mut trace: Option<&mut dyn Write>,
+    trace: Option<&mut dyn Write>,
     device: &Device,
 ) -> Result<WalkJumpOutput> {
+    walk_jump_trace_every(model, spec, data, classifier, trace, 1, device)
+}
+
+/// [`walk_jump`] writing trace rows only for the steps that are multiples of `trace_every` (steps count from 1, so
+/// `trace_every = 1` is every step). Same CSV columns; a step's jump columns are filled when it is also a jump step.
+/// Keeps the trace of a long run small (a soak of 10^6 steps) without changing the run itself.
+pub fn walk_jump_trace_every(
+    model: &dyn ScoreModel,
+    spec: &WalkJumpSpec,
+    data: Option<&Dataset>,
+    classifier: Option<&Classifier>,
+    mut trace: Option<&mut dyn Write>,
+    trace_every: usize,
+    device: &Device,
+) -> Result<WalkJumpOutput> {
+    if trace_every == 0 {
+        return Err(Error::Param(
+            "trace rows every 0 steps: the interval must be at least 1".into(),
+        ));
+    }
     if !model.has_score() {
         return Err(Error::Unsupported(
             "this model has no score of y, so it cannot walk; use an energy or score model".into(),
@@ -332,7 +352,10 @@ pub fn walk_jump(
             score_draws.push(stats.score_norm.iter().map(|&v| v as f64).collect());
             jump_rows = Some((mins, maxs, cls));
         }
-        if let Some(t) = trace.as_mut() {
+        if let Some(t) = trace
+            .as_mut()
+            .filter(|_| stats.step % trace_every as u64 == 0)
+        {
             for i in 0..n {
                 let e = stats.energy.as_ref().map(|e| e[i]);
                 let k = stats.kinetic.as_ref().map(|k| k[i]);
