@@ -103,13 +103,13 @@ struct SampleArgs {
     #[arg(long)]
     sampler: Option<String>,
     /// Step size delta (project convention, REFERENCE.md §6).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     delta: Option<f64>,
     /// Friction rate gamma (underdamped samplers).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     gamma: Option<f64>,
     /// Inverse mass u (underdamped samplers).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     u: Option<f64>,
     /// Walk steps.
     #[arg(long, default_value_t = 1000)]
@@ -141,6 +141,9 @@ struct SampleArgs {
     /// Per-step diagnostics as CSV (one row per chain per step).
     #[arg(long)]
     trace: Option<PathBuf>,
+    /// Write trace rows only every K steps (steps K, 2K, ...), to keep long runs' traces small.
+    #[arg(long, default_value_t = 1)]
+    trace_every: usize,
     /// Film strip PNG: one row per chain, its jumps left to right.
     #[arg(long)]
     out: PathBuf,
@@ -435,6 +438,14 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
         None => {
             let (rec_sampler, rec_every) = recommended_sampler(&model.meta);
             let (rg, ru) = rec_sampler.gamma_u().unwrap_or((0.5, 1.0));
+            // Refuse a nonsensical gamma or u even where the sampler ignores it (overdamped).
+            for (flag, v) in [("gamma", a.gamma), ("u", a.u)] {
+                if let Some(v) = v
+                    && !(v.is_finite() && v > 0.0)
+                {
+                    bail!("invalid parameter: {flag} must be a positive number, got {v}");
+                }
+            }
             let name = a.sampler.as_deref().unwrap_or(rec_sampler.name());
             let delta = a.delta.unwrap_or(rec_sampler.delta());
             let sampler =
@@ -455,6 +466,9 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
     spec.chain.validate()?;
     if spec.steps == 0 {
         bail!("--steps must be at least 1");
+    }
+    if a.trace_every == 0 {
+        bail!("--trace-every must be at least 1");
     }
     let classifier_path = a.classifier.clone().or_else(|| {
         let p = checkpoints_dir().join("classifier.safetensors");
@@ -485,12 +499,13 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
         None => None,
     };
     let t0 = Instant::now();
-    let out = run::walk_jump(
+    let out = run::walk_jump_trace_every(
         &model,
         &spec,
         data.as_ref(),
         classifier,
         trace_file.as_mut().map(|w| w as &mut dyn std::io::Write),
+        a.trace_every,
         &device,
     )?;
     if let Some(mut w) = trace_file {

@@ -1,6 +1,7 @@
 //! Headless runs shared by the CLI and the app: walk-jump, NEBULA, denoising and evaluation, each fully described
 //! by serde parameters and a seed so that the same inputs give the same outputs, byte for byte.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 
 use candle_core::{Device, Tensor};
@@ -172,8 +173,11 @@ pub struct WalkJumpOutput {
     pub frames: Vec<Vec<Vec<f32>>>,
     /// Step index of each kept frame.
     pub frame_steps: Vec<u64>,
-    /// Class of every jump of every chain `[jump][chain]` (with a classifier).
+    /// Class of each chain's jumps `[jump][chain]` (with a classifier), thinned like the energy and score draws
+    /// (at most 4096 jumps, evenly spaced) so that a long run's memory stays bounded.
     pub classes: Option<Vec<Vec<u32>>>,
+    /// Per chain, the sorted classes of all of its jumps (with a classifier; not thinned).
+    pub visited: Option<Vec<Vec<u32>>>,
     /// Per chain: the reason it was stopped, if it diverged.
     pub stopped: Vec<Option<String>>,
     /// Energy at each jump step, per chain `[chain][draw]` (thinned), if the model has one.
@@ -191,6 +195,9 @@ pub struct WalkJumpOutput {
 impl WalkJumpOutput {
     /// Per chain, the set of classes its jumps visited.
     pub fn classes_visited(&self) -> Option<Vec<Vec<u32>>> {
+        if let Some(v) = &self.visited {
+            return Some(v.clone());
+        }
         let classes = self.classes.as_ref()?;
         let n = classes.first().map(|c| c.len()).unwrap_or(0);
         Some(
@@ -255,9 +262,29 @@ pub fn walk_jump(
     spec: &WalkJumpSpec,
     data: Option<&Dataset>,
     classifier: Option<&Classifier>,
-    mut trace: Option<&mut dyn Write>,
+    trace: Option<&mut dyn Write>,
     device: &Device,
 ) -> Result<WalkJumpOutput> {
+    walk_jump_trace_every(model, spec, data, classifier, trace, 1, device)
+}
+
+/// [`walk_jump`] writing trace rows only for the steps that are multiples of `trace_every` (steps count from 1, so
+/// `trace_every = 1` is every step). Same CSV columns; a step's jump columns are filled when it is also a jump step.
+/// Keeps the trace of a long run small (a soak of 10^6 steps) without changing the run itself.
+pub fn walk_jump_trace_every(
+    model: &dyn ScoreModel,
+    spec: &WalkJumpSpec,
+    data: Option<&Dataset>,
+    classifier: Option<&Classifier>,
+    mut trace: Option<&mut dyn Write>,
+    trace_every: usize,
+    device: &Device,
+) -> Result<WalkJumpOutput> {
+    if trace_every == 0 {
+        return Err(Error::Param(
+            "trace rows every 0 steps: the interval must be at least 1".into(),
+        ));
+    }
     if !model.has_score() {
         return Err(Error::Unsupported(
             "this model has no score of y, so it cannot walk; use an energy or score model".into(),
@@ -278,8 +305,11 @@ pub fn walk_jump(
         .map_err(io)?;
     }
     let mut frames: Thinned<(u64, Vec<Vec<f32>>)> = Thinned::new(spec.frames.max(2));
-    let mut classes: Vec<Vec<u32>> = Vec::new();
     let draw_cap = 4096;
+    // Class draws are thinned like the energy draws: one row per jump for 10^6 steps grew without bound (about
+    // 60 bytes per jump, 6 MB per 10^6 steps). The classes each chain visited are kept exactly, in sets.
+    let mut classes: Thinned<Vec<u32>> = Thinned::new(draw_cap);
+    let mut visited: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); n];
     let mut energy_draws: Thinned<Vec<f64>> = Thinned::new(draw_cap);
     let mut score_draws: Thinned<Vec<f64>> = Thinned::new(draw_cap);
     let mut jump_range = (f32::INFINITY, f32::NEG_INFINITY);
@@ -323,7 +353,14 @@ pub fn walk_jump(
                 frames.skip();
             }
             if let Some(c) = &cls {
-                classes.push(c.clone());
+                for (set, &k) in visited.iter_mut().zip(c) {
+                    set.insert(k);
+                }
+                if classes.wants_next() {
+                    classes.push(c.clone());
+                } else {
+                    classes.skip();
+                }
             }
             if let Some(e) = &stats.energy {
                 has_energy = true;
@@ -332,7 +369,10 @@ pub fn walk_jump(
             score_draws.push(stats.score_norm.iter().map(|&v| v as f64).collect());
             jump_rows = Some((mins, maxs, cls));
         }
-        if let Some(t) = trace.as_mut() {
+        if let Some(t) = trace
+            .as_mut()
+            .filter(|_| stats.step % trace_every as u64 == 0)
+        {
             for i in 0..n {
                 let e = stats.energy.as_ref().map(|e| e[i]);
                 let k = stats.kinetic.as_ref().map(|k| k[i]);
@@ -366,7 +406,13 @@ pub fn walk_jump(
     Ok(WalkJumpOutput {
         frame_steps: frames.items.iter().map(|(s, _)| *s).collect(),
         frames: frames.items.into_iter().map(|(_, f)| f).collect(),
-        classes: classifier.map(|_| classes),
+        classes: classifier.map(|_| classes.items),
+        visited: classifier.map(|_| {
+            visited
+                .into_iter()
+                .map(|s| s.into_iter().collect())
+                .collect()
+        }),
         stopped: chain.stopped.clone(),
         energy_draws: has_energy.then(|| transpose(&energy_draws.items)),
         score_draws: transpose(&score_draws.items),

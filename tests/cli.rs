@@ -436,3 +436,59 @@ fn bad_input_is_one_line_and_non_zero() {
         "/nonexistent-dir/x.png",
     ]);
 }
+
+#[test]
+fn trace_every_keeps_every_kth_step() {
+    let f = Fixture::new("trace-every");
+    let ck = f.p("deen.safetensors");
+    let png = f.p("s.png");
+    let run_with = |trace: &str, extra: &[&str]| {
+        let mut args = vec![
+            "sample", "-c", &ck, "--steps", "20", "--every", "5", "--chains", "2", "--seed", "4",
+            "--trace", trace, "--out", &png,
+        ];
+        args.extend_from_slice(extra);
+        ok(&args);
+        String::from_utf8(read(trace)).expect("utf-8")
+    };
+    let full = run_with(&f.p("full.csv"), &[]);
+    let every1 = run_with(&f.p("one.csv"), &["--trace-every", "1"]);
+    assert_eq!(full, every1, "--trace-every 1 is the default");
+    let thin = run_with(&f.p("thin.csv"), &["--trace-every", "5"]);
+    let lines: Vec<&str> = thin.lines().collect();
+    assert_eq!(
+        lines[0],
+        full.lines().next().unwrap_or_default(),
+        "same header"
+    );
+    assert_eq!(lines.len(), 1 + 4 * 2, "{thin}");
+    // Exactly the rows of the full trace at steps 5, 10, 15, 20 (the same run), jump columns filled.
+    let kept: Vec<&str> = full
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            l.split(',')
+                .next()
+                .and_then(|s| s.parse::<u64>().ok())
+                .is_some_and(|s| s % 5 == 0)
+        })
+        .collect();
+    assert_eq!(&lines[1..], kept.as_slice());
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.split(',').nth(5).is_some_and(|c| !c.is_empty()))
+    );
+    let e = fails(&[
+        "sample",
+        "-c",
+        &f.p("deen.safetensors"),
+        "--trace",
+        &f.p("t.csv"),
+        "--trace-every",
+        "0",
+        "--out",
+        &f.p("x.png"),
+    ]);
+    assert!(e.contains("--trace-every"), "{e}");
+}

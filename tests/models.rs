@@ -325,3 +325,80 @@ fn chi_of_the_bundled_digits() {
     assert_eq!(data.split(Split::Train).len(), 9000);
     assert_eq!(data.split(Split::Test).len(), 1000);
 }
+
+/// Regression (found by the soak): with a classifier, `walk_jump` kept one class row per jump for the whole run, so
+/// memory grew with the number of steps. Class draws are now thinned like the energy draws; the classes each chain
+/// visited are still counted over every jump.
+#[test]
+fn class_draws_stay_bounded_and_visited_counts_every_jump() {
+    use walkjump::run::{WalkJumpSpec, walk_jump};
+    let deen = Model::from_checkpoint(
+        &random_checkpoint(
+            meta(ModelKind::Deen, 1.0, 1, &Arch::net(mlp(&[4])), 3, 3),
+            1,
+        ),
+        &Device::Cpu,
+    )
+    .expect("deen");
+    let cls_arch = Arch {
+        classes: Some(10),
+        ..Arch::net(mlp(&[4]))
+    };
+    let cls = Model::from_checkpoint(
+        &random_checkpoint(meta(ModelKind::Classifier, 1.0, 1, &cls_arch, 3, 3), 2),
+        &Device::Cpu,
+    )
+    .expect("classifier");
+    let classifier = cls.classifier().expect("a classifier");
+    let spec = |steps| WalkJumpSpec {
+        chain: ChainConfig {
+            sampler: Sampler::Overdamped { delta: 0.5 },
+            every: 1,
+            chains: 2,
+            init: ChainInit::Uniform,
+            seed: 3,
+        },
+        steps,
+        frames: 4,
+    };
+    // Short run: every jump is kept, and the visited sets are exactly those of the rows.
+    let out = walk_jump(
+        &deen,
+        &spec(300),
+        None,
+        Some(classifier),
+        None,
+        &Device::Cpu,
+    )
+    .expect("run");
+    let rows = out.classes.as_ref().expect("classes");
+    assert_eq!(rows.len(), 300);
+    let visited = out.classes_visited().expect("visited");
+    for (i, v) in visited.iter().enumerate() {
+        let mut from_rows: Vec<u32> = rows.iter().map(|r| r[i]).collect();
+        from_rows.sort_unstable();
+        from_rows.dedup();
+        assert_eq!(v, &from_rows, "chain {i}");
+    }
+    // Long run: at most 4096 rows kept, aligned with the energy draws, visited still a superset of what is kept.
+    let out = walk_jump(
+        &deen,
+        &spec(9000),
+        None,
+        Some(classifier),
+        None,
+        &Device::Cpu,
+    )
+    .expect("run");
+    let rows = out.classes.as_ref().expect("classes");
+    assert!(rows.len() <= 4096 && rows.len() >= 2048, "{}", rows.len());
+    assert_eq!(
+        rows.len(),
+        out.energy_draws.as_ref().map_or(0, |e| e[0].len())
+    );
+    let visited = out.classes_visited().expect("visited");
+    for (i, v) in visited.iter().enumerate() {
+        assert!(rows.iter().all(|r| v.contains(&r[i])), "chain {i}");
+    }
+    assert!(out.class_mixing().is_some());
+}

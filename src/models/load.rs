@@ -30,18 +30,18 @@ impl SimpleBackend for TrackingBackend {
     ) -> candle_core::Result<Tensor> {
         let t = self.get_unchecked(name, dtype, dev)?;
         if t.shape() != &s {
-            candle_core::bail!(
+            return Err(plain_error(format!(
                 "tensor '{name}' has shape {:?}, the architecture needs {:?}",
                 t.dims(),
                 s.dims()
-            );
+            )));
         }
         Ok(t)
     }
 
     fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
         let Some(t) = self.tensors.get(name) else {
-            candle_core::bail!("tensor '{name}' is missing");
+            return Err(plain_error(format!("tensor '{name}' is missing")));
         };
         if let Ok(mut used) = self.used.lock() {
             used.insert(name.to_string());
@@ -54,11 +54,26 @@ impl SimpleBackend for TrackingBackend {
     }
 }
 
-/// Rewrites candle's errors from the builder into one-line architecture errors.
+/// A candle error without a backtrace. `candle_core::bail!` captures one whenever `RUST_BACKTRACE` is set, and
+/// formatting it symbolizes the whole stack (over 100 MB and 0.3 s on the first error of a process) only for
+/// [`arch_error`] to keep the first line.
+fn plain_error(msg: String) -> candle_core::Error {
+    candle_core::Error::Msg(msg)
+}
+
+/// The error under any backtrace wrappers.
+fn without_backtrace(e: &candle_core::Error) -> &candle_core::Error {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => without_backtrace(inner),
+        other => other,
+    }
+}
+
+/// Rewrites candle's errors from the builder into one-line architecture errors, never formatting a backtrace.
 fn arch_error(e: Error) -> Error {
     match e {
         Error::Candle(c) => {
-            let msg = c.to_string();
+            let msg = without_backtrace(&c).to_string();
             let line = msg.lines().next().unwrap_or("").to_string();
             Error::Architecture(line)
         }
@@ -121,4 +136,36 @@ pub fn read_checkpoint_bytes(path: &Path) -> Result<Vec<u8>> {
         )));
     }
     std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (found by tests/corpus.rs under RUST_BACKTRACE=1): an architecture error formatted its captured
+    /// backtrace, allocating over 100 MB, to keep one line of it. The cost itself is measured in a fresh process by
+    /// `tests/corpus.rs` (`architecture_error_is_cheap_under_rust_backtrace`).
+    #[test]
+    fn arch_errors_never_format_a_backtrace() {
+        let wrapped = candle_core::Error::WithBacktrace {
+            inner: Box::new(candle_core::Error::Msg("tensor 'w' is missing".into())),
+            backtrace: Box::new(std::backtrace::Backtrace::force_capture()),
+        };
+        assert!(matches!(
+            without_backtrace(&wrapped),
+            candle_core::Error::Msg(_)
+        ));
+        match arch_error(Error::Candle(wrapped)) {
+            Error::Architecture(m) => assert_eq!(m, "tensor 'w' is missing"),
+            other => panic!("{other}"),
+        }
+        let backend = TrackingBackend {
+            tensors: HashMap::new(),
+            used: Arc::new(Mutex::new(BTreeSet::new())),
+        };
+        let e = backend
+            .get_unchecked("w", DType::F32, &Device::Cpu)
+            .expect_err("missing");
+        assert!(matches!(e, candle_core::Error::Msg(_)), "{e:?}");
+    }
 }
