@@ -1043,7 +1043,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         .map(|s| s.trim().parse::<usize>())
         .collect::<std::result::Result<_, _>>()
         .context("--batches must be comma-separated counts, e.g. 1,64,256")?;
-    if batches.iter().any(|&b| b == 0) || !(a.budget.is_finite() && a.budget > 0.0) {
+    if batches.contains(&0) || !(a.budget.is_finite() && a.budget > 0.0) {
         bail!("batch sizes and --budget must be positive");
     }
     let paths = if a.checkpoints.is_empty() {
