@@ -12,6 +12,9 @@ Modes:
             inputs, with the score from ``torch.autograd.grad``, and compares them with ``walkjump probe``.
 ``time``    times a walk-jump step, a NEBULA step, a denoising pass and a training step like ``walkjump bench`` and
             writes JSON rows of the same shape (model, op, batch, ms, per_sec).
+``ratios``  joins a ``walkjump bench --json`` file and a ``time --json`` file: PyTorch ms / walkjump ms per row.
+``export-examples``  writes random twins of every kind (conv and MLP nets) as walkjump checkpoints, which the
+            parity check then covers too.
 """
 
 from __future__ import annotations
@@ -710,6 +713,29 @@ def cmd_time(a: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# ratios
+
+
+def cmd_ratios(a: argparse.Namespace) -> int:
+    """Joins ``walkjump bench --json`` and ``time --json`` rows on (model, op, batch): PyTorch ms / walkjump ms."""
+    wj_reports = [json.loads(Path(p).read_text()) for p in a.walkjump_json]
+    pt_reports = [json.loads(Path(p).read_text()) for p in a.torch_json]
+    wj, pt = wj_reports[0], pt_reports[0]
+    theirs = {(r["model"], r["op"], r["batch"]): r for rep in pt_reports for r in rep["rows"]}
+    print(f"walkjump: {wj.get('device')}, {wj.get('threads')} threads; PyTorch: {pt.get('device')}, "
+          f"{pt.get('threads')} threads")
+    print(f"{'model':<24} {'op':<16} {'batch':>6} {'walkjump ms':>12} {'PyTorch ms':>12} {'ratio':>7}")
+    for r in (r for rep in wj_reports for r in rep["rows"]):
+        t = theirs.get((r["model"], r["op"], r["batch"]))
+        if t is None:
+            continue
+        ratio = t["ms"] / r["ms"]
+        print(f"{r['model']:<24} {r['op']:<16} {r['batch']:>6} {r['ms']:>12.3f} {t['ms']:>12.3f} {ratio:>7.2f}")
+    print("ratio = PyTorch ms / walkjump ms (> 1: walkjump is faster)")
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="mode", required=True)
@@ -730,12 +756,17 @@ def main() -> int:
     pe.add_argument("dir")
     pe.add_argument("--seed", type=int, default=0)
     pe.add_argument("--weight-scale", type=float, default=2.5, help="multiply PyTorch's default init by this")
+    pr = sub.add_parser("ratios", help="speed ratios from `walkjump bench --json` and `time --json` files")
+    pr.add_argument("--walkjump-json", action="append", required=True, help="walkjump bench --json file (repeat)")
+    pr.add_argument("--torch-json", action="append", required=True, help="time --json file (repeat)")
     a = p.parse_args()
     if a.mode == "parity":
         torch.set_num_threads(1)
         return cmd_parity(a)
     if a.mode == "export-examples":
         return cmd_export_examples(a)
+    if a.mode == "ratios":
+        return cmd_ratios(a)
     return cmd_time(a)
 
 
