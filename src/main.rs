@@ -87,6 +87,15 @@ enum Command {
         after_help = "Examples:\n  walkjump bench\n  walkjump bench -c checkpoints/deen-mlp-s1.0.safetensors --batches 1,64,256 --json bench.json"
     )]
     Bench(BenchArgs),
+    /// Energy, score and jump of a checkpoint on given inputs, for parity checks against other implementations.
+    #[command(
+        hide = true,
+        after_help = "Reads the tensor `y` [N, M*d] from --inputs and writes to --out (safetensors): `energy` [N] and\n\
+                      `score` [N, M*d] where the kind defines them, `jump` [N, d] (UVB and VAEs with z = mean),\n\
+                      `logits` [N, classes] for a classifier, `prior_energy` [N] (GRBM at z = mean) for ebm_vae.\n\n\
+                      Example:\n  walkjump probe -c checkpoints/deen-mlp-s1.0.safetensors --inputs y.safetensors --out probe.safetensors"
+    )]
+    Probe(ProbeArgs),
     /// Print a checkpoint's metadata, tensor table, parameter count and sha256.
     #[command(after_help = "Example:\n  walkjump inspect checkpoints/deen-mlp-s1.0.safetensors")]
     Inspect {
@@ -312,6 +321,18 @@ struct BenchArgs {
 }
 
 #[derive(Args)]
+struct ProbeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// safetensors file with the inputs `y` [N, M*d] (F32 or F64).
+    #[arg(long)]
+    inputs: PathBuf,
+    /// safetensors file for the outputs.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
 struct ChiArgs {
     /// IDX images (default: the bundled digits).
     #[arg(long)]
@@ -350,6 +371,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::Chi(a)) => cmd_chi(a),
         Some(Command::Train(a)) => cmd_train(a),
         Some(Command::Bench(a)) => cmd_bench(a),
+        Some(Command::Probe(a)) => cmd_probe(a),
         Some(Command::Inspect { file }) => {
             let bytes = read_checkpoint_bytes(&file)?;
             print!(
@@ -1053,7 +1075,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         .map(|s| s.trim().parse::<usize>())
         .collect::<std::result::Result<_, _>>()
         .context("--batches must be comma-separated counts, e.g. 1,64,256")?;
-    if batches.iter().any(|&b| b == 0) || !(a.budget.is_finite() && a.budget > 0.0) {
+    if batches.contains(&0) || !(a.budget.is_finite() && a.budget > 0.0) {
         bail!("batch sizes and --budget must be positive");
     }
     let paths = if a.checkpoints.is_empty() {
@@ -1104,5 +1126,66 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         write_atomic(j, serde_json::to_string_pretty(&report)?.as_bytes())?;
         println!("wrote {}", j.display());
     }
+    Ok(())
+}
+
+/// Deterministic model outputs on given inputs (z = mean for the latent-variable kinds), for parity checks.
+fn cmd_probe(a: ProbeArgs) -> Result<()> {
+    use candle_core::{DType, Tensor};
+    use walkjump::models::ModelInner;
+    let device = open_device(&a.common.device)?;
+    let path = resolve_checkpoint(a.common.checkpoint.as_deref());
+    let mut model = load_model(&path, &device)?;
+    model.set_z_mode(ZMode::Mean);
+    let inputs = candle_core::safetensors::load(&a.inputs, &device)
+        .with_context(|| format!("cannot read the inputs {}", a.inputs.display()))?;
+    let y = inputs
+        .get("y")
+        .with_context(|| format!("{} has no tensor 'y'", a.inputs.display()))?
+        .to_dtype(DType::F32)?;
+    let width = match model.classifier() {
+        Some(_) => model.data_dim(),
+        None => model.dim(),
+    };
+    if y.dims().len() != 2 || y.dim(1)? != width {
+        bail!(
+            "{}: 'y' has shape {:?}, the model expects [N, {width}]",
+            a.inputs.display(),
+            y.dims()
+        );
+    }
+    let mut rng = Rng::new(a.common.seed);
+    let mut out: std::collections::HashMap<&str, Tensor> = std::collections::HashMap::new();
+    if let Some(c) = model.classifier() {
+        out.insert("logits", c.logits(&y)?);
+    } else {
+        if model.has_score() {
+            let (energy, score) = model.energy_and_score(&y, &mut rng)?;
+            if let Some(e) = energy {
+                out.insert("energy", e);
+            }
+            out.insert("score", score);
+        }
+        out.insert("jump", model.jump(&y, &mut rng)?);
+    }
+    if let ModelInner::EbmVae(e) = &model.inner {
+        let (mu, _) = e.vae.encode(&y)?;
+        out.insert("prior_energy", e.prior.energy_and_grad(&mu)?.0);
+    }
+    candle_core::safetensors::save(&out, &a.out)
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
+    let mut names: Vec<String> = out
+        .iter()
+        .map(|(k, t)| format!("{k} {:?}", t.dims()))
+        .collect();
+    names.sort();
+    println!(
+        "model   {} ({}, sigma {}, z = mean)",
+        path.display(),
+        model.kind().as_str(),
+        model.meta.sigma
+    );
+    println!("inputs  {} rows", y.dim(0)?);
+    println!("wrote   {}: {}", a.out.display(), names.join(", "));
     Ok(())
 }

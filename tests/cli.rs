@@ -491,4 +491,140 @@ fn trace_every_keeps_every_kth_step() {
         &f.p("x.png"),
     ]);
     assert!(e.contains("--trace-every"), "{e}");
+/// Writes `y: [n, width]` with values from a fixed pattern to `path` (the `probe` input format).
+fn write_probe_inputs(path: &str, n: usize, width: usize) {
+    let values: Vec<f32> = (0..n * width)
+        .map(|i| ((i * 37 % 101) as f32) / 50.0 - 0.5)
+        .collect();
+    let y = candle_core::Tensor::from_vec(values, (n, width), &candle_core::Device::Cpu)
+        .expect("tensor");
+    candle_core::safetensors::save(&std::collections::HashMap::from([("y", y)]), path)
+        .expect("save inputs");
+}
+
+fn read_probe(path: &str) -> std::collections::HashMap<String, candle_core::Tensor> {
+    candle_core::safetensors::load(path, &candle_core::Device::Cpu).expect("probe output")
+}
+
+#[test]
+fn probe_writes_energy_score_and_jump() {
+    let f = Fixture::new("probe");
+    let (h, w, n, sigma) = (4, 5, 3, 0.7);
+    let d = h * w;
+    for quadratic in [false, true] {
+        let arch = Arch {
+            quadratic,
+            ..Arch::net(mlp(&[8, 6]))
+        };
+        let ck = f.p(&format!("deen-{quadratic}.safetensors"));
+        random_checkpoint(meta(ModelKind::Deen, sigma, 1, &arch, h, w), 3)
+            .save(Path::new(&ck))
+            .expect("save");
+        write_probe_inputs(&f.p("y.safetensors"), n, d);
+        let out = f.p(&format!("probe-{quadratic}.safetensors"));
+        let s = ok(&[
+            "probe",
+            "-c",
+            &ck,
+            "--inputs",
+            &f.p("y.safetensors"),
+            "--out",
+            &out,
+        ]);
+        assert!(s.contains("jump"), "{s}");
+        let t = read_probe(&out);
+        assert_eq!(t["energy"].dims(), &[n]);
+        assert_eq!(t["score"].dims(), &[n, d]);
+        assert_eq!(t["jump"].dims(), &[n, d]);
+        // The empirical-Bayes identity: jump = y + sigma^2 score.
+        let y = &read_probe(&f.p("y.safetensors"))["y"];
+        let expect = (y + (&t["score"] * (sigma * sigma)).expect("mul")).expect("add");
+        let diff = (&t["jump"] - expect)
+            .expect("sub")
+            .abs()
+            .expect("abs")
+            .max_all()
+            .expect("max")
+            .to_scalar::<f32>()
+            .expect("scalar");
+        assert!(
+            diff < 1e-5,
+            "quadratic {quadratic}: |jump - (y + s^2 score)| = {diff}"
+        );
+    }
+    // MDAE (M = 2): score over both measurements, jump of one image; no energy.
+    write_probe_inputs(&f.p("y2.safetensors"), n, 2 * 28 * 28);
+    ok(&[
+        "probe",
+        "-c",
+        &f.p("mdae.safetensors"),
+        "--inputs",
+        &f.p("y2.safetensors"),
+        "--out",
+        &f.p("m.safetensors"),
+    ]);
+    let t = read_probe(&f.p("m.safetensors"));
+    assert!(!t.contains_key("energy"));
+    assert_eq!(t["score"].dims(), &[n, 2 * 28 * 28]);
+    assert_eq!(t["jump"].dims(), &[n, 28 * 28]);
+    // A sigma-VAE has only a jump (z = mean: deterministic); the GRBM VAE adds its prior energy; a classifier logits.
+    write_probe_inputs(&f.p("y1.safetensors"), n, 28 * 28);
+    for (ck, keys) in [
+        ("svae.safetensors", vec!["jump"]),
+        ("ebm.safetensors", vec!["jump", "prior_energy"]),
+        ("cls.safetensors", vec!["logits"]),
+    ] {
+        let a = f.p(&format!("a-{ck}"));
+        let b = f.p(&format!("b-{ck}"));
+        for (out, seed) in [(&a, "1"), (&b, "2")] {
+            ok(&[
+                "probe",
+                "-c",
+                &f.p(ck),
+                "--inputs",
+                &f.p("y1.safetensors"),
+                "--seed",
+                seed,
+                "--out",
+                out,
+            ]);
+        }
+        let t = read_probe(&a);
+        let mut got: Vec<&str> = t.keys().map(String::as_str).collect();
+        got.sort();
+        assert_eq!(got, keys, "{ck}");
+        assert_eq!(
+            read(&a),
+            read(&b),
+            "{ck}: probe must not depend on the seed"
+        );
+    }
+    // No 'y', or the wrong width: one line, non-zero exit.
+    fails(&[
+        "probe",
+        "-c",
+        &f.p("deen.safetensors"),
+        "--inputs",
+        &f.p("m.safetensors"),
+        "--out",
+        &f.p("x.safetensors"),
+    ]);
+    fails(&[
+        "probe",
+        "-c",
+        &f.p("deen.safetensors"),
+        "--inputs",
+        &f.p("y2.safetensors"),
+        "--out",
+        &f.p("x.safetensors"),
+    ]);
+    fails(&[
+        "probe",
+        "-c",
+        &f.p("deen.safetensors"),
+        "--inputs",
+        &f.p("missing.safetensors"),
+        "--out",
+        &f.p("x.safetensors"),
+    ]);
 }

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# walkjump vs its PyTorch twin on the same checkpoints: parity of energy / score / jump, then speed ratios.
+#
+#   bench/compare.sh [CHECKPOINT ...]     (default: every checkpoints/*.safetensors)
+#
+# Environment: THREADS (default: nproc; both sides use it), BUDGET (seconds per measurement, default 1),
+# BATCHES (default 1,64,256), OUT (default bench/out), WALKJUMP (a prebuilt binary instead of cargo build --release).
+# Needs python3 with venv and network access to PyPI the first time (plain `pip install torch`: the CPU-only index is
+# not used). Not part of CI: torch is large.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+THREADS=${THREADS:-$(nproc)}
+BUDGET=${BUDGET:-1}
+BATCHES=${BATCHES:-1,64,256}
+OUT=${OUT:-bench/out}
+mkdir -p "$OUT"
+
+VENV=bench/.venv
+if ! "$VENV/bin/python" -c 'import torch, safetensors, numpy' 2>/dev/null; then
+  echo "== creating $VENV (torch, safetensors, numpy from PyPI)"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --upgrade pip
+  "$VENV/bin/pip" install --quiet torch safetensors numpy
+fi
+PY=$VENV/bin/python
+REF=bench/torch_reference.py
+
+if [ -n "${WALKJUMP:-}" ]; then
+  WJ=$WALKJUMP
+else
+  echo "== building walkjump (release)"
+  cargo build --release --locked --quiet
+  TARGET=$(cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  # Work on a private copy: another build sharing the target directory must not swap the binary mid-run.
+  WJ=$OUT/walkjump
+  cp "$TARGET/release/walkjump" "$WJ"
+fi
+
+if [ $# -gt 0 ]; then CKPTS=("$@"); else CKPTS=("$ROOT"/checkpoints/*.safetensors); fi
+
+echo "== machine"
+echo "cores $(nproc), threads used $THREADS, load: $(uptime | sed 's/.*load average/load average/')"
+lscpu | grep -E 'Model name' || true
+if grep -q avx512f /proc/cpuinfo; then echo "AVX-512: yes"; else echo "AVX-512: no"; fi
+
+echo "== parity: bundled checkpoints"
+status=0
+"$PY" $REF parity --walkjump "$WJ" "${CKPTS[@]}" | tee "$OUT/parity.txt" || status=1
+echo "== parity: random PyTorch twins of every kind, exported to the walkjump format"
+"$PY" $REF export-examples "$OUT/examples" > /dev/null
+"$PY" $REF parity --walkjump "$WJ" "$OUT"/examples/*.safetensors | tee "$OUT/parity-examples.txt" || status=1
+
+echo "== timing, $THREADS threads each, walkjump and PyTorch in turn per checkpoint (shared load hits both alike)"
+WJ_JSON=()
+PT_JSON=()
+for c in "${CKPTS[@]}"; do
+  name=$(basename "$c" .safetensors)
+  RAYON_NUM_THREADS=$THREADS "$WJ" bench -c "$c" --batches "$BATCHES" --budget "$BUDGET" \
+    --json "$OUT/walkjump-$name.json" > "$OUT/walkjump-$name.txt"
+  "$PY" $REF time "$c" --batches "$BATCHES" --budget "$BUDGET" --threads "$THREADS" \
+    --json "$OUT/torch-$name.json" > /dev/null
+  WJ_JSON+=(--walkjump-json "$OUT/walkjump-$name.json")
+  PT_JSON+=(--torch-json "$OUT/torch-$name.json")
+done
+
+echo "== walkjump / PyTorch speed"
+"$PY" $REF ratios "${WJ_JSON[@]}" "${PT_JSON[@]}" | tee "$OUT/ratios.txt"
+echo "== parity: $([ $status -eq 0 ] && echo PASS || echo FAIL) (tables in $OUT/parity*.txt)"
+exit $status

@@ -1,0 +1,774 @@
+#!/usr/bin/env python3
+"""PyTorch twin of every walkjump architecture, for parity checks and speed comparisons.
+
+The twin classes below are the reference for the checkpoint format seen from PyTorch: their ``state_dict`` keys and
+shapes are exactly walkjump's tensor names (``net.l0.weight``, ``enc_mu.l1.bias``, ``prior.w``, ...), so a model
+built from them loads a walkjump ``.safetensors`` file with ``load_state_dict(strict=True)`` and exports to one with
+:func:`save_walkjump`.
+
+Modes:
+
+``parity``  computes energy, score and jump (z = mean for the latent-variable kinds) of each checkpoint on fixed
+            inputs, with the score from ``torch.autograd.grad``, and compares them with ``walkjump probe``.
+``time``    times a walk-jump step, a NEBULA step, a denoising pass and a training step like ``walkjump bench`` and
+            writes JSON rows of the same shape (model, op, batch, ms, per_sec).
+``ratios``  joins a ``walkjump bench --json`` file and a ``time --json`` file: PyTorch ms / walkjump ms per row.
+``export-examples``  writes random twins of every kind (conv and MLP nets) as walkjump checkpoints, which the
+            parity check then covers too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+DATA_SCALE = 0.225  # MDAE input scaling 1 / sqrt(DATA_SCALE^2 + sigma^2) (src/models/mdae.rs)
+LAMBDA_MAX = 30.0  # log-variance clamp of the encoders (src/models/vae.rs)
+KINDS = ("deen", "uvb", "sigma_vae", "alpha_vae", "vae", "mdae", "ebm_vae", "classifier")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Checkpoint metadata
+
+
+@dataclass
+class Meta:
+    """The walkjump metadata of a checkpoint (README "Checkpoint format")."""
+
+    kind: str
+    sigma: float
+    measurements: int
+    data: dict
+    arch: dict
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (int(self.data["channels"]), int(self.data["height"]), int(self.data["width"]))
+
+    @property
+    def data_dim(self) -> int:
+        c, h, w = self.shape
+        return c * h * w
+
+    @classmethod
+    def read(cls, path: Path) -> Meta:
+        with safe_open(str(path), framework="pt") as f:
+            md = f.metadata() or {}
+        if md.get("format") != "walkjump":
+            raise ValueError(f"{path}: not a walkjump checkpoint (metadata format = {md.get('format')!r})")
+        kind = md["kind"]
+        if kind not in KINDS:
+            raise ValueError(f"{path}: unknown kind {kind!r}")
+        reserved = {"format", "version", "kind", "sigma", "measurements", "data", "arch", "train"}
+        return cls(
+            kind=kind,
+            sigma=float(md["sigma"]),
+            measurements=int(md["measurements"]),
+            data=json.loads(md["data"]),
+            arch=json.loads(md["arch"]),
+            extra={k: v for k, v in md.items() if k not in reserved},
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Networks (src/nn/mod.rs)
+
+
+class Net(nn.Module):
+    """SiLU network ``R^{c*h*w} -> R^out`` with layers ``l0, l1, ...``: SiLU after every layer but the linear readout.
+
+    ``cfg`` is walkjump's ``NetConfig`` JSON: ``{"type": "mlp", "hidden": [...]}`` or
+    ``{"type": "conv", "channels": [...], "strides": [...], "kernel": k, "fc": [...]}`` (padding ``k // 2``). Inputs are
+    flat ``[N, c*h*w]``; conv nets reshape them to ``[N, c, h, w]`` and flatten again before the first linear layer.
+    """
+
+    def __init__(self, cfg: dict, in_shape: tuple[int, int, int], out_dim: int) -> None:
+        super().__init__()
+        self.in_shape = in_shape
+        layers: list[nn.Module] = []
+        c, h, w = in_shape
+        if cfg["type"] == "mlp":
+            flat = c * h * w
+            fc = cfg["hidden"]
+        elif cfg["type"] == "conv":
+            k = int(cfg["kernel"])
+            for ch, stride in zip(cfg["channels"], cfg["strides"], strict=True):
+                layers.append(nn.Conv2d(c, ch, k, stride=stride, padding=k // 2))
+                h = (h + 2 * (k // 2) - k) // stride + 1
+                w = (w + 2 * (k // 2) - k) // stride + 1
+                c = ch
+            flat = c * h * w
+            fc = cfg["fc"]
+        else:
+            raise ValueError(f"unknown net type {cfg['type']!r}")
+        for width in fc:
+            layers.append(nn.Linear(flat, width))
+            flat = width
+        layers.append(nn.Linear(flat, out_dim))
+        for i, layer in enumerate(layers):
+            self.add_module(f"l{i}", layer)
+        self.depth = len(layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = x
+        for i in range(self.depth):
+            layer = getattr(self, f"l{i}")
+            if isinstance(layer, nn.Conv2d) and a.dim() == 2:
+                a = a.reshape(a.shape[0], *self.in_shape)
+            elif isinstance(layer, nn.Linear) and a.dim() != 2:
+                a = a.flatten(1)
+            a = layer(a)
+            if i < self.depth - 1:
+                a = F.silu(a)
+        return a
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Model kinds (src/models)
+
+
+class WalkJumpModel(nn.Module):
+    """Common interface: ``energy`` (where defined), ``score``, ``jump`` on ``y: [N, M*d]``, and the training ``loss``."""
+
+    has_energy = False
+    has_score = False
+    is_denoiser = True
+
+    def __init__(self, meta: Meta) -> None:
+        super().__init__()
+        self.meta = meta
+        self.sigma = meta.sigma
+        self.measurements = meta.measurements
+        self.data_dim = meta.data_dim
+        #: how UVB and the VAEs pick z: "mean" (deterministic, for parity) or "sample" (walkjump's default)
+        self.z_mode = "sample"
+
+    @property
+    def dim(self) -> int:
+        return self.measurements * self.data_dim
+
+    def energy(self, y: Tensor) -> Tensor:
+        raise NotImplementedError(f"a {self.meta.kind} model has no energy")
+
+    def energy_and_score(self, y: Tensor, create_graph: bool = False) -> tuple[Tensor | None, Tensor]:
+        """``(f(y) [N], score = -grad_y f [N, M*d])`` by ``torch.autograd.grad``."""
+        with torch.enable_grad():
+            y = y if create_graph else y.detach().requires_grad_(True)
+            f = self.energy(y)
+            (g,) = torch.autograd.grad(f.sum(), y, create_graph=create_graph)
+        return (f if create_graph else f.detach()), -g
+
+    def score(self, y: Tensor) -> Tensor:
+        return self.energy_and_score(y)[1]
+
+    def jump(self, y: Tensor) -> Tensor:
+        """Empirical-Bayes estimate ``x_hat(y) = y + sigma^2 score(y)`` (overridden where the kind differs)."""
+        return y + self.sigma**2 * self.score(y)
+
+    def probe(self, y: Tensor) -> dict[str, Tensor]:
+        """What ``walkjump probe`` writes for this kind."""
+        out: dict[str, Tensor] = {}
+        if self.has_score:
+            f, s = self.energy_and_score(y) if self.has_energy else (None, self.score(y))
+            if f is not None:
+                out["energy"] = f
+            out["score"] = s
+        out["jump"] = self.jump(y)
+        return {k: v.detach() for k, v in out.items()}
+
+    def loss(self, x: Tensor, labels: Tensor | None) -> Tensor:
+        """Training objective on clean ``x: [B, d]`` (src/train/mod.rs ``batch_loss``)."""
+        raise NotImplementedError
+
+
+class Deen(WalkJumpModel):
+    """``f(y) = net(y) (+ ||y||^2 / (2 sigma^2) with arch.quadratic)``; jump ``y - sigma^2 grad f``."""
+
+    has_energy = True
+    has_score = True
+
+    def __init__(self, meta: Meta) -> None:
+        super().__init__(meta)
+        self.quadratic = bool(meta.arch.get("quadratic", False))
+        self.net = Net(meta.arch["net"], meta.shape, 1)
+
+    def energy(self, y: Tensor) -> Tensor:
+        f = self.net(y).squeeze(-1)
+        if self.quadratic:
+            f = f + (y * y).sum(-1) / (2 * self.sigma**2)
+        return f
+
+    def jump(self, y: Tensor, create_graph: bool = False) -> Tensor:
+        s2 = self.sigma**2
+        if not self.quadratic:
+            return y + s2 * self.energy_and_score(y, create_graph)[1]
+        # y - sigma^2 (grad net + y / sigma^2) = -sigma^2 grad net, without the cancellation (as walkjump).
+        with torch.enable_grad():
+            yy = y if create_graph else y.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(self.net(yy).sum(), yy, create_graph=create_graph)
+        return -s2 * g
+
+    def loss(self, x: Tensor, labels: Tensor | None) -> Tensor:
+        y = (x + self.sigma * torch.randn_like(x)).requires_grad_(True)
+        return ((x - self.jump(y, create_graph=True)) ** 2).sum(-1).mean()
+
+
+class Mdae(WalkJumpModel):
+    """``nu(y) = net(y / sqrt(0.225^2 + sigma^2))``, score ``(nu - y) / sigma^2``, jump ``mean_m nu_m(y)``."""
+
+    has_score = True
+
+    def __init__(self, meta: Meta) -> None:
+        super().__init__(meta)
+        c, h, w = meta.shape
+        m = meta.measurements
+        self.net = Net(meta.arch["net"], (m * c, h, w), m * c * h * w)
+
+    def nu(self, y: Tensor) -> Tensor:
+        return self.net(y / math.sqrt(DATA_SCALE**2 + self.sigma**2))
+
+    def score(self, y: Tensor) -> Tensor:
+        return (self.nu(y) - y) / self.sigma**2
+
+    def jump(self, y: Tensor) -> Tensor:
+        return self.nu(y).reshape(y.shape[0], self.measurements, self.data_dim).mean(1)
+
+    def loss(self, x: Tensor, labels: Tensor | None) -> Tensor:
+        xt = x.repeat(1, self.measurements)
+        y = xt + self.sigma * torch.randn_like(xt)
+        return ((xt - self.nu(y)) ** 2).sum(-1).mean() / self.measurements
+
+
+def kl_standard_normal(mu: Tensor, lam: Tensor) -> Tensor:
+    """Per-sample ``KL(N(mu, exp(lam)) || N(0, I))``."""
+    return 0.5 * (mu * mu + lam.exp() - lam - 1).sum(-1)
+
+
+class LatentVae(WalkJumpModel):
+    """Encoders ``enc_mu``, ``enc_lam`` (log-variance, clamped to [-30, 30]) and MLP decoder ``dec`` (sigmoid readout).
+
+    Kinds ``sigma_vae`` (Gaussian decoder, imaginary noise sigma), ``alpha_vae`` (Laplace, scale arch.alpha) and
+    ``vae`` (Bernoulli): the jump is ``sigmoid(dec(z))`` with ``z ~ q(z|y)`` (or ``z = mu`` in mean mode).
+    """
+
+    def __init__(self, meta: Meta) -> None:
+        super().__init__(meta)
+        latent = int(meta.arch["latent"])
+        self.latent = latent
+        self.enc_mu = Net(meta.arch["net"], meta.shape, latent)
+        self.enc_lam = Net(meta.arch["net"], meta.shape, latent)
+        self.dec = Net({"type": "mlp", "hidden": meta.arch.get("decoder") or []}, (latent, 1, 1), meta.data_dim)
+
+    def encode(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        return self.enc_mu(y), self.enc_lam(y).clamp(-LAMBDA_MAX, LAMBDA_MAX)
+
+    def decode(self, z: Tensor) -> Tensor:
+        return torch.sigmoid(self.dec(z))
+
+    def pick_z(self, mu: Tensor, lam: Tensor) -> Tensor:
+        if self.z_mode == "mean":
+            return mu
+        return mu + (0.5 * lam).exp() * torch.randn_like(mu)
+
+    def jump(self, y: Tensor) -> Tensor:
+        mu, lam = self.encode(y)
+        return self.decode(self.pick_z(mu, lam))
+
+    def neg_elbo(self, x: Tensor) -> Tensor:
+        mu, lam = self.encode(x)
+        z = mu + (0.5 * lam).exp() * torch.randn_like(mu)
+        logits = self.dec(z)
+        kind = self.meta.kind
+        if kind == "vae":
+            rec = (F.softplus(logits) - x * logits).sum(-1)
+        elif kind == "alpha_vae":
+            rec = (x - torch.sigmoid(logits)).abs().sum(-1) / float(self.meta.arch["alpha"])
+        else:
+            rec = ((x - torch.sigmoid(logits)) ** 2).sum(-1) / (2 * self.sigma**2)
+        return rec + kl_standard_normal(mu, lam)
+
+    def loss(self, x: Tensor, labels: Tensor | None) -> Tensor:
+        return self.neg_elbo(x).mean()
+
+
+class Uvb(LatentVae):
+    """UVB: ``f(y) = ||y - sigmoid(dec(z))||^2 / (2 sigma^2) + KL(q(z|y) || N(0, I))``, ``z = mu + exp(lam/2) eps``."""
+
+    has_energy = True
+    has_score = True
+
+    def energy(self, y: Tensor) -> Tensor:
+        mu, lam = self.encode(y)
+        m = self.decode(self.pick_z(mu, lam))
+        return ((y - m) ** 2).sum(-1) / (2 * self.sigma**2) + kl_standard_normal(mu, lam)
+
+    def jump(self, y: Tensor) -> Tensor:
+        return WalkJumpModel.jump(self, y)
+
+    def loss(self, x: Tensor, labels: Tensor | None) -> Tensor:
+        y = (x + self.sigma * torch.randn_like(x)).requires_grad_(True)
+        _, s = self.energy_and_score(y, create_graph=True)
+        return ((x - (y + self.sigma**2 * s)) ** 2).sum(-1).mean()
+
+
+class Grbm(nn.Module):
+    """Gaussian-Bernoulli RBM prior ``E(z) = ||(z - mu)/s||^2 / 2 - sum softplus(W^T z / s^2 + b)``, ``s = exp(log_s)``."""
+
+    def __init__(self, latent: int, hidden: int) -> None:
+        super().__init__()
+        self.mu = nn.Parameter(torch.zeros(latent))
+        self.log_s = nn.Parameter(torch.zeros(latent))
+        self.w = nn.Parameter(0.01 * (2 * torch.rand(latent, hidden) - 1))
+        self.b = nn.Parameter(torch.zeros(hidden))
+
+    def energy(self, z: Tensor) -> Tensor:
+        inv_s2 = torch.exp(-2 * self.log_s)
+        quad = 0.5 * ((z - self.mu) ** 2 * inv_s2).sum(-1)
+        return quad - F.softplus((z * inv_s2) @ self.w + self.b).sum(-1)
+
+
+class EbmVae(LatentVae):
+    """A Gaussian-decoder VAE (tensors as ``uvb``) with a GRBM prior under ``prior.``."""
+
+    def __init__(self, meta: Meta) -> None:
+        super().__init__(meta)
+        self.prior = Grbm(self.latent, int(meta.arch["prior_hidden"]))
+
+    def probe(self, y: Tensor) -> dict[str, Tensor]:
+        out = super().probe(y)
+        out["prior_energy"] = self.prior.energy(self.encode(y)[0]).detach()
+        return out
+
+    def loss(self, x: Tensor, labels: Tensor | None) -> Tensor:
+        # VAE part E_q[-ln p(x|z) + E(z) + ln q(z|x)]; prior part: denoising score matching on detached latents.
+        mu, lam = self.encode(x)
+        eps = torch.randn_like(mu)
+        z = mu + (0.5 * lam).exp() * eps
+        rec = ((x - self.decode(z)) ** 2).sum(-1) / (2 * self.sigma**2)
+        log_q = -0.5 * (lam + eps * eps + math.log(2 * math.pi)).sum(-1)
+        vae_loss = (rec + self.prior.energy(z) + log_q).mean()
+        s_n = 0.1
+        noise = torch.randn_like(mu)
+        zt = (z.detach() + s_n * noise).requires_grad_(True)
+        (g,) = torch.autograd.grad(self.prior.energy(zt).sum(), zt, create_graph=True)
+        dsm = ((g - noise / s_n) ** 2).sum(-1).mean()
+        return vae_loss + s_n**2 * dsm
+
+
+class Classifier(WalkJumpModel):
+    """``net``: logits over ``arch.classes``."""
+
+    is_denoiser = False
+
+    def __init__(self, meta: Meta) -> None:
+        super().__init__(meta)
+        self.net = Net(meta.arch["net"], meta.shape, int(meta.arch["classes"]))
+
+    def probe(self, y: Tensor) -> dict[str, Tensor]:
+        return {"logits": self.net(y).detach()}
+
+    def loss(self, x: Tensor, labels: Tensor | None) -> Tensor:
+        if labels is None:
+            raise ValueError("a classifier needs labels")
+        return F.cross_entropy(self.net(x), labels)
+
+
+TWINS: dict[str, type[WalkJumpModel]] = {
+    "deen": Deen,
+    "uvb": Uvb,
+    "sigma_vae": LatentVae,
+    "alpha_vae": LatentVae,
+    "vae": LatentVae,
+    "mdae": Mdae,
+    "ebm_vae": EbmVae,
+    "classifier": Classifier,
+}
+
+
+def build_twin(meta: Meta) -> WalkJumpModel:
+    """A twin with PyTorch's default initialisation."""
+    return TWINS[meta.kind](meta)
+
+
+def load_twin(path: Path) -> WalkJumpModel:
+    """Loads a walkjump checkpoint: metadata by ``safe_open(...).metadata()``, tensors by name (strict)."""
+    model = build_twin(Meta.read(path))
+    tensors = {k: v.to(torch.float32) for k, v in load_file(str(path)).items()}
+    model.load_state_dict(tensors, strict=True)
+    return model.eval()
+
+
+def save_walkjump(model: WalkJumpModel, path: Path, extra: dict[str, str] | None = None) -> None:
+    """Exports a twin (or any module with the same state_dict keys and a ``meta``) as a walkjump checkpoint."""
+    meta = model.meta
+    metadata = {
+        "format": "walkjump",
+        "version": "1",
+        "kind": meta.kind,
+        "sigma": repr(float(meta.sigma)),
+        "measurements": str(meta.measurements),
+        "data": json.dumps(meta.data),
+        "arch": json.dumps(meta.arch),
+        **(extra or {}),
+    }
+    tensors = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(path), metadata=metadata)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Samplers (src/sampling/langevin.rs, src/run.rs recommended_sampler)
+
+
+def recommended_sampler(meta: Meta) -> dict:
+    """The checkpoint's ``sampler`` record if valid, else walkjump's default for its sigma and M."""
+    rec = meta.extra.get("sampler")
+    if rec is not None:
+        try:
+            r = json.loads(rec)
+            if r["sampler"]["kind"] in ("overdamped", "sachs", "cheng") and int(r["every"]) > 0:
+                return dict(r["sampler"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    if meta.measurements > 1:
+        return {"kind": "cheng", "delta": meta.sigma / 2, "gamma": 0.5, "u": 1.0}
+    return {"kind": "overdamped", "delta": math.sqrt(2) * 0.2 * meta.sigma}
+
+
+def cheng_coefficients(delta: float, gamma: float, u: float) -> dict[str, float]:
+    """Algorithm 2's coefficients with ``g = 1 / gamma`` (REFERENCE.md §6)."""
+    g = 1.0 / gamma
+    one_m_z1 = -math.expm1(-gamma * delta)
+    one_m_z2 = -math.expm1(-2 * gamma * delta)
+    var_yy = u * g * (2 * delta - 4 * g * one_m_z1 + g * one_m_z2)
+    var_vv = u * one_m_z2
+    cov_yv = u * g * one_m_z1**2
+    l11 = math.sqrt(max(var_yy, 0.0))
+    l21 = cov_yv / l11 if l11 > 0 else 0.0
+    return {
+        "z1": math.exp(-gamma * delta),
+        "y_v": g * one_m_z1,
+        "y_psi": u * g * (delta - g * one_m_z1),
+        "v_psi": u * g * one_m_z1,
+        "l11": l11,
+        "l21": l21,
+        "l22": math.sqrt(max(var_vv - l21 * l21, 0.0)),
+    }
+
+
+def sampler_step(
+    s: dict, y: Tensor, v: Tensor, score: Callable[[Tensor], Tensor]
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One step of the sampler ``s`` from ``(y, v)``; returns ``(y1, v1, psi)``."""
+    delta = float(s["delta"])
+    if s["kind"] == "overdamped":
+        psi = score(y)
+        return y + (0.5 * delta * delta) * psi + delta * torch.randn_like(y), v, psi
+    gamma, u = float(s["gamma"]), float(s["u"])
+    if s["kind"] == "sachs":
+        z1, z2 = math.exp(-gamma * delta), math.exp(-2 * gamma * delta)
+        y_half = y + 0.5 * delta * v
+        psi = score(y_half)
+        kick = (0.5 * u * delta) * psi
+        v1 = (v + kick) * z1 + kick + math.sqrt(u * (1 - z2)) * torch.randn_like(y)
+        return y_half + 0.5 * delta * v1, v1, psi
+    c = cheng_coefficients(delta, gamma, u)
+    psi = score(y)
+    e1, e2 = torch.randn_like(y), torch.randn_like(y)
+    y1 = y + c["y_v"] * v + c["y_psi"] * psi + c["l11"] * e1
+    v1 = c["z1"] * v + c["v_psi"] * psi + c["l21"] * e1 + c["l22"] * e2
+    return y1, v1, psi
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# parity
+
+
+def checkpoint_list(paths: list[str]) -> list[Path]:
+    if paths:
+        return [Path(p) for p in paths]
+    root = Path(__file__).resolve().parent.parent / "checkpoints"
+    return sorted(root.glob("*.safetensors"))
+
+
+def fixed_inputs(model: WalkJumpModel, rows: int, seed: int) -> Tensor:
+    """Noisy-data-like inputs ``U[0,1] + sigma N(0,1)`` of the model's input width (d for a classifier)."""
+    gen = torch.Generator().manual_seed(seed)
+    width = model.dim if model.is_denoiser else model.data_dim
+    sigma = model.sigma if model.is_denoiser else 0.0
+    return torch.rand(rows, width, generator=gen) + sigma * torch.randn(rows, width, generator=gen)
+
+
+def relative_error(ours: Tensor, theirs: Tensor) -> tuple[float, float, float]:
+    """``(max |ours - theirs|, max |theirs|, their ratio)``."""
+    diff = (ours.double() - theirs.double()).abs().max().item()
+    scale = theirs.double().abs().max().item()
+    return diff, scale, diff / scale if scale > 0 else diff
+
+
+def cmd_parity(a: argparse.Namespace) -> int:
+    torch.manual_seed(0)
+    paths = checkpoint_list(a.checkpoints)
+    if not paths:
+        print("no checkpoints", file=sys.stderr)
+        return 2
+    failures = 0
+    header = f"{'checkpoint':<24} {'kind':<10} {'quantity':<13} {'shape':<12} {'max|diff|':>10} {'max|ref|':>10} {'rel':>9}  ok"
+    print(header)
+    print("-" * len(header))
+    with tempfile.TemporaryDirectory(prefix="wj-parity-") as tmp:
+        for path in paths:
+            name = path.stem
+            try:
+                model = load_twin(path)
+            except Exception as e:  # a checkpoint the twin cannot load is a parity failure, reported on one line
+                print(f"{name:<24} load failed: {e}")
+                failures += 1
+                continue
+            model.z_mode = "mean"
+            y = fixed_inputs(model, a.rows, a.seed)
+            inp, out = Path(tmp) / f"{name}-in.safetensors", Path(tmp) / f"{name}-out.safetensors"
+            save_file({"y": y.contiguous()}, str(inp))
+            cmd = [a.walkjump, "probe", "-c", str(path), "--inputs", str(inp), "--out", str(out)]
+            run = subprocess.run(cmd, capture_output=True, text=True)
+            if run.returncode != 0:
+                print(f"{name:<24} walkjump probe failed: {run.stderr.strip()}")
+                failures += 1
+                continue
+            theirs = load_file(str(out))
+            ours = model.probe(y)
+            for key in sorted(set(ours) | set(theirs)):
+                if key not in ours or key not in theirs:
+                    side = "walkjump" if key not in theirs else "the twin"
+                    print(f"{name:<24} {model.meta.kind:<10} {key:<13} missing from {side}")
+                    failures += 1
+                    continue
+                o, t = ours[key], theirs[key]
+                if o.shape != t.shape:
+                    print(f"{name:<24} {model.meta.kind:<10} {key:<13} shape {list(o.shape)} vs {list(t.shape)}")
+                    failures += 1
+                    continue
+                diff, scale, rel = relative_error(o, t)
+                ok = rel <= a.tol
+                failures += 0 if ok else 1
+                shape = "x".join(str(s) for s in t.shape)
+                print(
+                    f"{name:<24} {model.meta.kind:<10} {key:<13} {shape:<12} {diff:>10.2e} {scale:>10.2e} "
+                    f"{rel:>9.2e}  {'yes' if ok else 'NO'}"
+                )
+    print(f"\n{'PASS' if failures == 0 else 'FAIL'}: tolerance {a.tol:g} relative (max |diff| / max |walkjump|), "
+          f"{a.rows} inputs per checkpoint, z = mean, {failures} failure(s)")
+    return 0 if failures == 0 else 1
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# exporting random twins (covers kinds and nets that no bundled checkpoint has)
+
+MNIST = {"name": "mnist-10k", "channels": 1, "height": 28, "width": 28}
+SMALL_CONV = {"type": "conv", "channels": [8, 16], "strides": [2, 2], "kernel": 3, "fc": [32]}
+VAE_ARCH = {"net": {"type": "mlp", "hidden": [64]}, "decoder": [64], "latent": 8}
+EXAMPLES: dict[str, Meta] = {
+    "x-deen-conv-s0.5": Meta("deen", 0.5, 1, MNIST, {"net": SMALL_CONV}),
+    "x-deen-mlp-quad-s0.7": Meta("deen", 0.7, 1, MNIST, {"net": {"type": "mlp", "hidden": [64, 32]}, "quadratic": True}),
+    "x-uvb-conv-s1.0": Meta("uvb", 1.0, 1, MNIST, {**VAE_ARCH, "net": SMALL_CONV}),
+    "x-alpha-vae-s1.0": Meta("alpha_vae", 1.0, 1, MNIST, {**VAE_ARCH, "alpha": 0.5}),
+    "x-vae-conv": Meta("vae", 1.0, 1, MNIST, {**VAE_ARCH, "net": SMALL_CONV}),
+    "x-mdae-conv-1x3-s0.8": Meta("mdae", 0.8, 3, MNIST, {"net": SMALL_CONV}),
+    "x-ebm-vae-s0.3": Meta("ebm_vae", 0.3, 1, MNIST, {**VAE_ARCH, "prior_hidden": 16}),
+    "x-classifier-mlp": Meta("classifier", 1.0, 1, MNIST, {"net": {"type": "mlp", "hidden": [32]}, "classes": 10}),
+}
+
+
+def cmd_export_examples(a: argparse.Namespace) -> int:
+    torch.manual_seed(a.seed)
+    out = Path(a.dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, meta in EXAMPLES.items():
+        model = build_twin(meta)
+        with torch.no_grad():
+            # PyTorch's default init shrinks signals layer by layer; scale weights up so that every term (the KL of
+            # UVB, the SiLU curvature) is large enough for the parity check to notice a mistake in it.
+            for pname, param in model.named_parameters():
+                if pname.endswith(".weight"):
+                    param.mul_(a.weight_scale)
+        if isinstance(model, EbmVae):  # move the prior off its neutral start so the test sees every tensor
+            with torch.no_grad():
+                model.prior.mu.normal_(0, 0.3)
+                model.prior.log_s.normal_(0, 0.2)
+                model.prior.w.normal_(0, 0.3)
+                model.prior.b.normal_(0, 0.3)
+        save_walkjump(model, out / f"{name}.safetensors")
+        print(out / f"{name}.safetensors")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# time
+
+
+def time_median(budget: float, fn: Callable[[], None]) -> float:
+    """Median seconds of ``fn`` over about ``budget`` seconds after two warm-up calls (as walkjump's bench)."""
+    fn()
+    fn()
+    samples: list[float] = []
+    start = time.perf_counter()
+    while len(samples) < 3 or (time.perf_counter() - start < budget and len(samples) < 1000):
+        t = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t)
+    samples.sort()
+    return samples[len(samples) // 2]
+
+
+def row(model: str, op: str, batch: int, secs: float) -> dict:
+    return {"model": model, "op": op, "batch": batch, "ms": secs * 1e3, "per_sec": 1.0 / secs}
+
+
+def bench_model(label: str, path: Path, batches: list[int], budget: float, train: bool) -> list[dict]:
+    """The operations of ``walkjump bench`` on the twin: walk-jump step per batch, NEBULA step, denoise, train step."""
+    rows: list[dict] = []
+    model = load_twin(path)
+    model.z_mode = "sample"  # walkjump's bench loads models with one z sample per call
+    model.requires_grad_(False)  # sampling needs grad_y only
+    if model.has_score:
+        sampler = recommended_sampler(model.meta)
+        for n in batches:
+            state = {"y": torch.rand(n, model.dim), "v": torch.zeros(n, model.dim)}
+
+            def walk_step() -> None:
+                y1, v1, psi = sampler_step(sampler, state["y"], state["v"], model.score)
+                # Chain::step also takes per-chain norms of y, v and the score (divergence check, statistics).
+                torch.stack([y1.norm(dim=-1), v1.norm(dim=-1), psi.norm(dim=-1)]).tolist()
+                state["y"], state["v"] = y1.detach(), v1.detach()
+
+            rows.append(row(label, "walk-jump step", n, time_median(budget, walk_step)))
+        y64 = torch.rand(64, model.dim)
+
+        def nebula_step() -> None:
+            (y64 + 0.01 * model.score(y64)).sum().item()
+
+        rows.append(row(label, "nebula step", 64, time_median(budget, nebula_step)))
+    if model.is_denoiser:
+        y64 = torch.rand(64, model.dim)
+
+        def denoise() -> None:
+            if model.has_score:  # the jump differentiates the energy
+                model.jump(y64).sum().item()
+            else:
+                with torch.no_grad():
+                    model.jump(y64).sum().item()
+
+        rows.append(row(label, "denoise", 64, time_median(budget, denoise)))
+    if train:
+        model = load_twin(path).train()
+        x = torch.rand(64, model.data_dim)
+        labels = torch.arange(64) % 10
+        opt = torch.optim.Adam(model.parameters(), lr=1e-6)
+
+        def train_step() -> None:
+            opt.zero_grad(set_to_none=True)
+            model.loss(x, labels).backward()
+            opt.step()
+
+        rows.append(row(label, "train step", 64, time_median(budget, train_step)))
+    return rows
+
+
+def cmd_time(a: argparse.Namespace) -> int:
+    threads = a.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    batches = [int(b) for b in a.batches.split(",")]
+    rows: list[dict] = []
+    for path in checkpoint_list(a.checkpoints):
+        print(f"measuring {path.stem} ...", file=sys.stderr)
+        rows.extend(bench_model(path.stem, path, batches, a.budget, not a.no_train))
+    report = {
+        "device": f"cpu ({platform.processor() or platform.machine()}), torch {torch.__version__}",
+        "threads": torch.get_num_threads(),
+        "rows": rows,
+    }
+    print(f"{'model':<24} {'op':<16} {'batch':>6} {'ms':>10} {'per second':>12}")
+    for r in rows:
+        print(f"{r['model']:<24} {r['op']:<16} {r['batch']:>6} {r['ms']:>10.3f} {r['per_sec']:>12.1f}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {a.json}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# ratios
+
+
+def cmd_ratios(a: argparse.Namespace) -> int:
+    """Joins ``walkjump bench --json`` and ``time --json`` rows on (model, op, batch): PyTorch ms / walkjump ms."""
+    wj_reports = [json.loads(Path(p).read_text()) for p in a.walkjump_json]
+    pt_reports = [json.loads(Path(p).read_text()) for p in a.torch_json]
+    wj, pt = wj_reports[0], pt_reports[0]
+    theirs = {(r["model"], r["op"], r["batch"]): r for rep in pt_reports for r in rep["rows"]}
+    print(f"walkjump: {wj.get('device')}, {wj.get('threads')} threads; PyTorch: {pt.get('device')}, "
+          f"{pt.get('threads')} threads")
+    print(f"{'model':<24} {'op':<16} {'batch':>6} {'walkjump ms':>12} {'PyTorch ms':>12} {'ratio':>7}")
+    for r in (r for rep in wj_reports for r in rep["rows"]):
+        t = theirs.get((r["model"], r["op"], r["batch"]))
+        if t is None:
+            continue
+        ratio = t["ms"] / r["ms"]
+        print(f"{r['model']:<24} {r['op']:<16} {r['batch']:>6} {r['ms']:>12.3f} {t['ms']:>12.3f} {ratio:>7.2f}")
+    print("ratio = PyTorch ms / walkjump ms (> 1: walkjump is faster)")
+    return 0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="mode", required=True)
+    pp = sub.add_parser("parity", help="compare energy / score / jump with `walkjump probe`")
+    pp.add_argument("checkpoints", nargs="*", help="default: every checkpoints/*.safetensors")
+    pp.add_argument("--walkjump", default=os.environ.get("WALKJUMP", "walkjump"), help="walkjump binary")
+    pp.add_argument("--rows", type=int, default=16, help="inputs per checkpoint")
+    pp.add_argument("--seed", type=int, default=0)
+    pp.add_argument("--tol", type=float, default=1e-4, help="max |diff| / max |walkjump value|")
+    pt = sub.add_parser("time", help="time the bench operations, JSON rows like `walkjump bench --json`")
+    pt.add_argument("checkpoints", nargs="*", help="default: every checkpoints/*.safetensors")
+    pt.add_argument("--batches", default="1,64,256")
+    pt.add_argument("--budget", type=float, default=1.0, help="seconds per measurement after warm-up")
+    pt.add_argument("--threads", type=int, default=0, help="torch threads (default: number of cores)")
+    pt.add_argument("--no-train", action="store_true")
+    pt.add_argument("--json", help="write the report here")
+    pe = sub.add_parser("export-examples", help="write random twins of every kind as walkjump checkpoints")
+    pe.add_argument("dir")
+    pe.add_argument("--seed", type=int, default=0)
+    pe.add_argument("--weight-scale", type=float, default=2.5, help="multiply PyTorch's default init by this")
+    pr = sub.add_parser("ratios", help="speed ratios from `walkjump bench --json` and `time --json` files")
+    pr.add_argument("--walkjump-json", action="append", required=True, help="walkjump bench --json file (repeat)")
+    pr.add_argument("--torch-json", action="append", required=True, help="time --json file (repeat)")
+    a = p.parse_args()
+    if a.mode == "parity":
+        torch.set_num_threads(1)
+        return cmd_parity(a)
+    if a.mode == "export-examples":
+        return cmd_export_examples(a)
+    if a.mode == "ratios":
+        return cmd_ratios(a)
+    return cmd_time(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
