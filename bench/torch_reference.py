@@ -690,6 +690,13 @@ def bench_model(label: str, path: Path, batches: list[int], budget: float, train
     return rows
 
 
+def gemm_peak(budget: float) -> float:
+    """f32 GFLOP/s of a 1024 x 1024 x 1024 matmul (walkjump bench's ``gemm_peak``)."""
+    n = 1024
+    x, y = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n**3 / time_median(budget, lambda: torch.mm(x, y)) / 1e9
+
+
 def cmd_time(a: argparse.Namespace) -> int:
     threads = a.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
@@ -702,6 +709,7 @@ def cmd_time(a: argparse.Namespace) -> int:
     report = {
         "device": f"cpu ({platform.processor() or platform.machine()}), torch {torch.__version__}",
         "threads": torch.get_num_threads(),
+        "gemm_gflops": gemm_peak(a.budget),
         "rows": rows,
     }
     print(f"{'model':<24} {'op':<16} {'batch':>6} {'ms':>10} {'per second':>12}")
@@ -723,8 +731,12 @@ def cmd_ratios(a: argparse.Namespace) -> int:
     pt_reports = [json.loads(Path(p).read_text()) for p in a.torch_json]
     wj, pt = wj_reports[0], pt_reports[0]
     theirs = {(r["model"], r["op"], r["batch"]): r for rep in pt_reports for r in rep["rows"]}
-    print(f"walkjump: {wj.get('device')}, {wj.get('threads')} threads; PyTorch: {pt.get('device')}, "
-          f"{pt.get('threads')} threads")
+    def gemm(reports: list[dict]) -> str:
+        vals = sorted(r["gemm_gflops"] for r in reports if "gemm_gflops" in r)
+        return f"f32 GEMM {vals[len(vals) // 2]:.0f} GFLOP/s (median of {len(vals)})" if vals else "no GEMM figure"
+
+    print(f"walkjump: {wj.get('device')}, {wj.get('threads')} threads, {gemm(wj_reports)}")
+    print(f"PyTorch:  {pt.get('device')}, {pt.get('threads')} threads, {gemm(pt_reports)}")
     print(f"{'model':<24} {'op':<16} {'batch':>6} {'walkjump ms':>12} {'PyTorch ms':>12} {'ratio':>7}")
     for r in (r for rep in wj_reports for r in rep["rows"]):
         t = theirs.get((r["model"], r["op"], r["batch"]))
