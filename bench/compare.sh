@@ -36,6 +36,13 @@ else
   WJ=$OUT/walkjump
   cp "$TARGET/release/walkjump" "$WJ"
 fi
+# Cargo does not re-copy a fresh binary into target/release: with a CARGO_TARGET_DIR shared between checkouts, the
+# file there can be another checkout's build. Refuse a binary without the probe command.
+if ! "$WJ" probe --help > /dev/null 2>&1; then
+  echo "error: $WJ has no 'probe' command: it is not this checkout's build (shared CARGO_TARGET_DIR?)." >&2
+  echo "       Rebuild with a private CARGO_TARGET_DIR, or pass WALKJUMP=path/to/this/checkout's/walkjump." >&2
+  exit 2
+fi
 
 if [ $# -gt 0 ]; then CKPTS=("$@"); else CKPTS=("$ROOT"/checkpoints/*.safetensors); fi
 

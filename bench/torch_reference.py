@@ -28,9 +28,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -472,9 +472,7 @@ def cheng_coefficients(delta: float, gamma: float, u: float) -> dict[str, float]
     }
 
 
-def sampler_step(
-    s: dict, y: Tensor, v: Tensor, score: Callable[[Tensor], Tensor]
-) -> tuple[Tensor, Tensor, Tensor]:
+def sampler_step(s: dict, y: Tensor, v: Tensor, score: Callable[[Tensor], Tensor]) -> tuple[Tensor, Tensor, Tensor]:
     """One step of the sampler ``s`` from ``(y, v)``; returns ``(y1, v1, psi)``."""
     delta = float(s["delta"])
     if s["kind"] == "overdamped":
@@ -537,7 +535,7 @@ def cmd_parity(a: argparse.Namespace) -> int:
             name = path.stem
             try:
                 model = load_twin(path)
-            except Exception as e:  # a checkpoint the twin cannot load is a parity failure, reported on one line
+            except Exception as e:  # noqa: BLE001 -- any load error is one parity failure, reported in the table
                 print(f"{name:<24} load failed: {e}")
                 failures += 1
                 continue
@@ -546,7 +544,7 @@ def cmd_parity(a: argparse.Namespace) -> int:
             inp, out = Path(tmp) / f"{name}-in.safetensors", Path(tmp) / f"{name}-out.safetensors"
             save_file({"y": y.contiguous()}, str(inp))
             cmd = [a.walkjump, "probe", "-c", str(path), "--inputs", str(inp), "--out", str(out)]
-            run = subprocess.run(cmd, capture_output=True, text=True)
+            run = subprocess.run(cmd, check=False, capture_output=True, text=True)
             if run.returncode != 0:
                 print(f"{name:<24} walkjump probe failed: {run.stderr.strip()}")
                 failures += 1
@@ -572,8 +570,10 @@ def cmd_parity(a: argparse.Namespace) -> int:
                     f"{name:<24} {model.meta.kind:<10} {key:<13} {shape:<12} {diff:>10.2e} {scale:>10.2e} "
                     f"{rel:>9.2e}  {'yes' if ok else 'NO'}"
                 )
-    print(f"\n{'PASS' if failures == 0 else 'FAIL'}: tolerance {a.tol:g} relative (max |diff| / max |walkjump|), "
-          f"{a.rows} inputs per checkpoint, z = mean, {failures} failure(s)")
+    print(
+        f"\n{'PASS' if failures == 0 else 'FAIL'}: tolerance {a.tol:g} relative (max |diff| / max |walkjump|), "
+        f"{a.rows} inputs per checkpoint, z = mean, {failures} failure(s)"
+    )
     return 0 if failures == 0 else 1
 
 
@@ -585,7 +585,9 @@ SMALL_CONV = {"type": "conv", "channels": [8, 16], "strides": [2, 2], "kernel": 
 VAE_ARCH = {"net": {"type": "mlp", "hidden": [64]}, "decoder": [64], "latent": 8}
 EXAMPLES: dict[str, Meta] = {
     "x-deen-conv-s0.5": Meta("deen", 0.5, 1, MNIST, {"net": SMALL_CONV}),
-    "x-deen-mlp-quad-s0.7": Meta("deen", 0.7, 1, MNIST, {"net": {"type": "mlp", "hidden": [64, 32]}, "quadratic": True}),
+    "x-deen-mlp-quad-s0.7": Meta(
+        "deen", 0.7, 1, MNIST, {"net": {"type": "mlp", "hidden": [64, 32]}, "quadratic": True}
+    ),
     "x-uvb-conv-s1.0": Meta("uvb", 1.0, 1, MNIST, {**VAE_ARCH, "net": SMALL_CONV}),
     "x-alpha-vae-s1.0": Meta("alpha_vae", 1.0, 1, MNIST, {**VAE_ARCH, "alpha": 0.5}),
     "x-vae-conv": Meta("vae", 1.0, 1, MNIST, {**VAE_ARCH, "net": SMALL_CONV}),
@@ -640,6 +642,19 @@ def row(model: str, op: str, batch: int, secs: float) -> dict:
     return {"model": model, "op": op, "batch": batch, "ms": secs * 1e3, "per_sec": 1.0 / secs}
 
 
+def walk_jump_stepper(model: WalkJumpModel, sampler: dict, n: int) -> Callable[[], None]:
+    """A closure advancing ``n`` chains from ``U[0,1]`` by one step of ``sampler`` per call."""
+    state = {"y": torch.rand(n, model.dim), "v": torch.zeros(n, model.dim)}
+
+    def step() -> None:
+        y1, v1, psi = sampler_step(sampler, state["y"], state["v"], model.score)
+        # Chain::step also takes per-chain norms of y, v and the score (divergence check, statistics).
+        torch.stack([y1.norm(dim=-1), v1.norm(dim=-1), psi.norm(dim=-1)]).tolist()
+        state["y"], state["v"] = y1.detach(), v1.detach()
+
+    return step
+
+
 def bench_model(label: str, path: Path, batches: list[int], budget: float, train: bool) -> list[dict]:
     """The operations of ``walkjump bench`` on the twin: walk-jump step per batch, NEBULA step, denoise, train step."""
     rows: list[dict] = []
@@ -649,15 +664,7 @@ def bench_model(label: str, path: Path, batches: list[int], budget: float, train
     if model.has_score:
         sampler = recommended_sampler(model.meta)
         for n in batches:
-            state = {"y": torch.rand(n, model.dim), "v": torch.zeros(n, model.dim)}
-
-            def walk_step() -> None:
-                y1, v1, psi = sampler_step(sampler, state["y"], state["v"], model.score)
-                # Chain::step also takes per-chain norms of y, v and the score (divergence check, statistics).
-                torch.stack([y1.norm(dim=-1), v1.norm(dim=-1), psi.norm(dim=-1)]).tolist()
-                state["y"], state["v"] = y1.detach(), v1.detach()
-
-            rows.append(row(label, "walk-jump step", n, time_median(budget, walk_step)))
+            rows.append(row(label, "walk-jump step", n, time_median(budget, walk_jump_stepper(model, sampler, n))))
         y64 = torch.rand(64, model.dim)
 
         def nebula_step() -> None:
@@ -690,6 +697,13 @@ def bench_model(label: str, path: Path, batches: list[int], budget: float, train
     return rows
 
 
+def gemm_peak(budget: float) -> float:
+    """f32 GFLOP/s of a 1024 x 1024 x 1024 matmul (walkjump bench's ``gemm_peak``)."""
+    n = 1024
+    x, y = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n**3 / time_median(budget, lambda: torch.mm(x, y)) / 1e9
+
+
 def cmd_time(a: argparse.Namespace) -> int:
     threads = a.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
@@ -702,6 +716,7 @@ def cmd_time(a: argparse.Namespace) -> int:
     report = {
         "device": f"cpu ({platform.processor() or platform.machine()}), torch {torch.__version__}",
         "threads": torch.get_num_threads(),
+        "gemm_gflops": gemm_peak(a.budget),
         "rows": rows,
     }
     print(f"{'model':<24} {'op':<16} {'batch':>6} {'ms':>10} {'per second':>12}")
@@ -723,8 +738,13 @@ def cmd_ratios(a: argparse.Namespace) -> int:
     pt_reports = [json.loads(Path(p).read_text()) for p in a.torch_json]
     wj, pt = wj_reports[0], pt_reports[0]
     theirs = {(r["model"], r["op"], r["batch"]): r for rep in pt_reports for r in rep["rows"]}
-    print(f"walkjump: {wj.get('device')}, {wj.get('threads')} threads; PyTorch: {pt.get('device')}, "
-          f"{pt.get('threads')} threads")
+
+    def gemm(reports: list[dict]) -> str:
+        vals = sorted(r["gemm_gflops"] for r in reports if "gemm_gflops" in r)
+        return f"f32 GEMM {vals[len(vals) // 2]:.0f} GFLOP/s (median of {len(vals)})" if vals else "no GEMM figure"
+
+    print(f"walkjump: {wj.get('device')}, {wj.get('threads')} threads, {gemm(wj_reports)}")
+    print(f"PyTorch:  {pt.get('device')}, {pt.get('threads')} threads, {gemm(pt_reports)}")
     print(f"{'model':<24} {'op':<16} {'batch':>6} {'walkjump ms':>12} {'PyTorch ms':>12} {'ratio':>7}")
     for r in (r for rep in wj_reports for r in rep["rows"]):
         t = theirs.get((r["model"], r["op"], r["batch"]))
