@@ -51,6 +51,20 @@ pub enum Error {
     Candle(#[from] candle_core::Error),
 }
 
+/// Escapes control characters (newlines included), so that text from a file, echoed in an error message, keeps the
+/// message on one line: serde's "unknown variant" and "unknown field" errors quote the offending string verbatim.
+pub(crate) fn one_line(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
 impl Error {
     /// An I/O error for `path`.
     pub fn io(path: &std::path::Path, err: std::io::Error) -> Self {

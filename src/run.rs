@@ -81,7 +81,12 @@ pub struct RunRecord {
 impl RunRecord {
     /// Parses a run record, with a one-line error.
     pub fn from_json(s: &str) -> Result<Self> {
-        serde_json::from_str(s).map_err(|e| Error::Param(format!("not a walkjump run file: {e}")))
+        serde_json::from_str(s).map_err(|e| {
+            Error::Param(format!(
+                "not a walkjump run file: {}",
+                crate::error::one_line(&e.to_string())
+            ))
+        })
     }
 }
 

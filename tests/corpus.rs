@@ -419,6 +419,17 @@ fn metadata_errors() {
     assert!(matches!(e, CheckpointError::SigmaNotFinite { .. }), "{e}");
     let e = ck("sigma-negative.safetensors");
     assert!(matches!(e, CheckpointError::SigmaNegative { .. }), "{e}");
+    // The raw text around the number holds newlines: the message quotes the number only.
+    let e = ck("sigma-inf-newline.safetensors");
+    assert!(
+        matches!(&e, CheckpointError::SigmaNotFinite { value } if value == "inf"),
+        "{e}"
+    );
+    let e = ck("sigma-negative-newline.safetensors");
+    assert!(
+        matches!(&e, CheckpointError::SigmaNegative { value } if value == "-1"),
+        "{e}"
+    );
     let e = ck("missing-sigma.safetensors");
     assert!(
         matches!(e, CheckpointError::MissingKey { key: "sigma" }),
@@ -469,6 +480,11 @@ fn architecture_errors() {
     );
     let m = arch("arch-unknown-net.safetensors");
     assert!(m.contains("transformer"), "{m}");
+    // Names from the file are echoed escaped, on one line (`arch` checks that).
+    let m = arch("arch-newline.safetensors");
+    assert!(m.contains("mlp\\nrm -rf"), "{m}");
+    let m = arch("unexpected-tensor-newline.safetensors");
+    assert!(m.contains("net.l9\\nweight"), "{m}");
     let m = arch("deen-with-two-measurements.safetensors");
     assert!(m.contains("one measurement") && m.contains('2'), "{m}");
     let m = arch("vae-without-latent.safetensors");
@@ -720,6 +736,7 @@ fn run_files() {
 
     run_param_err("run-not-json.json");
     assert!(run_param_err("run-unknown-sampler.json").contains("hmc"));
+    assert!(run_param_err("run-newline-sampler.json").contains("cheng\\nrm -rf /"));
     assert!(run_param_err("run-missing-steps.json").contains("missing field `steps`"));
     assert!(run_param_err("run-negative-chains.json").contains("-4"));
     assert!(
@@ -728,6 +745,69 @@ fn run_files() {
     assert!(run_invalid("run-every-zero.json").contains("steps per jump"));
     assert!(run_invalid("run-huge-friction.json").contains("too large"));
     assert!(run_invalid("run-too-many-chains.json").contains("chains must be between 1 and 65536"));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Inputs that made a fuzz target fail (fuzz/README.md), kept in tests/fuzz-regressions/<target>/ and replayed here
+// with the target's properties: no panic, and every error one non-empty line.
+
+fn one_line_error(what: &str, msg: String) {
+    assert!(
+        !msg.is_empty() && !msg.contains('\n'),
+        "{what}: error is not one line: {msg:?}"
+    );
+}
+
+#[test]
+fn fuzz_regressions_stay_fixed() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions");
+    let mut seen = 0;
+    for target in ["checkpoint", "idx_images", "idx_labels", "run_json"] {
+        let Ok(dir) = std::fs::read_dir(root.join(target)) else {
+            continue;
+        };
+        for entry in dir {
+            let path = entry.expect("entry").path();
+            let data = std::fs::read(&path).expect("read");
+            let what = path.display().to_string();
+            seen += 1;
+            match target {
+                "checkpoint" => {
+                    if let Err(e) = Model::from_bytes(&data, &Device::Cpu) {
+                        one_line_error(&what, e.to_string());
+                    }
+                }
+                "idx_images" => {
+                    if let Err(e) = parse_images(&data) {
+                        one_line_error(&what, e.to_string());
+                    }
+                }
+                "idx_labels" => {
+                    if let Err(e) = parse_labels(&data) {
+                        one_line_error(&what, e.to_string());
+                    }
+                }
+                _ => {
+                    let Ok(text) = std::str::from_utf8(&data) else {
+                        continue;
+                    };
+                    match RunRecord::from_json(text) {
+                        Err(e) => one_line_error(&what, e.to_string()),
+                        Ok(rec) => {
+                            if let Err(e) = rec.spec.chain.validate() {
+                                one_line_error(&what, e.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        seen > 0,
+        "no regression inputs found under {}",
+        root.display()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ use safetensors::{Dtype, SafeTensorError, SafeTensors};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::error::one_line;
+
 /// Value of the `format` metadata key of every walkjump checkpoint.
 pub const FORMAT: &str = "walkjump";
 
@@ -944,7 +946,8 @@ fn parse_metadata(map: &HashMap<String, String>) -> Result<Metadata, CheckpointE
         .map_err(|_| CheckpointError::SigmaNotNumber {
             value: stext.to_string(),
         })?;
-    check_sigma(kind, sigma, stext)?;
+    // The trimmed text parsed as a number, so it is safe to echo (the raw text may hold newlines around it).
+    check_sigma(kind, sigma, stext.trim())?;
     let mtext = get("measurements")?;
     let m = mtext
         .trim()
@@ -1499,19 +1502,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
-}
-
-/// Escapes control characters so one value stays on one report line.
-fn one_line(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
 }
 
 /// Validates `bytes` as a checkpoint and returns a human-readable report:

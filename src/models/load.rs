@@ -97,7 +97,8 @@ impl Model {
             .map_err(|_| Error::Architecture("internal lock poisoned".into()))?;
         if let Some(extra) = ckpt.tensors.keys().find(|k| !used.contains(*k)) {
             return Err(Error::Architecture(format!(
-                "tensor '{extra}' is not part of a {} with this architecture",
+                "tensor '{}' is not part of a {} with this architecture",
+                crate::error::one_line(extra),
                 ckpt.meta.kind.as_str()
             )));
         }

@@ -86,8 +86,12 @@ impl Arch {
 
     /// Parses the `arch` metadata value.
     pub fn from_json(v: &serde_json::Value) -> Result<Self> {
-        serde_json::from_value(v.clone())
-            .map_err(|e| Error::Architecture(format!("cannot read the arch description: {e}")))
+        serde_json::from_value(v.clone()).map_err(|e| {
+            Error::Architecture(format!(
+                "cannot read the arch description: {}",
+                crate::error::one_line(&e.to_string())
+            ))
+        })
     }
 
     fn require<T: Copy>(v: Option<T>, what: &str, kind: ModelKind) -> Result<T> {

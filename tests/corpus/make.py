@@ -225,9 +225,16 @@ def checkpoints():
     put("metadata-value-not-string.safetensors", header_bytes(
         {"__metadata__": {"format": "walkjump", "version": 1}}))
 
+    # Text from the file echoed in a message must not break it over lines (the run_json fuzz target's finding).
+    put("sigma-inf-newline.safetensors", safetensors(meta(sigma="\ninf\n"), t))
+    put("sigma-negative-newline.safetensors", safetensors(meta(sigma="-1\n"), t))
+    put("arch-newline.safetensors", safetensors(meta(arch={"net": {"type": "mlp\nrm -rf", "hidden": [4]}}), t))
+
     # --- the architecture ---
     put("missing-tensor.safetensors", safetensors(meta(), [x for x in t if x[0] != "net.l1.bias"]))
     put("unexpected-tensor.safetensors", safetensors(meta(), t + [("net.l9.weight", "F32", [2], f32([1, 2]))]))
+    put("unexpected-tensor-newline.safetensors", safetensors(
+        meta(), t + [("net.l9\nweight", "F32", [2], f32([1, 2]))]))
     put("no-tensors.safetensors", safetensors(meta(), []))
     put("deen-with-two-measurements.safetensors", safetensors(meta(measurements="2"), t))
     put("vae-without-latent.safetensors", safetensors(meta(kind="sigma_vae"), t))
@@ -283,6 +290,9 @@ def runs():
     bad = json.loads(json.dumps(rec))
     bad["spec"]["chain"]["sampler"] = {"kind": "hmc", "delta": 0.5}
     put("run-unknown-sampler.json", json.dumps(bad).encode())
+    bad = json.loads(json.dumps(rec))
+    bad["spec"]["chain"]["sampler"] = {"kind": "cheng\nrm -rf /", "delta": 0.5}
+    put("run-newline-sampler.json", json.dumps(bad).encode())
     bad = json.loads(json.dumps(rec))
     del bad["spec"]["steps"]
     put("run-missing-steps.json", json.dumps(bad).encode())
