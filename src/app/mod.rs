@@ -784,10 +784,14 @@ impl App {
         if let Some(b) = &self.banner {
             egui::Panel::top("banner").show(ui, |ui| {
                 ui.horizontal(|ui| {
-                    ui.colored_label(Color32::from_rgb(230, 80, 60), format!("Error: {b}"));
                     if ui.small_button("Dismiss").clicked() {
                         dismiss = true;
                     }
+                    // One line, however long the message; the whole of it on hover.
+                    let text =
+                        RichText::new(format!("Error: {b}")).color(Color32::from_rgb(230, 80, 60));
+                    ui.add(egui::Label::new(text).truncate())
+                        .on_hover_text(b.as_str());
                 });
             });
         }
@@ -812,6 +816,11 @@ impl App {
                 ui.label(format!("chains running {running}/{chains}"));
                 ui.separator();
                 ui.label(format!("device {}", self.device));
+                ui.separator();
+                ui.label(match self.current_info() {
+                    Some(i) => format!("model: {} ({}, sigma {})", i.label, i.kind, i.sigma),
+                    None => "model: none".into(),
+                });
                 if let Some(n) = &self.notice {
                     ui.separator();
                     ui.label(RichText::new(n).weak());

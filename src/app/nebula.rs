@@ -220,7 +220,7 @@ pub fn show(
             });
             if ui
                 .button("Poor man's NEBULA (two jumps)")
-                .on_hover_text("x̂(x̂(y)) from the same starts")
+                .on_hover_text("x_hat(x_hat(y)) from the same starts")
                 .clicked()
             {
                 actions.send(WorkerCommand::Nebula(NebulaCommand::PoorMan {
@@ -317,7 +317,7 @@ fn views(ui: &mut Ui, view: &mut NebulaView) {
     }
     if f.poor_man.is_some() {
         ui.separator();
-        ui.label("poor man's NEBULA: x̂(x̂(y)) of the same starts");
+        ui.label("poor man's NEBULA: x_hat(x_hat(y)) of the same starts");
         view.poor_man.show(ui, width.min(720.0), 4.0);
     }
 }

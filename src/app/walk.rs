@@ -567,71 +567,80 @@ fn views(ui: &mut Ui, settings: &WalkSettings, view: &mut WalkView, actions: &mu
         );
     }
     let width = ui.available_width();
-    ui.horizontal_top(|ui| {
-        ui.vertical(|ui| {
-            ui.label("jumps x̂(y) (click a tile to follow its chain)");
-            let grid_w = if settings.show_noisy {
-                width * 0.48
-            } else {
-                width.min(640.0)
-            };
-            let (resp, clicked) = view.jumps.show(ui, grid_w, 6.0);
-            if let Some(k) = clicked {
-                actions.send(WorkerCommand::Walk(WalkCommand::SelectChain(k)));
-            }
-            if let (Some(resp), Some(classes)) = (resp, &f.classes) {
-                let painter = ui.painter_at(resp.rect);
-                for (k, c) in classes.iter().enumerate() {
-                    if let Some(r) = view.jumps.tile_rect(resp.rect, k) {
-                        painter.text(
-                            r.left_top() + egui::vec2(2.0, 1.0),
-                            egui::Align2::LEFT_TOP,
-                            c.to_string(),
-                            egui::FontId::monospace(11.0),
-                            Color32::from_rgb(255, 200, 0),
-                        );
-                    }
-                }
-            }
-        });
-        if settings.show_noisy {
-            ui.vertical(|ui| {
-                ui.label("noisy states y (first measurement)");
-                view.noisy.show(ui, width * 0.48, 6.0);
-            });
-        }
-    });
-    ui.separator();
+    // Film strip first, full width, as in the papers: one chain's jumps in reading order.
     ui.label(format!(
-        "film strip of chain {} (last {} jumps, oldest first)",
+        "film strip of chain {} (last {} jumps, oldest first; click a tile below to follow another chain)",
         f.film_chain,
         f.film.len()
     ));
-    view.film.show(ui, width.min(900.0), 3.0);
+    view.film.show(ui, width.min(1000.0), 3.0);
     ui.separator();
-    mixing_row(ui, &f);
-    if f.classes.is_some() {
-        ui.label(format!(
-            "classes visited: chain {}: {} · all chains: {}",
-            f.film_chain, f.classes_visited, f.classes_visited_all
-        ));
-        let pts: Vec<[f64; 2]> = f
-            .class_timeline
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| [i as f64, c as f64])
-            .collect();
-        Plot::new("class_timeline")
-            .height(110.0)
-            .include_y(0.0)
-            .include_y(9.0)
-            .x_axis_label("jump")
-            .y_axis_label("class")
-            .show(ui, |p| {
-                p.points(Points::new("class", pts).radius(2.0));
+    let left_w = (width * 0.45).min(560.0);
+    ui.horizontal_top(|ui| {
+        ui.vertical(|ui| {
+            ui.set_width(left_w);
+            ui.label("jumps x_hat(y), one tile per chain");
+            let grid_w = if settings.show_noisy {
+                left_w * 0.49
+            } else {
+                left_w
+            };
+            ui.horizontal_top(|ui| {
+                let (resp, clicked) = view.jumps.show(ui, grid_w, 5.0);
+                if let Some(k) = clicked {
+                    actions.send(WorkerCommand::Walk(WalkCommand::SelectChain(k)));
+                }
+                if let (Some(resp), Some(classes)) = (resp, &f.classes) {
+                    let painter = ui.painter_at(resp.rect);
+                    for (k, c) in classes.iter().enumerate() {
+                        if let Some(r) = view.jumps.tile_rect(resp.rect, k) {
+                            painter.text(
+                                r.left_top() + egui::vec2(2.0, 1.0),
+                                egui::Align2::LEFT_TOP,
+                                c.to_string(),
+                                egui::FontId::monospace(11.0),
+                                Color32::from_rgb(255, 200, 0),
+                            );
+                        }
+                    }
+                }
+                if settings.show_noisy {
+                    view.noisy.show(ui, grid_w, 5.0);
+                }
             });
-    }
-    traces(ui, &f);
+            if settings.show_noisy {
+                ui.label("right: the noisy states y (first measurement)");
+            }
+            ui.separator();
+            mixing_row(ui, &f);
+            if f.classes.is_some() {
+                classes_view(ui, &f);
+            }
+        });
+        ui.vertical(|ui| traces(ui, &f));
+    });
+}
+
+fn classes_view(ui: &mut Ui, f: &WalkFrame) {
+    ui.label(format!(
+        "classes visited: chain {}: {} · all chains: {}",
+        f.film_chain, f.classes_visited, f.classes_visited_all
+    ));
+    let pts: Vec<[f64; 2]> = f
+        .class_timeline
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| [i as f64, c as f64])
+        .collect();
+    Plot::new("class_timeline")
+        .height(110.0)
+        .include_y(0.0)
+        .include_y(9.0)
+        .x_axis_label("jump")
+        .y_axis_label("class")
+        .show(ui, |p| {
+            p.points(Points::new("class", pts).radius(2.0));
+        });
 }
 
 fn mixing_row(ui: &mut Ui, f: &WalkFrame) {
@@ -659,50 +668,36 @@ fn series(x: &[f64], y: &[f64]) -> Vec<[f64; 2]> {
 
 fn traces(ui: &mut Ui, f: &WalkFrame) {
     let t = &f.traces;
-    let h = 130.0;
-    let link = ui.id().with("walk_traces");
-    ui.columns(2, |cols| {
-        if !t.energy.is_empty() {
-            Plot::new("trace_energy")
-                .height(h)
-                .link_axis(link, [true, false])
-                .legend(Legend::default())
-                .show(&mut cols[0], |p| {
-                    p.line(Line::new("mean energy", series(&t.step, &t.energy)));
-                });
-        } else {
-            cols[0].label("this model has no energy");
-        }
-        Plot::new("trace_score")
+    let h = 125.0;
+    let link = ui.scope_id().with("walk_traces");
+    let plot = |name: &str| {
+        Plot::new(name.to_string())
             .height(h)
             .link_axis(link, [true, false])
             .legend(Legend::default())
-            .show(&mut cols[1], |p| {
-                p.line(Line::new("mean ||score||", series(&t.step, &t.score)));
-            });
+    };
+    if t.energy.is_empty() {
+        ui.label("energy: this model has none");
+    } else {
+        plot("trace_energy").show(ui, |p| {
+            p.line(Line::new("mean energy", series(&t.step, &t.energy)));
+        });
+    }
+    plot("trace_score").show(ui, |p| {
+        p.line(Line::new("mean ||score||", series(&t.step, &t.score)));
     });
-    ui.columns(2, |cols| {
-        if !t.kinetic.is_empty() {
-            Plot::new("trace_kinetic")
-                .height(h)
-                .link_axis(link, [true, false])
-                .legend(Legend::default())
-                .show(&mut cols[0], |p| {
-                    p.line(Line::new(
-                        "kinetic temperature",
-                        series(&t.step, &t.kinetic),
-                    ));
-                });
-        } else {
-            cols[0].label("kinetic temperature: underdamped samplers only");
-        }
-        Plot::new("trace_range")
-            .height(h)
-            .link_axis(link, [true, false])
-            .legend(Legend::default())
-            .show(&mut cols[1], |p| {
-                p.line(Line::new("jump min", t.jump_min.clone()));
-                p.line(Line::new("jump max", t.jump_max.clone()));
-            });
+    if t.kinetic.is_empty() {
+        ui.label("kinetic temperature: underdamped samplers only");
+    } else {
+        plot("trace_kinetic").show(ui, |p| {
+            p.line(Line::new(
+                "kinetic temperature",
+                series(&t.step, &t.kinetic),
+            ));
+        });
+    }
+    plot("trace_range").show(ui, |p| {
+        p.line(Line::new("jump min", t.jump_min.clone()));
+        p.line(Line::new("jump max", t.jump_max.clone()));
     });
 }
