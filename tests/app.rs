@@ -563,6 +563,76 @@ fn models_tab_asks_for_chi_once_and_shows_it() {
     h.get_by_label_contains("\"test_loss\": 28.1");
 }
 
+#[test]
+fn divergence_from_a_real_worker_pauses_until_reset() {
+    let dir = temp_dir("app-diverge");
+    let m = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 6);
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.open_path(&m);
+    app.settings.walk.chains = 3;
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    h.state_mut().settings.walk.delta = 1000.0;
+    h.get_by_label("Run").click();
+    h.run();
+    pump(&mut h, &mut worker, 5);
+    h.get_by_label_contains("Diverged: chain 0 diverged at step 1");
+    h.get_by_label("chains running 0/3");
+    // Running again is refused until the chains are reset.
+    h.get_by_label("Run").click();
+    h.run();
+    pump(&mut h, &mut worker, 1);
+    h.get_by_label_contains("reset before running again");
+    h.state_mut().settings.walk.delta = 0.1;
+    h.get_by_label("Reset chains").click();
+    h.run();
+    pump(&mut h, &mut worker, 0);
+    assert!(h.query_by_label_contains("Diverged").is_none());
+    h.get_by_label("chains running 3/3");
+}
+
+#[test]
+fn a_classifier_labels_every_jump() {
+    let dir = temp_dir("app-classes");
+    let m = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 7);
+    let arch = Arch {
+        classes: Some(10),
+        ..Arch::net(mlp(&[8]))
+    };
+    let c = dir.join("classifier.safetensors");
+    random_checkpoint(meta(ModelKind::Classifier, 0.0, 1, &arch, 28, 28), 8)
+        .save(&c)
+        .expect("save classifier");
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.startup(&dir, Some(&m));
+    app.settings.walk.chains = 5;
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    h.get_by_label("classifier: classifier");
+    h.get_by_label("Step").click();
+    h.run();
+    pump(&mut h, &mut worker, 100);
+    h.get_by_label_contains("classes visited: chain 0:");
+    // The classifier is not offered as a model to walk with.
+    assert_eq!(h.state().loaded_denoisers(), 1);
+}
+
+#[test]
+fn gui_command_is_documented() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_walkjump"))
+        .args(["gui", "--help"])
+        .output()
+        .expect("run walkjump");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains("--autostart") && text.contains("--screenshot-after"),
+        "{text}"
+    );
+}
+
 // ---- snapshots of every workspace (wgpu on Mesa lavapipe / llvmpipe) --------------------------------------------
 
 fn nebula_frame() -> NebulaFrame {

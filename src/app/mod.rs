@@ -954,3 +954,33 @@ pub fn run(opts: GuiOptions) -> Result<(), AppError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_fill_missing_fields_with_defaults() {
+        // An older settings file with only some keys still loads.
+        let s: Settings = serde_json::from_str(r#"{"dark": false, "walk": {"chains": 64}}"#)
+            .expect("partial settings");
+        assert!(!s.dark);
+        assert_eq!(s.walk.chains, 64);
+        assert_eq!(s.walk.every, walk::WalkSettings::default().every);
+        assert_eq!(s.tab, Tab::WalkJump);
+        let back: Settings =
+            serde_json::from_str(&serde_json::to_string(&s).expect("json")).expect("round trip");
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn missing_default_model_opens_with_a_banner() {
+        let dir = std::env::temp_dir().join(format!("walkjump-app-empty-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let mut app = App::new_for_test();
+        app.startup(&dir, None);
+        assert!(app.banner().is_some_and(|b| b.contains(DEFAULT_CHECKPOINT)));
+        assert!(app.take_sent().is_empty());
+        assert!(app.current().is_none());
+    }
+}

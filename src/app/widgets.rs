@@ -278,3 +278,52 @@ pub fn format_param(v: f64) -> String {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_values_must_be_positive_numbers() {
+        assert_eq!(parse_positive("delta", " 0.5 "), Ok(0.5));
+        for bad in ["-1", "0", "nan", "inf", "", "abc"] {
+            let e = parse_positive("delta", bad).expect_err(bad);
+            assert!(e.starts_with("delta must be a positive number"), "{e}");
+        }
+    }
+
+    #[test]
+    fn parameters_show_four_significant_digits() {
+        assert_eq!(format_param(0.282842712), "0.2828");
+        assert_eq!(format_param(1.0), "1");
+        assert_eq!(format_param(0.0070711), "0.007071");
+        assert_eq!(format_param(1234.6), "1235");
+    }
+
+    #[test]
+    fn grid_uploads_only_changed_tiles_with_set_partial() {
+        let ctx = egui::Context::default();
+        let mut grid = ImageGrid::new("test");
+        let tiles: Vec<Vec<f32>> = (0..6).map(|k| vec![k as f32 / 6.0; 4 * 3]).collect();
+        grid.update(&ctx, &tiles, 4, 3, 3);
+        assert_eq!(
+            grid.partial_uploads, 0,
+            "a new layout allocates the whole atlas"
+        );
+        let tex = grid.texture.as_ref().map(TextureHandle::size);
+        assert_eq!(tex, Some([3 * 4 + 1, 2 * 5 + 1]));
+        let mut next = tiles.clone();
+        next[4] = vec![1.0; 12];
+        grid.update(&ctx, &next, 4, 3, 3);
+        assert_eq!(grid.partial_uploads, 1);
+        grid.update(&ctx, &next, 4, 3, 3);
+        assert_eq!(
+            grid.partial_uploads, 1,
+            "unchanged tiles are not uploaded again"
+        );
+        // A different number of tiles is a new layout: one full upload, no partial ones.
+        grid.update(&ctx, &next[..5], 4, 3, 3);
+        assert_eq!(grid.partial_uploads, 1);
+        assert_eq!(grid.len(), 5);
+    }
+}
