@@ -3,7 +3,11 @@
 //! The engine: data, checkpoints, models with explicit input-gradients, walk-jump samplers, NEBULA flows,
 //! denoising, diagnostics and training. It knows nothing of the GUI. Equations follow `REFERENCE.md`; tensors are
 //! f32, batched as `[N, D]`.
+//!
+//! The desktop app lives in [`app`] (feature `gui`); it holds no maths and only calls the engine.
 
+#[cfg(feature = "gui")]
+pub mod app;
 pub mod bench;
 pub mod data;
 pub mod device;

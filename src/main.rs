@@ -96,12 +96,36 @@ enum Command {
                       Example:\n  walkjump probe -c checkpoints/deen-mlp-s1.0.safetensors --inputs y.safetensors --out probe.safetensors"
     )]
     Probe(ProbeArgs),
+    /// Open the desktop app (the default when no command is given).
+    #[command(
+        after_help = "Examples:\n  walkjump\n  walkjump gui -c checkpoints/deen-mlp-s0.3.safetensors\n  walkjump gui --autostart --screenshot-after 8 shot.png"
+    )]
+    Gui(GuiArgs),
     /// Print a checkpoint's metadata, tensor table, parameter count and sha256.
     #[command(after_help = "Example:\n  walkjump inspect checkpoints/deen-mlp-s1.0.safetensors")]
     Inspect {
         /// The checkpoint file.
         file: PathBuf,
     },
+}
+
+#[derive(Args, Default)]
+struct GuiArgs {
+    /// Checkpoint to open first. Default: the bundled default model.
+    #[arg(long, short = 'c')]
+    checkpoint: Option<PathBuf>,
+    /// Device: cpu, cuda, cuda:N or metal (falls back to cpu with a message).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Press Run as soon as the model is loaded.
+    #[arg(long)]
+    autostart: bool,
+    /// Save a screenshot of the window after SECONDS to PATH (PNG), then exit.
+    #[arg(long, num_args = 2, value_names = ["SECONDS", "PATH"])]
+    screenshot_after: Option<Vec<String>>,
+    /// Ignore the saved settings and start from the defaults.
+    #[arg(long)]
+    fresh: bool,
 }
 
 #[derive(Args)]
@@ -356,14 +380,11 @@ fn main() {
 
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        None => {
-            println!(
-                "walkjump {}: the desktop app is not part of this build yet.\n\
-                 Try: walkjump sample --out strip.png   (see walkjump --help)",
-                env!("CARGO_PKG_VERSION")
-            );
-            Ok(())
-        }
+        None => cmd_gui(GuiArgs {
+            device: "cpu".into(),
+            ..Default::default()
+        }),
+        Some(Command::Gui(a)) => cmd_gui(a),
         Some(Command::Sample(a)) => cmd_sample(a),
         Some(Command::Nebula(a)) => cmd_nebula(a),
         Some(Command::Denoise(a)) => cmd_denoise(a),
@@ -381,6 +402,45 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+#[cfg(feature = "gui")]
+fn cmd_gui(a: GuiArgs) -> Result<()> {
+    let screenshot = match a.screenshot_after.as_deref() {
+        Some([secs, path]) => {
+            let after: f64 = secs
+                .parse()
+                .ok()
+                .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                .with_context(|| {
+                    format!("--screenshot-after: '{secs}' is not a number of seconds")
+                })?;
+            Some(walkjump::app::ScreenshotRequest {
+                after,
+                path: PathBuf::from(path),
+            })
+        }
+        Some(_) => bail!("--screenshot-after needs SECONDS and PATH"),
+        None => None,
+    };
+    walkjump::app::run(walkjump::app::GuiOptions {
+        checkpoint: a.checkpoint,
+        device: a.device,
+        autostart: a.autostart,
+        screenshot,
+        fresh: a.fresh,
+    })?;
+    Ok(())
+}
+
+#[cfg(not(feature = "gui"))]
+fn cmd_gui(_a: GuiArgs) -> Result<()> {
+    println!(
+        "walkjump {}: this build has no desktop app (build with the `gui` feature).\n\
+         Try: walkjump sample --out strip.png   (see walkjump --help)",
+        env!("CARGO_PKG_VERSION")
+    );
+    Ok(())
 }
 
 /// The bundled checkpoints folder: `./checkpoints`, else the source tree's, else beside the executable.

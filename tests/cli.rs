@@ -491,6 +491,8 @@ fn trace_every_keeps_every_kth_step() {
         &f.p("x.png"),
     ]);
     assert!(e.contains("--trace-every"), "{e}");
+}
+
 /// Writes `y: [n, width]` with values from a fixed pattern to `path` (the `probe` input format).
 fn write_probe_inputs(path: &str, n: usize, width: usize) {
     let values: Vec<f32> = (0..n * width)

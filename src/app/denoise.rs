@@ -1,0 +1,279 @@
+//! The Denoise workspace: the same noisy test digits through every loaded denoiser, side by side, with per-image
+//! MSE and pixel range, and an aggregate MSE table over many digits.
+
+use egui::{RichText, Ui};
+use serde::{Deserialize, Serialize};
+
+use super::Actions;
+use super::messages::{AggregateFrame, DenoiseFrame, DenoiseRequest, DigitChoice, WorkerCommand};
+use super::widgets::ImageGrid;
+use crate::data::noise::Noise;
+
+/// Noise kinds offered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NoiseKind {
+    /// Additive Gaussian (level = sigma).
+    Gaussian,
+    /// Additive Laplace (level = scale alpha).
+    Laplace,
+    /// Salt and pepper (level = fraction of pixels).
+    SaltPepper,
+}
+
+impl NoiseKind {
+    fn label(self) -> &'static str {
+        match self {
+            NoiseKind::Gaussian => "gaussian (sigma)",
+            NoiseKind::Laplace => "laplace (alpha)",
+            NoiseKind::SaltPepper => "salt-pepper (p)",
+        }
+    }
+}
+
+/// Denoise parameters that persist.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DenoiseSettings {
+    /// Class to draw from, or any.
+    pub class: Option<u8>,
+    /// Noise kind.
+    pub kind: NoiseKind,
+    /// Its level.
+    pub level: f64,
+    /// Digits shown.
+    pub count: usize,
+    /// Digits in the aggregate table.
+    pub aggregate: usize,
+    /// Seed of the digits and the noise.
+    pub seed: u64,
+}
+
+impl Default for DenoiseSettings {
+    fn default() -> Self {
+        Self {
+            class: None,
+            kind: NoiseKind::Gaussian,
+            level: 1.0,
+            count: 6,
+            aggregate: 200,
+            seed: 0,
+        }
+    }
+}
+
+impl DenoiseSettings {
+    /// The noise these settings describe.
+    pub fn noise(&self) -> Noise {
+        match self.kind {
+            NoiseKind::Gaussian => Noise::Gaussian { sigma: self.level },
+            NoiseKind::Laplace => Noise::Laplace { alpha: self.level },
+            NoiseKind::SaltPepper => Noise::SaltPepper {
+                p: self.level.clamp(0.0, 1.0),
+            },
+        }
+    }
+
+    /// The request these settings describe.
+    pub fn request(&self) -> DenoiseRequest {
+        DenoiseRequest {
+            digits: match self.class {
+                Some(c) => DigitChoice::Class(c),
+                None => DigitChoice::Random,
+            },
+            noise: self.noise(),
+            count: self.count.clamp(1, 32),
+            aggregate: self.aggregate.clamp(1, 1000),
+            seed: self.seed,
+        }
+    }
+}
+
+/// Runtime state: the newest comparison and its textures (one per column).
+#[derive(Default)]
+pub struct DenoiseView {
+    /// Newest comparison.
+    pub frame: Option<DenoiseFrame>,
+    /// Newest aggregate table.
+    pub aggregate: Option<AggregateFrame>,
+    dirty: bool,
+    columns: Vec<ImageGrid>,
+}
+
+impl DenoiseView {
+    /// Takes a new comparison.
+    pub fn apply(&mut self, frame: DenoiseFrame) {
+        self.frame = Some(frame);
+        self.dirty = true;
+    }
+
+    fn update_textures(&mut self, ctx: &egui::Context) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        let Some(f) = &self.frame else {
+            self.columns.clear();
+            return;
+        };
+        let (h, w) = f.image_hw;
+        let mut cols: Vec<&Vec<Vec<f32>>> = vec![&f.clean, &f.noisy];
+        cols.extend(f.columns.iter().map(|c| &c.outputs));
+        while self.columns.len() < cols.len() {
+            let name = format!("denoise-col-{}", self.columns.len());
+            self.columns.push(ImageGrid::new(&name));
+        }
+        self.columns.truncate(cols.len());
+        for (grid, tiles) in self.columns.iter_mut().zip(cols) {
+            grid.update(ctx, tiles, h, w, 1);
+        }
+    }
+}
+
+/// Draws the workspace. `denoisers` is the number of loaded denoisers (each gets a column).
+pub fn show(
+    ui: &mut Ui,
+    settings: &mut DenoiseSettings,
+    view: &mut DenoiseView,
+    denoisers: usize,
+    bundled_unloaded: usize,
+    actions: &mut Actions,
+) {
+    view.update_textures(ui.ctx());
+    egui::Panel::left("denoise_controls")
+        .default_size(280.0)
+        .show(ui, |ui| {
+            ui.heading("Digits and noise");
+            egui::ComboBox::from_label("digits")
+                .selected_text(match settings.class {
+                    None => "random".to_string(),
+                    Some(c) => format!("class {c}"),
+                })
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut settings.class, None, "random");
+                    for c in 0..10u8 {
+                        ui.selectable_value(&mut settings.class, Some(c), format!("class {c}"));
+                    }
+                });
+            egui::ComboBox::from_label("noise")
+                .selected_text(settings.kind.label())
+                .show_ui(ui, |ui| {
+                    for k in [
+                        NoiseKind::Gaussian,
+                        NoiseKind::Laplace,
+                        NoiseKind::SaltPepper,
+                    ] {
+                        ui.selectable_value(&mut settings.kind, k, k.label());
+                    }
+                });
+            let max = if settings.kind == NoiseKind::SaltPepper {
+                1.0
+            } else {
+                3.0
+            };
+            ui.add(egui::Slider::new(&mut settings.level, 0.0..=max).text("level"));
+            ui.add(egui::Slider::new(&mut settings.count, 1..=16).text("digits shown"));
+            ui.horizontal(|ui| {
+                let label = ui.label("noise seed");
+                ui.add(egui::DragValue::new(&mut settings.seed))
+                    .labelled_by(label.id);
+            });
+            ui.label(format!("{denoisers} loaded denoisers"));
+            if bundled_unloaded > 0
+                && ui
+                    .button(format!("Load {bundled_unloaded} more bundled models"))
+                    .clicked()
+            {
+                actions.load_all_bundled = true;
+            }
+            if ui.button("Denoise digits").clicked() {
+                actions.send(WorkerCommand::Denoise(settings.request()));
+            }
+            ui.separator();
+            ui.add(
+                egui::Slider::new(&mut settings.aggregate, 10..=1000)
+                    .text("digits")
+                    .logarithmic(true),
+            );
+            if ui.button("Aggregate MSE").clicked() {
+                actions.send(WorkerCommand::DenoiseAggregate(settings.request()));
+            }
+        });
+    egui::CentralPanel::default().show(ui, |ui| {
+        egui::ScrollArea::both().show(ui, |ui| views(ui, view));
+    });
+}
+
+fn views(ui: &mut Ui, view: &DenoiseView) {
+    if let Some(a) = &view.aggregate {
+        ui.label(
+            RichText::new(format!(
+                "aggregate over {} digits, {}",
+                a.count,
+                a.noise.map(|n| n.to_string()).unwrap_or_default()
+            ))
+            .strong(),
+        );
+        egui::Grid::new("aggregate")
+            .striped(true)
+            .num_columns(2)
+            .show(ui, |ui| {
+                ui.label("model");
+                ui.label("MSE per pixel");
+                ui.end_row();
+                ui.label("noisy input");
+                ui.label(format!("{:.5}", a.noisy_mse));
+                ui.end_row();
+                for (label, m) in &a.rows {
+                    ui.label(label);
+                    ui.label(format!("{m:.5}"));
+                    ui.end_row();
+                }
+            });
+        ui.separator();
+    }
+    let Some(f) = &view.frame else {
+        ui.label("Press Denoise to compare the loaded denoisers on the same noisy digits.");
+        return;
+    };
+    for s in &f.skipped {
+        ui.label(RichText::new(format!("left out: {s}")).weak());
+    }
+    let tile = 72.0;
+    let mut titles = vec!["clean".to_string(), "noisy".to_string()];
+    titles.extend(f.columns.iter().map(|c| c.label.clone()));
+    egui::Grid::new("denoise_table")
+        .num_columns(titles.len())
+        .spacing([10.0, 6.0])
+        .show(ui, |ui| {
+            for t in &titles {
+                ui.label(RichText::new(t).strong());
+            }
+            ui.end_row();
+            for i in 0..f.clean.len() {
+                for (k, grid) in view.columns.iter().enumerate() {
+                    ui.vertical(|ui| {
+                        grid.show_tile(ui, i, tile);
+                        let note = match k {
+                            0 => String::new(),
+                            1 => f
+                                .noisy_mse
+                                .get(i)
+                                .map(|m| format!("MSE {m:.4}"))
+                                .unwrap_or_default(),
+                            _ => f
+                                .columns
+                                .get(k - 2)
+                                .and_then(|c| Some((c.mse.get(i)?, c.range.get(i)?)))
+                                .map(|(m, (lo, hi))| format!("MSE {m:.4}\n[{lo:.2}, {hi:.2}]"))
+                                .unwrap_or_default(),
+                        };
+                        if !note.is_empty() {
+                            ui.label(RichText::new(note).small());
+                        }
+                    });
+                }
+                ui.end_row();
+            }
+        });
+    ui.label(format!("{} denoiser columns", f.columns.len()));
+}

@@ -1,0 +1,986 @@
+//! The desktop app (feature `gui`): an eframe window over the engine.
+//!
+//! Structure (after rerun and the egui demo app): [`Settings`] persist between sessions (eframe storage) and live
+//! beside the runtime state; drawing code never touches compute state: it collects [`WorkerCommand`]s in an
+//! [`Actions`] list that is sent, after drawing, to the [`worker`] thread that owns the models, chains and flows.
+//! The worker answers with [`Frame`]s (the newest snapshot of each workspace wins) and wakes the UI. Tests build the
+//! app without a worker ([`App::new_for_test`]), read what it sent ([`App::take_sent`]) and feed it frames
+//! ([`App::apply_frame`]).
+
+pub mod denoise;
+pub mod export;
+pub mod messages;
+pub mod models;
+pub mod nebula;
+pub mod walk;
+pub mod widgets;
+pub mod worker;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use egui::{Color32, Key, RichText, Ui};
+use serde::{Deserialize, Serialize};
+
+use crate::data::geometry::ChiStats;
+pub use export::SaveKind;
+use export::{DialogPurpose, PendingDialog};
+use messages::ModelInfo;
+pub use messages::{Frame, WorkerCommand};
+
+/// File name of the bundled default model inside `checkpoints/`.
+pub const DEFAULT_CHECKPOINT: &str = "deen-mlp-s1.0.safetensors";
+/// File name of the bundled classifier inside `checkpoints/`.
+pub const CLASSIFIER_CHECKPOINT: &str = "classifier.safetensors";
+
+/// Why the app could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The window or its renderer could not be created.
+    #[error("cannot open the window: {0}")]
+    Window(String),
+    /// A thread could not be started.
+    #[error("cannot start a thread: {0}")]
+    Thread(#[from] std::io::Error),
+    /// The device could not be opened.
+    #[error(transparent)]
+    Engine(#[from] crate::Error),
+    /// The screenshot asked for on the command line failed.
+    #[error("screenshot failed: {0}")]
+    Screenshot(String),
+}
+
+/// Take a screenshot after a delay, save it, and close the window (for CI and the README).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScreenshotRequest {
+    /// Seconds after start.
+    pub after: f64,
+    /// PNG file to write.
+    pub path: PathBuf,
+}
+
+/// How the app is started (from the command line).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GuiOptions {
+    /// Model to open first (default: the bundled default model).
+    pub checkpoint: Option<PathBuf>,
+    /// Device spec (`cpu`, `cuda`, `cuda:N`, `metal`).
+    pub device: String,
+    /// Press Run as soon as the first model is loaded.
+    pub autostart: bool,
+    /// Take a screenshot and exit.
+    pub screenshot: Option<ScreenshotRequest>,
+    /// Start from default settings instead of the saved ones.
+    pub fresh: bool,
+}
+
+/// The workspaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Tab {
+    /// Walk-jump chains.
+    WalkJump,
+    /// NEBULA flows.
+    Nebula,
+    /// Denoising comparison.
+    Denoise,
+    /// Checkpoint metadata and chi.
+    Models,
+}
+
+impl Tab {
+    /// Name on the tab.
+    pub fn label(self) -> &'static str {
+        match self {
+            Tab::WalkJump => "Walk-Jump",
+            Tab::Nebula => "NEBULA",
+            Tab::Denoise => "Denoise",
+            Tab::Models => "Models",
+        }
+    }
+}
+
+/// Everything that persists between sessions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Dark theme (else light).
+    pub dark: bool,
+    /// Open workspace.
+    pub tab: Tab,
+    /// Walk-Jump parameters.
+    pub walk: walk::WalkSettings,
+    /// NEBULA parameters.
+    pub nebula: nebula::NebulaSettings,
+    /// Denoise parameters.
+    pub denoise: denoise::DenoiseSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            dark: true,
+            tab: Tab::WalkJump,
+            walk: Default::default(),
+            nebula: Default::default(),
+            denoise: Default::default(),
+        }
+    }
+}
+
+/// What one pass of drawing asked for; applied after drawing, in one place.
+#[derive(Default, Debug)]
+#[must_use]
+pub struct Actions {
+    /// Commands for the worker.
+    pub commands: Vec<WorkerCommand>,
+    /// Exports to ask a file name for.
+    pub saves: Vec<SaveKind>,
+    /// Show the Open dialog.
+    pub open_dialog: bool,
+    /// Load every bundled checkpoint not loaded yet.
+    pub load_all_bundled: bool,
+}
+
+impl Actions {
+    /// Queues a command for the worker.
+    pub fn send(&mut self, cmd: WorkerCommand) {
+        self.commands.push(cmd);
+    }
+}
+
+/// A checkpoint the model picker offers.
+#[derive(Clone, Debug)]
+struct ModelSlot {
+    path: PathBuf,
+    label: String,
+    bundled: bool,
+    info: Option<ModelInfo>,
+}
+
+/// How commands leave the UI.
+enum Link {
+    /// A worker thread.
+    Thread {
+        tx: Sender<WorkerCommand>,
+        rx: Receiver<Frame>,
+    },
+    /// No worker: commands are kept for the test to read.
+    Test { sent: Vec<WorkerCommand> },
+}
+
+/// State of a screenshot request.
+struct Screenshot {
+    req: ScreenshotRequest,
+    requested: bool,
+    result: Arc<Mutex<Option<Result<(), String>>>>,
+}
+
+/// The app: persisted settings, runtime view state, and the link to the worker.
+pub struct App {
+    /// What persists.
+    pub settings: Settings,
+    link: Link,
+    slots: Vec<ModelSlot>,
+    current: Option<PathBuf>,
+    classifier: Option<PathBuf>,
+    device: String,
+    banner: Option<String>,
+    notice: Option<String>,
+    walk: walk::WalkView,
+    nebula: nebula::NebulaView,
+    denoise: denoise::DenoiseView,
+    chi: Option<ChiStats>,
+    chi_requested: bool,
+    models_shown: usize,
+    help_open: bool,
+    dialogs: Vec<PendingDialog>,
+    frame_ms: f32,
+    autostart: bool,
+    screenshot: Option<Screenshot>,
+    started: Instant,
+    theme_applied: Option<bool>,
+}
+
+/// The bundled checkpoints folder: `./checkpoints`, else the source tree's, else beside the executable.
+pub fn checkpoints_dir() -> PathBuf {
+    let candidates = [
+        PathBuf::from("checkpoints"),
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/checkpoints")),
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("checkpoints")))
+            .unwrap_or_default(),
+    ];
+    candidates
+        .into_iter()
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| PathBuf::from("checkpoints"))
+}
+
+/// The `.safetensors` files of a folder, sorted, without the classifier.
+fn bundled_checkpoints(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "safetensors")
+                && p.file_name().is_some_and(|n| n != CLASSIFIER_CHECKPOINT)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+impl App {
+    fn blank(link: Link, settings: Settings, device: String) -> Self {
+        Self {
+            settings,
+            link,
+            slots: Vec::new(),
+            current: None,
+            classifier: None,
+            device,
+            banner: None,
+            notice: None,
+            walk: Default::default(),
+            nebula: Default::default(),
+            denoise: Default::default(),
+            chi: None,
+            chi_requested: false,
+            models_shown: 0,
+            help_open: false,
+            dialogs: Vec::new(),
+            frame_ms: 0.0,
+            autostart: false,
+            screenshot: None,
+            started: Instant::now(),
+            theme_applied: None,
+        }
+    }
+
+    /// The app with a worker thread, opening the default (or given) model.
+    pub fn new(
+        cc: &eframe::CreationContext<'_>,
+        opts: &GuiOptions,
+        shot: Arc<Mutex<Option<Result<(), String>>>>,
+    ) -> Result<Self, AppError> {
+        let settings = match (cc.storage, opts.fresh) {
+            (Some(s), false) => eframe::get_value(s, eframe::APP_KEY).unwrap_or_default(),
+            _ => Settings::default(),
+        };
+        let spec = if opts.device.is_empty() {
+            "cpu"
+        } else {
+            &opts.device
+        };
+        let (device, note) = crate::device::select(spec)?;
+        let device_label = crate::device::describe(&device);
+        let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+        let (frame_tx, frame_rx) = std::sync::mpsc::channel();
+        let ctx = cc.egui_ctx.clone();
+        worker::spawn(
+            worker::Worker::new(device),
+            worker::Link {
+                commands: cmd_rx,
+                frames: frame_tx,
+                // Batch bursts of frames into one repaint (as rerun does).
+                wake: Box::new(move || ctx.request_repaint_after(Duration::from_millis(10))),
+            },
+        )?;
+        let mut app = Self::blank(
+            Link::Thread {
+                tx: cmd_tx,
+                rx: frame_rx,
+            },
+            settings,
+            device_label,
+        );
+        app.notice = note;
+        app.autostart = opts.autostart;
+        app.screenshot = opts.screenshot.clone().map(|req| Screenshot {
+            req,
+            requested: false,
+            result: shot,
+        });
+        let dir = checkpoints_dir();
+        app.startup(&dir, opts.checkpoint.as_deref());
+        Ok(app)
+    }
+
+    /// The app without a worker thread, for tests: commands pile up for [`App::take_sent`], frames come from
+    /// [`App::apply_frame`]. No checkpoint is scanned or opened.
+    pub fn new_for_test() -> Self {
+        Self::blank(
+            Link::Test { sent: Vec::new() },
+            Settings::default(),
+            "cpu".into(),
+        )
+    }
+
+    /// Lists the bundled checkpoints of `dir` and opens the first model (`checkpoint`, else the default).
+    pub fn startup(&mut self, dir: &Path, checkpoint: Option<&Path>) {
+        for p in bundled_checkpoints(dir) {
+            self.slots.push(ModelSlot {
+                label: stem(&p),
+                path: p,
+                bundled: true,
+                info: None,
+            });
+        }
+        let first = checkpoint
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.join(DEFAULT_CHECKPOINT));
+        if first.is_file() {
+            self.open_path(&first);
+        } else {
+            self.banner = Some(format!(
+                "the default model {} is missing: open a checkpoint with Open... or drop one on the window",
+                first.display()
+            ));
+        }
+        let classifier = dir.join(CLASSIFIER_CHECKPOINT);
+        if classifier.is_file() {
+            self.send(WorkerCommand::Load {
+                path: classifier,
+                select: false,
+            });
+        }
+    }
+
+    /// Opens a checkpoint (file dialog, drop, command line): it becomes the current model once loaded; a file
+    /// that fails to load leaves the current model in place.
+    pub fn open_path(&mut self, path: &Path) {
+        if !self.slots.iter().any(|s| s.path == path) {
+            self.slots.push(ModelSlot {
+                path: path.to_path_buf(),
+                label: stem(path),
+                bundled: false,
+                info: None,
+            });
+        }
+        self.send(WorkerCommand::Load {
+            path: path.to_path_buf(),
+            select: true,
+        });
+    }
+
+    fn send(&mut self, cmd: WorkerCommand) {
+        match &mut self.link {
+            Link::Thread { tx, .. } => {
+                if tx.send(cmd).is_err() {
+                    self.banner = Some("the worker thread has stopped; restart the app".into());
+                }
+            }
+            Link::Test { sent } => sent.push(cmd),
+        }
+    }
+
+    /// Commands sent since the last call (test mode only; empty with a worker thread).
+    pub fn take_sent(&mut self) -> Vec<WorkerCommand> {
+        match &mut self.link {
+            Link::Test { sent } => std::mem::take(sent),
+            Link::Thread { .. } => Vec::new(),
+        }
+    }
+
+    /// The error banner, if one is shown.
+    pub fn banner(&self) -> Option<&str> {
+        self.banner.as_deref()
+    }
+
+    /// The current model's file.
+    pub fn current(&self) -> Option<&Path> {
+        self.current.as_deref()
+    }
+
+    /// The current model's information, once loaded.
+    pub fn current_info(&self) -> Option<&ModelInfo> {
+        let cur = self.current.as_ref()?;
+        self.slots
+            .iter()
+            .find(|s| &s.path == cur)
+            .and_then(|s| s.info.as_ref())
+    }
+
+    /// Loaded denoisers, in picker order.
+    pub fn loaded_denoisers(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.info.as_ref().is_some_and(|i| i.is_denoiser))
+            .count()
+    }
+
+    /// Takes a frame from the worker.
+    pub fn apply_frame(&mut self, frame: Frame) {
+        match frame {
+            Frame::Loaded { info, selected } => {
+                let path = info.path.clone();
+                match self.slots.iter_mut().find(|s| s.path == path) {
+                    Some(s) => s.info = Some(*info),
+                    None => self.slots.push(ModelSlot {
+                        label: info.label.clone(),
+                        path: path.clone(),
+                        bundled: false,
+                        info: Some(*info),
+                    }),
+                }
+                if selected {
+                    self.on_selected(path);
+                }
+            }
+            Frame::Selected(path) => self.on_selected(path),
+            Frame::ClassifierLoaded { path } => {
+                self.slots.retain(|s| s.path != path);
+                self.classifier = Some(path);
+            }
+            Frame::LoadFailed { path, error } => {
+                self.slots
+                    .retain(|s| s.path != path || s.bundled || s.info.is_some());
+                let err = error.lines().next().unwrap_or("").to_string();
+                self.banner = Some(format!("could not open {}: {err}", path.display()));
+            }
+            Frame::Walk(f) => self.walk.apply(*f),
+            Frame::Nebula(f) => self.nebula.apply(*f),
+            Frame::Denoise(f) => self.denoise.apply(*f),
+            Frame::Aggregate(a) => self.denoise.aggregate = Some(a),
+            Frame::Chi(c) => self.chi = Some(c),
+            Frame::Error(e) => {
+                self.banner = Some(e.lines().next().unwrap_or("").to_string());
+            }
+        }
+    }
+
+    fn on_selected(&mut self, path: PathBuf) {
+        let changed = self.current.as_ref() != Some(&path);
+        self.current = Some(path);
+        if changed {
+            self.walk.clear();
+            self.nebula.clear();
+        }
+        if let Some(info) = self.current_info().cloned() {
+            if let Some(i) = self
+                .slots
+                .iter()
+                .filter(|s| s.info.is_some())
+                .position(|s| s.path == info.path)
+            {
+                self.models_shown = i;
+            }
+            // A model other than the one the parameters were tuned for starts from its recommendation.
+            if self.settings.walk.tuned_for.as_deref() != Some(info.sha256.as_str()) {
+                let (s, every) = info.recommended;
+                self.settings.walk.set_sampler(s, Some(every));
+                self.settings.walk.init = crate::run::default_init(info.sigma);
+                self.settings.walk.tuned_for = Some(info.sha256.clone());
+                self.walk.refresh_texts();
+            }
+            if self.autostart && info.has_score {
+                self.autostart = false;
+                self.settings.tab = Tab::WalkJump;
+                let cfg = self.settings.walk.config();
+                self.send(WorkerCommand::Walk(messages::WalkCommand::Run(cfg)));
+            }
+        }
+    }
+
+    fn pump(&mut self) {
+        let mut frames = Vec::new();
+        if let Link::Thread { rx, .. } = &self.link {
+            while let Ok(f) = rx.try_recv() {
+                frames.push(f);
+            }
+        }
+        for f in frames {
+            self.apply_frame(f);
+        }
+    }
+
+    /// Writes an export to `path` from the newest frame (what a save dialog's answer leads to).
+    pub fn export_to(&mut self, kind: SaveKind, path: &Path) -> Result<(), String> {
+        let Some(f) = &self.walk.frame else {
+            return Err("nothing to export yet: run the chains first".into());
+        };
+        let res = match kind {
+            SaveKind::JumpGrid => export::save_jump_grid(f, walk::grid_cols(f.jumps.len()), path),
+            SaveKind::FilmStrip => export::save_film_strip(f, path),
+            SaveKind::TracesCsv => export::save_text(path, &export::traces_csv(f)),
+            SaveKind::RunJson => {
+                let info = self.current_info().ok_or("no model is loaded")?;
+                let rec = export::run_record(f, &info.sha256, &info.kind)
+                    .ok_or("the run has no configuration yet")?;
+                let text = serde_json::to_string_pretty(&rec).map_err(|e| e.to_string())?;
+                export::save_text(path, &text)
+            }
+        };
+        res.map_err(|e| format!("{e:#}"))?;
+        self.notice = Some(format!("saved {}", path.display()));
+        Ok(())
+    }
+
+    /// Draws one frame of the whole app and then applies what the drawing asked for.
+    pub fn show(&mut self, ui: &mut Ui) {
+        let ctx = ui.ctx().clone();
+        self.pump();
+        self.poll_dialogs();
+        if self.theme_applied != Some(self.settings.dark) {
+            ctx.set_theme(if self.settings.dark {
+                egui::Theme::Dark
+            } else {
+                egui::Theme::Light
+            });
+            self.theme_applied = Some(self.settings.dark);
+        }
+        let dt = ctx.input(|i| i.unstable_dt) * 1000.0;
+        self.frame_ms = if self.frame_ms == 0.0 {
+            dt
+        } else {
+            0.9 * self.frame_ms + 0.1 * dt
+        };
+        let mut actions = Actions::default();
+        self.dropped_files(&ctx);
+        self.shortcuts(&ctx, &mut actions);
+        self.top_bar(ui, &mut actions);
+        self.status_bar(ui);
+        self.banner_bar(ui);
+        match self.settings.tab {
+            Tab::WalkJump => {
+                let info = self.current_info().cloned();
+                walk::show(
+                    ui,
+                    &mut self.settings.walk,
+                    &mut self.walk,
+                    info.as_ref(),
+                    &mut actions,
+                );
+            }
+            Tab::Nebula => {
+                let info = self.current_info().cloned();
+                nebula::show(
+                    ui,
+                    &mut self.settings.nebula,
+                    &mut self.nebula,
+                    info.as_ref(),
+                    &mut actions,
+                );
+            }
+            Tab::Denoise => {
+                let n = self.loaded_denoisers();
+                let unloaded = self
+                    .slots
+                    .iter()
+                    .filter(|s| s.bundled && s.info.is_none())
+                    .count();
+                denoise::show(
+                    ui,
+                    &mut self.settings.denoise,
+                    &mut self.denoise,
+                    n,
+                    unloaded,
+                    &mut actions,
+                );
+            }
+            Tab::Models => {
+                if self.chi.is_none() && !self.chi_requested {
+                    self.chi_requested = true;
+                    actions.send(WorkerCommand::ComputeChi);
+                }
+                let infos: Vec<&ModelInfo> =
+                    self.slots.iter().filter_map(|s| s.info.as_ref()).collect();
+                egui::CentralPanel::default().show(ui, |ui| {
+                    models::show(ui, &infos, &mut self.models_shown, self.chi.as_ref());
+                });
+            }
+        }
+        self.help_window(&ctx);
+        self.apply_actions(actions);
+        self.screenshot_step(&ctx);
+        if self.walk.running() || self.nebula.frame.as_ref().is_some_and(|f| f.running) {
+            // Keep the frame time honest while frames stream in.
+            ctx.request_repaint_after(Duration::from_millis(16));
+        }
+    }
+
+    fn apply_actions(&mut self, actions: Actions) {
+        for c in actions.commands {
+            self.send(c);
+        }
+        for kind in actions.saves {
+            self.start_dialog(DialogPurpose::Save(kind));
+        }
+        if actions.open_dialog {
+            self.start_dialog(DialogPurpose::Open);
+        }
+        if actions.load_all_bundled {
+            let paths: Vec<PathBuf> = self
+                .slots
+                .iter()
+                .filter(|s| s.bundled && s.info.is_none())
+                .map(|s| s.path.clone())
+                .collect();
+            for path in paths {
+                self.send(WorkerCommand::Load {
+                    path,
+                    select: false,
+                });
+            }
+        }
+    }
+
+    fn start_dialog(&mut self, purpose: DialogPurpose) {
+        if matches!(self.link, Link::Test { .. }) {
+            return;
+        }
+        if self.dialogs.iter().any(|d| d.purpose == purpose) {
+            return;
+        }
+        match PendingDialog::start(purpose) {
+            Ok(d) => self.dialogs.push(d),
+            Err(e) => self.banner = Some(format!("cannot open a file dialog: {e}")),
+        }
+    }
+
+    fn poll_dialogs(&mut self) {
+        let mut done = Vec::new();
+        self.dialogs.retain(|d| match d.poll() {
+            Some(answer) => {
+                done.push((d.purpose, answer));
+                false
+            }
+            None => true,
+        });
+        for (purpose, answer) in done {
+            let Some(path) = answer else {
+                continue;
+            };
+            match purpose {
+                DialogPurpose::Open => self.open_path(&path),
+                DialogPurpose::Save(kind) => {
+                    if let Err(e) = self.export_to(kind, &path) {
+                        self.banner = Some(format!("could not save {}: {e}", path.display()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn dropped_files(&mut self, ctx: &egui::Context) {
+        let paths: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .collect()
+        });
+        for p in paths {
+            self.open_path(&p);
+        }
+    }
+
+    fn shortcuts(&mut self, ctx: &egui::Context, actions: &mut Actions) {
+        if ctx.egui_wants_keyboard_input() {
+            return;
+        }
+        let (space, s, r, f1) = ctx.input(|i| {
+            (
+                i.key_pressed(Key::Space),
+                i.key_pressed(Key::S),
+                i.key_pressed(Key::R),
+                i.key_pressed(Key::F1),
+            )
+        });
+        if space {
+            walk::run_or_pause(&self.settings.walk, &self.walk, actions);
+        }
+        if s {
+            walk::step(&self.settings.walk, actions);
+        }
+        if r {
+            walk::reset(&self.settings.walk, &mut self.walk, actions);
+        }
+        if f1 {
+            self.help_open = !self.help_open;
+        }
+    }
+
+    fn top_bar(&mut self, ui: &mut Ui, actions: &mut Actions) {
+        egui::Panel::top("top_bar").show(ui, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                ui.label(RichText::new("walkjump").strong());
+                ui.separator();
+                let current_label = self
+                    .current_info()
+                    .map(|i| format!("{} ({}, sigma {})", i.label, i.kind, i.sigma))
+                    .unwrap_or_else(|| "(no model)".into());
+                let mut pick: Option<(PathBuf, bool)> = None;
+                egui::ComboBox::from_label("model")
+                    .selected_text(current_label)
+                    .width(260.0)
+                    .show_ui(ui, |ui| {
+                        for s in &self.slots {
+                            let text = match &s.info {
+                                Some(i) => format!("{} ({}, sigma {})", s.label, i.kind, i.sigma),
+                                None if s.bundled => format!("{} (bundled, not loaded)", s.label),
+                                None => format!("{} (loading)", s.label),
+                            };
+                            let is_current = self.current.as_ref() == Some(&s.path);
+                            if ui.selectable_label(is_current, text).clicked() && !is_current {
+                                pick = Some((s.path.clone(), s.info.is_some()));
+                            }
+                        }
+                    });
+                if let Some((path, loaded)) = pick {
+                    actions.send(if loaded {
+                        WorkerCommand::Select(path)
+                    } else {
+                        WorkerCommand::Load { path, select: true }
+                    });
+                }
+                if ui
+                    .button("Open...")
+                    .on_hover_text("open a .safetensors checkpoint (or drop one on the window)")
+                    .clicked()
+                {
+                    actions.open_dialog = true;
+                }
+                ui.separator();
+                ui.label(format!("device: {}", self.device));
+                if let Some(c) = &self.classifier {
+                    ui.label(format!("classifier: {}", stem(c)));
+                }
+                ui.separator();
+                let theme = if self.settings.dark {
+                    "Light theme"
+                } else {
+                    "Dark theme"
+                };
+                if ui.button(theme).clicked() {
+                    self.settings.dark = !self.settings.dark;
+                }
+                if ui.button("Help").on_hover_text("F1").clicked() {
+                    self.help_open = !self.help_open;
+                }
+            });
+            ui.horizontal(|ui| {
+                for t in [Tab::WalkJump, Tab::Nebula, Tab::Denoise, Tab::Models] {
+                    ui.selectable_value(&mut self.settings.tab, t, t.label());
+                }
+            });
+        });
+    }
+
+    fn banner_bar(&mut self, ui: &mut Ui) {
+        let mut dismiss = false;
+        if let Some(b) = &self.banner {
+            egui::Panel::top("banner").show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    if ui.small_button("Dismiss").clicked() {
+                        dismiss = true;
+                    }
+                    // One line, however long the message; the whole of it on hover.
+                    let text =
+                        RichText::new(format!("Error: {b}")).color(Color32::from_rgb(230, 80, 60));
+                    ui.add(egui::Label::new(text).truncate())
+                        .on_hover_text(b.as_str());
+                });
+            });
+        }
+        if dismiss {
+            self.banner = None;
+        }
+    }
+
+    fn status_bar(&mut self, ui: &mut Ui) {
+        egui::Panel::bottom("status_bar").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.label(format!("frame {:.1} ms", self.frame_ms));
+                ui.separator();
+                let (sps, running, chains) = self
+                    .walk
+                    .frame
+                    .as_ref()
+                    .map(|f| (f.steps_per_sec, f.running_chains, f.chains))
+                    .unwrap_or((0.0, 0, 0));
+                ui.label(format!("{sps:.0} steps/s"));
+                ui.separator();
+                ui.label(format!("chains running {running}/{chains}"));
+                ui.separator();
+                ui.label(format!("device {}", self.device));
+                ui.separator();
+                ui.label(match self.current_info() {
+                    Some(i) => format!("model: {} ({}, sigma {})", i.label, i.kind, i.sigma),
+                    None => "model: none".into(),
+                });
+                if let Some(n) = &self.notice {
+                    ui.separator();
+                    ui.label(RichText::new(n).weak());
+                }
+            });
+        });
+    }
+
+    fn help_window(&mut self, ctx: &egui::Context) {
+        let mut open = self.help_open;
+        egui::Window::new("Help")
+            .open(&mut open)
+            .resizable(true)
+            .default_width(460.0)
+            .show(ctx, |ui| {
+                ui.heading("Shortcuts");
+                egui::Grid::new("shortcuts").num_columns(2).show(ui, |ui| {
+                    for (k, v) in [
+                        ("Space", "run / pause the walk"),
+                        ("S", "step to the next jump"),
+                        ("R", "reset the chains"),
+                        ("F1", "this help"),
+                    ] {
+                        ui.label(RichText::new(k).monospace());
+                        ui.label(v);
+                        ui.end_row();
+                    }
+                });
+                ui.separator();
+                ui.heading("Workspaces");
+                for (t, v) in [
+                    ("Walk-Jump", "Langevin chains on the noisy density and their empirical-Bayes jumps: one tile per chain, the film strip of one chain, energy / score / kinetic temperature / pixel range traces, R-hat and ESS across chains, classes with a classifier. Parameter changes apply at the next step; chains, init and seed at Reset."),
+                    ("NEBULA", "gradient flow of the energy from noise or test digits to attractors; gallery of attractors with basin sizes, nearest training digit and chi distance; poor man's NEBULA (two jumps)."),
+                    ("Denoise", "the same noisy test digits through every loaded denoiser, per-image MSE and pixel range, and an aggregate MSE table."),
+                    ("Models", "metadata and training record of each checkpoint; chi statistics of the digits with the model's sigma on that scale."),
+                ] {
+                    ui.label(RichText::new(t).strong());
+                    ui.label(v);
+                }
+                ui.separator();
+                ui.label("Open a checkpoint with Open... or drop a .safetensors file on the window. Every run can be reproduced from the command line: export the run JSON and use walkjump sample --replay FILE.");
+            });
+        self.help_open = open;
+    }
+
+    fn screenshot_step(&mut self, ctx: &egui::Context) {
+        let Some(shot) = self.screenshot.as_mut() else {
+            return;
+        };
+        ctx.request_repaint_after(Duration::from_millis(50));
+        if !shot.requested {
+            if self.started.elapsed().as_secs_f64() >= shot.req.after {
+                shot.requested = true;
+                let path = shot.req.path.clone();
+                let result = shot.result.clone();
+                ctx.request_screenshot(move |img| {
+                    let r = save_color_image(&img, &path);
+                    if let Ok(mut slot) = result.lock() {
+                        *slot = Some(r);
+                    }
+                });
+            }
+            return;
+        }
+        let done = shot.result.lock().map(|r| r.is_some()).unwrap_or(true);
+        if done {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+    }
+}
+
+/// Writes a screenshot as PNG (atomically).
+fn save_color_image(img: &egui::ColorImage, path: &Path) -> Result<(), String> {
+    let [w, h] = img.size;
+    let first = img.pixels.first().copied();
+    if img.pixels.iter().all(|&c| Some(c) == first) {
+        return Err("the window is blank (a single colour); the renderer drew nothing".into());
+    }
+    let bytes: Vec<u8> = img.pixels.iter().flat_map(|c| c.to_array()).collect();
+    let rgba = image::RgbaImage::from_raw(w as u32, h as u32, bytes)
+        .ok_or_else(|| "screenshot has the wrong size".to_string())?;
+    let mut buf = std::io::Cursor::new(Vec::new());
+    rgba.write_to(&mut buf, image::ImageFormat::Png)
+        .map_err(|e| e.to_string())?;
+    crate::render::write_atomic(path, &buf.into_inner()).map_err(|e| format!("{e:#}"))
+}
+
+impl eframe::App for App {
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+    }
+}
+
+/// Opens the window and runs until it is closed.
+pub fn run(opts: GuiOptions) -> Result<(), AppError> {
+    let native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("walkjump")
+            .with_app_id("walkjump")
+            .with_inner_size([1280.0, 860.0])
+            .with_min_inner_size([640.0, 420.0]),
+        ..Default::default()
+    };
+    let shot: Arc<Mutex<Option<Result<(), String>>>> = Arc::new(Mutex::new(None));
+    let shot_in = shot.clone();
+    let opts_in = opts.clone();
+    eframe::run_native(
+        "walkjump",
+        native,
+        Box::new(move |cc| {
+            let app = App::new(cc, &opts_in, shot_in)?;
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| AppError::Window(e.to_string()))?;
+    if opts.screenshot.is_some() {
+        let r = shot.lock().ok().and_then(|mut s| s.take());
+        match r {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(AppError::Screenshot(e)),
+            None => {
+                return Err(AppError::Screenshot(
+                    "the window closed before the screenshot".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_fill_missing_fields_with_defaults() {
+        // An older settings file with only some keys still loads.
+        let s: Settings = serde_json::from_str(r#"{"dark": false, "walk": {"chains": 64}}"#)
+            .expect("partial settings");
+        assert!(!s.dark);
+        assert_eq!(s.walk.chains, 64);
+        assert_eq!(s.walk.every, walk::WalkSettings::default().every);
+        assert_eq!(s.tab, Tab::WalkJump);
+        let back: Settings =
+            serde_json::from_str(&serde_json::to_string(&s).expect("json")).expect("round trip");
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn missing_default_model_opens_with_a_banner() {
+        let dir = std::env::temp_dir().join(format!("walkjump-app-empty-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let mut app = App::new_for_test();
+        app.startup(&dir, None);
+        assert!(app.banner().is_some_and(|b| b.contains(DEFAULT_CHECKPOINT)));
+        assert!(app.take_sent().is_empty());
+        assert!(app.current().is_none());
+    }
+}

@@ -1,0 +1,323 @@
+//! The NEBULA workspace: gradient flows `y <- y - eta grad f(y)` from noise or test digits to attractors
+//! (REFERENCE.md §7), the live grid of flowing images, the energy curve, and the attractor gallery with basin
+//! counts, nearest training digit and chi distance; plus poor man's NEBULA (two jumps).
+
+use egui::{Color32, RichText, Ui};
+use egui_plot::{Legend, Line, Plot};
+use serde::{Deserialize, Serialize};
+
+use super::Actions;
+use super::messages::{ModelInfo, NebulaCommand, NebulaFrame, NebulaSource, WorkerCommand};
+use super::widgets::{ImageGrid, ParamEdit, log_param};
+use crate::sampling::nebula::{NebulaConfig, NebulaInit};
+
+/// NEBULA parameters that persist.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NebulaSettings {
+    /// Where flows start.
+    pub source: NebulaSource,
+    /// Step size; `None` means sigma^2 / 10 for the current model.
+    pub eta: Option<f64>,
+    /// Stop a start once `||grad f|| < tol`.
+    pub tol: f64,
+    /// Most steps.
+    pub max_steps: usize,
+    /// Number of starts.
+    pub starts: usize,
+    /// Seed of the starts.
+    pub seed: u64,
+    /// Merge attractors closer than this (chi units).
+    pub merge: f64,
+    /// Creative when farther than this from every training digit (chi units).
+    pub creative: f64,
+}
+
+impl Default for NebulaSettings {
+    fn default() -> Self {
+        Self {
+            source: NebulaSource::Uniform,
+            eta: None,
+            tol: 0.1,
+            max_steps: 2000,
+            starts: 64,
+            seed: 0,
+            merge: 0.02,
+            creative: 0.1,
+        }
+    }
+}
+
+impl NebulaSettings {
+    /// The flow configuration for a model of noise level `sigma`.
+    pub fn config(&self, sigma: f64) -> NebulaConfig {
+        NebulaConfig {
+            eta: self.eta.unwrap_or(sigma * sigma / 10.0),
+            max_steps: self.max_steps,
+            tol: self.tol,
+            starts: self.starts.clamp(1, 1024),
+            init: NebulaInit::Uniform,
+            seed: self.seed,
+            merge: self.merge,
+            creative: self.creative,
+        }
+    }
+}
+
+/// Runtime state: the newest frame and its textures.
+pub struct NebulaView {
+    /// Newest snapshot.
+    pub frame: Option<NebulaFrame>,
+    dirty: bool,
+    flow: ImageGrid,
+    gallery: ImageGrid,
+    poor_man: ImageGrid,
+    eta_text: String,
+    tol_text: String,
+    /// Last refused input.
+    pub message: Option<String>,
+}
+
+impl Default for NebulaView {
+    fn default() -> Self {
+        Self {
+            frame: None,
+            dirty: false,
+            flow: ImageGrid::new("nebula-flow"),
+            gallery: ImageGrid::new("nebula-gallery"),
+            poor_man: ImageGrid::new("nebula-poor-man"),
+            eta_text: String::new(),
+            tol_text: String::new(),
+            message: None,
+        }
+    }
+}
+
+impl NebulaView {
+    /// Takes a new snapshot.
+    pub fn apply(&mut self, frame: NebulaFrame) {
+        self.frame = Some(frame);
+        self.dirty = true;
+    }
+
+    /// Forgets the flow (the model changed).
+    pub fn clear(&mut self) {
+        self.frame = None;
+        self.dirty = true;
+    }
+
+    fn update_textures(&mut self, ctx: &egui::Context) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        let Some(f) = &self.frame else {
+            self.flow.update(ctx, &[], 0, 0, 1);
+            self.gallery.update(ctx, &[], 0, 0, 1);
+            self.poor_man.update(ctx, &[], 0, 0, 1);
+            return;
+        };
+        let (h, w) = f.image_hw;
+        self.flow.update(ctx, &f.images, h, w, 16);
+        // Gallery: pairs (attractor, nearest training digit), four pairs per row.
+        let mut tiles = Vec::new();
+        for (a, near) in f.attractors.iter().zip(&f.nearest_images) {
+            tiles.push(a.image.clone());
+            tiles.push(near.clone());
+        }
+        self.gallery.update(ctx, &tiles, h, w, 8);
+        match &f.poor_man {
+            Some(p) => self.poor_man.update(ctx, p, h, w, 16),
+            None => self.poor_man.update(ctx, &[], 0, 0, 1),
+        }
+    }
+}
+
+fn source_label(s: NebulaSource) -> &'static str {
+    match s {
+        NebulaSource::Uniform => "uniform noise",
+        NebulaSource::TestDigits => "test digits",
+        NebulaSource::NoisyTestDigits => "noisy test digits",
+    }
+}
+
+/// Draws the workspace.
+pub fn show(
+    ui: &mut Ui,
+    settings: &mut NebulaSettings,
+    view: &mut NebulaView,
+    model: Option<&ModelInfo>,
+    actions: &mut Actions,
+) {
+    view.update_textures(ui.ctx());
+    let sigma = model.map(|m| m.sigma).unwrap_or(1.0);
+    egui::Panel::left("nebula_controls")
+        .default_size(300.0)
+        .show(ui, |ui| {
+            ui.heading("Flow");
+            egui::ComboBox::from_label("start from")
+                .selected_text(source_label(settings.source))
+                .show_ui(ui, |ui| {
+                    for s in [
+                        NebulaSource::Uniform,
+                        NebulaSource::TestDigits,
+                        NebulaSource::NoisyTestDigits,
+                    ] {
+                        ui.selectable_value(&mut settings.source, s, source_label(s));
+                    }
+                });
+            let mut eta = settings.eta.unwrap_or(sigma * sigma / 10.0);
+            match log_param(ui, "eta", &mut eta, 1e-5..=10.0, &mut view.eta_text) {
+                ParamEdit::Changed => settings.eta = Some(eta),
+                ParamEdit::Refused(m) => view.message = Some(m),
+                ParamEdit::None => {}
+            }
+            if settings.eta.is_some() && ui.small_button("eta = sigma²/10").clicked() {
+                settings.eta = None;
+                view.eta_text.clear();
+            }
+            match log_param(
+                ui,
+                "tol",
+                &mut settings.tol,
+                1e-4..=10.0,
+                &mut view.tol_text,
+            ) {
+                ParamEdit::Refused(m) => view.message = Some(m),
+                ParamEdit::Changed | ParamEdit::None => {}
+            }
+            ui.add(
+                egui::Slider::new(&mut settings.max_steps, 1..=20_000)
+                    .text("max steps")
+                    .logarithmic(true),
+            );
+            ui.add(egui::Slider::new(&mut settings.starts, 1..=256).text("starts"));
+            ui.horizontal(|ui| {
+                let label = ui.label("seed");
+                ui.add(egui::DragValue::new(&mut settings.seed))
+                    .labelled_by(label.id);
+            });
+            ui.add(egui::Slider::new(&mut settings.merge, 0.0..=0.2).text("merge (chi)"));
+            ui.add(
+                egui::Slider::new(&mut settings.creative, 0.0..=0.5).text("creative beyond (chi)"),
+            );
+            if let Some(m) = &view.message {
+                ui.colored_label(Color32::from_rgb(230, 80, 60), m);
+            }
+            ui.separator();
+            let running = view.frame.as_ref().is_some_and(|f| f.running);
+            ui.horizontal(|ui| {
+                if ui.button("Start flow").clicked() {
+                    view.message = None;
+                    actions.send(WorkerCommand::Nebula(NebulaCommand::Start {
+                        cfg: settings.config(sigma),
+                        source: settings.source,
+                    }));
+                }
+                if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
+                    actions.send(WorkerCommand::Nebula(NebulaCommand::Stop));
+                }
+            });
+            if ui
+                .button("Poor man's NEBULA (two jumps)")
+                .on_hover_text("x_hat(x_hat(y)) from the same starts")
+                .clicked()
+            {
+                actions.send(WorkerCommand::Nebula(NebulaCommand::PoorMan {
+                    cfg: settings.config(sigma),
+                    source: settings.source,
+                }));
+            }
+        });
+    egui::CentralPanel::default().show(ui, |ui| {
+        egui::ScrollArea::vertical().show(ui, |ui| views(ui, view));
+    });
+}
+
+fn views(ui: &mut Ui, view: &mut NebulaView) {
+    let Some(f) = view.frame.clone() else {
+        ui.label("Press Start flow to follow the gradient flow from the chosen starts.");
+        return;
+    };
+    ui.label(
+        RichText::new(format!(
+            "step {} · {} of {} starts converged{}",
+            f.step,
+            f.converged,
+            f.starts,
+            if f.running { " · flowing" } else { "" }
+        ))
+        .strong(),
+    );
+    let width = ui.available_width();
+    view.flow.show(ui, width.min(720.0), 4.0);
+    if !f.energy_curve.is_empty() || !f.grad_curve.is_empty() {
+        ui.columns(2, |cols| {
+            let pts = |v: &[f64]| -> Vec<[f64; 2]> {
+                v.iter()
+                    .enumerate()
+                    .filter(|(_, y)| y.is_finite())
+                    .map(|(i, &y)| [i as f64, y])
+                    .collect()
+            };
+            Plot::new("nebula_energy")
+                .height(130.0)
+                .legend(Legend::default())
+                .show(&mut cols[0], |p| {
+                    p.line(Line::new("mean energy", pts(&f.energy_curve)));
+                });
+            Plot::new("nebula_grad")
+                .height(130.0)
+                .legend(Legend::default())
+                .show(&mut cols[1], |p| {
+                    p.line(Line::new("max ||grad f|| (flowing)", pts(&f.grad_curve)));
+                });
+        });
+    }
+    if !f.attractors.is_empty() {
+        ui.separator();
+        let creative = f.attractors.iter().filter(|a| a.creative).count();
+        ui.label(
+            RichText::new(format!(
+                "{} attractors · {} creative",
+                f.attractors.len(),
+                creative
+            ))
+            .strong(),
+        );
+        ui.label("gallery: each attractor beside its nearest training digit");
+        view.gallery.show(ui, width.min(720.0), 3.0);
+        egui::Grid::new("attractors")
+            .striped(true)
+            .num_columns(5)
+            .show(ui, |ui| {
+                ui.label("#");
+                ui.label("basin");
+                ui.label("nearest training digit");
+                ui.label("chi");
+                ui.label("");
+                ui.end_row();
+                for (k, a) in f.attractors.iter().enumerate() {
+                    ui.label(k.to_string());
+                    ui.label(a.members.len().to_string());
+                    ui.label(a.nearest.map(|j| format!("#{j}")).unwrap_or("-".into()));
+                    ui.label(
+                        a.nearest_chi
+                            .map(|d| format!("{d:.4}"))
+                            .unwrap_or("-".into()),
+                    );
+                    if a.creative {
+                        ui.label(RichText::new("creative").color(Color32::from_rgb(120, 200, 120)));
+                    } else {
+                        ui.label("");
+                    }
+                    ui.end_row();
+                }
+            });
+    }
+    if f.poor_man.is_some() {
+        ui.separator();
+        ui.label("poor man's NEBULA: x_hat(x_hat(y)) of the same starts");
+        view.poor_man.show(ui, width.min(720.0), 4.0);
+    }
+}

@@ -1,0 +1,703 @@
+//! The Walk-Jump workspace: sampler and its parameters (applied to the running chains at the next step), presets
+//! from REFERENCE.md §6, run controls, the live grid of jumps (and of y), the film strip of one chain, traces,
+//! R-hat / ESS across chains, and classes when a classifier is loaded.
+
+use egui::{Color32, RichText, Ui};
+use egui_plot::{Legend, Line, Plot, Points};
+use serde::{Deserialize, Serialize};
+
+use super::messages::{ModelInfo, WalkCommand, WalkFrame, WorkerCommand};
+use super::widgets::{ImageGrid, ParamEdit, format_param, log_param};
+use super::{Actions, SaveKind};
+use crate::sampling::chain::{ChainConfig, ChainInit};
+use crate::sampling::langevin::Sampler;
+
+/// The three walks of REFERENCE.md §6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SamplerKind {
+    /// Overdamped Langevin (ULA).
+    Overdamped,
+    /// Algorithm 1 (Sachs et al.).
+    Sachs,
+    /// Algorithm 2 (Cheng et al.).
+    Cheng,
+}
+
+impl SamplerKind {
+    /// Name shown in the combo box.
+    pub fn label(self) -> &'static str {
+        match self {
+            SamplerKind::Overdamped => "overdamped",
+            SamplerKind::Sachs => "sachs (Algorithm 1)",
+            SamplerKind::Cheng => "cheng (Algorithm 2)",
+        }
+    }
+}
+
+/// Walk parameters that persist between sessions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WalkSettings {
+    /// Which walk.
+    pub sampler: SamplerKind,
+    /// Step size (project convention).
+    pub delta: f64,
+    /// Friction rate.
+    pub gamma: f64,
+    /// Inverse mass.
+    pub u: f64,
+    /// Steps per jump.
+    pub every: usize,
+    /// Number of chains (taken at reset).
+    pub chains: usize,
+    /// Initialisation (taken at reset).
+    pub init: ChainInit,
+    /// Seed (taken at reset).
+    pub seed: u64,
+    /// Show the noisy states y beside the jumps.
+    pub show_noisy: bool,
+    /// sha256 of the model these parameters were set for; another model gets its recommendation.
+    pub tuned_for: Option<String>,
+}
+
+impl Default for WalkSettings {
+    fn default() -> Self {
+        Self {
+            sampler: SamplerKind::Overdamped,
+            delta: std::f64::consts::SQRT_2 * 0.2,
+            gamma: 0.5,
+            u: 1.0,
+            every: 10,
+            chains: 16,
+            init: ChainInit::UniformNoise,
+            seed: 0,
+            show_noisy: false,
+            tuned_for: None,
+        }
+    }
+}
+
+impl WalkSettings {
+    /// The sampler these settings describe.
+    pub fn sampler(&self) -> Sampler {
+        let (delta, gamma, u) = (self.delta, self.gamma, self.u);
+        match self.sampler {
+            SamplerKind::Overdamped => Sampler::Overdamped { delta },
+            SamplerKind::Sachs => Sampler::Sachs { delta, gamma, u },
+            SamplerKind::Cheng => Sampler::Cheng { delta, gamma, u },
+        }
+    }
+
+    /// The full chain configuration.
+    pub fn config(&self) -> ChainConfig {
+        ChainConfig {
+            sampler: self.sampler(),
+            every: self.every.max(1),
+            chains: self.chains.clamp(1, 256),
+            init: self.init,
+            seed: self.seed,
+        }
+    }
+
+    /// Takes a sampler (kind and parameters) and a jump interval.
+    pub fn set_sampler(&mut self, s: Sampler, every: Option<usize>) {
+        self.delta = s.delta();
+        match s {
+            Sampler::Overdamped { .. } => self.sampler = SamplerKind::Overdamped,
+            Sampler::Sachs { gamma, u, .. } => {
+                self.sampler = SamplerKind::Sachs;
+                self.gamma = gamma;
+                self.u = u;
+            }
+            Sampler::Cheng { gamma, u, .. } => {
+                self.sampler = SamplerKind::Cheng;
+                self.gamma = gamma;
+                self.u = u;
+            }
+        }
+        if let Some(k) = every {
+            self.every = k;
+        }
+    }
+}
+
+/// A preset of REFERENCE.md §6: the sampler for a model of noise level sigma, and the jump interval if it fixes one.
+pub struct Preset {
+    /// Shown on the button.
+    pub name: &'static str,
+    /// Where it comes from.
+    pub note: &'static str,
+    /// `sigma -> (sampler, every)`.
+    pub make: fn(f64) -> (Sampler, Option<usize>),
+}
+
+/// The presets of REFERENCE.md §6 (overdamped paper deltas converted with `delta_project = sqrt(2) delta_paper`).
+pub const PRESETS: [Preset; 4] = [
+    Preset {
+        name: "MEMs 1x16 (Cheng)",
+        note: "Algorithm 2, delta = sigma/2, gamma = 1/2, u = 1, jump every 10",
+        make: |sigma| {
+            (
+                Sampler::Cheng {
+                    delta: sigma / 2.0,
+                    gamma: 0.5,
+                    u: 1.0,
+                },
+                Some(10),
+            )
+        },
+    },
+    Preset {
+        name: "MEMs 1x4 (Sachs)",
+        note: "Algorithm 1, delta = 1, gamma = 1/4, u = 1",
+        make: |_| {
+            (
+                Sampler::Sachs {
+                    delta: 1.0,
+                    gamma: 0.25,
+                    u: 1.0,
+                },
+                None,
+            )
+        },
+    },
+    Preset {
+        name: "UVB overdamped",
+        note: "paper delta 0.2 = project delta 0.2 sqrt(2), jump every 10",
+        make: |_| {
+            (
+                Sampler::Overdamped {
+                    delta: 0.2 * std::f64::consts::SQRT_2,
+                },
+                Some(10),
+            )
+        },
+    },
+    Preset {
+        name: "NEB overdamped",
+        note: "paper delta sigma/100 = project delta sqrt(2) sigma/100",
+        make: |sigma| {
+            (
+                Sampler::Overdamped {
+                    delta: std::f64::consts::SQRT_2 * sigma / 100.0,
+                },
+                None,
+            )
+        },
+    },
+];
+
+/// Runtime state of the workspace: the newest frame and its textures.
+pub struct WalkView {
+    /// The newest snapshot from the worker.
+    pub frame: Option<WalkFrame>,
+    /// The frame changed since the textures were last updated.
+    dirty: bool,
+    /// Jumps of every chain.
+    pub jumps: ImageGrid,
+    /// Noisy states of every chain.
+    pub noisy: ImageGrid,
+    /// Film strip of the selected chain.
+    pub film: ImageGrid,
+    delta_text: String,
+    gamma_text: String,
+    u_text: String,
+    /// Last refused input or note, shown under the parameters.
+    pub message: Option<String>,
+}
+
+impl Default for WalkView {
+    fn default() -> Self {
+        Self {
+            frame: None,
+            dirty: false,
+            jumps: ImageGrid::new("walk-jumps"),
+            noisy: ImageGrid::new("walk-noisy"),
+            film: ImageGrid::new("walk-film"),
+            delta_text: String::new(),
+            gamma_text: String::new(),
+            u_text: String::new(),
+            message: None,
+        }
+    }
+}
+
+impl WalkView {
+    /// Takes a new snapshot.
+    pub fn apply(&mut self, frame: WalkFrame) {
+        self.frame = Some(frame);
+        self.dirty = true;
+    }
+
+    /// Forgets the run (the model changed).
+    pub fn clear(&mut self) {
+        self.frame = None;
+        self.dirty = true;
+    }
+
+    /// Resets the typed-entry boxes so they show the current values.
+    pub fn refresh_texts(&mut self) {
+        self.delta_text.clear();
+        self.gamma_text.clear();
+        self.u_text.clear();
+    }
+
+    /// Whether the chains are running.
+    pub fn running(&self) -> bool {
+        self.frame.as_ref().is_some_and(|f| f.running)
+    }
+
+    fn update_textures(&mut self, ctx: &egui::Context) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        let Some(f) = &self.frame else {
+            self.jumps.update(ctx, &[], 0, 0, 1);
+            self.noisy.update(ctx, &[], 0, 0, 1);
+            self.film.update(ctx, &[], 0, 0, 1);
+            return;
+        };
+        let (h, w) = f.image_hw;
+        let cols = grid_cols(f.jumps.len());
+        self.jumps.update(ctx, &f.jumps, h, w, cols);
+        self.noisy.update(ctx, &f.noisy, h, w, cols);
+        self.film.update(ctx, &f.film, h, w, 12);
+    }
+}
+
+/// Tiles per row for n chains: a near-square grid, at most 16 wide.
+pub fn grid_cols(n: usize) -> usize {
+    let mut c = 1;
+    while c * c < n && c < 16 {
+        c += 1;
+    }
+    c
+}
+
+/// Keyboard and button actions shared with the top-level shortcuts.
+pub fn run_or_pause(settings: &WalkSettings, view: &WalkView, actions: &mut Actions) {
+    if view.running() {
+        actions.send(WorkerCommand::Walk(WalkCommand::Pause));
+    } else {
+        actions.send(WorkerCommand::Walk(WalkCommand::Run(settings.config())));
+    }
+}
+
+/// One jump's worth of steps.
+pub fn step(settings: &WalkSettings, actions: &mut Actions) {
+    actions.send(WorkerCommand::Walk(WalkCommand::Step(settings.config())));
+}
+
+/// Restart the chains with the current settings.
+pub fn reset(settings: &WalkSettings, view: &mut WalkView, actions: &mut Actions) {
+    view.message = None;
+    actions.send(WorkerCommand::Walk(WalkCommand::Reset(settings.config())));
+}
+
+/// Draws the workspace.
+pub fn show(
+    ui: &mut Ui,
+    settings: &mut WalkSettings,
+    view: &mut WalkView,
+    model: Option<&ModelInfo>,
+    actions: &mut Actions,
+) {
+    view.update_textures(ui.ctx());
+    egui::Panel::left("walk_controls")
+        .default_size(300.0)
+        .resizable(true)
+        .show(ui, |ui| {
+            egui::ScrollArea::vertical()
+                .show(ui, |ui| controls(ui, settings, view, model, actions));
+        });
+    egui::CentralPanel::default().show(ui, |ui| {
+        egui::ScrollArea::vertical().show(ui, |ui| views(ui, settings, view, actions));
+    });
+}
+
+fn controls(
+    ui: &mut Ui,
+    settings: &mut WalkSettings,
+    view: &mut WalkView,
+    model: Option<&ModelInfo>,
+    actions: &mut Actions,
+) {
+    ui.heading("Walk");
+    if let Some(m) = model
+        && !m.has_score
+    {
+        ui.colored_label(
+            Color32::from_rgb(220, 120, 40),
+            format!(
+                "a {} model has no score of y and cannot walk; pick DEEN, UVB or MDAE",
+                m.kind
+            ),
+        );
+    }
+    let live = view.frame.is_some();
+    let mut sampler_changed = false;
+    egui::ComboBox::from_label("sampler")
+        .selected_text(settings.sampler.label())
+        .show_ui(ui, |ui| {
+            for k in [
+                SamplerKind::Overdamped,
+                SamplerKind::Sachs,
+                SamplerKind::Cheng,
+            ] {
+                if ui
+                    .selectable_value(&mut settings.sampler, k, k.label())
+                    .changed()
+                {
+                    sampler_changed = true;
+                }
+            }
+        });
+    let mut edits = vec![log_param(
+        ui,
+        "delta",
+        &mut settings.delta,
+        1e-4..=10.0,
+        &mut view.delta_text,
+    )];
+    if settings.sampler != SamplerKind::Overdamped {
+        edits.push(log_param(
+            ui,
+            "gamma",
+            &mut settings.gamma,
+            1e-3..=100.0,
+            &mut view.gamma_text,
+        ));
+        edits.push(log_param(
+            ui,
+            "u",
+            &mut settings.u,
+            1e-2..=100.0,
+            &mut view.u_text,
+        ));
+        ui.label(format!(
+            "gamma*delta = {} (friction per step)",
+            format_param(settings.gamma * settings.delta)
+        ));
+    }
+    for e in edits {
+        match e {
+            ParamEdit::None => {}
+            ParamEdit::Changed => {
+                sampler_changed = true;
+                view.message = None;
+            }
+            ParamEdit::Refused(msg) => view.message = Some(msg),
+        }
+    }
+    if sampler_changed {
+        let s = settings.sampler();
+        match s.validate() {
+            Ok(()) if live => actions.send(WorkerCommand::Walk(WalkCommand::SetSampler(s))),
+            Ok(()) => {}
+            Err(e) => view.message = Some(format!("{e}; not applied")),
+        }
+    }
+    ui.horizontal(|ui| {
+        let label = ui.label("steps per jump");
+        let r = ui
+            .add(
+                egui::DragValue::new(&mut settings.every)
+                    .range(1..=100_000)
+                    .speed(0.5),
+            )
+            .labelled_by(label.id);
+        if r.changed() && live {
+            actions.send(WorkerCommand::Walk(WalkCommand::SetEvery(
+                settings.every.max(1),
+            )));
+        }
+    });
+    ui.separator();
+    ui.label(RichText::new("taken at Reset").weak());
+    ui.add(egui::Slider::new(&mut settings.chains, 1..=256).text("chains"));
+    egui::ComboBox::from_label("init")
+        .selected_text(init_label(settings.init))
+        .show_ui(ui, |ui| {
+            for i in [
+                ChainInit::Uniform,
+                ChainInit::UniformNoise,
+                ChainInit::DataNoise,
+            ] {
+                ui.selectable_value(&mut settings.init, i, init_label(i));
+            }
+        });
+    ui.horizontal(|ui| {
+        let label = ui.label("seed");
+        ui.add(egui::DragValue::new(&mut settings.seed))
+            .labelled_by(label.id);
+    });
+    if let Some(f) = &view.frame
+        && let Some(c) = &f.config
+        && (c.chains != settings.chains || c.init != settings.init || c.seed != settings.seed)
+    {
+        ui.label(RichText::new("chains / init / seed changed: press Reset").italics());
+    }
+    ui.separator();
+    ui.label("presets (REFERENCE.md §6)");
+    let sigma = model.map(|m| m.sigma).unwrap_or(1.0);
+    ui.horizontal_wrapped(|ui| {
+        for p in &PRESETS {
+            if ui.button(p.name).on_hover_text(p.note).clicked() {
+                let (s, every) = (p.make)(sigma);
+                settings.set_sampler(s, every);
+                view.refresh_texts();
+                view.message = None;
+                if live {
+                    actions.send(WorkerCommand::Walk(WalkCommand::SetSampler(s)));
+                    if let Some(k) = every {
+                        actions.send(WorkerCommand::Walk(WalkCommand::SetEvery(k)));
+                    }
+                }
+            }
+        }
+        if let Some(m) = model
+            && ui
+                .button("model's recommendation")
+                .on_hover_text(
+                    "the checkpoint's sampler metadata, or the §6 default for its sigma and M",
+                )
+                .clicked()
+        {
+            let (s, every) = m.recommended;
+            settings.set_sampler(s, Some(every));
+            view.refresh_texts();
+            if live {
+                actions.send(WorkerCommand::Walk(WalkCommand::SetSampler(s)));
+                actions.send(WorkerCommand::Walk(WalkCommand::SetEvery(every)));
+            }
+        }
+    });
+    if let Some(msg) = &view.message {
+        ui.colored_label(Color32::from_rgb(230, 80, 60), msg);
+    }
+    ui.separator();
+    ui.horizontal(|ui| {
+        let label = if view.running() { "Pause" } else { "Run" };
+        if ui.button(label).on_hover_text("Space").clicked() {
+            run_or_pause(settings, view, actions);
+        }
+        if ui
+            .button("Step")
+            .on_hover_text("S: walk to the next jump")
+            .clicked()
+        {
+            step(settings, actions);
+        }
+        if ui.button("Reset").on_hover_text("R").clicked() {
+            reset(settings, view, actions);
+        }
+    });
+    ui.checkbox(&mut settings.show_noisy, "show y (noisy states)");
+    ui.separator();
+    ui.label("export");
+    ui.horizontal_wrapped(|ui| {
+        let has = view.frame.is_some();
+        if ui.add_enabled(has, egui::Button::new("grid PNG")).clicked() {
+            actions.saves.push(SaveKind::JumpGrid);
+        }
+        if ui
+            .add_enabled(has, egui::Button::new("film strip PNG"))
+            .clicked()
+        {
+            actions.saves.push(SaveKind::FilmStrip);
+        }
+        if ui
+            .add_enabled(has, egui::Button::new("traces CSV"))
+            .clicked()
+        {
+            actions.saves.push(SaveKind::TracesCsv);
+        }
+        if ui
+            .add_enabled(has, egui::Button::new("run JSON"))
+            .on_hover_text("replay with: walkjump sample --replay FILE --out strip.png")
+            .clicked()
+        {
+            actions.saves.push(SaveKind::RunJson);
+        }
+    });
+}
+
+fn init_label(i: ChainInit) -> &'static str {
+    match i {
+        ChainInit::Uniform => "uniform",
+        ChainInit::UniformNoise => "uniform + noise",
+        ChainInit::DataNoise => "data + noise",
+    }
+}
+
+fn views(ui: &mut Ui, settings: &WalkSettings, view: &mut WalkView, actions: &mut Actions) {
+    let Some(f) = view.frame.clone() else {
+        ui.label("Press Run (Space) or Step (S) to start the chains.");
+        return;
+    };
+    if let Some(msg) = &f.divergence {
+        ui.horizontal(|ui| {
+            ui.colored_label(Color32::from_rgb(230, 80, 60), format!("Diverged: {msg}"));
+            if ui.button("Reset chains").clicked() {
+                reset(settings, view, actions);
+            }
+        });
+    }
+    ui.horizontal(|ui| {
+        ui.label(RichText::new(format!("{} chains", f.chains)).strong());
+        ui.label(format!(
+            "{} running · step {} · jump at step {}",
+            f.running_chains, f.step, f.jump_step
+        ));
+    });
+    if let Some(cfg) = &f.config {
+        ui.label(
+            RichText::new(format!(
+                "{} delta {} {} · jump every {}",
+                cfg.sampler.name(),
+                format_param(cfg.sampler.delta()),
+                cfg.sampler
+                    .gamma_u()
+                    .map(|(g, u)| format!("gamma {} u {}", format_param(g), format_param(u)))
+                    .unwrap_or_default(),
+                cfg.every
+            ))
+            .weak(),
+        );
+    }
+    let width = ui.available_width();
+    // Film strip first, full width, as in the papers: one chain's jumps in reading order.
+    ui.label(format!(
+        "film strip of chain {} (last {} jumps, oldest first; click a tile below to follow another chain)",
+        f.film_chain,
+        f.film.len()
+    ));
+    view.film.show(ui, width.min(1000.0), 3.0);
+    ui.separator();
+    let left_w = (width * 0.45).min(560.0);
+    ui.horizontal_top(|ui| {
+        ui.vertical(|ui| {
+            ui.set_width(left_w);
+            ui.label("jumps x_hat(y), one tile per chain");
+            let grid_w = if settings.show_noisy {
+                left_w * 0.49
+            } else {
+                left_w
+            };
+            ui.horizontal_top(|ui| {
+                let (resp, clicked) = view.jumps.show(ui, grid_w, 5.0);
+                if let Some(k) = clicked {
+                    actions.send(WorkerCommand::Walk(WalkCommand::SelectChain(k)));
+                }
+                if let (Some(resp), Some(classes)) = (resp, &f.classes) {
+                    let painter = ui.painter_at(resp.rect);
+                    for (k, c) in classes.iter().enumerate() {
+                        if let Some(r) = view.jumps.tile_rect(resp.rect, k) {
+                            painter.text(
+                                r.left_top() + egui::vec2(2.0, 1.0),
+                                egui::Align2::LEFT_TOP,
+                                c.to_string(),
+                                egui::FontId::monospace(11.0),
+                                Color32::from_rgb(255, 200, 0),
+                            );
+                        }
+                    }
+                }
+                if settings.show_noisy {
+                    view.noisy.show(ui, grid_w, 5.0);
+                }
+            });
+            if settings.show_noisy {
+                ui.label("right: the noisy states y (first measurement)");
+            }
+            ui.separator();
+            mixing_row(ui, &f);
+            if f.classes.is_some() {
+                classes_view(ui, &f);
+            }
+        });
+        ui.vertical(|ui| traces(ui, &f));
+    });
+}
+
+fn classes_view(ui: &mut Ui, f: &WalkFrame) {
+    ui.label(format!(
+        "classes visited: chain {}: {} · all chains: {}",
+        f.film_chain, f.classes_visited, f.classes_visited_all
+    ));
+    let pts: Vec<[f64; 2]> = f
+        .class_timeline
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| [i as f64, c as f64])
+        .collect();
+    Plot::new("class_timeline")
+        .height(110.0)
+        .include_y(0.0)
+        .include_y(9.0)
+        .x_axis_label("jump")
+        .y_axis_label("class")
+        .show(ui, |p| {
+            p.points(Points::new("class", pts).radius(2.0));
+        });
+}
+
+fn mixing_row(ui: &mut Ui, f: &WalkFrame) {
+    let show = |m: &Option<crate::run::Mixing>| match m {
+        Some(m) => format!("R-hat {:.3}, ESS {:.0} ({} draws)", m.rhat, m.ess, m.draws),
+        None => "R-hat / ESS: too few draws".into(),
+    };
+    egui::Grid::new("mixing").num_columns(2).show(ui, |ui| {
+        ui.label("energy");
+        ui.label(show(&f.mixing_energy));
+        ui.end_row();
+        ui.label("||score||");
+        ui.label(show(&f.mixing_score));
+        ui.end_row();
+    });
+}
+
+fn series(x: &[f64], y: &[f64]) -> Vec<[f64; 2]> {
+    x.iter()
+        .zip(y)
+        .filter(|(_, v)| v.is_finite())
+        .map(|(&a, &b)| [a, b])
+        .collect()
+}
+
+fn traces(ui: &mut Ui, f: &WalkFrame) {
+    let t = &f.traces;
+    let h = 125.0;
+    let link = ui.scope_id().with("walk_traces");
+    let plot = |name: &str| {
+        Plot::new(name.to_string())
+            .height(h)
+            .link_axis(link, [true, false])
+            .legend(Legend::default())
+    };
+    if t.energy.is_empty() {
+        ui.label("energy: this model has none");
+    } else {
+        plot("trace_energy").show(ui, |p| {
+            p.line(Line::new("mean energy", series(&t.step, &t.energy)));
+        });
+    }
+    plot("trace_score").show(ui, |p| {
+        p.line(Line::new("mean ||score||", series(&t.step, &t.score)));
+    });
+    if t.kinetic.is_empty() {
+        ui.label("kinetic temperature: underdamped samplers only");
+    } else {
+        plot("trace_kinetic").show(ui, |p| {
+            p.line(Line::new(
+                "kinetic temperature",
+                series(&t.step, &t.kinetic),
+            ));
+        });
+    }
+    plot("trace_range").show(ui, |p| {
+        p.line(Line::new("jump min", t.jump_min.clone()));
+        p.line(Line::new("jump max", t.jump_max.clone()));
+    });
+}

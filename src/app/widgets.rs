@@ -1,0 +1,329 @@
+//! Widgets shared by the workspaces: an image grid drawn from one texture updated tile by tile, and a logarithmic
+//! slider with a typed-entry box that refuses values that are not positive numbers.
+
+use egui::{Color32, ColorImage, Rect, Response, Sense, TextureHandle, TextureOptions, Ui, Vec2};
+
+/// Grey value of the gutter between tiles.
+const GUTTER: u8 = 96;
+
+/// Converts one tile (values in [0, 1], clamped; non-finite shown black) to grey pixels.
+fn tile_pixels(tile: &[f32], h: usize, w: usize) -> Vec<Color32> {
+    (0..h * w)
+        .map(|k| {
+            let v = tile.get(k).copied().unwrap_or(0.0);
+            let g = if v.is_finite() {
+                (v.clamp(0.0, 1.0) * 255.0).round() as u8
+            } else {
+                0
+            };
+            Color32::from_gray(g)
+        })
+        .collect()
+}
+
+/// A grid of equally sized grey tiles held in ONE texture (an atlas). When the layout is unchanged, only the tiles
+/// whose pixels changed are uploaded, each with [`TextureHandle::set_partial`]; a new layout reallocates it.
+pub struct ImageGrid {
+    name: String,
+    texture: Option<TextureHandle>,
+    tiles: Vec<Vec<f32>>,
+    layout: (usize, usize, usize, usize),
+    /// Tile uploads done with `set_partial` since creation (for tests and the curious).
+    pub partial_uploads: usize,
+}
+
+impl ImageGrid {
+    /// An empty grid whose texture will be called `name`.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            texture: None,
+            tiles: Vec::new(),
+            layout: (0, 0, 0, 0),
+            partial_uploads: 0,
+        }
+    }
+
+    /// Number of tiles shown.
+    pub fn len(&self) -> usize {
+        self.tiles.len()
+    }
+
+    /// Whether the grid has no tiles.
+    pub fn is_empty(&self) -> bool {
+        self.tiles.is_empty()
+    }
+
+    /// Pixel size of the atlas for `n` tiles of `h x w`, `cols` per row, 1-pixel gutters.
+    fn atlas_size(n: usize, h: usize, w: usize, cols: usize) -> [usize; 2] {
+        let cols = cols.max(1).min(n.max(1));
+        let rows = n.div_ceil(cols).max(1);
+        [cols * (w + 1) + 1, rows * (h + 1) + 1]
+    }
+
+    fn origin(k: usize, h: usize, w: usize, cols: usize) -> [usize; 2] {
+        let (r, c) = (k / cols, k % cols);
+        [1 + c * (w + 1), 1 + r * (h + 1)]
+    }
+
+    /// Brings the texture up to date with `tiles` (`h x w` each, `cols` per row).
+    pub fn update(
+        &mut self,
+        ctx: &egui::Context,
+        tiles: &[Vec<f32>],
+        h: usize,
+        w: usize,
+        cols: usize,
+    ) {
+        let cols = cols.max(1).min(tiles.len().max(1));
+        let layout = (tiles.len(), h, w, cols);
+        if h == 0 || w == 0 || tiles.is_empty() {
+            self.texture = None;
+            self.tiles.clear();
+            self.layout = layout;
+            return;
+        }
+        let options = TextureOptions::NEAREST;
+        match self.texture.as_mut() {
+            Some(tex) if self.layout == layout => {
+                for (k, tile) in tiles.iter().enumerate() {
+                    if self.tiles.get(k) != Some(tile) {
+                        let img = ColorImage::new([w, h], tile_pixels(tile, h, w));
+                        tex.set_partial(Self::origin(k, h, w, cols), img, options);
+                        self.partial_uploads += 1;
+                    }
+                }
+            }
+            _ => {
+                let size = Self::atlas_size(tiles.len(), h, w, cols);
+                let mut atlas = ColorImage::filled(size, Color32::from_gray(GUTTER));
+                for (k, tile) in tiles.iter().enumerate() {
+                    let [ox, oy] = Self::origin(k, h, w, cols);
+                    for (p, c) in tile_pixels(tile, h, w).into_iter().enumerate() {
+                        let (y, x) = (p / w, p % w);
+                        atlas.pixels[(oy + y) * size[0] + ox + x] = c;
+                    }
+                }
+                match self.texture.as_mut() {
+                    Some(tex) => tex.set(atlas, options),
+                    None => self.texture = Some(ctx.load_texture(&self.name, atlas, options)),
+                }
+            }
+        }
+        self.tiles = tiles.to_vec();
+        self.layout = layout;
+    }
+
+    /// Draws the grid scaled to fit `max_width` (at most `max_scale` screen points per pixel). Returns the response
+    /// and the tile under a click, if any.
+    pub fn show(
+        &self,
+        ui: &mut Ui,
+        max_width: f32,
+        max_scale: f32,
+    ) -> (Option<Response>, Option<usize>) {
+        let Some(tex) = &self.texture else {
+            return (None, None);
+        };
+        let size = tex.size_vec2();
+        let scale = (max_width / size.x).clamp(0.25, max_scale);
+        let resp = ui.add(
+            egui::Image::from_texture((tex.id(), size * scale))
+                .sense(Sense::click())
+                .fit_to_exact_size(size * scale),
+        );
+        let mut clicked = None;
+        if resp.clicked()
+            && let Some(pos) = resp.interact_pointer_pos()
+        {
+            let (n, h, w, cols) = self.layout;
+            let local = (pos - resp.rect.min) / scale;
+            let c = (local.x as usize).saturating_sub(1) / (w + 1);
+            let r = (local.y as usize).saturating_sub(1) / (h + 1);
+            let k = r * cols + c;
+            if c < cols && k < n {
+                clicked = Some(k);
+            }
+        }
+        (Some(resp), clicked)
+    }
+
+    /// Draws tile `k` alone, `size` points wide, from the shared texture (by UV coordinates).
+    pub fn show_tile(&self, ui: &mut Ui, k: usize, size: f32) -> Option<Response> {
+        let tex = self.texture.as_ref()?;
+        let (n, h, w, cols) = self.layout;
+        if k >= n {
+            return None;
+        }
+        let [aw, ah] = Self::atlas_size(n, h, w, cols);
+        let [ox, oy] = Self::origin(k, h, w, cols);
+        let uv = Rect::from_min_max(
+            egui::pos2(ox as f32 / aw as f32, oy as f32 / ah as f32),
+            egui::pos2((ox + w) as f32 / aw as f32, (oy + h) as f32 / ah as f32),
+        );
+        let display = Vec2::new(size, size * h as f32 / w.max(1) as f32);
+        Some(
+            ui.add(
+                egui::Image::from_texture((tex.id(), display))
+                    .uv(uv)
+                    .fit_to_exact_size(display),
+            ),
+        )
+    }
+
+    /// Screen rectangle of tile `k` inside a grid drawn at `rect` (for overlays such as class labels).
+    pub fn tile_rect(&self, rect: Rect, k: usize) -> Option<Rect> {
+        let (n, h, w, cols) = self.layout;
+        if k >= n || self.texture.is_none() {
+            return None;
+        }
+        let size = Self::atlas_size(n, h, w, cols);
+        let scale = rect.width() / size[0] as f32;
+        let [ox, oy] = Self::origin(k, h, w, cols);
+        Some(Rect::from_min_size(
+            rect.min + Vec2::new(ox as f32, oy as f32) * scale,
+            Vec2::new(w as f32, h as f32) * scale,
+        ))
+    }
+}
+
+/// What a [`log_param`] edit produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamEdit {
+    /// Nothing changed.
+    None,
+    /// A new valid value (already stored).
+    Changed,
+    /// A typed value was refused; the message says why. The stored value is unchanged.
+    Refused(String),
+}
+
+/// A logarithmic slider for a positive parameter, followed by a box to type an exact value (applied with Enter).
+/// Values that are not finite positive numbers are refused. `text` is the typed-entry buffer kept by the caller.
+pub fn log_param(
+    ui: &mut Ui,
+    name: &str,
+    value: &mut f64,
+    range: std::ops::RangeInclusive<f64>,
+    text: &mut String,
+) -> ParamEdit {
+    let mut out = ParamEdit::None;
+    ui.horizontal(|ui| {
+        let before = *value;
+        let slider = egui::Slider::new(value, range)
+            .logarithmic(true)
+            .clamping(egui::SliderClamping::Never)
+            .show_value(false)
+            .text(name);
+        if ui.add(slider).changed() && *value != before {
+            *text = format_param(*value);
+            out = ParamEdit::Changed;
+        }
+        let label = format!("{name} value");
+        let resp = ui.add(
+            egui::TextEdit::singleline(text)
+                .desired_width(70.0)
+                .hint_text(format_param(*value)),
+        );
+        let resp = resp.on_hover_text(format!("type {name} and press Enter"));
+        // The box's accessible name, so screen readers (and tests) can find it.
+        ui.ctx()
+            .accesskit_node_builder(resp.id, |node| node.set_label(label.clone()));
+        let submitted = resp.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        if submitted {
+            match parse_positive(name, text) {
+                Ok(v) => {
+                    if v != *value {
+                        *value = v;
+                        out = ParamEdit::Changed;
+                    }
+                    *text = format_param(v);
+                }
+                Err(msg) => {
+                    out = ParamEdit::Refused(msg);
+                    *text = format_param(*value);
+                }
+            }
+        } else if !resp.has_focus() && text.is_empty() {
+            *text = format_param(*value);
+        }
+    });
+    out
+}
+
+/// Parses a typed parameter: a finite number greater than zero.
+pub fn parse_positive(name: &str, text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(v) => Err(format!(
+            "{name} must be a positive number, got {v}; not applied"
+        )),
+        Err(_) => Err(format!(
+            "{name} must be a positive number, got '{}'; not applied",
+            text.trim()
+        )),
+    }
+}
+
+/// Shows a parameter with 4 significant digits.
+pub fn format_param(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return v.to_string();
+    }
+    let digits = (4 - 1 - v.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_values_must_be_positive_numbers() {
+        assert_eq!(parse_positive("delta", " 0.5 "), Ok(0.5));
+        for bad in ["-1", "0", "nan", "inf", "", "abc"] {
+            let e = parse_positive("delta", bad).expect_err(bad);
+            assert!(e.starts_with("delta must be a positive number"), "{e}");
+        }
+    }
+
+    #[test]
+    fn parameters_show_four_significant_digits() {
+        assert_eq!(format_param(0.282842712), "0.2828");
+        assert_eq!(format_param(1.0), "1");
+        assert_eq!(format_param(0.0070711), "0.007071");
+        assert_eq!(format_param(1234.6), "1235");
+    }
+
+    #[test]
+    fn grid_uploads_only_changed_tiles_with_set_partial() {
+        let ctx = egui::Context::default();
+        let mut grid = ImageGrid::new("test");
+        let tiles: Vec<Vec<f32>> = (0..6).map(|k| vec![k as f32 / 6.0; 4 * 3]).collect();
+        grid.update(&ctx, &tiles, 4, 3, 3);
+        assert_eq!(
+            grid.partial_uploads, 0,
+            "a new layout allocates the whole atlas"
+        );
+        let tex = grid.texture.as_ref().map(TextureHandle::size);
+        assert_eq!(tex, Some([3 * 4 + 1, 2 * 5 + 1]));
+        let mut next = tiles.clone();
+        next[4] = vec![1.0; 12];
+        grid.update(&ctx, &next, 4, 3, 3);
+        assert_eq!(grid.partial_uploads, 1);
+        grid.update(&ctx, &next, 4, 3, 3);
+        assert_eq!(
+            grid.partial_uploads, 1,
+            "unchanged tiles are not uploaded again"
+        );
+        // A different number of tiles is a new layout: one full upload, no partial ones.
+        grid.update(&ctx, &next[..5], 4, 3, 3);
+        assert_eq!(grid.partial_uploads, 1);
+        assert_eq!(grid.len(), 5);
+    }
+}

@@ -1,0 +1,980 @@
+//! The worker thread: owns the models, the chains and the flows, executes [`WorkerCommand`]s and publishes
+//! [`Frame`]s. All numbers come from the engine; the worker only schedules and packages them.
+//!
+//! [`Worker`] itself is synchronous (tests drive it with [`Worker::handle`] and [`Worker::tick`]); [`spawn`] runs
+//! it on a thread that wakes the UI after each batch of frames.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use candle_core::{Device, Tensor};
+
+use super::messages::{
+    AggregateFrame, DenoiseFrame, DenoiseRequest, DigitChoice, Frame, ModelInfo, NebulaCommand,
+    NebulaFrame, NebulaSource, Traces, WalkCommand, WalkFrame, WorkerCommand,
+};
+use crate::data::geometry::{ChiStats, chi_stats};
+use crate::data::{Dataset, Split};
+use crate::models::checkpoint::{Checkpoint, sha256_hex};
+use crate::models::load::read_checkpoint_bytes;
+use crate::models::{Model, ScoreModel};
+use crate::run::{Thinned, denoise_with, mixing, noisy_batch, recommended_sampler};
+use crate::sampling::chain::{Chain, ChainConfig, jump_of_jump};
+use crate::sampling::nebula::{Nebula, NebulaConfig, NebulaInit, merge_attractors};
+use crate::sampling::rng::Rng;
+
+/// Jumps kept per chain for the film strip.
+pub const FILM_LEN: usize = 24;
+/// Points kept per trace (thinned evenly beyond that).
+const TRACE_CAP: usize = 2000;
+/// Draws kept per chain for R-hat / ESS (thinned evenly beyond that).
+const DRAW_CAP: usize = 1000;
+/// Classes kept per chain for the timeline.
+const CLASS_CAP: usize = 2000;
+/// Longest stretch of computing between two looks at the command queue.
+const SLICE: Duration = Duration::from_millis(25);
+/// Shortest time between two published snapshots of the same workspace.
+const PUBLISH_EVERY: Duration = Duration::from_millis(33);
+/// How often R-hat / ESS are recomputed while running.
+const MIXING_EVERY: Duration = Duration::from_millis(500);
+
+/// A model and where it came from.
+struct Loaded {
+    path: PathBuf,
+    label: String,
+    model: Model,
+}
+
+/// The running walk and what has been seen of it.
+struct WalkRun {
+    cfg: ChainConfig,
+    chain: Chain,
+    running: bool,
+    /// Steps still to do before pausing (for Step).
+    budget: Option<u64>,
+    jumps: Arc<Vec<Vec<f32>>>,
+    noisy: Arc<Vec<Vec<f32>>>,
+    jump_step: u64,
+    films: Vec<VecDeque<Vec<f32>>>,
+    classes: Option<Vec<u32>>,
+    class_hist: Vec<Vec<u32>>,
+    film_chain: usize,
+    traces: Thinned<[f64; 4]>,
+    jump_range: Thinned<[f64; 3]>,
+    energy_draws: Thinned<Vec<f64>>,
+    score_draws: Thinned<Vec<f64>>,
+    mixing_energy: Option<crate::run::Mixing>,
+    mixing_score: Option<crate::run::Mixing>,
+    mixing_at: Option<Instant>,
+    divergence: Option<String>,
+    rate: RateMeter,
+}
+
+/// Steps per second over the last second or so.
+#[derive(Default)]
+struct RateMeter {
+    window: VecDeque<(Instant, u64)>,
+}
+
+impl RateMeter {
+    fn record(&mut self, steps: u64) {
+        let now = Instant::now();
+        self.window.push_back((now, steps));
+        while self
+            .window
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(2))
+        {
+            self.window.pop_front();
+        }
+    }
+
+    fn per_sec(&self) -> f64 {
+        let (Some(first), Some(last)) = (self.window.front(), self.window.back()) else {
+            return 0.0;
+        };
+        let secs = last.0.duration_since(first.0).as_secs_f64();
+        if secs <= 0.0 || last.1 <= first.1 {
+            return 0.0;
+        }
+        (last.1 - first.1) as f64 / secs
+    }
+}
+
+/// A flow in progress.
+struct NebulaRun {
+    cfg: NebulaConfig,
+    flow: Nebula,
+    running: bool,
+    energy_curve: Vec<f64>,
+    grad_curve: Vec<f64>,
+    attractors: Vec<crate::sampling::nebula::Attractor>,
+    nearest_images: Vec<Vec<f32>>,
+    poor_man: Option<Vec<Vec<f32>>>,
+}
+
+/// Owns every model and every piece of compute state of the app.
+pub struct Worker {
+    device: Device,
+    models: Vec<Loaded>,
+    current: Option<usize>,
+    classifier: Option<Model>,
+    data: Option<Dataset>,
+    walk: Option<WalkRun>,
+    nebula: Option<NebulaRun>,
+    chi: Option<ChiStats>,
+    outbox: Vec<Frame>,
+    walk_published: Option<Instant>,
+    nebula_published: Option<Instant>,
+}
+
+impl Worker {
+    /// A worker computing on `device`, with no model yet.
+    pub fn new(device: Device) -> Self {
+        Self {
+            device,
+            models: Vec::new(),
+            current: None,
+            classifier: None,
+            data: None,
+            walk: None,
+            nebula: None,
+            chi: None,
+            outbox: Vec::new(),
+            walk_published: None,
+            nebula_published: None,
+        }
+    }
+
+    /// Frames produced since the last call, oldest first.
+    pub fn take_frames(&mut self) -> Vec<Frame> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Whether there is compute to do without a new command.
+    pub fn busy(&self) -> bool {
+        self.walk.as_ref().is_some_and(|w| w.running)
+            || self.nebula.as_ref().is_some_and(|n| n.running)
+    }
+
+    /// Executes one command. Failures become [`Frame::Error`] / [`Frame::LoadFailed`]; nothing panics.
+    pub fn handle(&mut self, cmd: WorkerCommand) {
+        let result = match cmd {
+            WorkerCommand::Load { path, select } => {
+                self.load(&path, select);
+                Ok(())
+            }
+            WorkerCommand::Select(path) => self.select(&path),
+            WorkerCommand::Walk(c) => self.walk_command(c),
+            WorkerCommand::Nebula(c) => self.nebula_command(c),
+            WorkerCommand::Denoise(r) => self.denoise(&r),
+            WorkerCommand::DenoiseAggregate(r) => self.aggregate(&r),
+            WorkerCommand::ComputeChi => self.compute_chi(),
+        };
+        if let Err(e) = result {
+            self.outbox.push(Frame::Error(format!("{e:#}")));
+        }
+    }
+
+    /// Computes for at most about 25 ms: walk steps and flow steps. Returns whether anything was computed.
+    pub fn tick(&mut self) -> bool {
+        let mut worked = false;
+        if self.walk.as_ref().is_some_and(|w| w.running) {
+            worked = true;
+            if let Err(e) = self.walk_slice(SLICE) {
+                if let Some(w) = self.walk.as_mut() {
+                    w.running = false;
+                }
+                self.outbox
+                    .push(Frame::Error(format!("walk stopped: {e:#}")));
+                self.publish_walk(true);
+            }
+        }
+        if self.nebula.as_ref().is_some_and(|n| n.running) {
+            worked = true;
+            if let Err(e) = self.nebula_slice(SLICE) {
+                if let Some(n) = self.nebula.as_mut() {
+                    n.running = false;
+                }
+                self.outbox
+                    .push(Frame::Error(format!("NEBULA stopped: {e:#}")));
+            }
+        }
+        worked
+    }
+
+    // ---- models ----------------------------------------------------------------------------------------------
+
+    fn load(&mut self, path: &Path, select: bool) {
+        if let Some(i) = self.models.iter().position(|m| m.path == path) {
+            if select {
+                self.set_current(i);
+            }
+            return;
+        }
+        match self.read_model(path) {
+            Ok((model, parameters)) => {
+                if model.classifier().is_some() {
+                    self.classifier = Some(model);
+                    self.outbox.push(Frame::ClassifierLoaded {
+                        path: path.to_path_buf(),
+                    });
+                    return;
+                }
+                let label = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().to_string())
+                    .unwrap_or_else(|| "model".into());
+                let info = model_info(path, &label, &model, parameters);
+                self.models.push(Loaded {
+                    path: path.to_path_buf(),
+                    label,
+                    model,
+                });
+                self.outbox.push(Frame::Loaded {
+                    info: Box::new(info),
+                    selected: select,
+                });
+                if select {
+                    self.set_current(self.models.len() - 1);
+                }
+            }
+            Err(e) => self.outbox.push(Frame::LoadFailed {
+                path: path.to_path_buf(),
+                error: format!("{e:#}"),
+            }),
+        }
+    }
+
+    fn read_model(&self, path: &Path) -> crate::Result<(Model, usize)> {
+        let bytes = read_checkpoint_bytes(path)?;
+        let ckpt = Checkpoint::from_bytes(&bytes)?;
+        let mut model = Model::from_checkpoint(&ckpt, &self.device)?;
+        model.sha256 = sha256_hex(&bytes);
+        Ok((model, ckpt.param_count()))
+    }
+
+    fn select(&mut self, path: &Path) -> crate::Result<()> {
+        let i = self
+            .models
+            .iter()
+            .position(|m| m.path == path)
+            .ok_or_else(|| crate::Error::Param(format!("{} is not loaded", path.display())))?;
+        self.set_current(i);
+        Ok(())
+    }
+
+    fn set_current(&mut self, i: usize) {
+        if self.current != Some(i) {
+            // Chains and flows belong to the model they started on.
+            self.walk = None;
+            self.nebula = None;
+        }
+        self.current = Some(i);
+        self.outbox
+            .push(Frame::Selected(self.models[i].path.clone()));
+    }
+
+    fn current_model(&self) -> crate::Result<&Model> {
+        self.current
+            .and_then(|i| self.models.get(i))
+            .map(|m| &m.model)
+            .ok_or_else(|| crate::Error::Param("no model is loaded; open a checkpoint".into()))
+    }
+
+    fn dataset(&mut self) -> crate::Result<&Dataset> {
+        if self.data.is_none() {
+            self.data = Some(Dataset::bundled()?);
+        }
+        self.data
+            .as_ref()
+            .ok_or_else(|| crate::Error::Data("no dataset".into()))
+    }
+
+    /// The bundled split `split`, if its images fit the current model.
+    fn split_for_model(&mut self, split: Split) -> crate::Result<Option<Dataset>> {
+        let d = self.current_model()?.data_dim();
+        let data = self.dataset()?.split(split);
+        Ok((data.dim() == d).then_some(data))
+    }
+
+    fn compute_chi(&mut self) -> crate::Result<()> {
+        if self.chi.is_none() {
+            let data = self.dataset()?;
+            self.chi = Some(chi_stats(data, 20_000, 0)?);
+        }
+        if let Some(c) = &self.chi {
+            self.outbox.push(Frame::Chi(c.clone()));
+        }
+        Ok(())
+    }
+
+    // ---- walk-jump -------------------------------------------------------------------------------------------
+
+    fn walk_command(&mut self, cmd: WalkCommand) -> crate::Result<()> {
+        match cmd {
+            WalkCommand::Run(cfg) => {
+                self.ensure_walk(&cfg)?;
+                if let Some(w) = self.walk.as_mut() {
+                    if w.divergence.is_some() {
+                        return Err(crate::Error::Param(
+                            "chains diverged: reset before running again".into(),
+                        ));
+                    }
+                    w.running = true;
+                    w.budget = None;
+                }
+            }
+            WalkCommand::Pause => {
+                if let Some(w) = self.walk.as_mut() {
+                    w.running = false;
+                    w.budget = None;
+                }
+            }
+            WalkCommand::Step(cfg) => {
+                self.ensure_walk(&cfg)?;
+                if let Some(w) = self.walk.as_mut() {
+                    if w.divergence.is_some() {
+                        return Err(crate::Error::Param(
+                            "chains diverged: reset before stepping again".into(),
+                        ));
+                    }
+                    let every = w.cfg.every as u64;
+                    // Up to the next jump.
+                    w.budget = Some(every - w.chain.step % every);
+                    w.running = true;
+                }
+            }
+            WalkCommand::Reset(cfg) => {
+                self.walk = None;
+                self.ensure_walk(&cfg)?;
+            }
+            WalkCommand::SetSampler(s) => {
+                s.validate()?;
+                if let Some(w) = self.walk.as_mut() {
+                    w.cfg.sampler = s;
+                }
+            }
+            WalkCommand::SetEvery(k) => {
+                if k == 0 {
+                    return Err(crate::Error::Param(
+                        "steps per jump must be at least 1".into(),
+                    ));
+                }
+                if let Some(w) = self.walk.as_mut() {
+                    w.cfg.every = k;
+                }
+            }
+            WalkCommand::SelectChain(i) => {
+                if let Some(w) = self.walk.as_mut()
+                    && i < w.cfg.chains
+                {
+                    w.film_chain = i;
+                }
+            }
+        }
+        self.publish_walk(true);
+        Ok(())
+    }
+
+    /// Creates the chains if there are none; otherwise takes the live parameters (sampler, every) from `cfg`.
+    fn ensure_walk(&mut self, cfg: &ChainConfig) -> crate::Result<()> {
+        cfg.validate()?;
+        if let Some(w) = self.walk.as_mut() {
+            w.cfg.sampler = cfg.sampler;
+            w.cfg.every = cfg.every;
+            return Ok(());
+        }
+        let train = self.split_for_model(Split::Train).ok().flatten();
+        let model = self.current_model()?;
+        if !model.has_score() {
+            return Err(crate::Error::Unsupported(format!(
+                "a {} model has no score of y, so it cannot walk; pick a DEEN, UVB or MDAE model",
+                model.kind().as_str()
+            )));
+        }
+        let chain = Chain::new(model, cfg, train.as_ref(), &self.device)?;
+        let n = cfg.chains;
+        let mut run = WalkRun {
+            cfg: cfg.clone(),
+            chain,
+            running: false,
+            budget: None,
+            jumps: Arc::new(Vec::new()),
+            noisy: Arc::new(Vec::new()),
+            jump_step: 0,
+            films: vec![VecDeque::new(); n],
+            classes: None,
+            class_hist: vec![Vec::new(); n],
+            film_chain: 0,
+            traces: Thinned::new(TRACE_CAP),
+            jump_range: Thinned::new(TRACE_CAP),
+            energy_draws: Thinned::new(DRAW_CAP),
+            score_draws: Thinned::new(DRAW_CAP),
+            mixing_energy: None,
+            mixing_score: None,
+            mixing_at: None,
+            divergence: None,
+            rate: RateMeter::default(),
+        };
+        // Show where the chains start: the jump of the initial state.
+        take_jump(&mut run, model, self.classifier.as_ref())?;
+        self.walk = Some(run);
+        Ok(())
+    }
+
+    fn walk_slice(&mut self, slice: Duration) -> crate::Result<()> {
+        let start = Instant::now();
+        let Some(i) = self.current else {
+            return Ok(());
+        };
+        let model = &self.models[i].model;
+        let Some(w) = self.walk.as_mut() else {
+            return Ok(());
+        };
+        while w.running && start.elapsed() < slice {
+            let stats = w.chain.step(model, &w.cfg.sampler)?;
+            let mean = |v: &[f32]| {
+                let (s, k) = v
+                    .iter()
+                    .zip(&w.chain.stopped)
+                    .filter(|(x, stop)| x.is_finite() && stop.is_none())
+                    .fold((0.0, 0usize), |(s, k), (x, _)| (s + *x as f64, k + 1));
+                if k == 0 { f64::NAN } else { s / k as f64 }
+            };
+            let energy = stats.energy.as_deref().map(mean).unwrap_or(f64::NAN);
+            let score = mean(&stats.score_norm);
+            let kinetic = stats.kinetic.as_deref().map(mean).unwrap_or(f64::NAN);
+            w.traces.push([stats.step as f64, energy, score, kinetic]);
+            if stats.step % w.cfg.every as u64 == 0 {
+                if let Some(e) = &stats.energy {
+                    w.energy_draws.push(e.iter().map(|&v| v as f64).collect());
+                }
+                w.score_draws
+                    .push(stats.score_norm.iter().map(|&v| v as f64).collect());
+                take_jump(w, model, self.classifier.as_ref())?;
+            }
+            w.rate.record(stats.step);
+            if !stats.diverged.is_empty() {
+                let first = stats.diverged[0].1.clone();
+                let more = stats.diverged.len() - 1;
+                w.divergence = Some(if more > 0 {
+                    format!("{first} (and {more} more chains); the run is paused")
+                } else {
+                    format!("{first}; the run is paused")
+                });
+                w.running = false;
+            }
+            if let Some(b) = w.budget.as_mut() {
+                *b = b.saturating_sub(1);
+                if *b == 0 {
+                    w.running = false;
+                    w.budget = None;
+                }
+            }
+        }
+        let force = !w.running;
+        self.publish_walk(force);
+        Ok(())
+    }
+
+    fn publish_walk(&mut self, force: bool) {
+        let now = Instant::now();
+        if !force
+            && self
+                .walk_published
+                .is_some_and(|t| now.duration_since(t) < PUBLISH_EVERY)
+        {
+            return;
+        }
+        let Some(w) = self.walk.as_mut() else {
+            return;
+        };
+        self.walk_published = Some(now);
+        if force
+            || w.mixing_at
+                .is_none_or(|t| now.duration_since(t) > MIXING_EVERY)
+        {
+            w.mixing_at = Some(now);
+            let by_chain = |rows: &[Vec<f64>]| -> Vec<Vec<f64>> {
+                let n = rows.first().map(Vec::len).unwrap_or(0);
+                (0..n)
+                    .map(|i| rows.iter().map(|r| r[i]).collect())
+                    .collect()
+            };
+            w.mixing_energy = mixing(&by_chain(&w.energy_draws.items));
+            w.mixing_score = mixing(&by_chain(&w.score_draws.items));
+        }
+        let model_hw = self
+            .current
+            .map(|i| self.models[i].model.data_shape())
+            .map(|(_, h, wd)| (h, wd))
+            .unwrap_or((0, 0));
+        let t = &w.traces.items;
+        let keep = |k: usize| -> Vec<f64> {
+            if t.iter().all(|p| p[k].is_nan()) {
+                Vec::new()
+            } else {
+                t.iter().map(|p| p[k]).collect()
+            }
+        };
+        let traces = Traces {
+            step: t.iter().map(|p| p[0]).collect(),
+            energy: keep(1),
+            score: keep(2),
+            kinetic: keep(3),
+            jump_min: w.jump_range.items.iter().map(|p| [p[0], p[1]]).collect(),
+            jump_max: w.jump_range.items.iter().map(|p| [p[0], p[2]]).collect(),
+        };
+        let fc = w.film_chain.min(w.films.len().saturating_sub(1));
+        let timeline = w.class_hist.get(fc).cloned().unwrap_or_default();
+        let distinct = |v: &mut Vec<u32>| {
+            v.sort_unstable();
+            v.dedup();
+            v.len()
+        };
+        let classes_visited = distinct(&mut timeline.clone());
+        let classes_visited_all = distinct(&mut w.class_hist.iter().flatten().copied().collect());
+        let frame = WalkFrame {
+            step: w.chain.step,
+            running: w.running,
+            chains: w.chain.len(),
+            running_chains: w.chain.running(),
+            image_hw: model_hw,
+            jumps: w.jumps.clone(),
+            jump_step: w.jump_step,
+            noisy: w.noisy.clone(),
+            film_chain: fc,
+            film: w
+                .films
+                .get(fc)
+                .map(|f| f.iter().cloned().collect())
+                .unwrap_or_default(),
+            traces,
+            mixing_energy: w.mixing_energy.clone(),
+            mixing_score: w.mixing_score.clone(),
+            classes: w.classes.clone(),
+            class_timeline: timeline,
+            classes_visited,
+            classes_visited_all,
+            divergence: w.divergence.clone(),
+            steps_per_sec: if w.running { w.rate.per_sec() } else { 0.0 },
+            config: Some(w.cfg.clone()),
+        };
+        self.outbox.push(Frame::Walk(Box::new(frame)));
+    }
+
+    // ---- NEBULA ----------------------------------------------------------------------------------------------
+
+    fn nebula_start_points(
+        &mut self,
+        cfg: &NebulaConfig,
+        source: NebulaSource,
+    ) -> crate::Result<Nebula> {
+        let test = self.split_for_model(Split::Test)?;
+        let model = self.current_model()?;
+        if !model.has_score() {
+            return Err(crate::Error::Unsupported(format!(
+                "a {} model has no score of y, so it cannot flow",
+                model.kind().as_str()
+            )));
+        }
+        let init = match source {
+            NebulaSource::Uniform => NebulaInit::Uniform,
+            NebulaSource::TestDigits => NebulaInit::Data,
+            NebulaSource::NoisyTestDigits => NebulaInit::DataNoise,
+        };
+        if init != NebulaInit::Uniform && test.is_none() {
+            return Err(crate::Error::Data(
+                "the bundled test digits do not fit this model's image size".into(),
+            ));
+        }
+        let cfg = NebulaConfig {
+            init,
+            ..cfg.clone()
+        };
+        Nebula::new(model, &cfg, test.as_ref(), &self.device)
+    }
+
+    fn nebula_command(&mut self, cmd: NebulaCommand) -> crate::Result<()> {
+        match cmd {
+            NebulaCommand::Start { cfg, source } => {
+                self.nebula = None;
+                let flow = self.nebula_start_points(&cfg, source)?;
+                self.nebula = Some(NebulaRun {
+                    cfg,
+                    flow,
+                    running: true,
+                    energy_curve: Vec::new(),
+                    grad_curve: Vec::new(),
+                    attractors: Vec::new(),
+                    nearest_images: Vec::new(),
+                    poor_man: None,
+                });
+            }
+            NebulaCommand::Stop => {
+                if self.nebula.as_ref().is_some_and(|n| n.running) {
+                    self.finish_nebula()?;
+                }
+            }
+            NebulaCommand::PoorMan { cfg, source } => {
+                let start = self.nebula_start_points(&cfg, source)?;
+                let model = self.current_model()?;
+                let mut rng = Rng::new(cfg.seed ^ 0x9E37);
+                let pm = jump_of_jump(model, &start.y, &mut rng)?.to_vec2::<f32>()?;
+                match self.nebula.as_mut() {
+                    Some(n) => n.poor_man = Some(pm),
+                    None => {
+                        self.nebula = Some(NebulaRun {
+                            cfg,
+                            flow: start,
+                            running: false,
+                            energy_curve: Vec::new(),
+                            grad_curve: Vec::new(),
+                            attractors: Vec::new(),
+                            nearest_images: Vec::new(),
+                            poor_man: Some(pm),
+                        });
+                    }
+                }
+            }
+        }
+        self.publish_nebula(true)
+    }
+
+    fn nebula_slice(&mut self, slice: Duration) -> crate::Result<()> {
+        let start = Instant::now();
+        let Some(i) = self.current else {
+            return Ok(());
+        };
+        let model = &self.models[i].model;
+        let Some(n) = self.nebula.as_mut() else {
+            return Ok(());
+        };
+        let mut finished = false;
+        while start.elapsed() < slice {
+            if n.flow.done() || n.flow.step >= n.cfg.max_steps {
+                finished = true;
+                break;
+            }
+            let e = n.flow.step(model, n.cfg.eta, n.cfg.tol)?;
+            if let Some(e) = e {
+                n.energy_curve.push(e as f64);
+            }
+            let gmax = n
+                .flow
+                .grad_norm
+                .iter()
+                .zip(&n.flow.converged)
+                .filter(|(_, c)| !**c)
+                .map(|(g, _)| *g as f64)
+                .fold(0.0, f64::max);
+            n.grad_curve.push(gmax);
+        }
+        if finished {
+            self.finish_nebula()?;
+            self.publish_nebula(true)
+        } else {
+            self.publish_nebula(false)
+        }
+    }
+
+    fn finish_nebula(&mut self) -> crate::Result<()> {
+        let train = self.split_for_model(Split::Train)?;
+        let Some(i) = self.current else {
+            return Ok(());
+        };
+        let model = &self.models[i].model;
+        let Some(n) = self.nebula.as_mut() else {
+            return Ok(());
+        };
+        n.running = false;
+        let finals = n.flow.images(model)?;
+        n.attractors = merge_attractors(&finals, n.flow.energy.as_deref(), &n.cfg, train.as_ref());
+        n.nearest_images = n
+            .attractors
+            .iter()
+            .map(|a| match (train.as_ref(), a.nearest) {
+                (Some(t), Some(j)) => t.image(j).map(<[f32]>::to_vec).unwrap_or_default(),
+                _ => Vec::new(),
+            })
+            .collect();
+        Ok(())
+    }
+
+    fn publish_nebula(&mut self, force: bool) -> crate::Result<()> {
+        let now = Instant::now();
+        if !force
+            && self
+                .nebula_published
+                .is_some_and(|t| now.duration_since(t) < PUBLISH_EVERY)
+        {
+            return Ok(());
+        }
+        let Some(i) = self.current else {
+            return Ok(());
+        };
+        let model = &self.models[i].model;
+        let Some(n) = self.nebula.as_ref() else {
+            return Ok(());
+        };
+        self.nebula_published = Some(now);
+        let (_, h, w) = model.data_shape();
+        let frame = NebulaFrame {
+            step: n.flow.step,
+            running: n.running,
+            image_hw: (h, w),
+            images: Arc::new(n.flow.images(model)?),
+            energy_curve: n.energy_curve.clone(),
+            grad_curve: n.grad_curve.clone(),
+            converged: n.flow.converged.iter().filter(|&&c| c).count(),
+            starts: n.flow.converged.len(),
+            attractors: n.attractors.clone(),
+            nearest_images: n.nearest_images.clone(),
+            poor_man: n.poor_man.clone(),
+        };
+        self.outbox.push(Frame::Nebula(Box::new(frame)));
+        Ok(())
+    }
+
+    // ---- denoise ---------------------------------------------------------------------------------------------
+
+    /// The test digits a request draws from.
+    fn denoise_data(&mut self, req: &DenoiseRequest) -> crate::Result<Dataset> {
+        let test = self.dataset()?.split(Split::Test);
+        match req.digits {
+            DigitChoice::Random => Ok(test),
+            DigitChoice::Class(c) => {
+                let labels = test
+                    .labels
+                    .as_ref()
+                    .ok_or_else(|| crate::Error::Data("the test digits have no labels".into()))?;
+                let idx: Vec<usize> = (0..test.len()).filter(|&i| labels[i] == c).collect();
+                if idx.is_empty() {
+                    return Err(crate::Error::Data(format!("no test digit has class {c}")));
+                }
+                let d = test.dim();
+                Ok(Dataset {
+                    spec: test.spec.clone(),
+                    images: idx
+                        .iter()
+                        .flat_map(|&i| test.images[i * d..(i + 1) * d].iter().copied())
+                        .collect(),
+                    labels: Some(idx.iter().map(|&i| labels[i]).collect()),
+                })
+            }
+        }
+    }
+
+    /// Every loaded denoiser that fits the data, and a note for each that does not.
+    fn denoisers(&self, data: &Dataset) -> (Vec<&Loaded>, Vec<String>) {
+        let mut ok = Vec::new();
+        let mut skipped = Vec::new();
+        for m in &self.models {
+            if !m.model.is_denoiser() {
+                continue;
+            }
+            match data.check_fits(&m.model.meta.data) {
+                Ok(()) => ok.push(m),
+                Err(e) => skipped.push(format!("{}: {e}", m.label)),
+            }
+        }
+        (ok, skipped)
+    }
+
+    fn denoise(&mut self, req: &DenoiseRequest) -> crate::Result<()> {
+        req.noise.validate()?;
+        let data = self.denoise_data(req)?;
+        let (models, skipped) = self.denoisers(&data);
+        let copies = models
+            .iter()
+            .map(|m| m.model.measurements())
+            .max()
+            .unwrap_or(1);
+        let batch = noisy_batch(&data, req.count.max(1), &req.noise, copies, req.seed)?;
+        let mut columns = Vec::new();
+        for m in &models {
+            columns.push(denoise_with(&m.model, &m.label, &batch, req.seed)?);
+        }
+        let d = data.dim();
+        let noisy: Vec<Vec<f32>> = batch.noisy.iter().map(|y| y[..d].to_vec()).collect();
+        let noisy_mse = noisy
+            .iter()
+            .zip(&batch.clean)
+            .map(|(y, x)| mse(y, x))
+            .collect();
+        let frame = DenoiseFrame {
+            image_hw: (data.spec.height, data.spec.width),
+            clean: batch.clean,
+            noisy,
+            noisy_mse,
+            columns,
+            skipped,
+            noise: Some(req.noise),
+        };
+        self.outbox.push(Frame::Denoise(Box::new(frame)));
+        Ok(())
+    }
+
+    fn aggregate(&mut self, req: &DenoiseRequest) -> crate::Result<()> {
+        req.noise.validate()?;
+        let data = self.denoise_data(req)?;
+        let (models, _) = self.denoisers(&data);
+        let copies = models
+            .iter()
+            .map(|m| m.model.measurements())
+            .max()
+            .unwrap_or(1);
+        let batch = noisy_batch(&data, req.aggregate.max(1), &req.noise, copies, req.seed)?;
+        let d = data.dim();
+        let noisy_mse = batch
+            .noisy
+            .iter()
+            .zip(&batch.clean)
+            .map(|(y, x)| mse(&y[..d], x))
+            .sum::<f64>()
+            / batch.clean.len().max(1) as f64;
+        let mut rows = Vec::new();
+        for m in &models {
+            let col = denoise_with(&m.model, &m.label, &batch, req.seed)?;
+            rows.push((m.label.clone(), col.mean_mse()));
+        }
+        self.outbox.push(Frame::Aggregate(AggregateFrame {
+            count: batch.clean.len(),
+            noise: Some(req.noise),
+            noisy_mse,
+            rows,
+        }));
+        Ok(())
+    }
+}
+
+/// Per-pixel mean squared difference (the same measure `denoise_with` reports).
+fn mse(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&p, &q)| ((p - q) as f64).powi(2))
+        .sum::<f64>()
+        / a.len().max(1) as f64
+}
+
+/// Takes the jump of every chain, records it in the films, traces and class histories.
+fn take_jump(w: &mut WalkRun, model: &Model, classifier: Option<&Model>) -> crate::Result<()> {
+    let x = w.chain.jump(model)?;
+    let classes = match classifier.and_then(Model::classifier) {
+        Some(c) => Some(c.predict(&x)?),
+        None => None,
+    };
+    let rows = x.to_vec2::<f32>()?;
+    let (lo, hi) = rows
+        .iter()
+        .zip(&w.chain.stopped)
+        .filter(|(_, s)| s.is_none())
+        .flat_map(|(r, _)| r.iter())
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    if lo.is_finite() && hi.is_finite() {
+        w.jump_range
+            .push([w.chain.step as f64, lo as f64, hi as f64]);
+    }
+    for (i, r) in rows.iter().enumerate() {
+        if w.chain.stopped[i].is_some() {
+            continue;
+        }
+        let film = &mut w.films[i];
+        film.push_back(r.clone());
+        while film.len() > FILM_LEN {
+            film.pop_front();
+        }
+        if let Some(c) = &classes {
+            let h = &mut w.class_hist[i];
+            h.push(c[i]);
+            if h.len() > CLASS_CAP {
+                h.remove(0);
+            }
+        }
+    }
+    w.noisy = Arc::new(first_measurement(&w.chain.y, model)?);
+    w.jumps = Arc::new(rows);
+    w.classes = classes;
+    w.jump_step = w.chain.step;
+    Ok(())
+}
+
+/// The first measurement of each chain's y, `[N][d]`.
+fn first_measurement(y: &Tensor, model: &Model) -> crate::Result<Vec<Vec<f32>>> {
+    let d = model.data_dim();
+    Ok(y.narrow(1, 0, d)?.to_vec2::<f32>()?)
+}
+
+fn model_info(path: &Path, label: &str, model: &Model, parameters: usize) -> ModelInfo {
+    let pretty =
+        |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
+    ModelInfo {
+        path: path.to_path_buf(),
+        label: label.to_string(),
+        kind: model.kind().as_str().to_string(),
+        sigma: model.meta.sigma,
+        measurements: model.meta.measurements,
+        shape: model.data_shape(),
+        is_denoiser: model.is_denoiser(),
+        has_score: model.has_score(),
+        has_energy: model.has_energy(),
+        parameters,
+        sha256: model.sha256.clone(),
+        arch: pretty(&model.meta.arch),
+        train: model.meta.train.as_ref().map(pretty),
+        extra: model.meta.extra.clone(),
+        recommended: recommended_sampler(&model.meta),
+    }
+}
+
+/// The worker's end of the link to a UI: commands in, frames out, and a way to wake the UI.
+pub struct Link {
+    /// Commands from the UI.
+    pub commands: Receiver<WorkerCommand>,
+    /// Frames to the UI.
+    pub frames: Sender<Frame>,
+    /// Called after frames were sent (requests a repaint).
+    pub wake: Box<dyn Fn() + Send>,
+}
+
+/// Runs `worker` on a new thread until the UI hangs up.
+pub fn spawn(mut worker: Worker, link: Link) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("walkjump-worker".into())
+        .spawn(move || {
+            loop {
+                // Idle: block until a command arrives. Busy: only glance at the queue between slices.
+                let wait = if worker.busy() {
+                    Duration::ZERO
+                } else {
+                    Duration::from_millis(200)
+                };
+                match link.commands.recv_timeout(wait) {
+                    Ok(cmd) => {
+                        worker.handle(cmd);
+                        while let Ok(cmd) = link.commands.try_recv() {
+                            worker.handle(cmd);
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+                worker.tick();
+                let frames = worker.take_frames();
+                if !frames.is_empty() {
+                    for f in frames {
+                        if link.frames.send(f).is_err() {
+                            return;
+                        }
+                    }
+                    (link.wake)();
+                }
+            }
+        })
+}

@@ -1,0 +1,740 @@
+//! GUI tests: the app is driven through egui_kittest without its worker thread. Frames are either scripted
+//! (deterministic snapshots of each workspace) or produced by a synchronous [`Worker`] on small random models.
+#![cfg(feature = "gui")]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+use walkjump::app::messages::{
+    DenoiseFrame, ModelInfo, NebulaFrame, Traces, WalkCommand, WalkFrame,
+};
+use walkjump::app::worker::Worker;
+use walkjump::app::{App, Frame, SaveKind, WorkerCommand};
+use walkjump::models::Arch;
+use walkjump::models::checkpoint::ModelKind;
+use walkjump::run::{DenoiseColumn, Mixing};
+use walkjump::sampling::langevin::Sampler;
+use walkjump::sampling::nebula::Attractor;
+
+use common::{meta, mlp, random_checkpoint, temp_dir};
+
+// ---- fixtures ----------------------------------------------------------------------------------------------------
+
+fn harness(app: App) -> Harness<'static, App> {
+    Harness::builder()
+        .with_size(egui::vec2(1280.0, 860.0))
+        .build_ui_state(|ui, app: &mut App| app.show(ui), app)
+}
+
+fn fake_info(path: &str, kind: &str, sigma: f64) -> ModelInfo {
+    let path = PathBuf::from(path);
+    ModelInfo {
+        label: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default(),
+        path,
+        kind: kind.into(),
+        sigma,
+        measurements: 1,
+        shape: (1, 28, 28),
+        is_denoiser: true,
+        has_score: kind != "sigma_vae",
+        has_energy: kind == "deen" || kind == "uvb",
+        parameters: 1_863_681,
+        sha256: "ab".repeat(32),
+        arch: "{\n  \"net\": {\"type\": \"mlp\", \"hidden\": [1024, 1024]}\n}".into(),
+        train: Some("{\n  \"epochs\": 20,\n  \"test_loss\": 28.1\n}".into()),
+        extra: BTreeMap::new(),
+        recommended: (
+            Sampler::Overdamped {
+                delta: 0.2 * std::f64::consts::SQRT_2,
+            },
+            10,
+        ),
+    }
+}
+
+/// A 28x28 "digit": a ring whose radius depends on `k`, so tiles differ.
+fn digit(k: usize) -> Vec<f32> {
+    let r0 = 5.0 + (k % 6) as f32;
+    (0..784)
+        .map(|p| {
+            let (y, x) = ((p / 28) as f32 - 13.5, (p % 28) as f32 - 13.5);
+            let r = (x * x + y * y).sqrt();
+            (1.0 - (r - r0).abs() / 2.0).clamp(0.0, 1.0)
+        })
+        .collect()
+}
+
+fn walk_frame(chains: usize, running: bool) -> WalkFrame {
+    let step: Vec<f64> = (1..=200).map(|s| s as f64).collect();
+    let energy: Vec<f64> = step
+        .iter()
+        .map(|s| 300.0 / (1.0 + s / 20.0) + 40.0)
+        .collect();
+    let score: Vec<f64> = step
+        .iter()
+        .map(|s| 30.0 / (1.0 + s / 50.0) + 10.0)
+        .collect();
+    let jumps: Vec<Vec<f32>> = (0..chains).map(digit).collect();
+    WalkFrame {
+        step: 200,
+        running,
+        chains,
+        running_chains: chains,
+        image_hw: (28, 28),
+        jumps: Arc::new(jumps.clone()),
+        jump_step: 200,
+        noisy: Arc::new(jumps),
+        film_chain: 1,
+        film: (0..12).map(digit).collect(),
+        traces: Traces {
+            step: step.clone(),
+            energy,
+            score,
+            kinetic: Vec::new(),
+            jump_min: (1..=20).map(|j| [10.0 * j as f64, -0.05]).collect(),
+            jump_max: (1..=20).map(|j| [10.0 * j as f64, 1.02]).collect(),
+        },
+        mixing_energy: Some(Mixing {
+            rhat: 1.013,
+            ess: 412.0,
+            draws: 20,
+        }),
+        mixing_score: None,
+        classes: Some((0..chains as u32).map(|c| c % 10).collect()),
+        class_timeline: vec![1, 1, 7, 7, 7, 9, 4, 4, 9, 1, 3, 3],
+        classes_visited: 5,
+        classes_visited_all: 8,
+        divergence: None,
+        steps_per_sec: 0.0,
+        config: Some(walkjump::sampling::chain::ChainConfig {
+            sampler: Sampler::Overdamped { delta: 0.2828 },
+            every: 10,
+            chains,
+            init: walkjump::sampling::chain::ChainInit::UniformNoise,
+            seed: 0,
+        }),
+    }
+}
+
+/// An app with one fake DEEN loaded and selected.
+fn app_with_model() -> App {
+    let mut app = App::new_for_test();
+    app.apply_frame(Frame::Loaded {
+        info: Box::new(fake_info("/models/deen-mlp-s1.0.safetensors", "deen", 1.0)),
+        selected: true,
+    });
+    app
+}
+
+/// Writes a small random checkpoint on 28x28 images; returns its path.
+fn write_model(
+    dir: &Path,
+    name: &str,
+    kind: ModelKind,
+    sigma: f64,
+    m: usize,
+    seed: u64,
+) -> PathBuf {
+    let arch = match kind {
+        ModelKind::Deen => Arch {
+            quadratic: true,
+            ..Arch::net(mlp(&[16]))
+        },
+        ModelKind::SigmaVae | ModelKind::Uvb => Arch {
+            decoder: Some(vec![16]),
+            latent: Some(4),
+            ..Arch::net(mlp(&[16]))
+        },
+        _ => Arch::net(mlp(&[16])),
+    };
+    let path = dir.join(name);
+    random_checkpoint(meta(kind, sigma, m, &arch, 28, 28), seed)
+        .save(&path)
+        .expect("save checkpoint");
+    path
+}
+
+/// Hands every command the app sent to the worker, lets it compute until idle (at most `ticks` slices), and feeds
+/// every frame back to the app; then redraws.
+fn pump(h: &mut Harness<'static, App>, worker: &mut Worker, ticks: usize) -> Vec<WorkerCommand> {
+    let sent = h.state_mut().take_sent();
+    for c in &sent {
+        worker.handle(c.clone());
+    }
+    for _ in 0..ticks {
+        if !worker.tick() {
+            break;
+        }
+    }
+    for f in worker.take_frames() {
+        h.state_mut().apply_frame(f);
+    }
+    h.run();
+    sent
+}
+
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn select_all_and_type(h: &mut Harness<'static, App>, label: &str, text: &str) {
+    h.get_by_label(label).click();
+    h.run();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.run();
+    h.get_by_label(label).type_text(text);
+    h.run();
+    h.key_press(egui::Key::Enter);
+    h.run();
+}
+
+// ---- Walk-Jump ---------------------------------------------------------------------------------------------------
+
+#[test]
+fn walk_tab_shows_sampler_and_run_sends_run() {
+    let mut h = harness(app_with_model());
+    h.run();
+    h.get_by_label("sampler");
+    h.get_by_label("delta");
+    h.get_by_label("model: deen-mlp-s1.0 (deen, sigma 1)");
+    h.get_by_label("Run").click();
+    h.run();
+    let sent = h.state_mut().take_sent();
+    assert!(
+        matches!(&sent[..], [WorkerCommand::Walk(WalkCommand::Run(cfg))] if cfg.sampler.name() == "overdamped" && cfg.every == 10),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn fed_frame_shows_chains_and_diagnostics() {
+    let mut h = harness(app_with_model());
+    h.state_mut()
+        .apply_frame(Frame::Walk(Box::new(walk_frame(4, true))));
+    h.run_steps(3);
+    h.get_by_label("4 chains");
+    h.get_by_label("chains running 4/4");
+    h.get_by_label_contains("R-hat 1.013, ESS 412");
+    h.get_by_label("classes visited: chain 1: 5 · all chains: 8");
+    h.get_by_label_contains("film strip of chain 1 (last 12 jumps");
+    // Running: the button pauses.
+    h.get_by_label("Pause").click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state_mut().take_sent(),
+        vec![WorkerCommand::Walk(WalkCommand::Pause)]
+    );
+}
+
+#[test]
+fn divergence_shows_message_and_reset() {
+    let mut h = harness(app_with_model());
+    let mut f = walk_frame(4, false);
+    f.divergence = Some(
+        "chain 2 diverged at step 7: non-finite values (lower delta and reset); the run is paused"
+            .into(),
+    );
+    f.running_chains = 3;
+    h.state_mut().apply_frame(Frame::Walk(Box::new(f)));
+    h.run();
+    h.get_by_label_contains("Diverged: chain 2 diverged at step 7");
+    h.get_by_label("chains running 3/4");
+    h.get_by_label("Reset chains").click();
+    h.run();
+    let sent = h.state_mut().take_sent();
+    assert!(
+        matches!(&sent[..], [WorkerCommand::Walk(WalkCommand::Reset(_))]),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn invalid_typed_delta_is_refused_and_not_sent() {
+    let mut h = harness(app_with_model());
+    h.state_mut()
+        .apply_frame(Frame::Walk(Box::new(walk_frame(4, true))));
+    h.run();
+    for bad in ["-1", "nan", "0", "abc"] {
+        select_all_and_type(&mut h, "delta value", bad);
+        h.get_by_label_contains("delta must be a positive number");
+        let sent = h.state_mut().take_sent();
+        assert!(
+            !sent
+                .iter()
+                .any(|c| matches!(c, WorkerCommand::Walk(WalkCommand::SetSampler(_)))),
+            "{bad}: {sent:?}"
+        );
+        assert!((h.state().settings.walk.delta - 0.2 * std::f64::consts::SQRT_2).abs() < 1e-12);
+    }
+    select_all_and_type(&mut h, "delta value", "0.5");
+    let sent = h.state_mut().take_sent();
+    assert!(
+        sent.contains(&WorkerCommand::Walk(WalkCommand::SetSampler(
+            Sampler::Overdamped { delta: 0.5 }
+        ))),
+        "{sent:?}"
+    );
+    assert!(
+        h.query_by_label_contains("must be a positive number")
+            .is_none()
+    );
+}
+
+#[test]
+fn presets_follow_reference_section_6() {
+    let mut app = App::new_for_test();
+    app.apply_frame(Frame::Loaded {
+        info: Box::new(fake_info("/models/mdae-s0.5.safetensors", "mdae", 0.5)),
+        selected: true,
+    });
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label("MEMs 1x16 (Cheng)").click();
+    h.run();
+    let w = &h.state().settings.walk;
+    assert_eq!(
+        w.sampler(),
+        Sampler::Cheng {
+            delta: 0.25,
+            gamma: 0.5,
+            u: 1.0
+        }
+    );
+    assert_eq!(w.every, 10);
+    h.get_by_label_contains("gamma*delta = 0.125");
+    h.get_by_label("MEMs 1x4 (Sachs)").click();
+    h.run();
+    assert_eq!(
+        h.state().settings.walk.sampler(),
+        Sampler::Sachs {
+            delta: 1.0,
+            gamma: 0.25,
+            u: 1.0
+        }
+    );
+    h.get_by_label("NEB overdamped").click();
+    h.run();
+    let d = h.state().settings.walk.delta;
+    assert!(
+        (d - std::f64::consts::SQRT_2 * 0.5 / 100.0).abs() < 1e-12,
+        "{d}"
+    );
+    h.get_by_label("UVB overdamped").click();
+    h.run();
+    let d = h.state().settings.walk.delta;
+    assert!((d - 0.2 * std::f64::consts::SQRT_2).abs() < 1e-12, "{d}");
+    // No chains yet: nothing is sent, the settings wait for Run.
+    assert!(h.state_mut().take_sent().is_empty());
+}
+
+#[test]
+fn keyboard_space_s_r() {
+    let mut h = harness(app_with_model());
+    h.run();
+    h.key_press(egui::Key::Space);
+    h.run();
+    h.key_press(egui::Key::S);
+    h.run();
+    h.key_press(egui::Key::R);
+    h.run();
+    let sent = h.state_mut().take_sent();
+    assert!(
+        matches!(
+            &sent[..],
+            [
+                WorkerCommand::Walk(WalkCommand::Run(_)),
+                WorkerCommand::Walk(WalkCommand::Step(_)),
+                WorkerCommand::Walk(WalkCommand::Reset(_))
+            ]
+        ),
+        "{sent:?}"
+    );
+}
+
+#[test]
+fn help_window_lists_shortcuts() {
+    let mut h = harness(app_with_model());
+    h.run();
+    h.get_by_label("Help").click();
+    h.run();
+    h.get_by_label("run / pause the walk");
+    h.get_by_label("step to the next jump");
+    h.get_by_label("reset the chains");
+}
+
+#[test]
+fn theme_toggle_switches_to_light() {
+    let mut h = harness(app_with_model());
+    h.run();
+    assert!(h.state().settings.dark);
+    h.get_by_label("Light theme").click();
+    h.run();
+    assert!(!h.state().settings.dark);
+    h.get_by_label("Dark theme");
+    assert_eq!(h.ctx.theme(), egui::Theme::Light);
+}
+
+// ---- real worker, small random models ----------------------------------------------------------------------------
+
+#[test]
+fn bad_dropped_file_shows_banner_and_keeps_the_model() {
+    let dir = temp_dir("app-drop");
+    let good = write_model(&dir, "good.safetensors", ModelKind::Deen, 1.0, 1, 1);
+    let bad = dir.join("bad.safetensors");
+    std::fs::write(&bad, b"this is not a checkpoint").expect("write");
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.open_path(&good);
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    assert_eq!(h.state().current(), Some(good.as_path()));
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(Dropped(bad.clone())));
+    h.run();
+    let sent = pump(&mut h, &mut worker, 0);
+    assert_eq!(
+        sent,
+        vec![WorkerCommand::Load {
+            path: bad.clone(),
+            select: true
+        }]
+    );
+    h.get_by_label_contains("could not open");
+    assert!(
+        h.state()
+            .banner()
+            .is_some_and(|b| b.contains("bad.safetensors"))
+    );
+    assert_eq!(h.state().current(), Some(good.as_path()));
+    h.get_by_label("model: good (deen, sigma 1)");
+    h.get_by_label("Dismiss").click();
+    h.run();
+    let again = h.state_mut().take_sent();
+    assert!(
+        h.state().banner().is_none(),
+        "{:?} {again:?}",
+        h.state().banner()
+    );
+    assert!(h.query_by_label_contains("could not open").is_none());
+}
+
+#[test]
+fn walk_with_a_real_worker_runs_steps_and_exports() {
+    let dir = temp_dir("app-walk");
+    let good = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 2);
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.open_path(&good);
+    app.settings.walk.chains = 4;
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    // Step walks exactly to the next jump.
+    h.get_by_label("Step").click();
+    h.run();
+    pump(&mut h, &mut worker, 200);
+    h.get_by_label("4 chains");
+    h.get_by_label_contains("running · step 10 ·");
+    // Run, compute a few slices, pause.
+    h.get_by_label("Run").click();
+    h.run();
+    pump(&mut h, &mut worker, 4);
+    h.get_by_label("Pause").click();
+    h.run();
+    pump(&mut h, &mut worker, 0);
+    h.get_by_label("Run");
+    let out = temp_dir("app-export");
+    let run_json = out.join("run.json");
+    let png = out.join("jumps.png");
+    let csv = out.join("traces.csv");
+    let film = out.join("film.png");
+    let app = h.state_mut();
+    app.export_to(SaveKind::RunJson, &run_json)
+        .expect("run json");
+    app.export_to(SaveKind::JumpGrid, &png).expect("png");
+    app.export_to(SaveKind::FilmStrip, &film).expect("film");
+    app.export_to(SaveKind::TracesCsv, &csv).expect("csv");
+    let rec =
+        walkjump::run::RunRecord::from_json(&std::fs::read_to_string(&run_json).expect("read"))
+            .expect("parse");
+    let sha = walkjump::models::checkpoint::sha256_hex(&std::fs::read(&good).expect("read"));
+    assert_eq!(rec.checkpoint_sha256, sha);
+    assert_eq!(rec.spec.chain.chains, 4);
+    assert!(rec.spec.steps >= 10);
+    assert!(std::fs::read(&png).expect("png").starts_with(b"\x89PNG"));
+    assert!(
+        std::fs::read_to_string(&csv)
+            .expect("csv")
+            .starts_with("step,mean_energy")
+    );
+}
+
+#[test]
+fn denoise_shows_one_column_per_loaded_denoiser() {
+    let dir = temp_dir("app-denoise");
+    let a = write_model(&dir, "deen-a.safetensors", ModelKind::Deen, 1.0, 1, 3);
+    let b = write_model(&dir, "svae-b.safetensors", ModelKind::SigmaVae, 1.0, 1, 4);
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.open_path(&a);
+    app.open_path(&b);
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    assert_eq!(h.state().loaded_denoisers(), 2);
+    h.get_by_label("Denoise").click();
+    h.run();
+    h.get_by_label("2 loaded denoisers");
+    h.get_by_label("Denoise digits").click();
+    h.run();
+    pump(&mut h, &mut worker, 0);
+    h.get_by_label("2 denoiser columns");
+    h.get_by_label("deen-a");
+    h.get_by_label("svae-b");
+    // Per image: the noisy input's MSE and one MSE per model.
+    assert_eq!(h.get_all_by_label_contains("MSE ").count(), 6 * 3);
+    h.get_by_label("Aggregate MSE").click();
+    h.run();
+    pump(&mut h, &mut worker, 0);
+    h.get_by_label_contains("aggregate over 200 digits, gaussian:1");
+    h.get_by_label("noisy input");
+}
+
+#[test]
+fn nebula_with_a_real_worker_reaches_the_gallery() {
+    let dir = temp_dir("app-nebula");
+    let m = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 5);
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.open_path(&m);
+    app.settings.nebula.starts = 6;
+    app.settings.nebula.max_steps = 20;
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    h.get_by_label("NEBULA").click();
+    h.run();
+    h.get_by_label("Start flow").click();
+    h.run();
+    pump(&mut h, &mut worker, 1000);
+    h.get_by_label_contains("of 6 starts converged");
+    h.get_by_label_contains("attractors ·");
+    h.get_by_label("Poor man's NEBULA (two jumps)").click();
+    h.run();
+    pump(&mut h, &mut worker, 0);
+    h.get_by_label_contains("poor man's NEBULA: x_hat(x_hat(y))");
+}
+
+#[test]
+fn models_tab_asks_for_chi_once_and_shows_it() {
+    let mut h = harness(app_with_model());
+    h.run();
+    h.get_by_label("Models").click();
+    // The spinner repaints until chi arrives.
+    h.run_steps(2);
+    let sent = h.state_mut().take_sent();
+    assert_eq!(sent, vec![WorkerCommand::ComputeChi]);
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    worker.handle(WorkerCommand::ComputeChi);
+    for f in worker.take_frames() {
+        h.state_mut().apply_frame(f);
+    }
+    h.run();
+    h.get_by_label("max = sigma_c");
+    h.get_by_label_contains("sigma = 1 is");
+    h.get_by_label("1863681");
+    h.get_by_label_contains("\"test_loss\": 28.1");
+}
+
+#[test]
+fn divergence_from_a_real_worker_pauses_until_reset() {
+    let dir = temp_dir("app-diverge");
+    let m = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 6);
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.open_path(&m);
+    app.settings.walk.chains = 3;
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    h.state_mut().settings.walk.delta = 1000.0;
+    h.get_by_label("Run").click();
+    h.run();
+    pump(&mut h, &mut worker, 5);
+    h.get_by_label_contains("Diverged: chain 0 diverged at step 1");
+    h.get_by_label("chains running 0/3");
+    // Running again is refused until the chains are reset.
+    h.get_by_label("Run").click();
+    h.run();
+    pump(&mut h, &mut worker, 1);
+    h.get_by_label_contains("reset before running again");
+    h.state_mut().settings.walk.delta = 0.1;
+    h.get_by_label("Reset chains").click();
+    h.run();
+    pump(&mut h, &mut worker, 0);
+    assert!(h.query_by_label_contains("Diverged").is_none());
+    h.get_by_label("chains running 3/3");
+}
+
+#[test]
+fn a_classifier_labels_every_jump() {
+    let dir = temp_dir("app-classes");
+    let m = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 7);
+    let arch = Arch {
+        classes: Some(10),
+        ..Arch::net(mlp(&[8]))
+    };
+    let c = dir.join("classifier.safetensors");
+    random_checkpoint(meta(ModelKind::Classifier, 0.0, 1, &arch, 28, 28), 8)
+        .save(&c)
+        .expect("save classifier");
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.startup(&dir, Some(&m));
+    app.settings.walk.chains = 5;
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    h.get_by_label("classifier: classifier");
+    h.get_by_label("Step").click();
+    h.run();
+    pump(&mut h, &mut worker, 100);
+    h.get_by_label_contains("classes visited: chain 0:");
+    // The classifier is not offered as a model to walk with.
+    assert_eq!(h.state().loaded_denoisers(), 1);
+}
+
+#[test]
+fn gui_command_is_documented() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_walkjump"))
+        .args(["gui", "--help"])
+        .output()
+        .expect("run walkjump");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains("--autostart") && text.contains("--screenshot-after"),
+        "{text}"
+    );
+}
+
+// ---- snapshots of every workspace (wgpu on Mesa lavapipe / llvmpipe) --------------------------------------------
+
+fn nebula_frame() -> NebulaFrame {
+    let images: Vec<Vec<f32>> = (0..32).map(digit).collect();
+    NebulaFrame {
+        step: 120,
+        running: false,
+        image_hw: (28, 28),
+        images: Arc::new(images),
+        energy_curve: (0..120).map(|s| 200.0 / (1.0 + s as f64 / 10.0)).collect(),
+        grad_curve: (0..120).map(|s| 50.0 / (1.0 + s as f64 / 5.0)).collect(),
+        converged: 30,
+        starts: 32,
+        attractors: (0..3)
+            .map(|k| Attractor {
+                image: digit(k),
+                members: (0..(10 - 3 * k)).collect(),
+                nearest: Some(100 + k),
+                nearest_chi: Some(0.05 + 0.04 * k as f64),
+                creative: k == 2,
+                energy: Some(-1.0),
+            })
+            .collect(),
+        nearest_images: (0..3).map(|k| digit(k + 3)).collect(),
+        poor_man: None,
+    }
+}
+
+fn denoise_frame() -> DenoiseFrame {
+    let clean: Vec<Vec<f32>> = (0..4).map(digit).collect();
+    let col = |label: &str, shift: f32| DenoiseColumn {
+        label: label.into(),
+        outputs: clean
+            .iter()
+            .map(|c| c.iter().map(|v| (v * shift).min(1.0)).collect())
+            .collect(),
+        mse: vec![0.0123, 0.0234, 0.0345, 0.0456],
+        range: vec![(0.0, 1.0); 4],
+    };
+    DenoiseFrame {
+        image_hw: (28, 28),
+        noisy: clean
+            .iter()
+            .map(|c| c.iter().map(|v| 0.5 * v + 0.25).collect())
+            .collect(),
+        noisy_mse: vec![0.9, 0.95, 1.01, 0.99],
+        columns: vec![col("deen-mlp-s1.0", 0.9), col("sigma-vae-s1.0", 0.7)],
+        clean,
+        skipped: vec![],
+        noise: Some(walkjump::data::noise::Noise::Gaussian { sigma: 1.0 }),
+    }
+}
+
+/// Snapshots need a wgpu adapter (Mesa lavapipe or llvmpipe in CI). `WALKJUMP_SKIP_SNAPSHOTS=1` skips them on a
+/// machine without one.
+fn snapshots_enabled() -> bool {
+    std::env::var("WALKJUMP_SKIP_SNAPSHOTS").map_or(true, |v| v != "1")
+}
+
+fn snapshot_options() -> egui_kittest::SnapshotOptions {
+    // Software rasterisers differ by a few anti-aliased pixels between Mesa versions.
+    egui_kittest::SnapshotOptions::new()
+        .threshold(2.0)
+        .max_failed_pixels(400)
+}
+
+#[test]
+fn snapshots_of_every_workspace() {
+    if !snapshots_enabled() {
+        eprintln!("WALKJUMP_SKIP_SNAPSHOTS=1: snapshot test skipped");
+        return;
+    }
+    let mut app = app_with_model();
+    app.apply_frame(Frame::Loaded {
+        info: Box::new(fake_info(
+            "/models/sigma-vae-s1.0.safetensors",
+            "sigma_vae",
+            1.0,
+        )),
+        selected: false,
+    });
+    app.apply_frame(Frame::Walk(Box::new(walk_frame(16, false))));
+    app.apply_frame(Frame::Nebula(Box::new(nebula_frame())));
+    app.apply_frame(Frame::Denoise(Box::new(denoise_frame())));
+    app.apply_frame(Frame::Chi(walkjump::data::geometry::ChiStats {
+        pairs: 20000,
+        min: 0.08,
+        median: 0.36,
+        mean: 0.37,
+        max: 0.62,
+    }));
+    let mut h = harness(app);
+    h.run();
+    let opts = snapshot_options();
+    h.snapshot_options("walk_jump", &opts);
+    for (tab, name) in [
+        ("NEBULA", "nebula"),
+        ("Denoise", "denoise"),
+        ("Models", "models"),
+    ] {
+        h.get_by_label(tab).click();
+        h.run();
+        h.snapshot_options(name, &opts);
+    }
+}
