@@ -557,7 +557,27 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
         p.is_file().then_some(p)
     });
     let classifier_model = match &classifier_path {
-        Some(p) => Some(load_model(p, &device)?),
+        Some(p) => {
+            let c = load_model(p, &device)?;
+            if c.meta.data.dim() != model.data_dim() {
+                if a.classifier.is_some() {
+                    bail!(
+                        "{} classifies {}x{}x{} images, the model makes {}x{}x{}",
+                        p.display(),
+                        c.meta.data.channels,
+                        c.meta.data.height,
+                        c.meta.data.width,
+                        model.meta.data.channels,
+                        model.meta.data.height,
+                        model.meta.data.width
+                    );
+                }
+                // The bundled classifier only applies to models of its image size.
+                None
+            } else {
+                Some(c)
+            }
+        }
         None => None,
     };
     let classifier = match &classifier_model {
@@ -912,6 +932,10 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
     let split = a.split.unwrap_or(run::default_eval_split(a.data.is_some()));
     let train_split = data.split(Split::Train);
     let data = data.split(split);
+    if let Some((kl, rec)) = run::vae_statistics(&model, &data, a.common.seed)? {
+        println!("kl (clean inputs): {kl:.4}");
+        println!("reconstruction E||x - x_hat(z)||^2 (clean inputs): {rec:.4}");
+    }
     match evaluate(&model, &data, a.sigma, a.common.seed)? {
         EvalResult::Loss {
             loss,

@@ -653,3 +653,29 @@ pub fn default_init(sigma: f64) -> ChainInit {
         ChainInit::Uniform
     }
 }
+
+/// For the VAE kinds: mean KL(q(z|x) || N(0, I)) and mean `E ||x - x_hat(z)||^2` over clean images (REFERENCE.md §4
+/// table), with one reparametrised z per image from `seed`.
+pub fn vae_statistics(model: &Model, data: &Dataset, seed: u64) -> Result<Option<(f64, f64)>> {
+    let vae = match &model.inner {
+        ModelInner::Vae(v) | ModelInner::Uvb(v) => v,
+        ModelInner::EbmVae(e) => &e.vae,
+        _ => return Ok(None),
+    };
+    data.check_fits(&model.meta.data)?;
+    let device = model.device();
+    let mut rng = Rng::new(seed);
+    let n = data.len();
+    let (mut kl_sum, mut rec_sum) = (0.0, 0.0);
+    for start in (0..n).step_by(250) {
+        let idx: Vec<usize> = (start..(start + 250).min(n)).collect();
+        let x = data.batch(&idx, device)?;
+        let (mu, lam) = vae.encode(&x)?;
+        let eps = vae.eps(idx.len(), &mut rng, &x)?;
+        let z = (&mu + ((&lam * 0.5)?.exp()? * eps)?)?;
+        let xh = vae.decode(&z)?;
+        kl_sum += crate::models::LatentVae::kl(&mu, &lam)?.sum_all()?.to_scalar::<f32>()? as f64;
+        rec_sum += (xh - &x)?.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+    }
+    Ok(Some((kl_sum / n as f64, rec_sum / n as f64)))
+}

@@ -864,7 +864,11 @@ fn mse(a: &[f32], b: &[f32]) -> f64 {
 /// Takes the jump of every chain, records it in the films, traces and class histories.
 fn take_jump(w: &mut WalkRun, model: &Model, classifier: Option<&Model>) -> crate::Result<()> {
     let x = w.chain.jump(model)?;
-    let classes = match classifier.and_then(Model::classifier) {
+    // A classifier only labels jumps of its own image size.
+    let classes = match classifier
+        .filter(|c| c.data_dim() == model.data_dim())
+        .and_then(Model::classifier)
+    {
         Some(c) => Some(c.predict(&x)?),
         None => None,
     };

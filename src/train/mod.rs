@@ -252,7 +252,15 @@ pub fn batch_loss(
             let z = (&mu + ((&lam * 0.5)?.exp()? * &eps)?)?;
             let m = vae.decode(&z)?;
             let rec = ((x - m)?.sqr()?.sum(D::Minus1)? * (0.5 / (sigma * sigma)))?;
-            let (energy, _) = e.prior.energy_and_grad(&z)?;
+            // The prior is unnormalised: its parameters learn only from score matching below, never from the
+            // ELBO (which they could lower without bound by ignoring the partition function).
+            let frozen = crate::models::Grbm {
+                mu: e.prior.mu.detach(),
+                log_s: e.prior.log_s.detach(),
+                w: e.prior.w.detach(),
+                b: e.prior.b.detach(),
+            };
+            let (energy, _) = frozen.energy_and_grad(&z)?;
             // ln q(z|x) = -1/2 sum(lambda + eps^2 + ln 2 pi)
             let log_q = ((&lam + eps.sqr()?)? + (2.0 * std::f64::consts::PI).ln())?
                 .sum(D::Minus1)?
