@@ -738,3 +738,16 @@ fn snapshots_of_every_workspace() {
         h.snapshot_options(name, &opts);
     }
 }
+
+#[test]
+fn hovering_a_file_shows_the_drop_hint() {
+    let mut h = harness(app_with_model());
+    h.run();
+    h.input_mut().hovered_files.push(egui::HoveredFile {
+        path: Some(PathBuf::from("/tmp/model.safetensors")),
+        ..Default::default()
+    });
+    h.step();
+    // Painted text is not in the accessibility tree; the app must simply not fail or send anything.
+    assert!(h.state_mut().take_sent().is_empty());
+}
