@@ -481,6 +481,22 @@ fn walk_with_a_real_worker_runs_steps_and_exports() {
     assert_eq!(rec.spec.chain.chains, 4);
     assert!(rec.spec.steps >= 10);
     assert!(std::fs::read(&png).expect("png").starts_with(b"\x89PNG"));
+    // The command line replays the exported run.
+    let replay = std::process::Command::new(env!("CARGO_BIN_EXE_walkjump"))
+        .arg("sample")
+        .arg("-c")
+        .arg(&good)
+        .arg("--replay")
+        .arg(&run_json)
+        .arg("--out")
+        .arg(out.join("replayed.png"))
+        .output()
+        .expect("run walkjump");
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
     assert!(
         std::fs::read_to_string(&csv)
             .expect("csv")
