@@ -33,10 +33,14 @@ fi
 shot="$out/walkjump.png"
 rm -f "$shot"
 echo "== running the app under Xvfb ($model, screenshot after ${after}s)"
-# Fresh settings in a private data folder, so the picture does not depend on earlier sessions.
-XDG_DATA_HOME="$out/xdg" timeout 300 xvfb-run -a -s "-screen 0 1400x960x24" \
+# Fresh settings in a private data folder, so the picture does not depend on earlier sessions; a private runtime
+# folder keeps Mesa quiet.
+runtime="$(mktemp -d)"
+chmod 700 "$runtime"
+XDG_RUNTIME_DIR="$runtime" XDG_DATA_HOME="$out/xdg" timeout 300 xvfb-run -a -s "-screen 0 1400x960x24" \
   "$bin" gui --fresh --autostart -c "$model" --screenshot-after "$after" "$shot"
 
+rm -rf "$runtime"
 [ -f "$shot" ] || { echo "error: no screenshot was written" >&2; exit 1; }
 size=$(stat -c %s "$shot")
 # The app refuses to save a blank (one-colour) image; a real UI picture is also never tiny.

@@ -481,6 +481,22 @@ fn walk_with_a_real_worker_runs_steps_and_exports() {
     assert_eq!(rec.spec.chain.chains, 4);
     assert!(rec.spec.steps >= 10);
     assert!(std::fs::read(&png).expect("png").starts_with(b"\x89PNG"));
+    // The command line replays the exported run.
+    let replay = std::process::Command::new(env!("CARGO_BIN_EXE_walkjump"))
+        .arg("sample")
+        .arg("-c")
+        .arg(&good)
+        .arg("--replay")
+        .arg(&run_json)
+        .arg("--out")
+        .arg(out.join("replayed.png"))
+        .output()
+        .expect("run walkjump");
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
     assert!(
         std::fs::read_to_string(&csv)
             .expect("csv")
@@ -737,4 +753,17 @@ fn snapshots_of_every_workspace() {
         h.run();
         h.snapshot_options(name, &opts);
     }
+}
+
+#[test]
+fn hovering_a_file_shows_the_drop_hint() {
+    let mut h = harness(app_with_model());
+    h.run();
+    h.input_mut().hovered_files.push(egui::HoveredFile {
+        path: Some(PathBuf::from("/tmp/model.safetensors")),
+        ..Default::default()
+    });
+    h.step();
+    // Painted text is not in the accessibility tree; the app must simply not fail or send anything.
+    assert!(h.state_mut().take_sent().is_empty());
 }

@@ -603,6 +603,7 @@ impl App {
             }
         }
         self.help_window(&ctx);
+        self.drop_hint(&ctx);
         self.apply_actions(actions);
         self.screenshot_step(&ctx);
         if self.walk.running() || self.nebula.frame.as_ref().is_some_and(|f| f.running) {
@@ -672,6 +673,26 @@ impl App {
                 }
             }
         }
+    }
+
+    /// While a file is dragged over the window, says what dropping it does.
+    fn drop_hint(&self, ctx: &egui::Context) {
+        if ctx.input(|i| i.raw.hovered_files.is_empty()) {
+            return;
+        }
+        let painter = ctx.layer_painter(egui::LayerId::new(
+            egui::Order::Foreground,
+            egui::Id::unique("drop_hint"),
+        ));
+        let rect = ctx.content_rect();
+        painter.rect_filled(rect, 0.0, Color32::from_black_alpha(170));
+        painter.text(
+            rect.center(),
+            egui::Align2::CENTER_CENTER,
+            "Drop a .safetensors checkpoint to open it",
+            egui::FontId::proportional(24.0),
+            Color32::WHITE,
+        );
     }
 
     fn dropped_files(&mut self, ctx: &egui::Context) {
