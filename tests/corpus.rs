@@ -749,7 +749,8 @@ fn run_files() {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Inputs that made a fuzz target fail (fuzz/README.md), kept in tests/fuzz-regressions/<target>/ and replayed here
-// with the target's properties: no panic, and every error one non-empty line.
+// with the target's properties: no panic, every error one non-empty line, and a valid run record survives the
+// save/replay round trip exactly.
 
 fn one_line_error(what: &str, msg: String) {
     assert!(
@@ -793,11 +794,15 @@ fn fuzz_regressions_stay_fixed() {
                     };
                     match RunRecord::from_json(text) {
                         Err(e) => one_line_error(&what, e.to_string()),
-                        Ok(rec) => {
-                            if let Err(e) = rec.spec.chain.validate() {
-                                one_line_error(&what, e.to_string());
+                        Ok(rec) => match rec.spec.chain.validate() {
+                            Err(e) => one_line_error(&what, e.to_string()),
+                            // What `--save-run` writes must replay exactly.
+                            Ok(()) => {
+                                let saved = serde_json::to_string_pretty(&rec).expect("serialize");
+                                let back = RunRecord::from_json(&saved).expect("reparse");
+                                assert_eq!(back, rec, "{what}: changed through save and load");
                             }
-                        }
+                        },
                     }
                 }
             }
