@@ -359,6 +359,9 @@ pub fn to_checkpoint(
     Ok(Checkpoint { meta, tensors })
 }
 
+/// Test loss, epoch and a copy of every parameter at the best epoch so far.
+type BestEpoch = (f64, usize, Vec<(Var, Tensor)>);
+
 /// Trains `cfg` on `train`, evaluating on `test` after every epoch. `stop` ends training after the current batch
 /// (the result is then marked interrupted and can be resumed). Returns the checkpoint and its record.
 pub fn train(
@@ -414,7 +417,7 @@ pub fn train(
     let mut interrupted = false;
     let mut samples = 0usize;
     let mut epoch = epochs_before;
-    let mut best: Option<(f64, usize, Vec<(Var, Tensor)>)> = None;
+    let mut best: Option<BestEpoch> = None;
     while epoch < cfg.epochs {
         epoch += 1;
         let perm = rng.permutation(n);
