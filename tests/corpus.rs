@@ -236,6 +236,19 @@ fn tensor_errors() {
         matches!(&e, CheckpointError::UnsupportedDtype { name, dtype } if name == "net.l1.bias" && dtype == "F16"),
         "{e}"
     );
+    // Text from the file is escaped in the message (`ck` checks it is one line).
+    let e = ck("dtype-newline.safetensors");
+    assert!(
+        matches!(&e, CheckpointError::UnsupportedDtype { name, dtype } if name == "net.l1.bias" && dtype == "F\n32"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("F\\n32"), "{e}");
+    // Listed twice: JSON keeps the last entry (valid), the safetensors crate reads the first (a bad dtype).
+    let e = ck("duplicate-tensor-newline.safetensors");
+    assert!(
+        matches!(&e, CheckpointError::HeaderMalformed { reason } if reason.contains("unknown variant")),
+        "{e}"
+    );
     // Shape [4, 16] of f32 needs 256 bytes, the offsets span 240.
     let e = ck("shape-bytes-mismatch.safetensors");
     assert!(

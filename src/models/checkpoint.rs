@@ -249,6 +249,9 @@ pub struct Checkpoint {
 }
 
 /// Everything that can go wrong reading, validating or writing a checkpoint.
+///
+/// Every message is one line: names from the file are quoted and escaped, and the text of parser errors (which quote
+/// the file verbatim, e.g. serde's "unknown variant") has its control characters escaped.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     /// The input has no bytes at all.
@@ -287,19 +290,23 @@ pub enum CheckpointError {
         offset: usize,
     },
     /// The header is not parseable JSON.
-    #[error("safetensors header is not valid JSON: {reason}")]
+    #[error("safetensors header is not valid JSON: {}", one_line(reason))]
     HeaderNotJson {
         /// The JSON parser's message.
         reason: String,
     },
     /// The header is JSON but not a safetensors index (e.g. not an object).
-    #[error("safetensors header is malformed: {reason}")]
+    #[error("safetensors header is malformed: {}", one_line(reason))]
     HeaderMalformed {
         /// What is wrong.
         reason: String,
     },
     /// A tensor entry in the header is not `{dtype, shape, data_offsets}`.
-    #[error("tensor {} has a malformed header entry: {reason}", q(name))]
+    #[error(
+        "tensor {} has a malformed header entry: {}",
+        q(name),
+        one_line(reason)
+    )]
     TensorEntryMalformed {
         /// Tensor name.
         name: String,
@@ -321,7 +328,7 @@ pub enum CheckpointError {
         available: usize,
     },
     /// A tensor's data offsets are reversed, overlapping or leave a gap.
-    #[error("tensor {} has invalid data offsets: {reason}", q(name))]
+    #[error("tensor {} has invalid data offsets: {}", q(name), one_line(reason))]
     TensorOffsets {
         /// Tensor name.
         name: String,
@@ -363,7 +370,7 @@ pub enum CheckpointError {
         available: usize,
     },
     /// The safetensors crate rejected the file for a reason not caught above.
-    #[error("safetensors rejected the file: {reason}")]
+    #[error("safetensors rejected the file: {}", one_line(reason))]
     Safetensors {
         /// The safetensors error message.
         reason: String,
@@ -374,7 +381,7 @@ pub enum CheckpointError {
     )]
     NoMetadata,
     /// `__metadata__` is not a JSON object of strings.
-    #[error("safetensors `__metadata__` is malformed: {reason}")]
+    #[error("safetensors `__metadata__` is malformed: {}", one_line(reason))]
     MetadataMalformed {
         /// What is wrong.
         reason: String,
@@ -446,7 +453,10 @@ pub enum CheckpointError {
         value: u64,
     },
     /// `data` is not a JSON `{name, channels, height, width}` object.
-    #[error("metadata `data` is not a valid data spec JSON object: {reason}")]
+    #[error(
+        "metadata `data` is not a valid data spec JSON object: {}",
+        one_line(reason)
+    )]
     DataInvalid {
         /// The JSON error.
         reason: String,
@@ -464,7 +474,7 @@ pub enum CheckpointError {
         width: usize,
     },
     /// `arch` is not valid JSON.
-    #[error("metadata `arch` is not valid JSON: {reason}")]
+    #[error("metadata `arch` is not valid JSON: {}", one_line(reason))]
     ArchNotJson {
         /// The JSON error.
         reason: String,
@@ -476,7 +486,7 @@ pub enum CheckpointError {
         found: &'static str,
     },
     /// `train` is present but not valid JSON.
-    #[error("metadata `train` is not valid JSON: {reason}")]
+    #[error("metadata `train` is not valid JSON: {}", one_line(reason))]
     TrainNotJson {
         /// The JSON error.
         reason: String,
@@ -492,8 +502,9 @@ pub enum CheckpointError {
     NoTensors,
     /// A tensor's dtype is neither F32 nor F64.
     #[error(
-        "tensor {} has unsupported dtype {dtype}; only F32 and F64 are accepted",
-        q(name)
+        "tensor {} has unsupported dtype {}; only F32 and F64 are accepted",
+        q(name),
+        one_line(dtype)
     )]
     UnsupportedDtype {
         /// Tensor name.

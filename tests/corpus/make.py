@@ -168,6 +168,15 @@ def checkpoints():
     put("dtype-i32.safetensors", safetensors(
         meta(), [(nm, "I32", sh, struct.pack("<%di" % numel(sh), *range(numel(sh)))) if nm == "net.l0.bias"
                  else (nm, dt, sh, b) for nm, dt, sh, b in t]))
+    # Text from the file in the message stays on one line: a dtype with a newline; and a tensor listed twice whose
+    # first entry has one (JSON keeps the last duplicate, the safetensors crate reads the first: found by the
+    # checkpoint fuzz target).
+    put("dtype-newline.safetensors", safetensors(
+        meta(), [(nm, "F\n32", sh, b) if nm == "net.l1.bias" else (nm, dt, sh, b) for nm, dt, sh, b in t]))
+    header, data = safetensors_parts(meta(), t)
+    dup = b'"net.l1.bias":{"dtype":"F\\n32","shape":[1],"data_offsets":[288,292]},'
+    at = header.index(b'"net.l0.weight"')
+    put("duplicate-tensor-newline.safetensors", header_bytes(header[:at] + dup + header[at:]) + data)
     put("dtype-f16.safetensors", safetensors(
         meta(), [(nm, "F16", sh, b[: 2 * numel(sh)]) if nm == "net.l1.bias" else (nm, dt, sh, b)
                  for nm, dt, sh, b in t]))
