@@ -438,6 +438,76 @@ fn bad_dropped_file_shows_banner_and_keeps_the_model() {
     assert!(h.query_by_label_contains("could not open").is_none());
 }
 
+/// Every kind of bad drop (empty file, a directory, a 1 GB file of random bytes, a non-checkpoint, a missing
+/// file) shows a one-line banner naming the file, and the model already loaded stays current.
+#[test]
+fn hostile_drops_show_a_banner_and_keep_the_model() {
+    let dir = temp_dir("app-hostile-drop");
+    let good = write_model(&dir, "good.safetensors", ModelKind::Deen, 1.0, 1, 1);
+    let empty = dir.join("empty.safetensors");
+    std::fs::write(&empty, b"").expect("write");
+    let folder = dir.join("folder.safetensors");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    // 1 GiB whose first 64 KiB are random bytes (seeded) and whose rest is a hole: the loader must refuse it from
+    // its 8-byte prefix instead of reading a gigabyte.
+    let big = dir.join("random-1g.bin");
+    {
+        let mut rng = walkjump::sampling::rng::Rng::new(7);
+        let head: Vec<u8> = (0..65536).map(|_| (rng.next_u64() >> 56) as u8).collect();
+        std::fs::write(&big, &head).expect("write");
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&big)
+            .expect("open");
+        f.set_len(1 << 30).expect("set_len");
+    }
+    let text = dir.join("notes.txt");
+    std::fs::write(&text, "a text file, not a checkpoint").expect("write");
+    let missing = dir.join("gone.safetensors");
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.open_path(&good);
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    assert_eq!(h.state().current(), Some(good.as_path()));
+    for (bad, expect) in [
+        (&empty, "empty"),
+        (&folder, "directory"),
+        (&big, "header claims"),
+        (&text, "header claims"),
+        (&missing, "does not exist"),
+    ] {
+        h.input_mut()
+            .dropped_files
+            .push(Arc::new(Dropped(bad.clone())));
+        h.run();
+        let sent = pump(&mut h, &mut worker, 0);
+        assert_eq!(
+            sent,
+            vec![WorkerCommand::Load {
+                path: bad.clone(),
+                select: true
+            }]
+        );
+        let banner = h.state().banner().unwrap_or_default().to_string();
+        let name = bad.file_name().unwrap_or_default().to_string_lossy();
+        assert!(banner.contains(name.as_ref()), "{banner}");
+        assert!(banner.contains(expect), "{expect}: {banner}");
+        assert!(!banner.contains('\n'), "{banner}");
+        assert_eq!(h.state().current(), Some(good.as_path()));
+        h.get_by_label("model: good (deen, sigma 1)");
+        h.get_by_label("Dismiss").click();
+        h.run();
+        assert!(h.state().banner().is_none());
+    }
+    // The app still works: the good model walks.
+    h.get_by_label("Step").click();
+    h.run();
+    pump(&mut h, &mut worker, 200);
+    h.get_by_label_contains("running · step");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn walk_with_a_real_worker_runs_steps_and_exports() {
     let dir = temp_dir("app-walk");

@@ -129,6 +129,101 @@ impl Default for Settings {
     }
 }
 
+/// Key of the settings (JSON text) in eframe's storage.
+pub const SETTINGS_KEY: &str = "walkjump.settings";
+
+impl Settings {
+    /// Reads saved settings. Unreadable text falls back to the defaults, and values out of range (NaN or
+    /// non-positive step sizes, zero chains, ...) are replaced by their defaults; the second value says what was
+    /// done, in one line, when anything was.
+    pub fn from_json(text: &str) -> (Settings, Option<String>) {
+        match serde_json::from_str::<Settings>(text) {
+            Ok(mut s) => {
+                let fixed = s.sanitize();
+                let note = (!fixed.is_empty()).then(|| {
+                    format!(
+                        "saved settings had invalid values ({}); defaults used for those",
+                        fixed.join(", ")
+                    )
+                });
+                (s, note)
+            }
+            Err(e) => (
+                Settings::default(),
+                Some(format!(
+                    "saved settings are unreadable ({}); using the defaults",
+                    crate::error::one_line(&e.to_string())
+                )),
+            ),
+        }
+    }
+
+    /// Replaces every value the app cannot use by its default; returns the names of the fields replaced.
+    pub fn sanitize(&mut self) -> Vec<&'static str> {
+        let mut fixed = Vec::new();
+        let (w, wd) = (&mut self.walk, walk::WalkSettings::default());
+        for (name, v, d) in [
+            ("delta", &mut w.delta, wd.delta),
+            ("gamma", &mut w.gamma, wd.gamma),
+            ("u", &mut w.u, wd.u),
+        ] {
+            if !(v.is_finite() && *v > 0.0) {
+                *v = d;
+                fixed.push(name);
+            }
+        }
+        if !(1..=256).contains(&w.chains) {
+            w.chains = wd.chains;
+            fixed.push("chains");
+        }
+        if !(1..=100_000).contains(&w.every) {
+            w.every = wd.every;
+            fixed.push("steps per jump");
+        }
+        let (n, nd) = (&mut self.nebula, nebula::NebulaSettings::default());
+        if n.eta.is_some_and(|e| !(e.is_finite() && e > 0.0)) {
+            n.eta = nd.eta;
+            fixed.push("eta");
+        }
+        for (name, v, d) in [
+            ("tol", &mut n.tol, nd.tol),
+            ("merge", &mut n.merge, nd.merge),
+            ("creative", &mut n.creative, nd.creative),
+        ] {
+            if !(v.is_finite() && *v > 0.0) {
+                *v = d;
+                fixed.push(name);
+            }
+        }
+        if !(1..=1024).contains(&n.starts) {
+            n.starts = nd.starts;
+            fixed.push("starts");
+        }
+        if !(1..=10_000_000).contains(&n.max_steps) {
+            n.max_steps = nd.max_steps;
+            fixed.push("max steps");
+        }
+        let (d, dd) = (&mut self.denoise, denoise::DenoiseSettings::default());
+        if !(d.level.is_finite() && d.level >= 0.0) {
+            d.level = dd.level;
+            fixed.push("noise level");
+        }
+        if d.class.is_some_and(|c| c > 9) {
+            d.class = None;
+            fixed.push("class");
+        }
+        if !(1..=32).contains(&d.count) {
+            d.count = dd.count;
+            fixed.push("digits shown");
+        }
+        if !(1..=1000).contains(&d.aggregate) {
+            d.aggregate = dd.aggregate;
+            fixed.push("aggregate digits");
+        }
+        fixed
+    }
+}
+
 /// What one pass of drawing asked for; applied after drawing, in one place.
 #[derive(Default, Debug)]
 #[must_use]
@@ -275,9 +370,12 @@ impl App {
         opts: &GuiOptions,
         shot: Arc<Mutex<Option<Result<(), String>>>>,
     ) -> Result<Self, AppError> {
-        let settings = match (cc.storage, opts.fresh) {
-            (Some(s), false) => eframe::get_value(s, eframe::APP_KEY).unwrap_or_default(),
-            _ => Settings::default(),
+        let (settings, settings_note) = match (cc.storage, opts.fresh) {
+            (Some(s), false) => match s.get_string(SETTINGS_KEY) {
+                Some(text) => Settings::from_json(&text),
+                None => (Settings::default(), None),
+            },
+            _ => (Settings::default(), None),
         };
         let spec = if opts.device.is_empty() {
             "cpu"
@@ -307,6 +405,9 @@ impl App {
             device_label,
         );
         app.notice = note;
+        if let Some(n) = settings_note {
+            app.banner = Some(n);
+        }
         app.autostart = opts.autostart;
         app.screenshot = opts.screenshot.clone().map(|req| Screenshot {
             req,
@@ -935,7 +1036,9 @@ impl eframe::App for App {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+        if let Ok(text) = serde_json::to_string(&self.settings) {
+            storage.set_string(SETTINGS_KEY, text);
+        }
     }
 }
 
@@ -992,6 +1095,100 @@ mod tests {
         let back: Settings =
             serde_json::from_str(&serde_json::to_string(&s).expect("json")).expect("round trip");
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn corrupted_settings_fall_back_to_defaults_with_a_message() {
+        let (s, note) = Settings::from_json("{\"dark\": false, \"walk\": {\"chains\": 6");
+        assert_eq!(s, Settings::default());
+        let note = note.expect("a message");
+        assert!(note.contains("unreadable"), "{note}");
+        assert!(!note.contains('\n'));
+        let (s, note) = Settings::from_json("not json at all \u{0}\u{ff}");
+        assert_eq!(s, Settings::default());
+        assert!(note.is_some());
+        // Readable but unusable values are replaced one by one; the rest is kept.
+        let (s, note) = Settings::from_json(
+            r#"{"dark": false, "walk": {"delta": -1.0, "gamma": 0.0, "chains": 100000, "seed": 9},
+                "nebula": {"eta": -3.0, "starts": 0}, "denoise": {"class": 42, "count": 0}}"#,
+        );
+        let note = note.expect("a message");
+        for field in [
+            "delta",
+            "gamma",
+            "chains",
+            "eta",
+            "starts",
+            "class",
+            "digits shown",
+        ] {
+            assert!(note.contains(field), "{field}: {note}");
+        }
+        assert!(!s.dark);
+        assert_eq!(s.walk.seed, 9);
+        assert_eq!(s.walk.delta, walk::WalkSettings::default().delta);
+        assert_eq!(s.walk.chains, walk::WalkSettings::default().chains);
+        assert_eq!(s.nebula.eta, None);
+        assert_eq!(s.denoise.class, None);
+        // Good settings pass untouched.
+        let text = serde_json::to_string(&Settings::default()).expect("json");
+        assert_eq!(Settings::from_json(&text), (Settings::default(), None));
+    }
+
+    /// A seeded mutation fuzzer over the settings text (the settings live in the app, whose dependencies do not
+    /// build under cargo-fuzz in reasonable time here): whatever the bytes, reading them never panics and always
+    /// gives settings the app can use. `WALKJUMP_SETTINGS_FUZZ_ITERS` runs it longer.
+    #[test]
+    fn mutated_settings_never_panic_and_are_always_usable() {
+        let iters: usize = std::env::var("WALKJUMP_SETTINGS_FUZZ_ITERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20_000);
+        let mut base = Settings::default();
+        base.walk.tuned_for = Some("ab".repeat(32));
+        base.nebula.eta = Some(0.1);
+        base.denoise.class = Some(3);
+        let seed_text = serde_json::to_string_pretty(&base).expect("json");
+        let tokens: [&[u8]; 12] = [
+            b"-1",
+            b"0",
+            b"1e400",
+            b"NaN",
+            b"null",
+            b"\"",
+            b"{",
+            b"}",
+            b"[",
+            b"18446744073709551616",
+            b"\"Sachs\"",
+            b"\\u0000",
+        ];
+        let mut rng = crate::sampling::rng::Rng::new(11);
+        let mut pick = |n: usize| (rng.next_u64() % n.max(1) as u64) as usize;
+        for _ in 0..iters {
+            let mut bytes = seed_text.as_bytes().to_vec();
+            for _ in 0..1 + pick(4) {
+                let at = pick(bytes.len() + 1);
+                match pick(4) {
+                    0 if at < bytes.len() => bytes[at] = pick(256) as u8,
+                    1 if at < bytes.len() => {
+                        let end = (at + 1 + pick(8)).min(bytes.len());
+                        bytes.drain(at..end);
+                    }
+                    _ => {
+                        let t = tokens[pick(tokens.len())];
+                        bytes.splice(at..at, t.iter().copied());
+                    }
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            let (mut s, note) = Settings::from_json(&text);
+            if let Some(n) = &note {
+                assert!(!n.contains('\n'), "{n}");
+            }
+            assert!(s.sanitize().is_empty(), "{text}");
+            assert!(s.walk.sampler().delta() > 0.0);
+        }
     }
 
     #[test]
