@@ -123,6 +123,7 @@ fn walk_frame(chains: usize, running: bool) -> WalkFrame {
             init: walkjump::sampling::chain::ChainInit::UniformNoise,
             seed: 0,
         }),
+        b: None,
     }
 }
 
@@ -505,6 +506,68 @@ fn hostile_drops_show_a_banner_and_keep_the_model() {
     h.run();
     pump(&mut h, &mut worker, 200);
     h.get_by_label_contains("running · step");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A/B: B with A's parameters reproduces A exactly (same chains, states and noise); B with four times the step
+/// walks elsewhere. Both are shown side by side.
+#[test]
+fn ab_mode_runs_a_second_parameter_set_on_the_same_seed() {
+    let dir = temp_dir("app-ab");
+    let good = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 2);
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.open_path(&good);
+    app.settings.walk.chains = 4;
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    h.get_by_label("A/B: compare a second parameter set")
+        .click();
+    h.run();
+    h.get_by_label("B = A").click();
+    h.run();
+    let sent = pump(&mut h, &mut worker, 0);
+    assert!(
+        sent.iter()
+            .any(|c| matches!(c, WorkerCommand::Walk(WalkCommand::SetB(Some(_))))),
+        "{sent:?}"
+    );
+    h.get_by_label("Step").click();
+    h.run();
+    pump(&mut h, &mut worker, 200);
+    {
+        let f = h.state().walk_frame().expect("a frame");
+        let b = f.b.as_deref().expect("the B side");
+        assert_eq!(f.step, 10);
+        assert_eq!(b.step, 10);
+        assert_eq!(f.jumps, b.jumps, "B = A must reproduce A exactly");
+    }
+    h.get_by_label("A");
+    h.get_by_label("B");
+    h.get_by_label("mean energy (B)");
+    // A different step size on B: same start, different path.
+    let delta_b = h.state().settings.walk.delta * 4.0;
+    select_all_and_type(&mut h, "delta B value", &format!("{delta_b}"));
+    pump(&mut h, &mut worker, 0);
+    h.get_by_label("Step").click();
+    h.run();
+    pump(&mut h, &mut worker, 200);
+    let f = h.state().walk_frame().expect("a frame");
+    let b = f.b.as_deref().expect("the B side");
+    assert_eq!((f.step, b.step), (20, 20));
+    assert_ne!(f.jumps, b.jumps);
+    let cfg_b = b.config.as_ref().expect("config");
+    assert!(
+        (cfg_b.sampler.delta() - delta_b).abs() < 1e-9 * delta_b,
+        "{} vs {delta_b}",
+        cfg_b.sampler.delta()
+    );
+    // Turning A/B off drops B.
+    h.get_by_label("A/B: compare a second parameter set")
+        .click();
+    h.run();
+    pump(&mut h, &mut worker, 0);
+    assert!(h.state().walk_frame().is_some_and(|f| f.b.is_none()));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

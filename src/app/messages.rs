@@ -53,6 +53,9 @@ pub enum WalkCommand {
     SetEvery(usize),
     /// Which chain the film strip and class timeline follow.
     SelectChain(usize),
+    /// A/B comparison: `Some(sampler)` runs a second set of chains (same chains, init and seed; turning it on
+    /// restarts A) with this sampler beside A; `None` turns it off.
+    SetB(Option<Sampler>),
 }
 
 /// Where NEBULA flows start.
@@ -206,6 +209,8 @@ pub struct WalkFrame {
     pub steps_per_sec: f64,
     /// The configuration in force.
     pub config: Option<ChainConfig>,
+    /// The B side of an A/B comparison (same chains, init and seed, another sampler).
+    pub b: Option<Box<WalkFrame>>,
 }
 
 /// A snapshot of a NEBULA flow.

@@ -172,6 +172,17 @@ impl Settings {
                 fixed.push(name);
             }
         }
+        let bd = walk::SideB::default();
+        for (name, v, d) in [
+            ("delta B", &mut w.b.delta, bd.delta),
+            ("gamma B", &mut w.b.gamma, bd.gamma),
+            ("u B", &mut w.b.u, bd.u),
+        ] {
+            if !(v.is_finite() && *v > 0.0) {
+                *v = d;
+                fixed.push(name);
+            }
+        }
         if !(1..=256).contains(&w.chains) {
             w.chains = wd.chains;
             fixed.push("chains");
@@ -512,6 +523,11 @@ impl App {
             .iter()
             .find(|s| &s.path == cur)
             .and_then(|s| s.info.as_ref())
+    }
+
+    /// The newest Walk-Jump snapshot.
+    pub fn walk_frame(&self) -> Option<&messages::WalkFrame> {
+        self.walk.frame.as_ref()
     }
 
     /// Loaded denoisers, in picker order.
