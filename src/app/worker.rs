@@ -925,7 +925,7 @@ fn walk_frame(w: &mut WalkRun, model_hw: (usize, usize), force: bool, now: Insta
     };
     let classes_visited = distinct(&mut timeline.clone());
     let classes_visited_all = distinct(&mut w.class_hist.iter().flatten().copied().collect());
-    let frame = WalkFrame {
+    WalkFrame {
         b: None,
         step: w.chain.step,
         running: w.running,
@@ -951,8 +951,7 @@ fn walk_frame(w: &mut WalkRun, model_hw: (usize, usize), force: bool, now: Insta
         divergence: w.divergence.clone(),
         steps_per_sec: if w.running { w.rate.per_sec() } else { 0.0 },
         config: Some(w.cfg.clone()),
-    };
-    frame
+    }
 }
 
 fn take_jump(w: &mut WalkRun, model: &Model, classifier: Option<&Model>) -> crate::Result<()> {
