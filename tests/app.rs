@@ -606,6 +606,24 @@ fn walk_with_a_real_worker_runs_steps_and_exports() {
     app.export_to(SaveKind::JumpGrid, &png).expect("png");
     app.export_to(SaveKind::FilmStrip, &film).expect("film");
     app.export_to(SaveKind::TracesCsv, &csv).expect("csv");
+    let gif = out.join("chain.gif");
+    app.export_to(SaveKind::ChainGif, &gif).expect("gif");
+    {
+        use image::AnimationDecoder;
+        let file = std::io::BufReader::new(std::fs::File::open(&gif).expect("open gif"));
+        let frames = image::codecs::gif::GifDecoder::new(file)
+            .expect("a gif")
+            .into_frames()
+            .collect_frames()
+            .expect("frames");
+        let film = app.walk_frame().map(|f| f.film.len()).unwrap_or(0);
+        assert!(film > 0);
+        assert_eq!(
+            frames.len(),
+            film,
+            "one frame per jump of the followed chain"
+        );
+    }
     let rec =
         walkjump::run::RunRecord::from_json(&std::fs::read_to_string(&run_json).expect("read"))
             .expect("parse");
@@ -646,6 +664,7 @@ fn denoise_shows_one_column_per_loaded_denoiser() {
     let mut app = App::new_for_test();
     app.open_path(&a);
     app.open_path(&b);
+    app.settings.denoise.draws = 1;
     let mut h = harness(app);
     pump(&mut h, &mut worker, 0);
     assert_eq!(h.state().loaded_denoisers(), 2);
@@ -665,6 +684,150 @@ fn denoise_shows_one_column_per_loaded_denoiser() {
     pump(&mut h, &mut worker, 0);
     h.get_by_label_contains("aggregate over 200 digits, gaussian:1");
     h.get_by_label("noisy input");
+}
+
+/// Drags the pointer across the drawing pad from `a` to `b` (fractions of its size) in a few moves.
+fn draw_on_pad(h: &mut Harness<'static, App>, a: (f32, f32), b: (f32, f32)) {
+    let rect = h.get_by_label("drawing pad").rect();
+    let at = |t: f32| {
+        egui::pos2(
+            rect.min.x + rect.width() * (a.0 + t * (b.0 - a.0)),
+            rect.min.y + rect.height() * (a.1 + t * (b.1 - a.1)),
+        )
+    };
+    let button = |pos, pressed| egui::Event::PointerButton {
+        pos,
+        button: egui::PointerButton::Primary,
+        pressed,
+        modifiers: egui::Modifiers::NONE,
+    };
+    h.input_mut()
+        .events
+        .push(egui::Event::PointerMoved(at(0.0)));
+    h.run();
+    h.input_mut().events.push(button(at(0.0), true));
+    h.run();
+    for k in 1..=8 {
+        h.input_mut()
+            .events
+            .push(egui::Event::PointerMoved(at(k as f32 / 8.0)));
+        h.run();
+    }
+    h.input_mut().events.push(button(at(1.0), false));
+    h.run();
+}
+
+/// Denoise a digit drawn with the mouse: the stroke reaches the worker, the clean column is the drawing, and a
+/// stochastic denoiser (sigma-VAE) gets one column per posterior draw, which differ; the table exports as one PNG.
+#[test]
+fn denoise_a_drawn_digit_with_posterior_draws() {
+    let dir = temp_dir("app-drawn-denoise");
+    let a = write_model(&dir, "deen-a.safetensors", ModelKind::Deen, 1.0, 1, 3);
+    let b = write_model(&dir, "svae-b.safetensors", ModelKind::SigmaVae, 1.0, 1, 4);
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.open_path(&a);
+    app.open_path(&b);
+    app.settings.tab = walkjump::app::Tab::Denoise;
+    app.settings.denoise.drawn = true;
+    app.settings.denoise.draws = 3;
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    // Nothing drawn yet: refused with a message.
+    h.get_by_label("Denoise digits").click();
+    h.run();
+    assert!(pump(&mut h, &mut worker, 0).is_empty());
+    h.get_by_label("draw a digit on the pad first");
+    // A vertical stroke down the middle.
+    draw_on_pad(&mut h, (0.5, 0.2), (0.5, 0.8));
+    let sent = pump(&mut h, &mut worker, 0);
+    let drawn = match sent.as_slice() {
+        [WorkerCommand::SetDrawn(p)] => p.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(drawn.len(), 784);
+    assert!(drawn[14 * 28 + 14] > 0.9, "the middle is inked");
+    assert_eq!(drawn[14 * 28 + 3], 0.0, "the left edge is not");
+    h.get_by_label("Denoise digits").click();
+    h.run();
+    pump(&mut h, &mut worker, 0);
+    // deen-a, svae-b and two more draws of svae-b.
+    h.get_by_label("4 denoiser columns");
+    h.get_by_label("svae-b · draw 2");
+    h.get_by_label("svae-b · draw 3");
+    let f = h.state().denoise_frame().expect("a comparison").clone();
+    assert_eq!(f.clean, vec![drawn]);
+    assert_eq!(f.columns.len(), 4);
+    assert_ne!(
+        f.columns[1].outputs, f.columns[2].outputs,
+        "posterior draws differ"
+    );
+    let png = dir.join("table.png");
+    h.state_mut()
+        .export_to(SaveKind::DenoiseTable, &png)
+        .expect("export");
+    let img = image::open(&png).expect("png").to_luma8();
+    // One row of 2 + 4 tiles of 28 pixels with 1-pixel gutters.
+    assert_eq!((img.width(), img.height()), (6 * 29 + 1, 29 + 1));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// NEBULA from a drawn digit: start 0 is the drawing itself; a blank pad is refused; flow and gallery export.
+#[test]
+fn nebula_flows_from_a_drawn_digit_and_exports() {
+    let dir = temp_dir("app-drawn-nebula");
+    let m = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 5);
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.open_path(&m);
+    app.settings.tab = walkjump::app::Tab::Nebula;
+    app.settings.nebula.source = walkjump::app::messages::NebulaSource::Drawn;
+    app.settings.nebula.starts = 5;
+    app.settings.nebula.max_steps = 10;
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    h.get_by_label("Start flow").click();
+    h.run();
+    assert!(pump(&mut h, &mut worker, 0).is_empty());
+    h.get_by_label("draw a digit on the pad first");
+    h.state_mut().pad_mut().stroke((6.0, 8.0), (20.0, 20.0));
+    let drawing = h.state_mut().pad_mut().pixels.clone();
+    h.get_by_label("Start flow").click();
+    h.run();
+    let sent = pump(&mut h, &mut worker, 0);
+    assert!(
+        matches!(&sent[0], WorkerCommand::SetDrawn(p) if *p == drawing),
+        "{sent:?}"
+    );
+    assert!(matches!(sent[1], WorkerCommand::Nebula(_)));
+    let f = h.state().nebula_frame().expect("a flow").clone();
+    assert_eq!(f.starts, 5);
+    assert_eq!(f.images[0], drawing, "start 0 is the drawing");
+    assert_ne!(f.images[1], drawing, "the others are noisy copies");
+    for _ in 0..20 {
+        pump(&mut h, &mut worker, 5);
+    }
+    let f = h.state().nebula_frame().expect("a flow").clone();
+    assert!(!f.running && !f.attractors.is_empty());
+    let (flow, gallery) = (dir.join("flow.png"), dir.join("gallery.png"));
+    h.state_mut()
+        .export_to(SaveKind::NebulaFlow, &flow)
+        .expect("flow");
+    h.state_mut()
+        .export_to(SaveKind::NebulaGallery, &gallery)
+        .expect("gallery");
+    let g = image::open(&gallery).expect("png").to_luma8();
+    let pairs = f.attractors.len();
+    assert_eq!(g.width() as usize, (2 * pairs).min(8) * 29 + 1);
+    // No poor man's NEBULA yet: a clear error, nothing written.
+    let pm = dir.join("pm.png");
+    let e = h
+        .state_mut()
+        .export_to(SaveKind::PoorMan, &pm)
+        .expect_err("nothing to export");
+    assert!(e.contains("poor man"), "{e}");
+    assert!(!pm.exists());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -227,6 +227,10 @@ impl Settings {
             d.count = dd.count;
             fixed.push("digits shown");
         }
+        if !(1..=8).contains(&d.draws) {
+            d.draws = dd.draws;
+            fixed.push("posterior draws");
+        }
         if !(1..=1000).contains(&d.aggregate) {
             d.aggregate = dd.aggregate;
             fixed.push("aggregate digits");
@@ -297,6 +301,8 @@ pub struct App {
     walk: walk::WalkView,
     nebula: nebula::NebulaView,
     denoise: denoise::DenoiseView,
+    /// The digit drawn with the mouse (NEBULA and Denoise share it).
+    pad: widgets::DrawPad,
     chi: Option<ChiStats>,
     chi_requested: bool,
     models_shown: usize,
@@ -362,6 +368,7 @@ impl App {
             walk: Default::default(),
             nebula: Default::default(),
             denoise: Default::default(),
+            pad: Default::default(),
             chi: None,
             chi_requested: false,
             models_shown: 0,
@@ -525,6 +532,21 @@ impl App {
             .and_then(|s| s.info.as_ref())
     }
 
+    /// The drawing pad shared by NEBULA and Denoise.
+    pub fn pad_mut(&mut self) -> &mut widgets::DrawPad {
+        &mut self.pad
+    }
+
+    /// The newest NEBULA snapshot.
+    pub fn nebula_frame(&self) -> Option<&messages::NebulaFrame> {
+        self.nebula.frame.as_ref()
+    }
+
+    /// The newest denoising comparison.
+    pub fn denoise_frame(&self) -> Option<&messages::DenoiseFrame> {
+        self.denoise.frame.as_ref()
+    }
+
     /// The newest Walk-Jump snapshot.
     pub fn walk_frame(&self) -> Option<&messages::WalkFrame> {
         self.walk.frame.as_ref()
@@ -623,21 +645,36 @@ impl App {
         }
     }
 
-    /// Writes an export to `path` from the newest frame (what a save dialog's answer leads to).
+    /// Writes an export to `path` from the newest frame of its workspace (what a save dialog's answer leads to).
     pub fn export_to(&mut self, kind: SaveKind, path: &Path) -> Result<(), String> {
-        let Some(f) = &self.walk.frame else {
-            return Err("nothing to export yet: run the chains first".into());
-        };
+        const NO_WALK: &str = "nothing to export yet: run the chains first";
+        const NO_FLOW: &str = "nothing to export yet: start a flow first";
+        const NO_DENOISE: &str = "nothing to export yet: denoise some digits first";
+        let walk = self.walk.frame.as_ref();
+        let flow = self.nebula.frame.as_ref();
         let res = match kind {
-            SaveKind::JumpGrid => export::save_jump_grid(f, walk::grid_cols(f.jumps.len()), path),
-            SaveKind::FilmStrip => export::save_film_strip(f, path),
-            SaveKind::TracesCsv => export::save_text(path, &export::traces_csv(f)),
+            SaveKind::JumpGrid => {
+                let f = walk.ok_or(NO_WALK)?;
+                export::save_jump_grid(f, walk::grid_cols(f.jumps.len()), path)
+            }
+            SaveKind::FilmStrip => export::save_film_strip(walk.ok_or(NO_WALK)?, path),
+            SaveKind::ChainGif => export::save_chain_gif(walk.ok_or(NO_WALK)?, path),
+            SaveKind::TracesCsv => {
+                export::save_text(path, &export::traces_csv(walk.ok_or(NO_WALK)?))
+            }
             SaveKind::RunJson => {
+                let f = walk.ok_or(NO_WALK)?;
                 let info = self.current_info().ok_or("no model is loaded")?;
                 let rec = export::run_record(f, &info.sha256, &info.kind)
                     .ok_or("the run has no configuration yet")?;
                 let text = serde_json::to_string_pretty(&rec).map_err(|e| e.to_string())?;
                 export::save_text(path, &text)
+            }
+            SaveKind::NebulaFlow => export::save_nebula_flow(flow.ok_or(NO_FLOW)?, path),
+            SaveKind::NebulaGallery => export::save_nebula_gallery(flow.ok_or(NO_FLOW)?, path),
+            SaveKind::PoorMan => export::save_poor_man(flow.ok_or(NO_FLOW)?, path),
+            SaveKind::DenoiseTable => {
+                export::save_denoise_table(self.denoise.frame.as_ref().ok_or(NO_DENOISE)?, path)
             }
         };
         res.map_err(|e| format!("{e:#}"))?;
@@ -670,6 +707,9 @@ impl App {
         self.top_bar(ui, &mut actions);
         self.status_bar(ui);
         self.banner_bar(ui);
+        if let Some((_, h, w)) = self.current_info().map(|i| i.shape) {
+            self.pad.resize(h, w);
+        }
         match self.settings.tab {
             Tab::WalkJump => {
                 let info = self.current_info().cloned();
@@ -687,6 +727,7 @@ impl App {
                     ui,
                     &mut self.settings.nebula,
                     &mut self.nebula,
+                    &mut self.pad,
                     info.as_ref(),
                     &mut actions,
                 );
@@ -702,6 +743,7 @@ impl App {
                     ui,
                     &mut self.settings.denoise,
                     &mut self.denoise,
+                    &mut self.pad,
                     n,
                     unloaded,
                     &mut actions,

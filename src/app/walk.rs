@@ -593,6 +593,15 @@ fn controls(
             actions.saves.push(SaveKind::FilmStrip);
         }
         if ui
+            .add_enabled(has, egui::Button::new("chain GIF"))
+            .on_hover_text(
+                "the followed chain's recent jumps as an animation (A beside B in A/B mode)",
+            )
+            .clicked()
+        {
+            actions.saves.push(SaveKind::ChainGif);
+        }
+        if ui
             .add_enabled(has, egui::Button::new("traces CSV"))
             .clicked()
         {

@@ -129,6 +129,8 @@ pub struct Worker {
     /// B's sampler while A/B is on.
     b_sampler: Option<crate::sampling::langevin::Sampler>,
     nebula: Option<NebulaRun>,
+    /// The digit drawn in the UI `[h * w]`.
+    drawn: Option<Vec<f32>>,
     chi: Option<ChiStats>,
     outbox: Vec<Frame>,
     walk_published: Option<Instant>,
@@ -148,6 +150,7 @@ impl Worker {
             walk_b: None,
             b_sampler: None,
             nebula: None,
+            drawn: None,
             chi: None,
             outbox: Vec::new(),
             walk_published: None,
@@ -179,6 +182,16 @@ impl Worker {
             WorkerCommand::Denoise(r) => self.denoise(&r),
             WorkerCommand::DenoiseAggregate(r) => self.aggregate(&r),
             WorkerCommand::ComputeChi => self.compute_chi(),
+            WorkerCommand::SetDrawn(pixels) => {
+                if pixels.iter().all(|v| v.is_finite()) {
+                    self.drawn = Some(pixels.iter().map(|v| v.clamp(0.0, 1.0)).collect());
+                    Ok(())
+                } else {
+                    Err(crate::Error::Param(
+                        "the drawing has non-finite pixels".into(),
+                    ))
+                }
+            }
         };
         if let Err(e) = result {
             self.outbox.push(Frame::Error(format!("{e:#}")));
@@ -306,6 +319,21 @@ impl Worker {
         let d = self.current_model()?.data_dim();
         let data = self.dataset()?.split(split);
         Ok((data.dim() == d).then_some(data))
+    }
+
+    /// The drawn digit, if there is one and it has the current model's image size.
+    fn drawn_for_model(&self) -> crate::Result<Vec<f32>> {
+        let d = self.current_model()?.data_dim();
+        match &self.drawn {
+            None => Err(crate::Error::Param(
+                "draw a digit first (the pad under the source choice)".into(),
+            )),
+            Some(x) if x.len() != d => Err(crate::Error::Data(format!(
+                "the drawing has {} pixels but the model takes {d}",
+                x.len()
+            ))),
+            Some(x) => Ok(x.clone()),
+        }
     }
 
     fn compute_chi(&mut self) -> crate::Result<()> {
@@ -564,6 +592,22 @@ impl Worker {
             NebulaSource::Uniform => NebulaInit::Uniform,
             NebulaSource::TestDigits => NebulaInit::Data,
             NebulaSource::NoisyTestDigits => NebulaInit::DataNoise,
+            NebulaSource::Drawn => {
+                let x = self.drawn_for_model()?;
+                let (n, m, sigma) = (cfg.starts, model.measurements(), model.sigma());
+                let mut rng = Rng::new(cfg.seed);
+                let mut y = Vec::with_capacity(n * m * x.len());
+                for k in 0..n {
+                    for _ in 0..m {
+                        if k == 0 {
+                            y.extend_from_slice(&x);
+                        } else {
+                            y.extend(x.iter().map(|&v| v + (sigma * rng.normal()) as f32));
+                        }
+                    }
+                }
+                return Nebula::from_points(y, n, model, &self.device, rng);
+            }
         };
         if init != NebulaInit::Uniform && test.is_none() {
             return Err(crate::Error::Data(
@@ -722,9 +766,17 @@ impl Worker {
 
     /// The test digits a request draws from.
     fn denoise_data(&mut self, req: &DenoiseRequest) -> crate::Result<Dataset> {
+        if req.digits == DigitChoice::Drawn {
+            let x = self.drawn_for_model()?;
+            return Ok(Dataset {
+                spec: self.current_model()?.meta.data.clone(),
+                images: x,
+                labels: None,
+            });
+        }
         let test = self.dataset()?.split(Split::Test);
         match req.digits {
-            DigitChoice::Random => Ok(test),
+            DigitChoice::Random | DigitChoice::Drawn => Ok(test),
             DigitChoice::Class(c) => {
                 let labels = test
                     .labels
@@ -776,6 +828,14 @@ impl Worker {
         let mut columns = Vec::new();
         for m in &models {
             columns.push(denoise_with(&m.model, &m.label, &batch, req.seed)?);
+            if m.model.is_stochastic() {
+                // More independent posterior draws: the same noisy digits, other z.
+                for k in 1..req.draws.clamp(1, 8) {
+                    let label = format!("{} · draw {}", m.label, k + 1);
+                    let seed = req.seed.wrapping_add(k as u64);
+                    columns.push(denoise_with(&m.model, &label, &batch, seed)?);
+                }
+            }
         }
         let d = data.dim();
         let noisy: Vec<Vec<f32>> = batch.noisy.iter().map(|y| y[..d].to_vec()).collect();
