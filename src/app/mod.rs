@@ -30,10 +30,7 @@ use export::{DialogPurpose, PendingDialog};
 use messages::ModelInfo;
 pub use messages::{Frame, WorkerCommand};
 
-/// File name of the bundled default model inside `checkpoints/`.
-pub const DEFAULT_CHECKPOINT: &str = "deen-mlp-s1.0.safetensors";
-/// File name of the bundled classifier inside `checkpoints/`.
-pub const CLASSIFIER_CHECKPOINT: &str = "classifier.safetensors";
+pub use crate::{CLASSIFIER_CHECKPOINT, DEFAULT_CHECKPOINT, checkpoints_dir};
 
 /// Why the app could not run.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +71,74 @@ pub struct GuiOptions {
     pub screenshot: Option<ScreenshotRequest>,
     /// Start from default settings instead of the saved ones.
     pub fresh: bool,
+    /// Number of chains to start with (overrides the saved setting).
+    pub chains: Option<usize>,
+    /// Measure frame times for this many seconds once the chains run, then close (see [`FrameReport`]).
+    pub measure_frames: Option<f64>,
+}
+
+/// Frame times measured while the chains ran (`walkjump gui --measure-frames`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FrameReport {
+    /// Frames measured.
+    pub frames: usize,
+    /// Chains running.
+    pub chains: usize,
+    /// Time between frames: mean, 95th percentile and largest, in ms.
+    pub interval_ms: [f64; 3],
+    /// Time the UI thread spent building each frame (the app's own work, without presenting): mean, p95, max, ms.
+    pub ui_ms: [f64; 3],
+    /// Walk steps per second reported by the worker (mean over the frames).
+    pub steps_per_sec: f64,
+}
+
+impl std::fmt::Display for FrameReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [im, ip, ix] = self.interval_ms;
+        let [um, up, ux] = self.ui_ms;
+        write!(
+            f,
+            "frames {} with {} chains: interval mean {im:.2} ms (fps {:.1}), p95 {ip:.2}, max {ix:.2}; \
+             UI work mean {um:.2} ms, p95 {up:.2}, max {ux:.2}; {:.1} walk steps/s",
+            self.frames,
+            self.chains,
+            1000.0 / im.max(1e-9),
+            self.steps_per_sec
+        )
+    }
+}
+
+/// Collects frame times for [`FrameReport`].
+struct FrameMeter {
+    seconds: f64,
+    running_since: Option<Instant>,
+    started: Option<Instant>,
+    interval: Vec<f64>,
+    ui: Vec<f64>,
+    rate: Vec<f64>,
+    chains: usize,
+    result: Arc<Mutex<Option<FrameReport>>>,
+}
+
+impl FrameMeter {
+    fn report(&self) -> FrameReport {
+        let stats = |v: &[f64]| -> [f64; 3] {
+            if v.is_empty() {
+                return [0.0; 3];
+            }
+            let mut s = v.to_vec();
+            s.sort_by(f64::total_cmp);
+            let p95 = s[((s.len() as f64 * 0.95).ceil() as usize).clamp(1, s.len()) - 1];
+            [s.iter().sum::<f64>() / s.len() as f64, p95, s[s.len() - 1]]
+        };
+        FrameReport {
+            frames: self.interval.len(),
+            chains: self.chains,
+            interval_ms: stats(&self.interval),
+            ui_ms: stats(&self.ui),
+            steps_per_sec: self.rate.iter().sum::<f64>() / self.rate.len().max(1) as f64,
+        }
+    }
 }
 
 /// The workspaces.
@@ -313,22 +378,7 @@ pub struct App {
     screenshot: Option<Screenshot>,
     started: Instant,
     theme_applied: Option<bool>,
-}
-
-/// The bundled checkpoints folder: `./checkpoints`, else the source tree's, else beside the executable.
-pub fn checkpoints_dir() -> PathBuf {
-    let candidates = [
-        PathBuf::from("checkpoints"),
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/checkpoints")),
-        std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(|d| d.join("checkpoints")))
-            .unwrap_or_default(),
-    ];
-    candidates
-        .into_iter()
-        .find(|p| p.is_dir())
-        .unwrap_or_else(|| PathBuf::from("checkpoints"))
+    meter: Option<FrameMeter>,
 }
 
 /// The `.safetensors` files of a folder, sorted, without the classifier.
@@ -379,6 +429,7 @@ impl App {
             screenshot: None,
             started: Instant::now(),
             theme_applied: None,
+            meter: None,
         }
     }
 
@@ -387,6 +438,7 @@ impl App {
         cc: &eframe::CreationContext<'_>,
         opts: &GuiOptions,
         shot: Arc<Mutex<Option<Result<(), String>>>>,
+        report: Arc<Mutex<Option<FrameReport>>>,
     ) -> Result<Self, AppError> {
         let (settings, settings_note) = match (cc.storage, opts.fresh) {
             (Some(s), false) => match s.get_string(SETTINGS_KEY) {
@@ -427,6 +479,19 @@ impl App {
             app.banner = Some(n);
         }
         app.autostart = opts.autostart;
+        if let Some(c) = opts.chains {
+            app.settings.walk.chains = c.clamp(1, 256);
+        }
+        app.meter = opts.measure_frames.map(|seconds| FrameMeter {
+            seconds,
+            running_since: None,
+            started: None,
+            interval: Vec::new(),
+            ui: Vec::new(),
+            rate: Vec::new(),
+            chains: 0,
+            result: report,
+        });
         app.screenshot = opts.screenshot.clone().map(|req| Screenshot {
             req,
             requested: false,
@@ -684,6 +749,7 @@ impl App {
 
     /// Draws one frame of the whole app and then applies what the drawing asked for.
     pub fn show(&mut self, ui: &mut Ui) {
+        let frame_start = Instant::now();
         let ctx = ui.ctx().clone();
         self.pump();
         self.poll_dialogs();
@@ -768,6 +834,43 @@ impl App {
         if self.walk.running() || self.nebula.frame.as_ref().is_some_and(|f| f.running) {
             // Keep the frame time honest while frames stream in.
             ctx.request_repaint_after(Duration::from_millis(16));
+        }
+        self.measure_step(&ctx, dt, frame_start.elapsed().as_secs_f64() * 1000.0);
+    }
+
+    /// Records one frame for `--measure-frames`, and closes the window when done.
+    fn measure_step(&mut self, ctx: &egui::Context, interval_ms: f32, ui_ms: f64) {
+        let running = self.walk.running();
+        let (rate, chains) = self
+            .walk
+            .frame
+            .as_ref()
+            .map(|f| (f.steps_per_sec, f.running_chains))
+            .unwrap_or((0.0, 0));
+        let Some(m) = self.meter.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        if !running {
+            m.running_since = None;
+            return;
+        }
+        let since = *m.running_since.get_or_insert(now);
+        if now.duration_since(since) < Duration::from_secs(1) {
+            return;
+        }
+        let started = *m.started.get_or_insert(now);
+        m.interval.push(interval_ms as f64);
+        m.ui.push(ui_ms);
+        m.rate.push(rate);
+        m.chains = chains;
+        if now.duration_since(started).as_secs_f64() >= m.seconds {
+            let r = m.report();
+            if let Ok(mut slot) = m.result.lock() {
+                *slot = Some(r);
+            }
+            self.meter = None;
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
         }
     }
 
@@ -1100,8 +1203,8 @@ impl eframe::App for App {
     }
 }
 
-/// Opens the window and runs until it is closed.
-pub fn run(opts: GuiOptions) -> Result<(), AppError> {
+/// Opens the window and runs until it is closed; with `measure_frames`, returns the frame times.
+pub fn run(opts: GuiOptions) -> Result<Option<FrameReport>, AppError> {
     let native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("walkjump")
@@ -1112,12 +1215,14 @@ pub fn run(opts: GuiOptions) -> Result<(), AppError> {
     };
     let shot: Arc<Mutex<Option<Result<(), String>>>> = Arc::new(Mutex::new(None));
     let shot_in = shot.clone();
+    let report: Arc<Mutex<Option<FrameReport>>> = Arc::new(Mutex::new(None));
+    let report_in = report.clone();
     let opts_in = opts.clone();
     eframe::run_native(
         "walkjump",
         native,
         Box::new(move |cc| {
-            let app = App::new(cc, &opts_in, shot_in)?;
+            let app = App::new(cc, &opts_in, shot_in, report_in)?;
             Ok(Box::new(app))
         }),
     )
@@ -1134,7 +1239,13 @@ pub fn run(opts: GuiOptions) -> Result<(), AppError> {
             }
         }
     }
-    Ok(())
+    let measured = report.lock().ok().and_then(|mut r| r.take());
+    if opts.measure_frames.is_some() && measured.is_none() {
+        return Err(AppError::Window(
+            "the window closed before the frame measurement ended (did the chains run? use --autostart)".into(),
+        ));
+    }
+    Ok(measured)
 }
 
 #[cfg(test)]
