@@ -1135,9 +1135,9 @@ impl App {
                 ui.separator();
                 ui.heading("Workspaces");
                 for (t, v) in [
-                    ("Walk-Jump", "Langevin chains on the noisy density and their empirical-Bayes jumps: one tile per chain, the film strip of one chain, energy / score / kinetic temperature / pixel range traces, R-hat and ESS across chains, classes with a classifier. Parameter changes apply at the next step; chains, init and seed at Reset."),
-                    ("NEBULA", "gradient flow of the energy from noise or test digits to attractors; gallery of attractors with basin sizes, nearest training digit and chi distance; poor man's NEBULA (two jumps)."),
-                    ("Denoise", "the same noisy test digits through every loaded denoiser, per-image MSE and pixel range, and an aggregate MSE table."),
+                    ("Walk-Jump", "Langevin chains on the noisy density and their empirical-Bayes jumps: one tile per chain, the film strip of one chain, energy / score / kinetic temperature / pixel range traces, R-hat and ESS across chains, classes with a classifier. Parameter changes apply at the next step; chains, init and seed at Reset. A/B runs a second sampler on the same chains, states and noise, side by side."),
+                    ("NEBULA", "gradient flow of the energy from noise, test digits or a digit you draw to attractors; gallery of attractors with basin sizes, nearest training digit and chi distance; poor man's NEBULA (two jumps)."),
+                    ("Denoise", "the same noisy digits (test digits or one you draw) through every loaded denoiser, several posterior draws for the VAEs and UVB, per-image MSE and pixel range, and an aggregate MSE table."),
                     ("Models", "metadata and training record of each checkpoint; chi statistics of the digits with the model's sigma on that scale."),
                 ] {
                     ui.label(RichText::new(t).strong());
