@@ -1306,13 +1306,16 @@ mod tests {
 
     /// A seeded mutation fuzzer over the settings text (the settings live in the app, whose dependencies do not
     /// build under cargo-fuzz in reasonable time here): whatever the bytes, reading them never panics and always
-    /// gives settings the app can use. `WALKJUMP_SETTINGS_FUZZ_ITERS` runs it longer.
+    /// gives settings the app can use. `WALKJUMP_SETTINGS_FUZZ_SECS=600` runs it for ten minutes instead of 20 000
+    /// inputs, and prints how many it tried.
     #[test]
     fn mutated_settings_never_panic_and_are_always_usable() {
-        let iters: usize = std::env::var("WALKJUMP_SETTINGS_FUZZ_ITERS")
+        let secs: Option<f64> = std::env::var("WALKJUMP_SETTINGS_FUZZ_SECS")
             .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(20_000);
+            .and_then(|v| v.parse().ok());
+        let iters = if secs.is_some() { usize::MAX } else { 20_000 };
+        let start = Instant::now();
+        let mut tried = 0usize;
         let mut base = Settings::default();
         base.walk.tuned_for = Some("ab".repeat(32));
         base.nebula.eta = Some(0.1);
@@ -1335,6 +1338,10 @@ mod tests {
         let mut rng = crate::sampling::rng::Rng::new(11);
         let mut pick = |n: usize| (rng.next_u64() % n.max(1) as u64) as usize;
         for _ in 0..iters {
+            if secs.is_some_and(|s| start.elapsed().as_secs_f64() > s) {
+                break;
+            }
+            tried += 1;
             let mut bytes = seed_text.as_bytes().to_vec();
             for _ in 0..1 + pick(4) {
                 let at = pick(bytes.len() + 1);
@@ -1358,6 +1365,10 @@ mod tests {
             assert!(s.sanitize().is_empty(), "{text}");
             assert!(s.walk.sampler().delta() > 0.0);
         }
+        eprintln!(
+            "settings fuzz: {tried} mutated inputs in {:.1} s",
+            start.elapsed().as_secs_f64()
+        );
     }
 
     #[test]
