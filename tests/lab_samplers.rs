@@ -16,7 +16,13 @@ use walkjump::sampling::langevin::Sampler;
 
 const N: usize = 10_000;
 
-fn run(field: &Field2, sampler: Sampler, init: ParticleInit, steps: usize, seed: u64) -> ParticleSet {
+fn run(
+    field: &Field2,
+    sampler: Sampler,
+    init: ParticleInit,
+    steps: usize,
+    seed: u64,
+) -> ParticleSet {
     let cfg = ParticleConfig {
         n: N,
         seed,
@@ -98,7 +104,11 @@ fn particles_match_the_exact_law_of_the_discretised_chain_on_a_gaussian() {
         {
             // The bias of a large step: 1 / (1 - delta^2 / 4) = 1.5625, far outside the noise around 1.
             assert!((exact - 1.0 / (1.0 - delta * delta / 4.0)).abs() < 1e-9);
-            assert!((c[0] - 1.0).abs() > 10.0 * se_v, "bias not visible: {}", c[0]);
+            assert!(
+                (c[0] - 1.0).abs() > 10.0 * se_v,
+                "bias not visible: {}",
+                c[0]
+            );
         }
     }
 }
@@ -107,7 +117,9 @@ fn particles_match_the_exact_law_of_the_discretised_chain_on_a_gaussian() {
 fn normal_mass(a: f64, b: f64, m: f64, var: f64) -> f64 {
     let k = 64;
     let h = (b - a) / k as f64;
-    let f = |t: f64| (-(t - m) * (t - m) / (2.0 * var)).exp() / (2.0 * std::f64::consts::PI * var).sqrt();
+    let f = |t: f64| {
+        (-(t - m) * (t - m) / (2.0 * var)).exp() / (2.0 * std::f64::consts::PI * var).sqrt()
+    };
     let mut s = f(a) + f(b);
     for i in 1..k {
         s += f(a + h * i as f64) * if i % 2 == 1 { 4.0 } else { 2.0 };
@@ -189,7 +201,10 @@ fn small_delta_particles_reproduce_the_smoothed_mixture_density() {
         let (chi2, df) = chi_square(&p, &mix, box_, 12);
         // Normal approximation of the chi-square tail: about 5 standard deviations.
         let limit = df as f64 + 5.0 * (2.0 * df as f64).sqrt();
-        assert!(chi2 < limit, "{sampler:?}: chi2 {chi2} with {df} df (limit {limit})");
+        assert!(
+            chi2 < limit,
+            "{sampler:?}: chi2 {chi2} with {df} df (limit {limit})"
+        );
         let tv = p.tv_distance(&field, box_, 12);
         assert!(
             tv.tv < 1.5 * tv.noise_floor,
@@ -208,16 +223,30 @@ fn small_delta_particles_reproduce_the_smoothed_mixture_density() {
     );
     let (chi2, df) = chi_square(&p, &mix, box_, 12);
     let limit = df as f64 + 5.0 * (2.0 * df as f64).sqrt();
-    assert!(chi2 > 2.0 * limit, "large delta not rejected: chi2 {chi2}, df {df}");
+    assert!(
+        chi2 > 2.0 * limit,
+        "large delta not rejected: chi2 {chi2}, df {df}"
+    );
     let tv = p.tv_distance(&field, box_, 12);
-    assert!(tv.tv > 2.0 * tv.noise_floor, "TV {} floor {}", tv.tv, tv.noise_floor);
+    assert!(
+        tv.tv > 2.0 * tv.noise_floor,
+        "TV {} floor {}",
+        tv.tv,
+        tv.noise_floor
+    );
 }
 
 #[test]
 fn the_marginal_histogram_follows_the_exact_marginal() {
     let mix = GaussianMixture::two_gaussians();
     let field = Field2::new(mix).expect("field");
-    let p = run(&field, Sampler::Overdamped { delta: 0.1 }, ParticleInit::Exact, 50, 21);
+    let p = run(
+        &field,
+        Sampler::Overdamped { delta: 0.1 },
+        ParticleInit::Exact,
+        50,
+        21,
+    );
     let (lo, hi, bins) = (-5.0, 5.0, 40);
     let h = p.marginal_histogram(0, lo, hi, bins);
     let w = (hi - lo) / bins as f64;
@@ -228,6 +257,9 @@ fn the_marginal_histogram_follows_the_exact_marginal() {
         let pb = exact * w;
         let se = (pb * (1.0 - pb) / N as f64).sqrt() / w;
         // Midpoint-rule error of the exact bin mass is far below the noise at this width.
-        assert!((dens - exact).abs() < 5.0 * se + 2e-3, "bin {b}: {dens} vs {exact}");
+        assert!(
+            (dens - exact).abs() < 5.0 * se + 2e-3,
+            "bin {b}: {dens} vs {exact}"
+        );
     }
 }

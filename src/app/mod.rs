@@ -9,6 +9,7 @@
 
 pub mod denoise;
 pub mod export;
+pub mod lab;
 pub mod messages;
 pub mod models;
 pub mod nebula;
@@ -85,6 +86,8 @@ pub enum Tab {
     Nebula,
     /// Denoising comparison.
     Denoise,
+    /// Analytic 2D mixtures, shader-rendered density, particles (teaching).
+    Lab,
     /// Checkpoint metadata and chi.
     Models,
 }
@@ -96,6 +99,7 @@ impl Tab {
             Tab::WalkJump => "Walk-Jump",
             Tab::Nebula => "NEBULA",
             Tab::Denoise => "Denoise",
+            Tab::Lab => "2D Lab",
             Tab::Models => "Models",
         }
     }
@@ -115,6 +119,8 @@ pub struct Settings {
     pub nebula: nebula::NebulaSettings,
     /// Denoise parameters.
     pub denoise: denoise::DenoiseSettings,
+    /// 2D Lab parameters.
+    pub lab: lab::LabSettings,
 }
 
 impl Default for Settings {
@@ -125,6 +131,7 @@ impl Default for Settings {
             walk: Default::default(),
             nebula: Default::default(),
             denoise: Default::default(),
+            lab: Default::default(),
         }
     }
 }
@@ -191,6 +198,7 @@ pub struct App {
     walk: walk::WalkView,
     nebula: nebula::NebulaView,
     denoise: denoise::DenoiseView,
+    lab: lab::LabState,
     chi: Option<ChiStats>,
     chi_requested: bool,
     models_shown: usize,
@@ -256,6 +264,7 @@ impl App {
             walk: Default::default(),
             nebula: Default::default(),
             denoise: Default::default(),
+            lab: Default::default(),
             chi: None,
             chi_requested: false,
             models_shown: 0,
@@ -284,6 +293,9 @@ impl App {
         } else {
             &opts.device
         };
+        if let Some(rs) = cc.wgpu_render_state.as_ref() {
+            lab::density::install(rs);
+        }
         let (device, note) = crate::device::select(spec)?;
         let device_label = crate::device::describe(&device);
         let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
@@ -419,6 +431,11 @@ impl App {
             .iter()
             .filter(|s| s.info.as_ref().is_some_and(|i| i.is_denoiser))
             .count()
+    }
+
+    /// The 2D Lab's runtime state (its particles live on the UI thread).
+    pub fn lab_state(&self) -> &lab::LabState {
+        &self.lab
     }
 
     /// Takes a frame from the worker.
@@ -590,6 +607,7 @@ impl App {
                     &mut actions,
                 );
             }
+            Tab::Lab => lab::show(ui, &mut self.settings.lab, &mut self.lab),
             Tab::Models => {
                 if self.chi.is_none() && !self.chi_requested {
                     self.chi_requested = true;
@@ -793,7 +811,13 @@ impl App {
                 }
             });
             ui.horizontal(|ui| {
-                for t in [Tab::WalkJump, Tab::Nebula, Tab::Denoise, Tab::Models] {
+                for t in [
+                    Tab::WalkJump,
+                    Tab::Nebula,
+                    Tab::Denoise,
+                    Tab::Lab,
+                    Tab::Models,
+                ] {
                     ui.selectable_value(&mut self.settings.tab, t, t.label());
                 }
             });
@@ -876,6 +900,7 @@ impl App {
                     ("Walk-Jump", "Langevin chains on the noisy density and their empirical-Bayes jumps: one tile per chain, the film strip of one chain, energy / score / kinetic temperature / pixel range traces, R-hat and ESS across chains, classes with a classifier. Parameter changes apply at the next step; chains, init and seed at Reset."),
                     ("NEBULA", "gradient flow of the energy from noise or test digits to attractors; gallery of attractors with basin sizes, nearest training digit and chi distance; poor man's NEBULA (two jumps)."),
                     ("Denoise", "the same noisy test digits through every loaded denoiser, per-image MSE and pixel range, and an aggregate MSE table."),
+                    ("2D Lab", "teaching: an analytic 2D mixture (presets, click to add a component, drag to move, right-click to remove) with the exact density of Y = X + N(0, sigma^2 I) drawn by a WGSL shader, contours, score arrows and i-spheres; up to 10 000 particles per sampler (overdamped / Sachs / Cheng, A/B on the same seed) with their jumps, trails and histograms against the exact density; the M-density of seed 002 Fig. 1 (M = 2)."),
                     ("Models", "metadata and training record of each checkpoint; chi statistics of the digits with the model's sigma on that scale."),
                 ] {
                     ui.label(RichText::new(t).strong());

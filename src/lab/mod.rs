@@ -31,7 +31,9 @@ pub enum LabError {
     #[error(transparent)]
     Mixture(#[from] MixtureError),
     /// The noisy variable does not live in the plane.
-    #[error("the lab needs y in R^2 (D = 2 with M = 1, or D = 1 with M = 2); this mixture has M * D = {0}")]
+    #[error(
+        "the lab needs y in R^2 (D = 2 with M = 1, or D = 1 with M = 2); this mixture has M * D = {0}"
+    )]
     NotPlanar(usize),
     /// A parameter is out of range.
     #[error("invalid parameter {name}: {reason}")]

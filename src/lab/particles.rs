@@ -371,11 +371,7 @@ impl ParticleSet {
                 .iter()
                 .map(|&p| (2.0 * p * (1.0 - p).max(0.0) / (std::f64::consts::PI * nf)).sqrt())
                 .sum::<f64>();
-        TvReport {
-            tv,
-            noise_floor,
-            n,
-        }
+        TvReport { tv, noise_floor, n }
     }
 }
 

@@ -119,7 +119,10 @@ mod tests {
         let c = |d: f64| d / (2.0 * 2f64.sqrt());
         assert_eq!(overlap(&pts, 0.5 * c(2.0)).regime, Regime::Separate);
         let o = overlap(&pts, 1.01 * c(2.0));
-        assert_eq!((o.regime, o.overlapping.clone()), (Regime::Partial, vec![(0, 1)]));
+        assert_eq!(
+            (o.regime, o.overlapping.clone()),
+            (Regime::Partial, vec![(0, 1)])
+        );
         assert!((o.sigma_c - c(6.0)).abs() < 1e-12);
         assert_eq!(overlap(&pts, 1.01 * c(6.0)).regime, Regime::Extreme);
         assert_eq!(overlap(&pts, 2.01 * c(6.0)).regime, Regime::Inside);

@@ -112,7 +112,8 @@ mod tests {
     #[test]
     fn overdamped_bias_has_its_closed_form() {
         for delta in [0.1, 0.5, 1.0, 1.9] {
-            let v = gaussian_stationary_variance(Sampler::Overdamped { delta }, 1.0).expect("stable");
+            let v =
+                gaussian_stationary_variance(Sampler::Overdamped { delta }, 1.0).expect("stable");
             let exact = 1.0 / (1.0 - delta * delta / 4.0);
             assert!((v - exact).abs() < 1e-9 * exact, "{delta}: {v} vs {exact}");
         }

@@ -1,0 +1,409 @@
+//! The density heatmap of the 2D Lab, drawn by `shaders/density.wgsl` through an egui-wgpu paint callback.
+//!
+//! [`install`] puts the pipeline into the renderer's callback resources once (the app does it with eframe's render
+//! state; tests with their own). Each view ([`paint`]) carries its [`DensityParams`]; in `prepare` they are written,
+//! with the view's rectangle in framebuffer pixels, into that view's own uniform buffer (views are told apart by an
+//! id, so several density views can share a frame), and `paint` draws one full-viewport triangle. Without the
+//! resources (another renderer) nothing is drawn. [`render_raw`] runs the same shader offscreen into an `Rgba32Float`
+//! target whose texels are `(p(y), log p(y), y.x, y.y)`, for the tests that hold the shader against the CPU density.
+
+use std::collections::HashMap;
+
+use eframe::egui_wgpu::{self, wgpu};
+use egui::Rect;
+
+use crate::lab::field::Field2;
+
+/// The WGSL source.
+pub const SHADER: &str = include_str!("../../../shaders/density.wgsl");
+
+/// Components the shader's uniform array holds.
+pub const MAX_COMPONENTS: usize = crate::lab::scene::MAX_COMPONENTS;
+
+/// Bytes of the uniform block: four `vec4`s, then 256 components of two `vec4`s.
+const UNIFORM_BYTES: usize = 4 * 16 + MAX_COMPONENTS * 32;
+
+/// What the shader writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Colour, gamma-encoded (the usual `Rgba8Unorm` / `Bgra8Unorm` egui framebuffer).
+    Gamma = 0,
+    /// Colour, linear (an sRGB framebuffer).
+    Linear = 1,
+    /// `(p, log p, y.x, y.y)` as floats (tests).
+    Raw = 2,
+}
+
+/// One density view: the field's components and how to colour them. Built on the CPU each frame.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DensityParams {
+    /// World window `[xmin, xmax, ymin, ymax]` (y up).
+    pub world: [f32; 4],
+    /// Density at the top of the colour scale.
+    pub top: f32,
+    /// Number of contour levels over the colour scale.
+    pub levels: f32,
+    /// Contour strength, 0 (off) to 1.
+    pub contours: f32,
+    /// 0: linear colour scale; else a log scale over this many decades below `top`.
+    pub log_decades: f32,
+    /// Per component: `[mean.x, mean.y, log_coef, 0, p00, p01, p11, 0]`, at most [`MAX_COMPONENTS`].
+    pub components: Vec<[f32; 8]>,
+}
+
+impl DensityParams {
+    /// The parameters of `field` over `world`, coloured up to `top` (see [`Field2::peak_density`]).
+    pub fn new(field: &Field2, world: [f64; 4], top: f64) -> Self {
+        let components = field
+            .components()
+            .iter()
+            .take(MAX_COMPONENTS)
+            .map(|c| {
+                [
+                    c.mean[0] as f32,
+                    c.mean[1] as f32,
+                    c.log_coef as f32,
+                    0.0,
+                    c.prec[0] as f32,
+                    c.prec[1] as f32,
+                    c.prec[2] as f32,
+                    0.0,
+                ]
+            })
+            .collect();
+        Self {
+            world: world.map(|v| v as f32),
+            top: top.max(f64::MIN_POSITIVE) as f32,
+            levels: 10.0,
+            contours: 1.0,
+            log_decades: 0.0,
+            components,
+        }
+    }
+
+    /// The uniform block for a view whose rectangle is `rect_px` (`[x0, y0, width, height]` framebuffer pixels).
+    pub fn to_bytes(&self, rect_px: [f32; 4], output: Output) -> Vec<u8> {
+        let mut b = Vec::with_capacity(UNIFORM_BYTES);
+        let mut f = |v: f32| b.extend_from_slice(&v.to_le_bytes());
+        for v in rect_px {
+            f(v);
+        }
+        for v in self.world {
+            f(v);
+        }
+        for v in [self.top, self.levels, self.contours, self.log_decades] {
+            f(v);
+        }
+        let n = self.components.len().min(MAX_COMPONENTS) as u32;
+        for v in [n, output as u32, 0, 0] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        for c in self.components.iter().take(MAX_COMPONENTS) {
+            for v in c {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        b.resize(UNIFORM_BYTES, 0);
+        b
+    }
+}
+
+/// The pipeline for one target format, and one uniform buffer per view id.
+pub struct DensityPipeline {
+    layout: wgpu::BindGroupLayout,
+    pipeline: wgpu::RenderPipeline,
+    output: Output,
+    slots: HashMap<u64, (wgpu::Buffer, wgpu::BindGroup)>,
+}
+
+impl DensityPipeline {
+    /// Compiles the shader for targets of `format` (single-sampled, no depth, as egui's own pass).
+    pub fn new(device: &wgpu::Device, format: wgpu::TextureFormat, output: Output) -> Self {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("walkjump_density"),
+            source: wgpu::ShaderSource::Wgsl(SHADER.into()),
+        });
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("walkjump_density_layout"),
+            entries: &[wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::FRAGMENT,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: std::num::NonZeroU64::new(UNIFORM_BYTES as u64),
+                },
+                count: None,
+            }],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("walkjump_density_pipeline_layout"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("walkjump_density_pipeline"),
+            layout: Some(&pipeline_layout),
+            vertex: wgpu::VertexState {
+                module: &module,
+                entry_point: Some("vs_main"),
+                buffers: &[],
+                compilation_options: wgpu::PipelineCompilationOptions::default(),
+            },
+            primitive: wgpu::PrimitiveState::default(),
+            depth_stencil: None,
+            multisample: wgpu::MultisampleState::default(),
+            fragment: Some(wgpu::FragmentState {
+                module: &module,
+                entry_point: Some("fs_main"),
+                targets: &[Some(wgpu::ColorTargetState {
+                    format,
+                    blend: None,
+                    write_mask: wgpu::ColorWrites::ALL,
+                })],
+                compilation_options: wgpu::PipelineCompilationOptions::default(),
+            }),
+            multiview_mask: None,
+            cache: None,
+        });
+        Self {
+            layout,
+            pipeline,
+            output,
+            slots: HashMap::new(),
+        }
+    }
+
+    /// Writes the uniform block of view `id` (creating its buffer on first use).
+    fn write(&mut self, device: &wgpu::Device, queue: &wgpu::Queue, id: u64, bytes: &[u8]) {
+        let layout = &self.layout;
+        let (buffer, _) = self.slots.entry(id).or_insert_with(|| {
+            let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("walkjump_density_params"),
+                size: UNIFORM_BYTES as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("walkjump_density_group"),
+                layout,
+                entries: &[wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: buffer.as_entire_binding(),
+                }],
+            });
+            (buffer, group)
+        });
+        queue.write_buffer(buffer, 0, bytes);
+    }
+
+    fn draw(&self, id: u64, pass: &mut wgpu::RenderPass<'_>) {
+        if let Some((_, group)) = self.slots.get(&id) {
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, group, &[]);
+            pass.draw(0..3, 0..1);
+        }
+    }
+}
+
+/// Puts the density pipeline for the window's framebuffer into the renderer (once per render state).
+pub fn install(render_state: &egui_wgpu::RenderState) {
+    let format = render_state.target_format;
+    let output = if format.is_srgb() {
+        Output::Linear
+    } else {
+        Output::Gamma
+    };
+    let pipeline = DensityPipeline::new(&render_state.device, format, output);
+    render_state
+        .renderer
+        .write()
+        .callback_resources
+        .insert(pipeline);
+}
+
+/// The paint callback of one view.
+struct DensityCallback {
+    id: u64,
+    rect: Rect,
+    params: DensityParams,
+}
+
+impl egui_wgpu::CallbackTrait for DensityCallback {
+    fn prepare(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        screen: &egui_wgpu::ScreenDescriptor,
+        _encoder: &mut wgpu::CommandEncoder,
+        resources: &mut egui_wgpu::CallbackResources,
+    ) -> Vec<wgpu::CommandBuffer> {
+        if let Some(p) = resources.get_mut::<DensityPipeline>() {
+            let s = screen.pixels_per_point;
+            let rect_px = [
+                self.rect.min.x * s,
+                self.rect.min.y * s,
+                self.rect.width() * s,
+                self.rect.height() * s,
+            ];
+            let bytes = self.params.to_bytes(rect_px, p.output);
+            p.write(device, queue, self.id, &bytes);
+        }
+        Vec::new()
+    }
+
+    fn paint(
+        &self,
+        _info: egui::PaintCallbackInfo,
+        pass: &mut wgpu::RenderPass<'static>,
+        resources: &egui_wgpu::CallbackResources,
+    ) {
+        if let Some(p) = resources.get::<DensityPipeline>() {
+            p.draw(self.id, pass);
+        }
+    }
+}
+
+/// Draws the density of `params` into `rect` (view `id`; distinct views in one frame need distinct ids).
+pub fn paint(painter: &egui::Painter, rect: Rect, id: u64, params: DensityParams) {
+    painter.add(egui_wgpu::Callback::new_paint_callback(
+        rect,
+        DensityCallback { id, rect, params },
+    ));
+}
+
+/// Why an offscreen render failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The size is zero or too large.
+    #[error("cannot render {0} x {1} pixels")]
+    Size(u32, u32),
+    /// The GPU did not finish or the read-back failed.
+    #[error("GPU read-back failed: {0}")]
+    Readback(String),
+}
+
+/// Renders `params` offscreen at `width x height` with the same shader into an `Rgba32Float` target and reads it
+/// back: `[height * width]` texels `(p(y), log p(y), y.x, y.y)` in row-major order, row 0 at the top (largest y).
+pub fn render_raw(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    params: &DensityParams,
+    width: u32,
+    height: u32,
+) -> Result<Vec<[f32; 4]>, RenderError> {
+    if width == 0 || height == 0 || width > 8192 || height > 8192 {
+        return Err(RenderError::Size(width, height));
+    }
+    let format = wgpu::TextureFormat::Rgba32Float;
+    let mut pipeline = DensityPipeline::new(device, format, Output::Raw);
+    let bytes = params.to_bytes([0.0, 0.0, width as f32, height as f32], Output::Raw);
+    pipeline.write(device, queue, 0, &bytes);
+    let size = wgpu::Extent3d {
+        width,
+        height,
+        depth_or_array_layers: 1,
+    };
+    let texture = device.create_texture(&wgpu::TextureDescriptor {
+        label: Some("walkjump_density_raw"),
+        size,
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format,
+        usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+        view_formats: &[],
+    });
+    let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+    let row = width as usize * 16;
+    let align = wgpu::COPY_BYTES_PER_ROW_ALIGNMENT as usize;
+    let padded = row.div_ceil(align) * align;
+    let out = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("walkjump_density_readback"),
+        size: (padded * height as usize) as u64,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+        label: Some("walkjump_density_raw"),
+    });
+    {
+        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+            label: Some("walkjump_density_raw"),
+            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                view: &view,
+                resolve_target: None,
+                ops: wgpu::Operations {
+                    load: wgpu::LoadOp::Clear(wgpu::Color::TRANSPARENT),
+                    store: wgpu::StoreOp::Store,
+                },
+                depth_slice: None,
+            })],
+            ..Default::default()
+        });
+        pipeline.draw(0, &mut pass);
+    }
+    encoder.copy_texture_to_buffer(
+        texture.as_image_copy(),
+        wgpu::TexelCopyBufferInfo {
+            buffer: &out,
+            layout: wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(padded as u32),
+                rows_per_image: None,
+            },
+        },
+        size,
+    );
+    let index = queue.submit(std::iter::once(encoder.finish()));
+    let slice = out.slice(..);
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    device
+        .poll(wgpu::PollType::Wait {
+            submission_index: Some(index),
+            timeout: Some(std::time::Duration::from_secs(30)),
+        })
+        .map_err(|e| RenderError::Readback(e.to_string()))?;
+    rx.recv()
+        .map_err(|e| RenderError::Readback(e.to_string()))?
+        .map_err(|e| RenderError::Readback(e.to_string()))?;
+    let data = slice
+        .get_mapped_range()
+        .map_err(|e| RenderError::Readback(e.to_string()))?;
+    let mut texels = Vec::with_capacity(width as usize * height as usize);
+    for r in data.chunks_exact(padded) {
+        for px in r[..row].chunks_exact(16) {
+            let mut t = [0.0f32; 4];
+            for (v, b) in t.iter_mut().zip(px.chunks_exact(4)) {
+                *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+            texels.push(t);
+        }
+    }
+    Ok(texels)
+}
+
+/// The colour the shader gives a point at fraction `t` of the colour scale (gamma-encoded; for the legend).
+pub fn colormap(t: f32) -> egui::Color32 {
+    const C: [[f32; 3]; 5] = [
+        [0.267, 0.005, 0.329],
+        [0.231, 0.322, 0.545],
+        [0.129, 0.569, 0.549],
+        [0.369, 0.788, 0.384],
+        [0.992, 0.906, 0.145],
+    ];
+    let s = if t.is_finite() {
+        t.clamp(0.0, 1.0) * 4.0
+    } else {
+        0.0
+    };
+    let i = (s.floor() as usize).min(3);
+    let f = (s - i as f32).min(1.0);
+    let c: Vec<u8> = (0..3)
+        .map(|j| ((C[i][j] + (C[i + 1][j] - C[i][j]) * f) * 255.0).round() as u8)
+        .collect();
+    egui::Color32::from_rgb(c[0], c[1], c[2])
+}
