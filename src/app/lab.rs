@@ -260,6 +260,8 @@ pub struct LabState {
     hover: Option<String>,
     /// Typed-entry box of sigma.
     sigma_text: String,
+    /// Side of the last density view drawn, in points.
+    view_side: f32,
 }
 
 impl Default for LabState {
@@ -282,6 +284,7 @@ impl Default for LabState {
             tv_step: None,
             hover: None,
             sigma_text: String::new(),
+            view_side: 0.0,
         }
     }
 }
@@ -295,6 +298,11 @@ impl LabState {
     /// Steps taken by sampler A's particles (0 before the first Reset).
     pub fn steps(&self) -> u64 {
         self.a.as_ref().map_or(0, ParticleSet::steps)
+    }
+
+    /// Side of the last density view drawn, in points.
+    pub fn view_side(&self) -> f32 {
+        self.view_side
     }
 
     /// Positions of sampler A's (`b = false`) or B's particles.
@@ -1057,6 +1065,7 @@ fn particles_view(
     let side = ((avail.x - 90.0 * panels as f32) / panels as f32)
         .min(avail.y - 260.0)
         .clamp(160.0, 1400.0);
+    state.view_side = side;
     let mut hover = None;
     ui.horizontal(|ui| {
         let sets = [

@@ -175,7 +175,7 @@ impl DensityPipeline {
     }
 
     /// Writes the uniform block of view `id` (creating its buffer on first use).
-    fn write(&mut self, device: &wgpu::Device, queue: &wgpu::Queue, id: u64, bytes: &[u8]) {
+    pub fn write(&mut self, device: &wgpu::Device, queue: &wgpu::Queue, id: u64, bytes: &[u8]) {
         let layout = &self.layout;
         let (buffer, _) = self.slots.entry(id).or_insert_with(|| {
             let buffer = device.create_buffer(&wgpu::BufferDescriptor {
@@ -197,7 +197,8 @@ impl DensityPipeline {
         queue.write_buffer(buffer, 0, bytes);
     }
 
-    fn draw(&self, id: u64, pass: &mut wgpu::RenderPass<'_>) {
+    /// Draws view `id` (written before with [`Self::write`]) into the pass: one full-viewport triangle.
+    pub fn draw(&self, id: u64, pass: &mut wgpu::RenderPass<'_>) {
         if let Some((_, group)) = self.slots.get(&id) {
             pass.set_pipeline(&self.pipeline);
             pass.set_bind_group(0, group, &[]);

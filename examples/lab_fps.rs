@@ -1,0 +1,284 @@
+//! Frame rate of the 2D Lab while sigma moves, in a real window (run it under `xvfb-run` for the software renderer).
+//!
+//! ```text
+//! xvfb-run -s "-screen 0 1920x1440x24" cargo run --release --example lab_fps -- --mode density --seconds 10
+//! xvfb-run -s "-screen 0 1920x1440x24" cargo run --release --example lab_fps -- --mode lab --particles 10000
+//! ```
+//! `--mode density`: only the shader-rendered density, 1000 x 1000 points, contours on, sigma swept every frame
+//! (the field and its colour scale are rebuilt on the CPU each frame, as when the slider moves).
+//! `--mode lab`: the whole 2D Lab workspace in a window sized so that its density view is 1000 x 1000, with the
+//! particles running (`--particles`, `--ab` for two sets), arrows, i-spheres, jumps, trails and histograms.
+//! Prints the frames drawn and the mean / median / 95th-percentile frame time after a one-second warm-up.
+//! `--mode offscreen`: the shader alone into a 1000 x 1000 offscreen texture on a headless device (no window).
+//! Vsync is off unless `--vsync` is given; `--no-shader` draws a flat rectangle instead of the density (the baseline
+//! cost of the window, the CPU field and egui).
+
+use std::time::Instant;
+
+use eframe::egui;
+use eframe::egui_wgpu::wgpu;
+use walkjump::app::lab::density::{self, DensityParams};
+use walkjump::app::lab::{LabAction, LabSettings, LabState};
+use walkjump::lab::field::Field2;
+use walkjump::lab::scene::{LabPreset, Scene};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Density,
+    Lab,
+}
+
+struct Bench {
+    mode: Mode,
+    seconds: f64,
+    start: Instant,
+    last: Option<Instant>,
+    frames_ms: Vec<f64>,
+    settings: LabSettings,
+    state: LabState,
+    scene: Scene,
+    started_run: bool,
+    pixels: [f32; 2],
+    shader: bool,
+}
+
+impl Bench {
+    fn sigma(&self) -> f64 {
+        let t = self.start.elapsed().as_secs_f64();
+        0.2 + 0.8 * (0.5 + 0.5 * (1.7 * t).sin())
+    }
+
+    fn report(&self) {
+        let mut v = self.frames_ms.clone();
+        if v.is_empty() {
+            println!("no frames measured");
+            return;
+        }
+        v.sort_by(f64::total_cmp);
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let median = v[v.len() / 2];
+        let p95 = v[(v.len() * 95 / 100).min(v.len() - 1)];
+        println!(
+            "mode {}: {} frames, view {}x{} px; mean {:.2} ms ({:.1} fps), median {:.2} ms ({:.1} fps), p95 {:.2} ms",
+            if self.mode == Mode::Density {
+                "density"
+            } else {
+                "lab"
+            },
+            v.len(),
+            self.pixels[0],
+            self.pixels[1],
+            mean,
+            1000.0 / mean,
+            median,
+            1000.0 / median,
+            p95
+        );
+    }
+}
+
+impl eframe::App for Bench {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let now = Instant::now();
+        if let Some(last) = self.last
+            && self.start.elapsed().as_secs_f64() > 1.0
+        {
+            self.frames_ms
+                .push((now - last).as_secs_f64() * 1000.0);
+        }
+        self.last = Some(now);
+        let sigma = self.sigma();
+        match self.mode {
+            Mode::Density => {
+                egui::CentralPanel::default().show(ui, |ui| {
+                    let (rect, _) =
+                        ui.allocate_exact_size(egui::vec2(1000.0, 1000.0), egui::Sense::hover());
+                    self.pixels = [
+                        rect.width() * ui.ctx().pixels_per_point(),
+                        rect.height() * ui.ctx().pixels_per_point(),
+                    ];
+                    if let Ok(field) = self.scene.mixture(sigma).and_then(Field2::new) {
+                        let top = field.peak_density();
+                        let params = DensityParams::new(&field, [-5.0, 5.0, -5.0, 5.0], top);
+                        if self.shader {
+                            density::paint(ui.painter(), rect, 1, params);
+                        } else {
+                            ui.painter().rect_filled(rect, 0.0, egui::Color32::DARK_BLUE);
+                        }
+                    }
+                });
+            }
+            Mode::Lab => {
+                self.settings.sigma = sigma;
+                if !self.started_run {
+                    self.started_run = true;
+                    self.state
+                        .apply(&mut self.settings, vec![LabAction::RunPause]);
+                }
+                walkjump::app::lab::show(ui, &mut self.settings, &mut self.state);
+                self.pixels = [self.state.view_side() * ui.ctx().pixels_per_point(); 2];
+            }
+        }
+        if self.start.elapsed().as_secs_f64() > self.seconds + 1.0 {
+            self.report();
+            ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+        ui.ctx().request_repaint();
+    }
+}
+
+fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let mode = match value("--mode").as_deref() {
+        Some("offscreen") => return offscreen(value("--seconds").and_then(|s| s.parse().ok()).unwrap_or(5.0)),
+        Some("lab") => Mode::Lab,
+        Some("density") | None => Mode::Density,
+        Some(other) => return Err(format!("unknown mode {other} (density, lab, offscreen)")),
+    };
+    let seconds: f64 = value("--seconds")
+        .map(|s| s.parse().map_err(|e| format!("--seconds: {e}")))
+        .transpose()?
+        .unwrap_or(10.0);
+    let particles: usize = value("--particles")
+        .map(|s| s.parse().map_err(|e| format!("--particles: {e}")))
+        .transpose()?
+        .unwrap_or(10_000);
+    let vsync = args.iter().any(|a| a == "--vsync");
+    let ab = args.iter().any(|a| a == "--ab");
+    // Baseline: everything but the shader (a flat rectangle instead).
+    let no_shader = args.iter().any(|a| a == "--no-shader");
+    let scene = Scene::preset(LabPreset::Ring);
+    let settings = LabSettings {
+        scene: scene.clone(),
+        particles,
+        ab,
+        steps_per_frame: 2,
+        ..LabSettings::default()
+    };
+    // The lab's density view is min(width - 400, height - 260) points square: leave room for 1000.
+    let size = match mode {
+        Mode::Density => [1040.0, 1040.0],
+        Mode::Lab if ab => [2560.0, 1300.0],
+        Mode::Lab => [1420.0, 1300.0],
+    };
+    let mut native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("walkjump lab fps")
+            .with_inner_size(size),
+        ..Default::default()
+    };
+    if !vsync {
+        native.wgpu_options.surface.present_mode = wgpu::PresentMode::AutoNoVsync;
+    }
+    eframe::run_native(
+        "walkjump-lab-fps",
+        native,
+        Box::new(move |cc| {
+            if let Some(rs) = cc.wgpu_render_state.as_ref() {
+                let info = rs.adapter.get_info();
+                println!(
+                    "adapter: {} ({:?}), format {:?}",
+                    info.name, info.backend, rs.target_format
+                );
+                density::install(rs);
+            }
+            Ok(Box::new(Bench {
+                mode,
+                seconds,
+                start: Instant::now(),
+                last: None,
+                frames_ms: Vec::new(),
+                settings,
+                state: LabState::default(),
+                scene,
+                started_run: false,
+                pixels: [0.0; 2],
+                shader: !no_shader,
+            }))
+        }),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The shader alone: renders the ring at 1000 x 1000 into an offscreen `Rgba8Unorm` texture on a headless device,
+/// sweeping sigma, and reports the time per frame (no window, no present, no egui).
+fn offscreen(seconds: f64) -> Result<(), String> {
+    let made = std::panic::catch_unwind(|| {
+        egui_kittest::wgpu::create_render_state(
+            egui_kittest::wgpu::default_wgpu_setup(),
+            eframe::egui_wgpu::RendererOptions::PREDICTABLE,
+        )
+    });
+    let rs = made.map_err(|_| "no wgpu adapter".to_string())?;
+    let info = rs.adapter.get_info();
+    println!("adapter: {} ({:?})", info.name, info.backend);
+    let (device, queue) = (&rs.device, &rs.queue);
+    let format = wgpu::TextureFormat::Rgba8Unorm;
+    let mut pipeline = density::DensityPipeline::new(device, format, density::Output::Gamma);
+    let texture = device.create_texture(&wgpu::TextureDescriptor {
+        label: Some("lab_fps"),
+        size: wgpu::Extent3d {
+            width: 1000,
+            height: 1000,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format,
+        usage: wgpu::TextureUsages::RENDER_ATTACHMENT,
+        view_formats: &[],
+    });
+    let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+    let scene = Scene::preset(LabPreset::Ring);
+    let start = Instant::now();
+    let mut times = Vec::new();
+    while start.elapsed().as_secs_f64() < seconds {
+        let t0 = Instant::now();
+        let sigma = 0.2 + 0.8 * (0.5 + 0.5 * (1.7 * start.elapsed().as_secs_f64()).sin());
+        let field = scene.mixture(sigma).and_then(Field2::new).map_err(|e| e.to_string())?;
+        let params = DensityParams::new(&field, [-5.0, 5.0, -5.0, 5.0], field.peak_density());
+        pipeline.write(device, queue, 0, &params.to_bytes([0.0, 0.0, 1000.0, 1000.0], density::Output::Gamma));
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        {
+            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: None,
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                    view: &view,
+                    resolve_target: None,
+                    ops: wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
+                        store: wgpu::StoreOp::Store,
+                    },
+                    depth_slice: None,
+                })],
+                ..Default::default()
+            });
+            pipeline.draw(0, &mut pass);
+        }
+        let index = queue.submit(std::iter::once(encoder.finish()));
+        device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: None,
+            })
+            .map_err(|e| e.to_string())?;
+        times.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
+    println!(
+        "mode offscreen: {} frames of 1000x1000 px (ring of eight); mean {:.2} ms ({:.1} fps), median {:.2} ms",
+        times.len(),
+        mean,
+        1000.0 / mean,
+        times[times.len() / 2]
+    );
+    Ok(())
+}
