@@ -5,11 +5,13 @@
 //! xvfb-run -s "-screen 0 1920x1440x24" cargo run --release --example lab_fps -- --mode lab --particles 10000
 //! ```
 //! `--mode density`: only the shader-rendered density, 1000 x 1000 points, contours on, sigma swept every frame
-//! (the field and its colour scale are rebuilt on the CPU each frame, as when the slider moves).
+//! (the field and its colour scale are rebuilt on the CPU each frame, as when the slider moves); `--resolution 0.5`
+//! evaluates it at half resolution per side, as the workspace does while sigma moves.
 //! `--mode lab`: the whole 2D Lab workspace in a window sized so that its density view is 1000 x 1000, with the
 //! particles running (`--particles`, `--ab` for two sets), arrows, i-spheres, jumps, trails and histograms.
 //! Prints the frames drawn and the mean / median / 95th-percentile frame time after a one-second warm-up.
 //! `--mode offscreen`: the shader alone into a 1000 x 1000 offscreen texture on a headless device (no window).
+//! `--fixed-sigma` holds sigma still (the cached density is only copied each frame).
 //! Vsync is off unless `--vsync` is given; `--no-shader` draws a flat rectangle instead of the density (the baseline
 //! cost of the window, the CPU field and egui).
 
@@ -40,15 +42,41 @@ struct Bench {
     started_run: bool,
     pixels: [f32; 2],
     shader: bool,
+    resolution: f32,
+    fixed: bool,
+    /// Process CPU seconds when the measurement started.
+    cpu0: Option<f64>,
+}
+
+/// User + system CPU seconds of this process so far (Linux `/proc/self/stat`, 100 ticks per second).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 impl Bench {
     fn sigma(&self) -> f64 {
+        if self.fixed {
+            return 0.6;
+        }
         let t = self.start.elapsed().as_secs_f64();
         0.2 + 0.8 * (0.5 + 0.5 * (1.7 * t).sin())
     }
 
     fn report(&self) {
+        if let (Some(c0), Some(c1)) = (self.cpu0, cpu_seconds()) {
+            let n = self.frames_ms.len().max(1) as f64;
+            println!(
+                "process CPU time (all threads, llvmpipe's included): {:.1} ms per frame; load average {}",
+                (c1 - c0) * 1000.0 / n,
+                std::fs::read_to_string("/proc/loadavg")
+                    .unwrap_or_default()
+                    .trim()
+            );
+        }
         let mut v = self.frames_ms.clone();
         if v.is_empty() {
             println!("no frames measured");
@@ -80,11 +108,13 @@ impl Bench {
 impl eframe::App for Bench {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let now = Instant::now();
+        if self.cpu0.is_none() && self.start.elapsed().as_secs_f64() > 1.0 {
+            self.cpu0 = cpu_seconds();
+        }
         if let Some(last) = self.last
             && self.start.elapsed().as_secs_f64() > 1.0
         {
-            self.frames_ms
-                .push((now - last).as_secs_f64() * 1000.0);
+            self.frames_ms.push((now - last).as_secs_f64() * 1000.0);
         }
         self.last = Some(now);
         let sigma = self.sigma();
@@ -99,11 +129,13 @@ impl eframe::App for Bench {
                     ];
                     if let Ok(field) = self.scene.mixture(sigma).and_then(Field2::new) {
                         let top = field.peak_density();
-                        let params = DensityParams::new(&field, [-5.0, 5.0, -5.0, 5.0], top);
+                        let mut params = DensityParams::new(&field, [-5.0, 5.0, -5.0, 5.0], top);
+                        params.resolution = self.resolution;
                         if self.shader {
                             density::paint(ui.painter(), rect, 1, params);
                         } else {
-                            ui.painter().rect_filled(rect, 0.0, egui::Color32::DARK_BLUE);
+                            ui.painter()
+                                .rect_filled(rect, 0.0, egui::Color32::DARK_BLUE);
                         }
                     }
                 });
@@ -136,7 +168,13 @@ fn main() -> Result<(), String> {
             .cloned()
     };
     let mode = match value("--mode").as_deref() {
-        Some("offscreen") => return offscreen(value("--seconds").and_then(|s| s.parse().ok()).unwrap_or(5.0)),
+        Some("offscreen") => {
+            return offscreen(
+                value("--seconds")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(5.0),
+            );
+        }
         Some("lab") => Mode::Lab,
         Some("density") | None => Mode::Density,
         Some(other) => return Err(format!("unknown mode {other} (density, lab, offscreen)")),
@@ -153,6 +191,12 @@ fn main() -> Result<(), String> {
     let ab = args.iter().any(|a| a == "--ab");
     // Baseline: everything but the shader (a flat rectangle instead).
     let no_shader = args.iter().any(|a| a == "--no-shader");
+    // sigma held at 0.6: the density is rendered once and copied from its cache every frame.
+    let fixed = args.iter().any(|a| a == "--fixed-sigma");
+    let resolution: f32 = value("--resolution")
+        .map(|s| s.parse().map_err(|e| format!("--resolution: {e}")))
+        .transpose()?
+        .unwrap_or(1.0);
     let scene = Scene::preset(LabPreset::Ring);
     let settings = LabSettings {
         scene: scene.clone(),
@@ -200,6 +244,9 @@ fn main() -> Result<(), String> {
                 started_run: false,
                 pixels: [0.0; 2],
                 shader: !no_shader,
+                resolution,
+                fixed,
+                cpu0: None,
             }))
         }),
     )
@@ -242,10 +289,19 @@ fn offscreen(seconds: f64) -> Result<(), String> {
     while start.elapsed().as_secs_f64() < seconds {
         let t0 = Instant::now();
         let sigma = 0.2 + 0.8 * (0.5 + 0.5 * (1.7 * start.elapsed().as_secs_f64()).sin());
-        let field = scene.mixture(sigma).and_then(Field2::new).map_err(|e| e.to_string())?;
+        let field = scene
+            .mixture(sigma)
+            .and_then(Field2::new)
+            .map_err(|e| e.to_string())?;
         let params = DensityParams::new(&field, [-5.0, 5.0, -5.0, 5.0], field.peak_density());
-        pipeline.write(device, queue, 0, &params.to_bytes([0.0, 0.0, 1000.0, 1000.0], density::Output::Gamma));
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        pipeline.write(
+            device,
+            queue,
+            0,
+            &params.to_bytes([0.0, 0.0, 1000.0, 1000.0], density::Output::Gamma),
+        );
+        let mut encoder =
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
         {
             let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
                 label: None,

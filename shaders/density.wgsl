@@ -38,24 +38,33 @@ fn vs_main(@builtin(vertex_index) i: u32) -> VsOut {
     return out;
 }
 
-// log p(y), with the log-sum-exp taken about the largest term.
+// log p(y). One pass with the terms taken relative to the top of the colour scale (about the largest density, so
+// no term overflows); only where that sum underflows (p below about 1e-30 of the top) a second, two-pass
+// log-sum-exp about the largest term keeps log p exact in the far tails.
+fn quad(c: Component, y: vec2<f32>) -> f32 {
+    let e = y - c.mean_coef.xy;
+    return c.mean_coef.z - 0.5 * (c.prec.x * e.x * e.x + 2.0 * c.prec.y * e.x * e.y + c.prec.z * e.y * e.y);
+}
+
 fn log_density(y: vec2<f32>) -> f32 {
     let n = min(params.misc.x, 256u);
-    var top = -3.0e38;
-    for (var k = 0u; k < n; k = k + 1u) {
-        let c = params.components[k];
-        let e = y - c.mean_coef.xy;
-        let q = c.prec.x * e.x * e.x + 2.0 * c.prec.y * e.x * e.y + c.prec.z * e.y * e.y;
-        top = max(top, c.mean_coef.z - 0.5 * q);
-    }
+    let r = log(params.scale.x);
     var sum = 0.0;
     for (var k = 0u; k < n; k = k + 1u) {
-        let c = params.components[k];
-        let e = y - c.mean_coef.xy;
-        let q = c.prec.x * e.x * e.x + 2.0 * c.prec.y * e.x * e.y + c.prec.z * e.y * e.y;
-        sum = sum + exp(c.mean_coef.z - 0.5 * q - top);
+        sum = sum + exp(quad(params.components[k], y) - r);
     }
-    return top + log(sum);
+    if sum > 1.0e-30 {
+        return r + log(sum);
+    }
+    var top = -3.0e38;
+    for (var k = 0u; k < n; k = k + 1u) {
+        top = max(top, quad(params.components[k], y));
+    }
+    var tail = 0.0;
+    for (var k = 0u; k < n; k = k + 1u) {
+        tail = tail + exp(quad(params.components[k], y) - top);
+    }
+    return top + log(tail);
 }
 
 // The colour map: piecewise linear through five colours of viridis (gamma-encoded sRGB).

@@ -262,6 +262,9 @@ pub struct LabState {
     sigma_text: String,
     /// Side of the last density view drawn, in points.
     view_side: f32,
+    /// Consecutive frames in which the field (2D, M-density) changed: sigma or a component is moving, so the
+    /// density is drawn at half resolution until it stops.
+    streak: [u32; 2],
 }
 
 impl Default for LabState {
@@ -285,6 +288,7 @@ impl Default for LabState {
             hover: None,
             sigma_text: String::new(),
             view_side: 0.0,
+            streak: [0, 0],
         }
     }
 }
@@ -314,7 +318,9 @@ impl LabState {
     /// Rebuilds the field when the scene or sigma changed; returns whether it is usable.
     fn refresh_field(&mut self, settings: &LabSettings) -> bool {
         let key = (settings.scene.clone(), settings.sigma);
-        if self.field_key.as_ref() != Some(&key) {
+        let changed = self.field_key.as_ref() != Some(&key);
+        self.streak[0] = if changed { self.streak[0] + 1 } else { 0 };
+        if changed {
             match settings.scene.mixture(settings.sigma).and_then(Field2::new) {
                 Ok(f) => {
                     self.peak = f.peak_density();
@@ -335,7 +341,9 @@ impl LabState {
     }
 
     fn refresh_m_field(&mut self, sigma: f64) {
-        if self.m_field.as_ref().is_some_and(|(s, _, _)| *s == sigma) {
+        let same = self.m_field.as_ref().is_some_and(|(s, _, _)| *s == sigma);
+        self.streak[1] = if same { 0 } else { self.streak[1] + 1 };
+        if same {
             return;
         }
         match fig1_mixture(sigma)
@@ -503,7 +511,8 @@ pub fn show(ui: &mut Ui, settings: &mut LabSettings, state: &mut LabState) {
         LabMode::MDensity => m_density_view(ui, settings, state),
     });
     state.apply(settings, actions);
-    if state.running {
+    // Running particles animate; a field that just changed gets one more frame to redraw at full resolution.
+    if state.running || state.streak.iter().any(|&k| k > 0) {
         ui.ctx().request_repaint();
     }
 }
@@ -797,13 +806,16 @@ impl Frame2 {
     }
 }
 
+/// The shader parameters of a view; `moving` (the field changed in the last frames) halves the resolution.
 fn density_params(
     field: &Field2,
     world: [f64; 4],
     top: f64,
     settings: &LabSettings,
+    moving: bool,
 ) -> density::DensityParams {
     let mut p = density::DensityParams::new(field, world, top);
+    p.resolution = if moving { 0.5 } else { 1.0 };
     p.contours = if settings.contours { 1.0 } else { 0.0 };
     p.log_decades = if settings.log_scale { 4.0 } else { 0.0 };
     p
@@ -917,7 +929,7 @@ fn density_panel(
             &painter,
             rect,
             id,
-            density_params(field, f.world, state.peak, settings),
+            density_params(field, f.world, state.peak, settings, state.streak[0] >= 2),
         );
         legend(
             ui,
@@ -1237,7 +1249,12 @@ fn m_density_view(ui: &mut Ui, settings: &LabSettings, state: &mut LabState) {
         let rect = Rect::from_min_size(outer.min, Vec2::splat(side));
         let f = Frame2 { rect, world };
         let painter = ui.painter_at(outer.expand(20.0));
-        density::paint(&painter, rect, VIEW_M, density_params(&field, world, top, settings));
+        density::paint(
+            &painter,
+            rect,
+            VIEW_M,
+            density_params(&field, world, top, settings, state.streak[1] >= 2),
+        );
         legend(ui, Rect::from_min_size(Pos2::new(rect.max.x + 8.0, rect.min.y + 14.0), Vec2::new(12.0, side - 28.0)), top, settings.log_scale);
         let painter = ui.painter_at(rect);
         // The diagonal y1 = y2, where x (x) M lives and every jump lands; the density is symmetric about it.

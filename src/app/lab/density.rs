@@ -1,11 +1,14 @@
 //! The density heatmap of the 2D Lab, drawn by `shaders/density.wgsl` through an egui-wgpu paint callback.
 //!
-//! [`install`] puts the pipeline into the renderer's callback resources once (the app does it with eframe's render
-//! state; tests with their own). Each view ([`paint`]) carries its [`DensityParams`]; in `prepare` they are written,
-//! with the view's rectangle in framebuffer pixels, into that view's own uniform buffer (views are told apart by an
-//! id, so several density views can share a frame), and `paint` draws one full-viewport triangle. Without the
-//! resources (another renderer) nothing is drawn. [`render_raw`] runs the same shader offscreen into an `Rgba32Float`
-//! target whose texels are `(p(y), log p(y), y.x, y.y)`, for the tests that hold the shader against the CPU density.
+//! [`install`] puts the pipelines into the renderer's callback resources once (the app does it with eframe's render
+//! state; tests with their own). Each view ([`paint`]) carries its [`DensityParams`]. In `prepare` the density is
+//! rendered into the view's own cache texture, and only when something changed (parameters, size, resolution): a
+//! view whose sigma and mixture stand still costs one copy per frame while the particles move. While sigma moves the
+//! UI asks for half resolution (a quarter of the pixels to evaluate). `paint` copies the cache into egui's pass
+//! with `shaders/blit.wgsl` (bilinear when the cache is smaller). Views are told apart by an id, so several can share
+//! a frame. Without the resources (another renderer) nothing is drawn. [`render_raw`] runs the density shader
+//! offscreen into an `Rgba32Float` target whose texels are `(p(y), log p(y), y.x, y.y)`, for the tests that hold
+//! the shader against the CPU density.
 
 use std::collections::HashMap;
 
@@ -14,8 +17,14 @@ use egui::Rect;
 
 use crate::lab::field::Field2;
 
-/// The WGSL source.
+/// The WGSL source of the density.
 pub const SHADER: &str = include_str!("../../../shaders/density.wgsl");
+
+/// The WGSL source of the copy from a view's cache into egui's pass.
+pub const BLIT_SHADER: &str = include_str!("../../../shaders/blit.wgsl");
+
+/// Bytes of the blit uniform block: two `vec4`s.
+const BLIT_BYTES: usize = 32;
 
 /// Components the shader's uniform array holds.
 pub const MAX_COMPONENTS: usize = crate::lab::scene::MAX_COMPONENTS;
@@ -49,6 +58,9 @@ pub struct DensityParams {
     pub log_decades: f32,
     /// Per component: `[mean.x, mean.y, log_coef, 0, p00, p01, p11, 0]`, at most [`MAX_COMPONENTS`].
     pub components: Vec<[f32; 8]>,
+    /// Fraction of the view's pixels per side the density is evaluated at (1 = every pixel; 0.5 while sigma
+    /// moves), in `[0.125, 1]`.
+    pub resolution: f32,
 }
 
 impl DensityParams {
@@ -78,6 +90,7 @@ impl DensityParams {
             contours: 1.0,
             log_decades: 0.0,
             components,
+            resolution: 1.0,
         }
     }
 
@@ -108,16 +121,69 @@ impl DensityParams {
     }
 }
 
-/// The pipeline for one target format, and one uniform buffer per view id.
+/// A view's cached image and the bind group that copies it.
+struct Cache {
+    size: [u32; 2],
+    view: wgpu::TextureView,
+    blit_uniform: wgpu::Buffer,
+    blit_group: wgpu::BindGroup,
+    /// The uniform bytes the cache was rendered with.
+    key: Vec<u8>,
+}
+
+/// The density and blit pipelines for one target format, and per view id a uniform buffer and a cache.
 pub struct DensityPipeline {
     layout: wgpu::BindGroupLayout,
     pipeline: wgpu::RenderPipeline,
+    blit_layout: wgpu::BindGroupLayout,
+    blit: wgpu::RenderPipeline,
+    format: wgpu::TextureFormat,
     output: Output,
     slots: HashMap<u64, (wgpu::Buffer, wgpu::BindGroup)>,
+    caches: HashMap<u64, Cache>,
+}
+
+fn fullscreen_pipeline(
+    device: &wgpu::Device,
+    label: &str,
+    module: &wgpu::ShaderModule,
+    layout: &wgpu::BindGroupLayout,
+    format: wgpu::TextureFormat,
+) -> wgpu::RenderPipeline {
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(label),
+        bind_group_layouts: &[Some(layout)],
+        immediate_size: 0,
+    });
+    device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+        label: Some(label),
+        layout: Some(&pipeline_layout),
+        vertex: wgpu::VertexState {
+            module,
+            entry_point: Some("vs_main"),
+            buffers: &[],
+            compilation_options: wgpu::PipelineCompilationOptions::default(),
+        },
+        primitive: wgpu::PrimitiveState::default(),
+        depth_stencil: None,
+        multisample: wgpu::MultisampleState::default(),
+        fragment: Some(wgpu::FragmentState {
+            module,
+            entry_point: Some("fs_main"),
+            targets: &[Some(wgpu::ColorTargetState {
+                format,
+                blend: None,
+                write_mask: wgpu::ColorWrites::ALL,
+            })],
+            compilation_options: wgpu::PipelineCompilationOptions::default(),
+        }),
+        multiview_mask: None,
+        cache: None,
+    })
 }
 
 impl DensityPipeline {
-    /// Compiles the shader for targets of `format` (single-sampled, no depth, as egui's own pass).
+    /// Compiles the shaders for targets of `format` (single-sampled, no depth, as egui's own pass).
     pub fn new(device: &wgpu::Device, format: wgpu::TextureFormat, output: Output) -> Self {
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("walkjump_density"),
@@ -136,41 +202,52 @@ impl DensityPipeline {
                 count: None,
             }],
         });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("walkjump_density_pipeline_layout"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
+        let pipeline = fullscreen_pipeline(device, "walkjump_density", &module, &layout, format);
+        let blit_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("walkjump_density_blit"),
+            source: wgpu::ShaderSource::Wgsl(BLIT_SHADER.into()),
         });
-        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("walkjump_density_pipeline"),
-            layout: Some(&pipeline_layout),
-            vertex: wgpu::VertexState {
-                module: &module,
-                entry_point: Some("vs_main"),
-                buffers: &[],
-                compilation_options: wgpu::PipelineCompilationOptions::default(),
-            },
-            primitive: wgpu::PrimitiveState::default(),
-            depth_stencil: None,
-            multisample: wgpu::MultisampleState::default(),
-            fragment: Some(wgpu::FragmentState {
-                module: &module,
-                entry_point: Some("fs_main"),
-                targets: &[Some(wgpu::ColorTargetState {
-                    format,
-                    blend: None,
-                    write_mask: wgpu::ColorWrites::ALL,
-                })],
-                compilation_options: wgpu::PipelineCompilationOptions::default(),
-            }),
-            multiview_mask: None,
-            cache: None,
+        let blit_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("walkjump_density_blit_layout"),
+            entries: &[
+                wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::FRAGMENT,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: std::num::NonZeroU64::new(BLIT_BYTES as u64),
+                    },
+                    count: None,
+                },
+                wgpu::BindGroupLayoutEntry {
+                    binding: 1,
+                    visibility: wgpu::ShaderStages::FRAGMENT,
+                    ty: wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                        multisampled: false,
+                    },
+                    count: None,
+                },
+            ],
         });
+        let blit = fullscreen_pipeline(
+            device,
+            "walkjump_density_blit",
+            &blit_module,
+            &blit_layout,
+            format,
+        );
         Self {
             layout,
             pipeline,
+            blit_layout,
+            blit,
+            format,
             output,
             slots: HashMap::new(),
+            caches: HashMap::new(),
         }
     }
 
@@ -205,6 +282,121 @@ impl DensityPipeline {
             pass.draw(0..3, 0..1);
         }
     }
+
+    /// Brings view `id`'s cache up to date for a view at `rect_px` (framebuffer pixels), rendering the density into
+    /// it (recorded on `encoder`) only when the parameters, size or resolution changed.
+    fn prepare_view(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        encoder: &mut wgpu::CommandEncoder,
+        id: u64,
+        rect_px: [f32; 4],
+        params: &DensityParams,
+    ) {
+        // Whole pixels, so that at full resolution the copy is texel for pixel (no blending at half offsets).
+        let rect_px = rect_px.map(f32::round);
+        let res = if params.resolution.is_finite() {
+            params.resolution.clamp(0.125, 1.0)
+        } else {
+            1.0
+        };
+        let side = |v: f32| ((v * res).ceil() as u32).clamp(1, 8192);
+        let size = [side(rect_px[2]), side(rect_px[3])];
+        let bytes = params.to_bytes([0.0, 0.0, size[0] as f32, size[1] as f32], self.output);
+        if self.caches.get(&id).is_none_or(|c| c.size != size) {
+            let texture = device.create_texture(&wgpu::TextureDescriptor {
+                label: Some("walkjump_density_cache"),
+                size: wgpu::Extent3d {
+                    width: size[0],
+                    height: size[1],
+                    depth_or_array_layers: 1,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: self.format,
+                usage: wgpu::TextureUsages::RENDER_ATTACHMENT
+                    | wgpu::TextureUsages::TEXTURE_BINDING,
+                view_formats: &[],
+            });
+            let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+            let blit_uniform = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("walkjump_density_blit_params"),
+                size: BLIT_BYTES as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let blit_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("walkjump_density_blit_group"),
+                layout: &self.blit_layout,
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: blit_uniform.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: wgpu::BindingResource::TextureView(&view),
+                    },
+                ],
+            });
+            self.caches.insert(
+                id,
+                Cache {
+                    size,
+                    view,
+                    blit_uniform,
+                    blit_group,
+                    key: Vec::new(),
+                },
+            );
+        }
+        let stale = self.caches.get(&id).is_some_and(|c| c.key != bytes);
+        if stale {
+            self.write(device, queue, id, &bytes);
+            if let (Some(cache), Some((_, group))) = (self.caches.get(&id), self.slots.get(&id)) {
+                let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+                    label: Some("walkjump_density_cache"),
+                    color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                        view: &cache.view,
+                        resolve_target: None,
+                        ops: wgpu::Operations {
+                            load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
+                            store: wgpu::StoreOp::Store,
+                        },
+                        depth_slice: None,
+                    })],
+                    ..Default::default()
+                });
+                pass.set_pipeline(&self.pipeline);
+                pass.set_bind_group(0, group, &[]);
+                pass.draw(0..3, 0..1);
+            }
+            if let Some(cache) = self.caches.get_mut(&id) {
+                cache.key = bytes;
+            }
+        }
+        if let Some(cache) = self.caches.get(&id) {
+            let mut b = Vec::with_capacity(BLIT_BYTES);
+            for v in rect_px
+                .into_iter()
+                .chain([size[0] as f32, size[1] as f32, 0.0, 0.0])
+            {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            queue.write_buffer(&cache.blit_uniform, 0, &b);
+        }
+    }
+
+    /// Copies view `id`'s cache into the pass.
+    fn paint_view(&self, id: u64, pass: &mut wgpu::RenderPass<'_>) {
+        if let Some(cache) = self.caches.get(&id) {
+            pass.set_pipeline(&self.blit);
+            pass.set_bind_group(0, &cache.blit_group, &[]);
+            pass.draw(0..3, 0..1);
+        }
+    }
 }
 
 /// Puts the density pipeline for the window's framebuffer into the renderer (once per render state).
@@ -236,7 +428,7 @@ impl egui_wgpu::CallbackTrait for DensityCallback {
         device: &wgpu::Device,
         queue: &wgpu::Queue,
         screen: &egui_wgpu::ScreenDescriptor,
-        _encoder: &mut wgpu::CommandEncoder,
+        encoder: &mut wgpu::CommandEncoder,
         resources: &mut egui_wgpu::CallbackResources,
     ) -> Vec<wgpu::CommandBuffer> {
         if let Some(p) = resources.get_mut::<DensityPipeline>() {
@@ -247,8 +439,7 @@ impl egui_wgpu::CallbackTrait for DensityCallback {
                 self.rect.width() * s,
                 self.rect.height() * s,
             ];
-            let bytes = self.params.to_bytes(rect_px, p.output);
-            p.write(device, queue, self.id, &bytes);
+            p.prepare_view(device, queue, encoder, self.id, rect_px, &self.params);
         }
         Vec::new()
     }
@@ -260,7 +451,7 @@ impl egui_wgpu::CallbackTrait for DensityCallback {
         resources: &egui_wgpu::CallbackResources,
     ) {
         if let Some(p) = resources.get::<DensityPipeline>() {
-            p.draw(self.id, pass);
+            p.paint_view(self.id, pass);
         }
     }
 }
