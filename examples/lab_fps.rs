@@ -46,6 +46,8 @@ struct Bench {
     fixed: bool,
     /// Process CPU seconds when the measurement started.
     cpu0: Option<f64>,
+    /// The window's content size, points.
+    window: egui::Vec2,
 }
 
 /// User + system CPU seconds of this process so far (Linux `/proc/self/stat`, 100 ticks per second).
@@ -87,12 +89,14 @@ impl Bench {
         let median = v[v.len() / 2];
         let p95 = v[(v.len() * 95 / 100).min(v.len() - 1)];
         println!(
-            "mode {}: {} frames, view {}x{} px; mean {:.2} ms ({:.1} fps), median {:.2} ms ({:.1} fps), p95 {:.2} ms",
+            "mode {}: window {}x{} points, {} frames, view {}x{} px; mean {:.2} ms ({:.1} fps), median {:.2} ms ({:.1} fps), p95 {:.2} ms",
             if self.mode == Mode::Density {
                 "density"
             } else {
                 "lab"
             },
+            self.window.x,
+            self.window.y,
             v.len(),
             self.pixels[0],
             self.pixels[1],
@@ -118,6 +122,7 @@ impl eframe::App for Bench {
         }
         self.last = Some(now);
         let sigma = self.sigma();
+        self.window = ui.ctx().content_rect().size();
         match self.mode {
             Mode::Density => {
                 egui::CentralPanel::default().show(ui, |ui| {
@@ -215,6 +220,7 @@ fn main() -> Result<(), String> {
         viewport: egui::ViewportBuilder::default()
             .with_title("walkjump lab fps")
             .with_inner_size(size),
+        persist_window: false,
         ..Default::default()
     };
     if !vsync {
@@ -247,6 +253,7 @@ fn main() -> Result<(), String> {
                 resolution,
                 fixed,
                 cpu0: None,
+                window: egui::Vec2::ZERO,
             }))
         }),
     )
