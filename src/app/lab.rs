@@ -783,7 +783,7 @@ struct Frame2 {
 }
 
 impl Frame2 {
-    fn to_screen(&self, p: [f64; 2]) -> Pos2 {
+    fn to_screen(self, p: [f64; 2]) -> Pos2 {
         let [x0, x1, y0, y1] = self.world;
         let u = ((p[0] - x0) / (x1 - x0)) as f32;
         let v = ((y1 - p[1]) / (y1 - y0)) as f32;
@@ -793,7 +793,7 @@ impl Frame2 {
         )
     }
 
-    fn to_world(&self, p: Pos2) -> [f64; 2] {
+    fn to_world(self, p: Pos2) -> [f64; 2] {
         let [x0, x1, y0, y1] = self.world;
         let u = f64::from((p.x - self.rect.min.x) / self.rect.width());
         let v = f64::from((p.y - self.rect.min.y) / self.rect.height());

@@ -130,7 +130,8 @@ impl Field2 {
             g[0] -= e * pe[0];
             g[1] -= e * pe[1];
         }
-        if !(sum > 0.0) {
+        // Also catches a NaN sum.
+        if sum.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             return (f64::NEG_INFINITY, [f64::NAN; 2]);
         }
         (max + sum.ln(), [g[0] / sum, g[1] / sum])

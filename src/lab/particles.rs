@@ -251,7 +251,9 @@ impl ParticleSet {
             }
         }
         for (i, y) in self.y.iter().enumerate() {
-            if self.alive[i] && !(y[0].hypot(y[1]) < DIVERGED_RADIUS) {
+            let r = y[0].hypot(y[1]);
+            // r is NaN for a non-finite position: that too has diverged.
+            if self.alive[i] && (r.is_nan() || r >= DIVERGED_RADIUS) {
                 self.alive[i] = false;
                 self.diverged += 1;
             }

@@ -82,7 +82,8 @@ pub fn transition(sampler: Sampler, k: f64) -> (Mat2, Mat2) {
 /// too large and the particles fly off).
 pub fn gaussian_stationary(sampler: Sampler, k: f64) -> Option<Mat2> {
     let (a, q) = transition(sampler, k);
-    if !(spectral_radius(a) < 1.0) {
+    let rho = spectral_radius(a);
+    if rho.is_nan() || rho >= 1.0 {
         return None;
     }
     // Doubling: after n rounds s = sum_{i < 2^n} A^i Q (A^i)^T.
