@@ -56,10 +56,10 @@ fn harness(app: App) -> Harness<'static, App> {
 // ---- the shader against the CPU --------------------------------------------------------------------------------
 
 /// Relative tolerance on p(y) and absolute tolerance on log p(y) between the f32 shader and the f64 CPU density.
-/// The shader evaluates the quadratic forms in f32 (about 1e-7 relative), so exponents of a few hundred carry
-/// errors near 1e-5; 1e-3 leaves room for the software rasterisers' exp/log.
-const REL_TOL: f64 = 1e-3;
-const LOG_TOL: f64 = 1e-3;
+/// The shader evaluates the quadratic forms in f32 (about 1e-7 relative), so exponents of a few hundred carry errors
+/// near 1e-5, and Vulkan allows exp an error of (3 + 2|x|) ulp; lavapipe's worst case here is about 3e-5.
+const REL_TOL: f64 = 1e-4;
+const LOG_TOL: f64 = 1e-4;
 
 #[test]
 fn shader_density_equals_the_cpu_density_at_sampled_pixels() {
@@ -111,7 +111,18 @@ fn shader_density_equals_the_cpu_density_at_sampled_pixels() {
             Field2::new(fig1_mixture(0.5).expect("m")).expect("m field"),
             [-5.0, 5.0, -5.0, 5.0],
         ),
+        // Point masses at sigma 0.2: far pixels take the shader's far-tail branch (p below 1e-30 of the top).
+        (
+            "two points, sigma 0.2",
+            Field2::new(
+                GaussianMixture::from_points(vec![vec![-1.5, 0.0], vec![1.0, 1.0]], vec![0.2])
+                    .expect("points"),
+            )
+            .expect("points field"),
+            [-5.0, 5.0, -5.0, 5.0],
+        ),
     ];
+    let mut tail_pixels = 0;
     let (w, h) = (160u32, 120u32);
     for (name, field, world) in cases {
         let top = field.peak_density();
@@ -151,6 +162,9 @@ fn shader_density_equals_the_cpu_density_at_sampled_pixels() {
                         "{name}: log p at {y:?}: shader {lg}, CPU {lp}"
                     );
                     worst_rel = worst_rel.max(rel);
+                    if lp < top.ln() - 69.0 {
+                        tail_pixels += 1;
+                    }
                     worst_log = worst_log.max(dl);
                     compared += 1;
                 } else {
@@ -158,11 +172,13 @@ fn shader_density_equals_the_cpu_density_at_sampled_pixels() {
                 }
             }
         }
-        assert!(compared > 100, "{name}: only {compared} pixels compared");
+        assert!(compared > 20, "{name}: only {compared} pixels compared");
         eprintln!(
             "{name}: {compared} pixels, worst relative error of p {worst_rel:.2e}, of log p {worst_log:.2e}"
         );
     }
+    assert!(tail_pixels > 0, "no pixel exercised the far-tail branch");
+    eprintln!("{tail_pixels} pixels compared in the far tail");
 }
 
 // ---- kittest: controls, labels and counts -----------------------------------------------------------------------
