@@ -410,3 +410,29 @@ fn snapshot_of_the_lab_workspace() {
     h.run();
     h.snapshot_options("lab_m_density", &opts);
 }
+
+#[test]
+fn space_s_and_r_drive_the_lab_particles_in_the_lab_tab() {
+    let mut app = lab_app();
+    app.settings.lab.particles = 100;
+    app.settings.lab.steps_per_frame = 4;
+    let mut h = harness(app);
+    h.run();
+    h.key_press(egui::Key::R);
+    h.run();
+    h.get_by_label("particles: 100");
+    h.key_press(egui::Key::S);
+    h.run();
+    h.get_by_label("steps: 4");
+    h.key_press(egui::Key::Space);
+    h.step();
+    h.step();
+    assert!(h.state().lab_state().running());
+    h.key_press(egui::Key::Space);
+    h.step();
+    assert!(!h.state().lab_state().running());
+    assert!(
+        h.state_mut().take_sent().is_empty(),
+        "no walk command reaches the worker"
+    );
+}

@@ -738,14 +738,29 @@ impl App {
                 i.key_pressed(Key::F1),
             )
         });
-        if space {
-            walk::run_or_pause(&self.settings.walk, &self.walk, actions);
-        }
-        if s {
-            walk::step(&self.settings.walk, actions);
-        }
-        if r {
-            walk::reset(&self.settings.walk, &mut self.walk, actions);
+        if self.settings.tab == Tab::Lab {
+            // In the 2D Lab the keys drive its particles.
+            let keys = [
+                (space, lab::LabAction::RunPause),
+                (s, lab::LabAction::Step),
+                (r, lab::LabAction::Reset),
+            ];
+            let acts = keys
+                .into_iter()
+                .filter(|(k, _)| *k)
+                .map(|(_, a)| a)
+                .collect();
+            self.lab.apply(&mut self.settings.lab, acts);
+        } else {
+            if space {
+                walk::run_or_pause(&self.settings.walk, &self.walk, actions);
+            }
+            if s {
+                walk::step(&self.settings.walk, actions);
+            }
+            if r {
+                walk::reset(&self.settings.walk, &mut self.walk, actions);
+            }
         }
         if f1 {
             self.help_open = !self.help_open;
@@ -900,7 +915,7 @@ impl App {
                     ("Walk-Jump", "Langevin chains on the noisy density and their empirical-Bayes jumps: one tile per chain, the film strip of one chain, energy / score / kinetic temperature / pixel range traces, R-hat and ESS across chains, classes with a classifier. Parameter changes apply at the next step; chains, init and seed at Reset."),
                     ("NEBULA", "gradient flow of the energy from noise or test digits to attractors; gallery of attractors with basin sizes, nearest training digit and chi distance; poor man's NEBULA (two jumps)."),
                     ("Denoise", "the same noisy test digits through every loaded denoiser, per-image MSE and pixel range, and an aggregate MSE table."),
-                    ("2D Lab", "teaching: an analytic 2D mixture (presets, click to add a component, drag to move, right-click to remove) with the exact density of Y = X + N(0, sigma^2 I) drawn by a WGSL shader, contours, score arrows and i-spheres; up to 10 000 particles per sampler (overdamped / Sachs / Cheng, A/B on the same seed) with their jumps, trails and histograms against the exact density; the M-density of seed 002 Fig. 1 (M = 2)."),
+                    ("2D Lab", "teaching: an analytic 2D mixture (presets, click to add a component, drag to move, right-click to remove) with the exact density of Y = X + N(0, sigma^2 I) drawn by a WGSL shader, contours, score arrows and i-spheres; up to 10 000 particles per sampler (overdamped / Sachs / Cheng, A/B on the same seed) with their jumps, trails and histograms against the exact density; the M-density of seed 002 Fig. 1 (M = 2). There Space, S and R run / pause, step and reset its particles."),
                     ("Models", "metadata and training record of each checkpoint; chi statistics of the digits with the model's sigma on that scale."),
                 ] {
                     ui.label(RichText::new(t).strong());
