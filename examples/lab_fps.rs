@@ -11,6 +11,7 @@
 //! particles running (`--particles`, `--ab` for two sets), arrows, i-spheres, jumps, trails and histograms.
 //! Prints the frames drawn and the mean / median / 95th-percentile frame time after a one-second warm-up.
 //! `--mode offscreen`: the shader alone into a 1000 x 1000 offscreen texture on a headless device (no window).
+//! `--off arrows,spheres,jumps,trails,contours` turns overlays off in `--mode lab`.
 //! `--fixed-sigma` holds sigma still (the cached density is only copied each frame).
 //! Vsync is off unless `--vsync` is given; `--no-shader` draws a flat rectangle instead of the density (the baseline
 //! cost of the window, the CPU field and egui).
@@ -203,13 +204,25 @@ fn main() -> Result<(), String> {
         .transpose()?
         .unwrap_or(1.0);
     let scene = Scene::preset(LabPreset::Ring);
-    let settings = LabSettings {
+    let mut settings = LabSettings {
         scene: scene.clone(),
         particles,
         ab,
         steps_per_frame: 2,
         ..LabSettings::default()
     };
+    // `--off arrows,spheres,jumps,trails,contours`: turn overlays off to see what each costs.
+    for item in value("--off").unwrap_or_default().split(',') {
+        match item {
+            "arrows" => settings.arrows = false,
+            "spheres" => settings.spheres = false,
+            "jumps" => settings.jumps = false,
+            "trails" => settings.trails = false,
+            "contours" => settings.contours = false,
+            "" => {}
+            other => return Err(format!("--off: unknown overlay {other}")),
+        }
+    }
     // The lab's density view is min(width - 400, height - 260) points square: leave room for 1000.
     let size = match mode {
         Mode::Density => [1040.0, 1040.0],

@@ -9,7 +9,7 @@ use eframe::egui_wgpu;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
-use walkjump::app::lab::density::{DensityParams, render_raw};
+use walkjump::app::lab::density::{DensityParams, DensityPipeline, render_raw};
 use walkjump::app::{App, Tab};
 use walkjump::lab::field::Field2;
 use walkjump::lab::scene::{LabPreset, Scene, fig1_mixture};
@@ -391,6 +391,16 @@ fn snapshot_of_the_lab_workspace() {
     app.settings.lab.particles = 1000;
     app.settings.lab.steps_per_frame = 40;
     app.settings.lab.ab = true;
+    let renders = {
+        let rs = rs.clone();
+        move || {
+            rs.renderer
+                .read()
+                .callback_resources
+                .get::<DensityPipeline>()
+                .map_or(0, DensityPipeline::renders)
+        }
+    };
     let mut h = Harness::builder()
         .with_size(egui::vec2(1280.0, 820.0))
         .renderer(egui_kittest::wgpu::WgpuTestRenderer::from_render_state(rs))
@@ -406,9 +416,26 @@ fn snapshot_of_the_lab_workspace() {
         .threshold(2.0)
         .max_failed_pixels(600);
     h.snapshot_options("lab", &opts);
+    // The density is rendered into each view's cache only when it changes: more frames of the same field (particles
+    // moving) only copy it; a new sigma renders it again.
+    let before = renders();
+    assert!(before >= 2, "{before} renders");
+    h.get_by_label("Step").click();
+    h.run();
+    h.render().expect("render");
+    assert_eq!(renders(), before, "an unchanged field was rendered again");
     h.get_by_label("M-density (M = 2)").click();
     h.run();
     h.snapshot_options("lab_m_density", &opts);
+    let before = renders();
+    h.state_mut().settings.lab.sigma = 0.7;
+    h.run();
+    h.render().expect("render");
+    assert_eq!(
+        renders(),
+        before + 1,
+        "a new sigma renders the M-density again"
+    );
 }
 
 #[test]

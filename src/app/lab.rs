@@ -599,6 +599,9 @@ fn controls(
         "A/B: a second sampler side by side (same seed)",
     );
     if settings.ab {
+        if state.a.is_some() && state.b.is_none() {
+            ui.label(RichText::new("press Reset to start B beside A").italics());
+        }
         let sigma = settings.sigma;
         sampler_controls(
             ui,

@@ -141,6 +141,8 @@ pub struct DensityPipeline {
     output: Output,
     slots: HashMap<u64, (wgpu::Buffer, wgpu::BindGroup)>,
     caches: HashMap<u64, Cache>,
+    /// Density renders into view caches so far (a view that stands still adds none).
+    renders: u64,
 }
 
 fn fullscreen_pipeline(
@@ -248,6 +250,7 @@ impl DensityPipeline {
             output,
             slots: HashMap::new(),
             caches: HashMap::new(),
+            renders: 0,
         }
     }
 
@@ -376,6 +379,7 @@ impl DensityPipeline {
             if let Some(cache) = self.caches.get_mut(&id) {
                 cache.key = bytes;
             }
+            self.renders += 1;
         }
         if let Some(cache) = self.caches.get(&id) {
             let mut b = Vec::with_capacity(BLIT_BYTES);
@@ -387,6 +391,11 @@ impl DensityPipeline {
             }
             queue.write_buffer(&cache.blit_uniform, 0, &b);
         }
+    }
+
+    /// Density renders into view caches so far.
+    pub fn renders(&self) -> u64 {
+        self.renders
     }
 
     /// Copies view `id`'s cache into the pass.
