@@ -12,6 +12,7 @@
 //! Prints the frames drawn and the mean / median / 95th-percentile frame time after a one-second warm-up.
 //! `--mode offscreen`: the shader alone into a 1000 x 1000 offscreen texture on a headless device (no window).
 //! `--off arrows,spheres,jumps,trails,contours` turns overlays off in `--mode lab`.
+//! `--screenshot PATH` saves the window as PNG at the end.
 //! `--fixed-sigma` holds sigma still (the cached density is only copied each frame).
 //! Vsync is off unless `--vsync` is given; `--no-shader` draws a flat rectangle instead of the density (the baseline
 //! cost of the window, the CPU field and egui).
@@ -49,6 +50,10 @@ struct Bench {
     cpu0: Option<f64>,
     /// The window's content size, points.
     window: egui::Vec2,
+    /// Save the window as PNG here at the end.
+    screenshot: Option<String>,
+    shot_done: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    reported: bool,
 }
 
 /// User + system CPU seconds of this process so far (Linux `/proc/self/stat`, 100 ticks per second).
@@ -158,8 +163,34 @@ impl eframe::App for Bench {
             }
         }
         if self.start.elapsed().as_secs_f64() > self.seconds + 1.0 {
-            self.report();
-            ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+            match (&self.screenshot, self.shot_done.as_ref()) {
+                (Some(path), None) => {
+                    // Ask once for the window's pixels; close when they are written.
+                    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    self.shot_done = Some(done.clone());
+                    let path = path.clone();
+                    ui.ctx().request_screenshot(move |img| {
+                        let [w, h] = img.size;
+                        let bytes: Vec<u8> = img.pixels.iter().flat_map(|c| c.to_array()).collect();
+                        match image::RgbaImage::from_raw(w as u32, h as u32, bytes) {
+                            Some(rgba) => match rgba.save(&path) {
+                                Ok(()) => println!("screenshot: {path}"),
+                                Err(e) => println!("screenshot failed: {e}"),
+                            },
+                            None => println!("screenshot failed: wrong size"),
+                        }
+                        done.store(true, std::sync::atomic::Ordering::SeqCst);
+                    });
+                }
+                (Some(_), Some(done)) if !done.load(std::sync::atomic::Ordering::SeqCst) => {}
+                _ => {
+                    if !self.reported {
+                        self.reported = true;
+                        self.report();
+                    }
+                    ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+                }
+            }
         }
         ui.ctx().request_repaint();
     }
@@ -194,6 +225,7 @@ fn main() -> Result<(), String> {
         .transpose()?
         .unwrap_or(10_000);
     let vsync = args.iter().any(|a| a == "--vsync");
+    let screenshot = value("--screenshot");
     let ab = args.iter().any(|a| a == "--ab");
     // Baseline: everything but the shader (a flat rectangle instead).
     let no_shader = args.iter().any(|a| a == "--no-shader");
@@ -267,6 +299,9 @@ fn main() -> Result<(), String> {
                 fixed,
                 cpu0: None,
                 window: egui::Vec2::ZERO,
+                screenshot,
+                shot_done: None,
+                reported: false,
             }))
         }),
     )
