@@ -142,6 +142,8 @@ pub struct LabSettings {
     pub arrows: bool,
     /// i-spheres around the data points.
     pub spheres: bool,
+    /// Draw them with radius sigma instead of the noise shell's sigma sqrt(2).
+    pub sphere_radius_sigma: bool,
     /// Jumps `x_hat(y)` of the particles.
     pub jumps: bool,
     /// Trails of the first particles.
@@ -172,6 +174,7 @@ impl Default for LabSettings {
             log_scale: false,
             arrows: true,
             spheres: true,
+            sphere_radius_sigma: false,
             jumps: true,
             trails: true,
         }
@@ -568,7 +571,14 @@ fn controls(
     ui.checkbox(&mut settings.click_adds, "click adds a component");
     ui.add(egui::Slider::new(&mut settings.new_std, 0.0..=2.0).text("new component std"));
     ui.label(RichText::new("drag a centre to move it; right-click removes it").weak());
-    ui.checkbox(&mut settings.spheres, "i-spheres (radius sigma sqrt(2))");
+    ui.checkbox(&mut settings.spheres, "i-spheres");
+    if settings.spheres {
+        ui.checkbox(&mut settings.sphere_radius_sigma, "radius sigma (else sigma sqrt(2))")
+            .on_hover_text(
+                "noise N(0, sigma^2 I) in d = 2 concentrates at radius sigma sqrt(2): circles of that radius touch \
+                 exactly when sigma = chi, the overlap rule; circles of radius sigma touch at sigma = sqrt(2) chi",
+            );
+    }
     if let Some(o) = &state.overlap {
         ui.label(format!("i-spheres: {}", o.verdict()));
         if o.pairs > 0 {
@@ -948,7 +958,12 @@ fn density_panel(
             score_arrows(&painter, &f, field);
         }
         if settings.spheres {
-            let r = spheres::sphere_radius(settings.sigma, 2) as f32 * f.scale();
+            let radius = if settings.sphere_radius_sigma {
+                settings.sigma
+            } else {
+                spheres::sphere_radius(settings.sigma, 2)
+            };
+            let r = radius as f32 * f.scale();
             let overlapping: std::collections::HashSet<usize> = state
                 .overlap
                 .iter()
