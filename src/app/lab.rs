@@ -983,11 +983,19 @@ fn density_panel(
             }
             for (k, m) in settings.scene.means.iter().enumerate() {
                 let c = if overlapping.contains(&k) {
-                    Color32::from_rgb(255, 90, 70)
+                    Color32::from_rgb(255, 60, 60)
                 } else {
-                    Color32::from_rgb(120, 220, 255)
+                    Color32::from_rgb(0, 230, 255)
                 };
-                painter.circle_stroke(f.to_screen(*m), r, Stroke::new(1.5, c));
+                // Dashed, so the i-spheres stand apart from the (solid) contour lines.
+                let centre = f.to_screen(*m);
+                let ring: Vec<Pos2> = (0..=72)
+                    .map(|i| {
+                        let a = i as f32 / 72.0 * std::f32::consts::TAU;
+                        centre + r * Vec2::angled(a)
+                    })
+                    .collect();
+                painter.extend(Shape::dashed_line(&ring, Stroke::new(2.0, c), 6.0, 4.0));
             }
         }
         if let Some(set) = set {
