@@ -35,6 +35,12 @@ const STEP_BUDGET: Duration = Duration::from_millis(8);
 /// Particles whose jump line `y -> x_hat(y)` is drawn (jump points are drawn for all).
 const JUMP_LINES: usize = 150;
 
+/// Particles whose jump point is drawn (the jumps cost one score evaluation each per frame).
+const JUMP_POINTS: usize = 3000;
+
+/// While the particles run, the TV distance is refreshed at most this often.
+const TV_EVERY: Duration = Duration::from_millis(300);
+
 /// Particles that keep a trail.
 const TRAILS: usize = 24;
 
@@ -259,6 +265,7 @@ pub struct LabState {
     /// TV reports of A and B, recomputed when the particles move.
     tv: [Option<TvReport>; 2],
     tv_step: Option<u64>,
+    tv_at: Option<Instant>,
     /// Pointer readout on the density.
     hover: Option<String>,
     /// Typed-entry box of sigma.
@@ -288,6 +295,7 @@ impl Default for LabState {
             steps_last_frame: 0,
             tv: [None, None],
             tv_step: None,
+            tv_at: None,
             hover: None,
             sigma_text: String::new(),
             view_side: 0.0,
@@ -486,7 +494,9 @@ impl LabState {
             LabMode::MDensity => self.refresh_m_field(settings.sigma),
         }
         let step = self.a.as_ref().map(ParticleSet::steps);
-        if self.tv_step != step || self.tv_step.is_none() {
+        let due = !self.running || self.tv_at.is_none_or(|t| t.elapsed() >= TV_EVERY);
+        if (self.tv_step != step || self.tv_step.is_none()) && due {
+            self.tv_at = Some(Instant::now());
             if let Some(field) = &self.field {
                 let bounds = settings.world();
                 self.tv = [
@@ -631,7 +641,7 @@ fn controls(
     });
     ui.checkbox(
         &mut settings.jumps,
-        "jumps x_hat(y) (lines for the first 150)",
+        "jumps x_hat(y) of the first 3000 (lines for the first 150)",
     );
     ui.checkbox(&mut settings.trails, "trails");
     ui.add(
@@ -1047,7 +1057,7 @@ fn particles(
     if settings.jumps {
         let jump_colour = Color32::from_rgb(255, 60, 40);
         let mut mesh = egui::Mesh::default();
-        for (i, y) in set.live_positions().enumerate() {
+        for (i, y) in set.live_positions().take(JUMP_POINTS).enumerate() {
             let x = field.jump(y);
             let (py, px) = (f.to_screen(y), f.to_screen(x));
             if i < JUMP_LINES {
