@@ -12,6 +12,7 @@
 //! Prints the frames drawn and the mean / median / 95th-percentile frame time after a one-second warm-up.
 //! `--mode offscreen`: the shader alone into a 1000 x 1000 offscreen texture on a headless device (no window).
 //! `--off arrows,spheres,jumps,trails,contours` turns overlays off in `--mode lab`.
+//! `--window WxH` sets the window size in points.
 //! `--screenshot PATH` saves the window as PNG at the end.
 //! `--fixed-sigma` holds sigma still (the cached density is only copied each frame).
 //! Vsync is off unless `--vsync` is given; `--no-shader` draws a flat rectangle instead of the density (the baseline
@@ -260,6 +261,14 @@ fn main() -> Result<(), String> {
         Mode::Density => [1040.0, 1040.0],
         Mode::Lab if ab => [2560.0, 1300.0],
         Mode::Lab => [1420.0, 1300.0],
+    };
+    // `--window WxH` overrides the window size (points).
+    let size = match value("--window").and_then(|v| {
+        let (w, h) = v.split_once('x')?;
+        Some([w.parse::<f32>().ok()?, h.parse::<f32>().ok()?])
+    }) {
+        Some(s) => s,
+        None => size,
     };
     let mut native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
