@@ -304,7 +304,9 @@ impl DensityPipeline {
         } else {
             1.0
         };
-        let side = |v: f32| ((v * res).ceil() as u32).clamp(1, 8192);
+        // Never larger than the device allows (downlevel GL adapters stop at 2048).
+        let max = device.limits().max_texture_dimension_2d.max(1);
+        let side = |v: f32| ((v * res).ceil() as u32).clamp(1, max);
         let size = [side(rect_px[2]), side(rect_px[3])];
         let bytes = params.to_bytes([0.0, 0.0, size[0] as f32, size[1] as f32], self.output);
         if self.caches.get(&id).is_none_or(|c| c.size != size) {
