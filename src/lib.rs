@@ -21,3 +21,26 @@ pub mod sampling;
 pub mod train;
 
 pub use error::{Error, Result};
+
+/// File name of the bundled default model inside [`checkpoints_dir`].
+pub const DEFAULT_CHECKPOINT: &str = "deen-mlp-s1.0.safetensors";
+/// File name of the bundled digit classifier inside [`checkpoints_dir`].
+pub const CLASSIFIER_CHECKPOINT: &str = "classifier.safetensors";
+
+/// The bundled checkpoints folder: `./checkpoints`, else the source tree's, else the one beside the executable
+/// (`./checkpoints` if none exists, so that messages name the expected place).
+pub fn checkpoints_dir() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let candidates = [
+        PathBuf::from("checkpoints"),
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/checkpoints")),
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("checkpoints")))
+            .unwrap_or_default(),
+    ];
+    candidates
+        .into_iter()
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| PathBuf::from("checkpoints"))
+}

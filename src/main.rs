@@ -21,9 +21,9 @@ use walkjump::sampling::chain::{ChainConfig, ChainInit, jump_of_jump};
 use walkjump::sampling::langevin::Sampler;
 use walkjump::sampling::nebula::{NebulaConfig, NebulaInit, run_nebula};
 use walkjump::sampling::rng::Rng;
+use walkjump::{CLASSIFIER_CHECKPOINT, DEFAULT_CHECKPOINT, checkpoints_dir};
 
 /// Name of the bundled default model inside `checkpoints/`.
-const DEFAULT_CHECKPOINT: &str = "deen-mlp-s1.0.safetensors";
 
 #[derive(Parser)]
 #[command(
@@ -126,6 +126,13 @@ struct GuiArgs {
     /// Ignore the saved settings and start from the defaults.
     #[arg(long)]
     fresh: bool,
+    /// Number of chains to start with (1-256; default: the saved setting).
+    #[arg(long)]
+    chains: Option<usize>,
+    /// Measure frame times for SECONDS once the chains run (after a 1 s warm-up), print them, and exit.
+    /// With --autostart: `walkjump gui --fresh --autostart --chains 64 --measure-frames 10`.
+    #[arg(long, value_name = "SECONDS")]
+    measure_frames: Option<f64>,
 }
 
 #[derive(Args)]
@@ -423,13 +430,28 @@ fn cmd_gui(a: GuiArgs) -> Result<()> {
         Some(_) => bail!("--screenshot-after needs SECONDS and PATH"),
         None => None,
     };
-    walkjump::app::run(walkjump::app::GuiOptions {
+    if let Some(c) = a.chains
+        && !(1..=256).contains(&c)
+    {
+        bail!("--chains must be between 1 and 256, got {c}");
+    }
+    if let Some(m) = a.measure_frames
+        && !(m.is_finite() && m > 0.0)
+    {
+        bail!("--measure-frames must be a positive number of seconds");
+    }
+    let report = walkjump::app::run(walkjump::app::GuiOptions {
         checkpoint: a.checkpoint,
         device: a.device,
         autostart: a.autostart,
         screenshot,
         fresh: a.fresh,
+        chains: a.chains,
+        measure_frames: a.measure_frames,
     })?;
+    if let Some(r) = report {
+        println!("{r}");
+    }
     Ok(())
 }
 
@@ -441,22 +463,6 @@ fn cmd_gui(_a: GuiArgs) -> Result<()> {
         env!("CARGO_PKG_VERSION")
     );
     Ok(())
-}
-
-/// The bundled checkpoints folder: `./checkpoints`, else the source tree's, else beside the executable.
-fn checkpoints_dir() -> PathBuf {
-    let candidates = [
-        PathBuf::from("checkpoints"),
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/checkpoints")),
-        std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(|d| d.join("checkpoints")))
-            .unwrap_or_default(),
-    ];
-    candidates
-        .into_iter()
-        .find(|p| p.is_dir())
-        .unwrap_or_else(|| PathBuf::from("checkpoints"))
 }
 
 fn resolve_checkpoint(path: Option<&Path>) -> PathBuf {
@@ -553,7 +559,7 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
         bail!("--trace-every must be at least 1");
     }
     let classifier_path = a.classifier.clone().or_else(|| {
-        let p = checkpoints_dir().join("classifier.safetensors");
+        let p = checkpoints_dir().join(CLASSIFIER_CHECKPOINT);
         p.is_file().then_some(p)
     });
     let classifier_model = match &classifier_path {

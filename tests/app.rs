@@ -123,6 +123,7 @@ fn walk_frame(chains: usize, running: bool) -> WalkFrame {
             init: walkjump::sampling::chain::ChainInit::UniformNoise,
             seed: 0,
         }),
+        b: None,
     }
 }
 
@@ -438,6 +439,138 @@ fn bad_dropped_file_shows_banner_and_keeps_the_model() {
     assert!(h.query_by_label_contains("could not open").is_none());
 }
 
+/// Every kind of bad drop (empty file, a directory, a 1 GB file of random bytes, a non-checkpoint, a missing
+/// file) shows a one-line banner naming the file, and the model already loaded stays current.
+#[test]
+fn hostile_drops_show_a_banner_and_keep_the_model() {
+    let dir = temp_dir("app-hostile-drop");
+    let good = write_model(&dir, "good.safetensors", ModelKind::Deen, 1.0, 1, 1);
+    let empty = dir.join("empty.safetensors");
+    std::fs::write(&empty, b"").expect("write");
+    let folder = dir.join("folder.safetensors");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    // 1 GiB whose first 64 KiB are random bytes (seeded) and whose rest is a hole: the loader must refuse it from
+    // its 8-byte prefix instead of reading a gigabyte.
+    let big = dir.join("random-1g.bin");
+    {
+        let mut rng = walkjump::sampling::rng::Rng::new(7);
+        let head: Vec<u8> = (0..65536).map(|_| (rng.next_u64() >> 56) as u8).collect();
+        std::fs::write(&big, &head).expect("write");
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&big)
+            .expect("open");
+        f.set_len(1 << 30).expect("set_len");
+    }
+    let text = dir.join("notes.txt");
+    std::fs::write(&text, "a text file, not a checkpoint").expect("write");
+    let missing = dir.join("gone.safetensors");
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.open_path(&good);
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    assert_eq!(h.state().current(), Some(good.as_path()));
+    for (bad, expect) in [
+        (&empty, "empty"),
+        (&folder, "directory"),
+        (&big, "header claims"),
+        (&text, "header claims"),
+        (&missing, "does not exist"),
+    ] {
+        h.input_mut()
+            .dropped_files
+            .push(Arc::new(Dropped(bad.clone())));
+        h.run();
+        let sent = pump(&mut h, &mut worker, 0);
+        assert_eq!(
+            sent,
+            vec![WorkerCommand::Load {
+                path: bad.clone(),
+                select: true
+            }]
+        );
+        let banner = h.state().banner().unwrap_or_default().to_string();
+        let name = bad.file_name().unwrap_or_default().to_string_lossy();
+        assert!(banner.contains(name.as_ref()), "{banner}");
+        assert!(banner.contains(expect), "{expect}: {banner}");
+        assert!(!banner.contains('\n'), "{banner}");
+        assert_eq!(h.state().current(), Some(good.as_path()));
+        h.get_by_label("model: good (deen, sigma 1)");
+        h.get_by_label("Dismiss").click();
+        h.run();
+        assert!(h.state().banner().is_none());
+    }
+    // The app still works: the good model walks.
+    h.get_by_label("Step").click();
+    h.run();
+    pump(&mut h, &mut worker, 200);
+    h.get_by_label_contains("running · step");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A/B: B with A's parameters reproduces A exactly (same chains, states and noise); B with four times the step
+/// walks elsewhere. Both are shown side by side.
+#[test]
+fn ab_mode_runs_a_second_parameter_set_on_the_same_seed() {
+    let dir = temp_dir("app-ab");
+    let good = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 2);
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.open_path(&good);
+    app.settings.walk.chains = 4;
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    h.get_by_label("A/B: compare a second parameter set")
+        .click();
+    h.run();
+    h.get_by_label("B = A").click();
+    h.run();
+    let sent = pump(&mut h, &mut worker, 0);
+    assert!(
+        sent.iter()
+            .any(|c| matches!(c, WorkerCommand::Walk(WalkCommand::SetB(Some(_))))),
+        "{sent:?}"
+    );
+    h.get_by_label("Step").click();
+    h.run();
+    pump(&mut h, &mut worker, 200);
+    {
+        let f = h.state().walk_frame().expect("a frame");
+        let b = f.b.as_deref().expect("the B side");
+        assert_eq!(f.step, 10);
+        assert_eq!(b.step, 10);
+        assert_eq!(f.jumps, b.jumps, "B = A must reproduce A exactly");
+    }
+    h.get_by_label("A");
+    h.get_by_label("B");
+    h.get_by_label("mean energy (B)");
+    // A different step size on B: same start, different path.
+    let delta_b = h.state().settings.walk.delta * 4.0;
+    select_all_and_type(&mut h, "delta B value", &format!("{delta_b}"));
+    pump(&mut h, &mut worker, 0);
+    h.get_by_label("Step").click();
+    h.run();
+    pump(&mut h, &mut worker, 200);
+    let f = h.state().walk_frame().expect("a frame");
+    let b = f.b.as_deref().expect("the B side");
+    assert_eq!((f.step, b.step), (20, 20));
+    assert_ne!(f.jumps, b.jumps);
+    let cfg_b = b.config.as_ref().expect("config");
+    assert!(
+        (cfg_b.sampler.delta() - delta_b).abs() < 1e-9 * delta_b,
+        "{} vs {delta_b}",
+        cfg_b.sampler.delta()
+    );
+    // Turning A/B off drops B.
+    h.get_by_label("A/B: compare a second parameter set")
+        .click();
+    h.run();
+    pump(&mut h, &mut worker, 0);
+    assert!(h.state().walk_frame().is_some_and(|f| f.b.is_none()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn walk_with_a_real_worker_runs_steps_and_exports() {
     let dir = temp_dir("app-walk");
@@ -473,6 +606,24 @@ fn walk_with_a_real_worker_runs_steps_and_exports() {
     app.export_to(SaveKind::JumpGrid, &png).expect("png");
     app.export_to(SaveKind::FilmStrip, &film).expect("film");
     app.export_to(SaveKind::TracesCsv, &csv).expect("csv");
+    let gif = out.join("chain.gif");
+    app.export_to(SaveKind::ChainGif, &gif).expect("gif");
+    {
+        use image::AnimationDecoder;
+        let file = std::io::BufReader::new(std::fs::File::open(&gif).expect("open gif"));
+        let frames = image::codecs::gif::GifDecoder::new(file)
+            .expect("a gif")
+            .into_frames()
+            .collect_frames()
+            .expect("frames");
+        let film = app.walk_frame().map(|f| f.film.len()).unwrap_or(0);
+        assert!(film > 0);
+        assert_eq!(
+            frames.len(),
+            film,
+            "one frame per jump of the followed chain"
+        );
+    }
     let rec =
         walkjump::run::RunRecord::from_json(&std::fs::read_to_string(&run_json).expect("read"))
             .expect("parse");
@@ -513,6 +664,7 @@ fn denoise_shows_one_column_per_loaded_denoiser() {
     let mut app = App::new_for_test();
     app.open_path(&a);
     app.open_path(&b);
+    app.settings.denoise.draws = 1;
     let mut h = harness(app);
     pump(&mut h, &mut worker, 0);
     assert_eq!(h.state().loaded_denoisers(), 2);
@@ -532,6 +684,150 @@ fn denoise_shows_one_column_per_loaded_denoiser() {
     pump(&mut h, &mut worker, 0);
     h.get_by_label_contains("aggregate over 200 digits, gaussian:1");
     h.get_by_label("noisy input");
+}
+
+/// Drags the pointer across the drawing pad from `a` to `b` (fractions of its size) in a few moves.
+fn draw_on_pad(h: &mut Harness<'static, App>, a: (f32, f32), b: (f32, f32)) {
+    let rect = h.get_by_label("drawing pad").rect();
+    let at = |t: f32| {
+        egui::pos2(
+            rect.min.x + rect.width() * (a.0 + t * (b.0 - a.0)),
+            rect.min.y + rect.height() * (a.1 + t * (b.1 - a.1)),
+        )
+    };
+    let button = |pos, pressed| egui::Event::PointerButton {
+        pos,
+        button: egui::PointerButton::Primary,
+        pressed,
+        modifiers: egui::Modifiers::NONE,
+    };
+    h.input_mut()
+        .events
+        .push(egui::Event::PointerMoved(at(0.0)));
+    h.run();
+    h.input_mut().events.push(button(at(0.0), true));
+    h.run();
+    for k in 1..=8 {
+        h.input_mut()
+            .events
+            .push(egui::Event::PointerMoved(at(k as f32 / 8.0)));
+        h.run();
+    }
+    h.input_mut().events.push(button(at(1.0), false));
+    h.run();
+}
+
+/// Denoise a digit drawn with the mouse: the stroke reaches the worker, the clean column is the drawing, and a
+/// stochastic denoiser (sigma-VAE) gets one column per posterior draw, which differ; the table exports as one PNG.
+#[test]
+fn denoise_a_drawn_digit_with_posterior_draws() {
+    let dir = temp_dir("app-drawn-denoise");
+    let a = write_model(&dir, "deen-a.safetensors", ModelKind::Deen, 1.0, 1, 3);
+    let b = write_model(&dir, "svae-b.safetensors", ModelKind::SigmaVae, 1.0, 1, 4);
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.open_path(&a);
+    app.open_path(&b);
+    app.settings.tab = walkjump::app::Tab::Denoise;
+    app.settings.denoise.drawn = true;
+    app.settings.denoise.draws = 3;
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    // Nothing drawn yet: refused with a message.
+    h.get_by_label("Denoise digits").click();
+    h.run();
+    assert!(pump(&mut h, &mut worker, 0).is_empty());
+    h.get_by_label("draw a digit on the pad first");
+    // A vertical stroke down the middle.
+    draw_on_pad(&mut h, (0.5, 0.2), (0.5, 0.8));
+    let sent = pump(&mut h, &mut worker, 0);
+    let drawn = match sent.as_slice() {
+        [WorkerCommand::SetDrawn(p)] => p.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(drawn.len(), 784);
+    assert!(drawn[14 * 28 + 14] > 0.9, "the middle is inked");
+    assert_eq!(drawn[14 * 28 + 3], 0.0, "the left edge is not");
+    h.get_by_label("Denoise digits").click();
+    h.run();
+    pump(&mut h, &mut worker, 0);
+    // deen-a, svae-b and two more draws of svae-b.
+    h.get_by_label("4 denoiser columns");
+    h.get_by_label("svae-b · draw 2");
+    h.get_by_label("svae-b · draw 3");
+    let f = h.state().denoise_frame().expect("a comparison").clone();
+    assert_eq!(f.clean, vec![drawn]);
+    assert_eq!(f.columns.len(), 4);
+    assert_ne!(
+        f.columns[1].outputs, f.columns[2].outputs,
+        "posterior draws differ"
+    );
+    let png = dir.join("table.png");
+    h.state_mut()
+        .export_to(SaveKind::DenoiseTable, &png)
+        .expect("export");
+    let img = image::open(&png).expect("png").to_luma8();
+    // One row of 2 + 4 tiles of 28 pixels with 1-pixel gutters.
+    assert_eq!((img.width(), img.height()), (6 * 29 + 1, 29 + 1));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// NEBULA from a drawn digit: start 0 is the drawing itself; a blank pad is refused; flow and gallery export.
+#[test]
+fn nebula_flows_from_a_drawn_digit_and_exports() {
+    let dir = temp_dir("app-drawn-nebula");
+    let m = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 5);
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.open_path(&m);
+    app.settings.tab = walkjump::app::Tab::Nebula;
+    app.settings.nebula.source = walkjump::app::messages::NebulaSource::Drawn;
+    app.settings.nebula.starts = 5;
+    app.settings.nebula.max_steps = 10;
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    h.get_by_label("Start flow").click();
+    h.run();
+    assert!(pump(&mut h, &mut worker, 0).is_empty());
+    h.get_by_label("draw a digit on the pad first");
+    h.state_mut().pad_mut().stroke((6.0, 8.0), (20.0, 20.0));
+    let drawing = h.state_mut().pad_mut().pixels.clone();
+    h.get_by_label("Start flow").click();
+    h.run();
+    let sent = pump(&mut h, &mut worker, 0);
+    assert!(
+        matches!(&sent[0], WorkerCommand::SetDrawn(p) if *p == drawing),
+        "{sent:?}"
+    );
+    assert!(matches!(sent[1], WorkerCommand::Nebula(_)));
+    let f = h.state().nebula_frame().expect("a flow").clone();
+    assert_eq!(f.starts, 5);
+    assert_eq!(f.images[0], drawing, "start 0 is the drawing");
+    assert_ne!(f.images[1], drawing, "the others are noisy copies");
+    for _ in 0..20 {
+        pump(&mut h, &mut worker, 5);
+    }
+    let f = h.state().nebula_frame().expect("a flow").clone();
+    assert!(!f.running && !f.attractors.is_empty());
+    let (flow, gallery) = (dir.join("flow.png"), dir.join("gallery.png"));
+    h.state_mut()
+        .export_to(SaveKind::NebulaFlow, &flow)
+        .expect("flow");
+    h.state_mut()
+        .export_to(SaveKind::NebulaGallery, &gallery)
+        .expect("gallery");
+    let g = image::open(&gallery).expect("png").to_luma8();
+    let pairs = f.attractors.len();
+    assert_eq!(g.width() as usize, (2 * pairs).min(8) * 29 + 1);
+    // No poor man's NEBULA yet: a clear error, nothing written.
+    let pm = dir.join("pm.png");
+    let e = h
+        .state_mut()
+        .export_to(SaveKind::PoorMan, &pm)
+        .expect_err("nothing to export");
+    assert!(e.contains("poor man"), "{e}");
+    assert!(!pm.exists());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

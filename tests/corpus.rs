@@ -123,6 +123,8 @@ fn load_err(name: &str) -> Error {
 
 fn ck(name: &str) -> CheckpointError {
     match load_err(name) {
+        // Errors found from the file's 8-byte prefix, before it is read, come wrapped with the path.
+        Error::Checkpoint(CheckpointError::InFile { error, .. }) => *error,
         Error::Checkpoint(c) => c,
         other => panic!("{name}: expected a checkpoint error, got: {other}"),
     }
@@ -162,7 +164,14 @@ fn valid_checkpoints_load() {
 
 #[test]
 fn envelope_errors() {
-    assert!(matches!(ck("empty.safetensors"), CheckpointError::Empty));
+    assert!(matches!(
+        ck("empty.safetensors"),
+        CheckpointError::EmptyFile { .. }
+    ));
+    assert!(matches!(
+        Checkpoint::from_bytes(&bytes("empty.safetensors")),
+        Err(CheckpointError::Empty)
+    ));
     assert!(matches!(
         ck("short-prefix.safetensors"),
         CheckpointError::TooShort { len: 5 }

@@ -463,3 +463,26 @@ fn space_s_and_r_drive_the_lab_particles_in_the_lab_tab() {
         "no walk command reaches the worker"
     );
 }
+
+#[test]
+fn damaged_lab_settings_fall_back_to_defaults() {
+    let text = r#"{"lab": {"sigma": -1.0, "half_width": 1e300, "particles": 0, "steps_per_frame": 1000000000,
+        "a": {"kind": "Sachs", "delta": 0.0, "gamma": 1.0, "u": 1.0},
+        "scene": {"means": [[0.0, 0.0]], "stds": [], "weights": [1.0]}}}"#;
+    let (s, note) = walkjump::app::Settings::from_json(text);
+    let note = note.expect("a note");
+    for field in [
+        "lab sigma",
+        "lab view",
+        "lab particles",
+        "lab steps per frame",
+        "lab sampler A",
+        "lab mixture",
+    ] {
+        assert!(note.contains(field), "{field}: {note}");
+    }
+    let d = walkjump::app::lab::LabSettings::default();
+    assert_eq!(s.lab.sigma, d.sigma);
+    assert_eq!(s.lab.scene, d.scene);
+    assert_eq!(s.lab.steps_per_frame, d.steps_per_frame);
+}

@@ -1,12 +1,13 @@
-//! The Denoise workspace: the same noisy test digits through every loaded denoiser, side by side, with per-image
-//! MSE and pixel range, and an aggregate MSE table over many digits.
+//! The Denoise workspace: the same noisy test digits (random, of one class, or drawn with the mouse) through every
+//! loaded denoiser, side by side, with per-image MSE and pixel range, several posterior draws for the stochastic
+//! denoisers (VAEs, UVB), and an aggregate MSE table over many digits.
 
 use egui::{RichText, Ui};
 use serde::{Deserialize, Serialize};
 
-use super::Actions;
 use super::messages::{AggregateFrame, DenoiseFrame, DenoiseRequest, DigitChoice, WorkerCommand};
-use super::widgets::ImageGrid;
+use super::widgets::{DrawPad, ImageGrid};
+use super::{Actions, SaveKind};
 use crate::data::noise::Noise;
 
 /// Noise kinds offered.
@@ -46,6 +47,10 @@ pub struct DenoiseSettings {
     pub aggregate: usize,
     /// Seed of the digits and the noise.
     pub seed: u64,
+    /// Denoise the digit drawn with the mouse instead of test digits.
+    pub drawn: bool,
+    /// Outputs per stochastic denoiser (independent posterior draws of z).
+    pub draws: usize,
 }
 
 impl Default for DenoiseSettings {
@@ -57,6 +62,8 @@ impl Default for DenoiseSettings {
             count: 6,
             aggregate: 200,
             seed: 0,
+            drawn: false,
+            draws: 3,
         }
     }
 }
@@ -76,14 +83,16 @@ impl DenoiseSettings {
     /// The request these settings describe.
     pub fn request(&self) -> DenoiseRequest {
         DenoiseRequest {
-            digits: match self.class {
-                Some(c) => DigitChoice::Class(c),
-                None => DigitChoice::Random,
+            digits: match (self.drawn, self.class) {
+                (true, _) => DigitChoice::Drawn,
+                (false, Some(c)) => DigitChoice::Class(c),
+                (false, None) => DigitChoice::Random,
             },
             noise: self.noise(),
             count: self.count.clamp(1, 32),
             aggregate: self.aggregate.clamp(1, 1000),
             seed: self.seed,
+            draws: self.draws.clamp(1, 8),
         }
     }
 }
@@ -97,6 +106,8 @@ pub struct DenoiseView {
     pub aggregate: Option<AggregateFrame>,
     dirty: bool,
     columns: Vec<ImageGrid>,
+    /// Why the last request was not sent.
+    pub message: Option<String>,
 }
 
 impl DenoiseView {
@@ -134,6 +145,7 @@ pub fn show(
     ui: &mut Ui,
     settings: &mut DenoiseSettings,
     view: &mut DenoiseView,
+    pad: &mut DrawPad,
     denoisers: usize,
     bundled_unloaded: usize,
     actions: &mut Actions,
@@ -144,16 +156,37 @@ pub fn show(
         .show(ui, |ui| {
             ui.heading("Digits and noise");
             egui::ComboBox::from_label("digits")
-                .selected_text(match settings.class {
-                    None => "random".to_string(),
-                    Some(c) => format!("class {c}"),
+                .selected_text(match (settings.drawn, settings.class) {
+                    (true, _) => "drawn digit".to_string(),
+                    (false, None) => "random".to_string(),
+                    (false, Some(c)) => format!("class {c}"),
                 })
                 .show_ui(ui, |ui| {
-                    ui.selectable_value(&mut settings.class, None, "random");
+                    if ui
+                        .selectable_label(!settings.drawn && settings.class.is_none(), "random")
+                        .clicked()
+                    {
+                        (settings.drawn, settings.class) = (false, None);
+                    }
+                    if ui.selectable_label(settings.drawn, "drawn digit").clicked() {
+                        settings.drawn = true;
+                    }
                     for c in 0..10u8 {
-                        ui.selectable_value(&mut settings.class, Some(c), format!("class {c}"));
+                        let on = !settings.drawn && settings.class == Some(c);
+                        if ui.selectable_label(on, format!("class {c}")).clicked() {
+                            (settings.drawn, settings.class) = (false, Some(c));
+                        }
                     }
                 });
+            if settings.drawn {
+                ui.label("draw a digit:");
+                if pad.show(ui, 140.0) {
+                    actions.send(WorkerCommand::SetDrawn(pad.pixels.clone()));
+                }
+                if ui.button("Clear drawing").clicked() {
+                    pad.clear();
+                }
+            }
             egui::ComboBox::from_label("noise")
                 .selected_text(settings.kind.label())
                 .show_ui(ui, |ui| {
@@ -172,6 +205,10 @@ pub fn show(
             };
             ui.add(egui::Slider::new(&mut settings.level, 0.0..=max).text("level"));
             ui.add(egui::Slider::new(&mut settings.count, 1..=16).text("digits shown"));
+            ui.add(egui::Slider::new(&mut settings.draws, 1..=6).text("posterior draws"))
+                .on_hover_text(
+                    "outputs per VAE / UVB column: independent draws of z from q(z | y)",
+                );
             ui.horizontal(|ui| {
                 let label = ui.label("noise seed");
                 ui.add(egui::DragValue::new(&mut settings.seed))
@@ -186,7 +223,18 @@ pub fn show(
                 actions.load_all_bundled = true;
             }
             if ui.button("Denoise digits").clicked() {
-                actions.send(WorkerCommand::Denoise(settings.request()));
+                if settings.drawn && pad.is_blank() {
+                    view.message = Some("draw a digit on the pad first".into());
+                } else {
+                    view.message = None;
+                    if settings.drawn {
+                        actions.send(WorkerCommand::SetDrawn(pad.pixels.clone()));
+                    }
+                    actions.send(WorkerCommand::Denoise(settings.request()));
+                }
+            }
+            if let Some(m) = &view.message {
+                ui.colored_label(egui::Color32::from_rgb(230, 80, 60), m);
             }
             ui.separator();
             ui.add(
@@ -195,11 +243,23 @@ pub fn show(
                     .logarithmic(true),
             );
             if ui.button("Aggregate MSE").clicked() {
-                actions.send(WorkerCommand::DenoiseAggregate(settings.request()));
+                // Over test digits (of the chosen class), never over the single drawing.
+                let mut req = settings.request();
+                if req.digits == DigitChoice::Drawn {
+                    req.digits = settings
+                        .class
+                        .map_or(DigitChoice::Random, DigitChoice::Class);
+                }
+                actions.send(WorkerCommand::DenoiseAggregate(req));
             }
         });
     egui::CentralPanel::default().show(ui, |ui| {
-        egui::ScrollArea::both().show(ui, |ui| views(ui, view));
+        egui::ScrollArea::both().show(ui, |ui| {
+            if view.frame.is_some() && ui.button("export table PNG").clicked() {
+                actions.saves.push(SaveKind::DenoiseTable);
+            }
+            views(ui, view);
+        });
     });
 }
 

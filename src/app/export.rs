@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, TryRecvError};
 
-use super::messages::WalkFrame;
-use crate::render::{Grid, write_atomic};
+use super::messages::{DenoiseFrame, NebulaFrame, WalkFrame};
+use crate::render::{Grid, gif_bytes, write_atomic};
 use crate::run::{RunRecord, WalkJumpSpec};
 
 /// What a save dialog is for.
@@ -19,6 +19,16 @@ pub enum SaveKind {
     TracesCsv,
     /// The run record (JSON) for `walkjump sample --replay`.
     RunJson,
+    /// The film strip of the selected chain as an animation (A and B side by side in A/B mode) (GIF).
+    ChainGif,
+    /// The current points of the NEBULA flow (PNG).
+    NebulaFlow,
+    /// The attractor gallery, each attractor beside its nearest training digit (PNG).
+    NebulaGallery,
+    /// Poor man's NEBULA: the two-jump images (PNG).
+    PoorMan,
+    /// The denoising comparison: one row per digit: clean, noisy, then one column per denoiser (PNG).
+    DenoiseTable,
 }
 
 impl SaveKind {
@@ -29,6 +39,11 @@ impl SaveKind {
             SaveKind::FilmStrip => ("film-strip.png", "PNG image", &["png"]),
             SaveKind::TracesCsv => ("traces.csv", "CSV", &["csv"]),
             SaveKind::RunJson => ("run.json", "JSON", &["json"]),
+            SaveKind::ChainGif => ("chain.gif", "GIF animation", &["gif"]),
+            SaveKind::NebulaFlow => ("nebula-flow.png", "PNG image", &["png"]),
+            SaveKind::NebulaGallery => ("attractors.png", "PNG image", &["png"]),
+            SaveKind::PoorMan => ("poor-mans-nebula.png", "PNG image", &["png"]),
+            SaveKind::DenoiseTable => ("denoise.png", "PNG image", &["png"]),
         }
     }
 }
@@ -101,6 +116,91 @@ pub fn save_film_strip(frame: &WalkFrame, path: &Path) -> crate::Result<()> {
     let mut grid = Grid::new(h, w, 12);
     for t in &frame.film {
         grid.push(t);
+    }
+    grid.save_png(path)
+}
+
+/// Writes the film strip of the selected chain as an animated GIF, one jump per frame (200 ms each); in A/B mode
+/// each frame shows A's jump beside B's.
+pub fn save_chain_gif(frame: &WalkFrame, path: &Path) -> crate::Result<()> {
+    let (h, w) = frame.image_hw;
+    let b = frame.b.as_deref();
+    let frames: Vec<Grid> = frame
+        .film
+        .iter()
+        .enumerate()
+        .map(|(k, a)| {
+            let mut g = Grid::new(h, w, if b.is_some() { 2 } else { 1 });
+            g.push(a);
+            if let Some(b) = b {
+                g.push(b.film.get(k).map(Vec::as_slice).unwrap_or(&[]));
+            }
+            g
+        })
+        .collect();
+    if frames.is_empty() {
+        return Err(crate::Error::Param(
+            "the followed chain has no jumps yet".into(),
+        ));
+    }
+    write_atomic(path, &gif_bytes(&frames, 200)?)
+}
+
+/// Writes the current points of a NEBULA flow as a PNG grid (16 per row, as shown).
+pub fn save_nebula_flow(frame: &NebulaFrame, path: &Path) -> crate::Result<()> {
+    save_tiles(frame.image_hw, 16, frame.images.iter(), path)
+}
+
+/// Writes the attractor gallery: each attractor followed by its nearest training digit, four pairs per row.
+pub fn save_nebula_gallery(frame: &NebulaFrame, path: &Path) -> crate::Result<()> {
+    if frame.attractors.is_empty() {
+        return Err(crate::Error::Param(
+            "no attractors yet: let the flow finish or press Stop".into(),
+        ));
+    }
+    let tiles = frame
+        .attractors
+        .iter()
+        .zip(&frame.nearest_images)
+        .flat_map(|(a, near)| [&a.image, near]);
+    save_tiles(frame.image_hw, 8, tiles, path)
+}
+
+/// Writes poor man's NEBULA (the two-jump images) as a PNG grid.
+pub fn save_poor_man(frame: &NebulaFrame, path: &Path) -> crate::Result<()> {
+    let pm = frame.poor_man.as_ref().ok_or_else(|| {
+        crate::Error::Param("no poor man's NEBULA yet: press its button first".into())
+    })?;
+    save_tiles(frame.image_hw, 16, pm.iter(), path)
+}
+
+/// Writes the denoising comparison as one PNG: a row per digit with the clean digit, the noisy input and each
+/// denoiser's output, in the order shown.
+pub fn save_denoise_table(frame: &DenoiseFrame, path: &Path) -> crate::Result<()> {
+    let cols = 2 + frame.columns.len();
+    let tiles = (0..frame.clean.len()).flat_map(|i| {
+        let row: Vec<&Vec<f32>> = [frame.clean.get(i), frame.noisy.get(i)]
+            .into_iter()
+            .chain(frame.columns.iter().map(|c| c.outputs.get(i)))
+            .flatten()
+            .collect();
+        row
+    });
+    save_tiles(frame.image_hw, cols, tiles, path)
+}
+
+fn save_tiles<'a>(
+    (h, w): (usize, usize),
+    cols: usize,
+    tiles: impl Iterator<Item = &'a Vec<f32>>,
+    path: &Path,
+) -> crate::Result<()> {
+    let mut grid = Grid::new(h, w, cols);
+    for t in tiles {
+        grid.push(t);
+    }
+    if grid.tiles.is_empty() {
+        return Err(crate::Error::Param("nothing to export yet".into()));
     }
     grid.save_png(path)
 }

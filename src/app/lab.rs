@@ -188,6 +188,52 @@ impl Default for LabSettings {
 }
 
 impl LabSettings {
+    /// Replaces every value the workspace cannot use (from a damaged settings file) by its default; returns the
+    /// names of the fields replaced.
+    pub fn sanitize(&mut self) -> Vec<&'static str> {
+        let d = LabSettings::default();
+        let mut fixed = Vec::new();
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !(positive(self.sigma) && self.sigma <= 100.0) {
+            self.sigma = d.sigma;
+            fixed.push("lab sigma");
+        }
+        if !(self.half_width.is_finite() && (0.5..=1000.0).contains(&self.half_width)) {
+            self.half_width = d.half_width;
+            fixed.push("lab view");
+        }
+        for (name, s, sd) in [
+            ("lab sampler A", &mut self.a, d.a),
+            ("lab sampler B", &mut self.b, d.b),
+        ] {
+            if !(positive(s.delta) && positive(s.gamma) && positive(s.u)) {
+                *s = sd;
+                fixed.push(name);
+            }
+        }
+        if !(1..=MAX_LAB_PARTICLES).contains(&self.particles) {
+            self.particles = d.particles;
+            fixed.push("lab particles");
+        }
+        if !(1..=1000).contains(&self.steps_per_frame) {
+            self.steps_per_frame = d.steps_per_frame;
+            fixed.push("lab steps per frame");
+        }
+        if !(2..=5000).contains(&self.trail_len) {
+            self.trail_len = d.trail_len;
+            fixed.push("lab trail length");
+        }
+        if !(self.new_std.is_finite() && (0.0..=100.0).contains(&self.new_std)) {
+            self.new_std = d.new_std;
+            fixed.push("lab component std");
+        }
+        if self.scene.is_empty() || self.scene.mixture(1.0).is_err() {
+            self.scene = d.scene;
+            fixed.push("lab mixture");
+        }
+        fixed
+    }
+
     fn world(&self) -> [f64; 4] {
         let h = self.half_width.clamp(0.5, 1000.0);
         [-h, h, -h, h]

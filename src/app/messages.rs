@@ -34,6 +34,9 @@ pub enum WorkerCommand {
     DenoiseAggregate(DenoiseRequest),
     /// chi statistics of the bundled digits (computed once, then cached).
     ComputeChi,
+    /// The digit drawn with the mouse `[h * w]`, values in `[0, 1]`: the start of NEBULA's "drawn digit" source
+    /// and the clean image of Denoise's.
+    SetDrawn(Vec<f32>),
 }
 
 /// Walk-Jump commands. Commands that carry a [`ChainConfig`] create the chains if there are none yet.
@@ -53,6 +56,9 @@ pub enum WalkCommand {
     SetEvery(usize),
     /// Which chain the film strip and class timeline follow.
     SelectChain(usize),
+    /// A/B comparison: `Some(sampler)` runs a second set of chains (same chains, init and seed; turning it on
+    /// restarts A) with this sampler beside A; `None` turns it off.
+    SetB(Option<Sampler>),
 }
 
 /// Where NEBULA flows start.
@@ -64,6 +70,9 @@ pub enum NebulaSource {
     TestDigits,
     /// Test digits plus `N(0, sigma^2)`.
     NoisyTestDigits,
+    /// The digit drawn with the mouse: the first start is the drawing itself, the others the drawing plus
+    /// `N(0, sigma^2)` noise.
+    Drawn,
 }
 
 /// NEBULA commands.
@@ -94,6 +103,8 @@ pub enum DigitChoice {
     Random,
     /// Only digits of this class.
     Class(u8),
+    /// The digit drawn with the mouse.
+    Drawn,
 }
 
 /// A denoising comparison.
@@ -109,6 +120,8 @@ pub struct DenoiseRequest {
     pub aggregate: usize,
     /// Seed of the digit choice and of the noise.
     pub seed: u64,
+    /// Outputs shown per stochastic denoiser (VAEs, UVB: independent draws of z from the posterior); 1 for one.
+    pub draws: usize,
 }
 
 /// What the UI needs to know about a loaded checkpoint.
@@ -206,6 +219,8 @@ pub struct WalkFrame {
     pub steps_per_sec: f64,
     /// The configuration in force.
     pub config: Option<ChainConfig>,
+    /// The B side of an A/B comparison (same chains, init and seed, another sampler).
+    pub b: Option<Box<WalkFrame>>,
 }
 
 /// A snapshot of a NEBULA flow.

@@ -31,10 +31,7 @@ use export::{DialogPurpose, PendingDialog};
 use messages::ModelInfo;
 pub use messages::{Frame, WorkerCommand};
 
-/// File name of the bundled default model inside `checkpoints/`.
-pub const DEFAULT_CHECKPOINT: &str = "deen-mlp-s1.0.safetensors";
-/// File name of the bundled classifier inside `checkpoints/`.
-pub const CLASSIFIER_CHECKPOINT: &str = "classifier.safetensors";
+pub use crate::{CLASSIFIER_CHECKPOINT, DEFAULT_CHECKPOINT, checkpoints_dir};
 
 /// Why the app could not run.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +72,74 @@ pub struct GuiOptions {
     pub screenshot: Option<ScreenshotRequest>,
     /// Start from default settings instead of the saved ones.
     pub fresh: bool,
+    /// Number of chains to start with (overrides the saved setting).
+    pub chains: Option<usize>,
+    /// Measure frame times for this many seconds once the chains run, then close (see [`FrameReport`]).
+    pub measure_frames: Option<f64>,
+}
+
+/// Frame times measured while the chains ran (`walkjump gui --measure-frames`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FrameReport {
+    /// Frames measured.
+    pub frames: usize,
+    /// Chains running.
+    pub chains: usize,
+    /// Time between frames: mean, 95th percentile and largest, in ms.
+    pub interval_ms: [f64; 3],
+    /// Time the UI thread spent building each frame (the app's own work, without presenting): mean, p95, max, ms.
+    pub ui_ms: [f64; 3],
+    /// Walk steps per second reported by the worker (mean over the frames).
+    pub steps_per_sec: f64,
+}
+
+impl std::fmt::Display for FrameReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [im, ip, ix] = self.interval_ms;
+        let [um, up, ux] = self.ui_ms;
+        write!(
+            f,
+            "frames {} with {} chains: interval mean {im:.2} ms (fps {:.1}), p95 {ip:.2}, max {ix:.2}; \
+             UI work mean {um:.2} ms, p95 {up:.2}, max {ux:.2}; {:.1} walk steps/s",
+            self.frames,
+            self.chains,
+            1000.0 / im.max(1e-9),
+            self.steps_per_sec
+        )
+    }
+}
+
+/// Collects frame times for [`FrameReport`].
+struct FrameMeter {
+    seconds: f64,
+    running_since: Option<Instant>,
+    started: Option<Instant>,
+    interval: Vec<f64>,
+    ui: Vec<f64>,
+    rate: Vec<f64>,
+    chains: usize,
+    result: Arc<Mutex<Option<FrameReport>>>,
+}
+
+impl FrameMeter {
+    fn report(&self) -> FrameReport {
+        let stats = |v: &[f64]| -> [f64; 3] {
+            if v.is_empty() {
+                return [0.0; 3];
+            }
+            let mut s = v.to_vec();
+            s.sort_by(f64::total_cmp);
+            let p95 = s[((s.len() as f64 * 0.95).ceil() as usize).clamp(1, s.len()) - 1];
+            [s.iter().sum::<f64>() / s.len() as f64, p95, s[s.len() - 1]]
+        };
+        FrameReport {
+            frames: self.interval.len(),
+            chains: self.chains,
+            interval_ms: stats(&self.interval),
+            ui_ms: stats(&self.ui),
+            steps_per_sec: self.rate.iter().sum::<f64>() / self.rate.len().max(1) as f64,
+        }
+    }
 }
 
 /// The workspaces.
@@ -133,6 +198,117 @@ impl Default for Settings {
             denoise: Default::default(),
             lab: Default::default(),
         }
+    }
+}
+
+/// Key of the settings (JSON text) in eframe's storage.
+pub const SETTINGS_KEY: &str = "walkjump.settings";
+
+impl Settings {
+    /// Reads saved settings. Unreadable text falls back to the defaults, and values out of range (NaN or
+    /// non-positive step sizes, zero chains, ...) are replaced by their defaults; the second value says what was
+    /// done, in one line, when anything was.
+    pub fn from_json(text: &str) -> (Settings, Option<String>) {
+        match serde_json::from_str::<Settings>(text) {
+            Ok(mut s) => {
+                let fixed = s.sanitize();
+                let note = (!fixed.is_empty()).then(|| {
+                    format!(
+                        "saved settings had invalid values ({}); defaults used for those",
+                        fixed.join(", ")
+                    )
+                });
+                (s, note)
+            }
+            Err(e) => (
+                Settings::default(),
+                Some(format!(
+                    "saved settings are unreadable ({}); using the defaults",
+                    crate::error::one_line(&e.to_string())
+                )),
+            ),
+        }
+    }
+
+    /// Replaces every value the app cannot use by its default; returns the names of the fields replaced.
+    pub fn sanitize(&mut self) -> Vec<&'static str> {
+        let mut fixed = Vec::new();
+        let (w, wd) = (&mut self.walk, walk::WalkSettings::default());
+        for (name, v, d) in [
+            ("delta", &mut w.delta, wd.delta),
+            ("gamma", &mut w.gamma, wd.gamma),
+            ("u", &mut w.u, wd.u),
+        ] {
+            if !(v.is_finite() && *v > 0.0) {
+                *v = d;
+                fixed.push(name);
+            }
+        }
+        let bd = walk::SideB::default();
+        for (name, v, d) in [
+            ("delta B", &mut w.b.delta, bd.delta),
+            ("gamma B", &mut w.b.gamma, bd.gamma),
+            ("u B", &mut w.b.u, bd.u),
+        ] {
+            if !(v.is_finite() && *v > 0.0) {
+                *v = d;
+                fixed.push(name);
+            }
+        }
+        if !(1..=256).contains(&w.chains) {
+            w.chains = wd.chains;
+            fixed.push("chains");
+        }
+        if !(1..=100_000).contains(&w.every) {
+            w.every = wd.every;
+            fixed.push("steps per jump");
+        }
+        let (n, nd) = (&mut self.nebula, nebula::NebulaSettings::default());
+        if n.eta.is_some_and(|e| !(e.is_finite() && e > 0.0)) {
+            n.eta = nd.eta;
+            fixed.push("eta");
+        }
+        for (name, v, d) in [
+            ("tol", &mut n.tol, nd.tol),
+            ("merge", &mut n.merge, nd.merge),
+            ("creative", &mut n.creative, nd.creative),
+        ] {
+            if !(v.is_finite() && *v > 0.0) {
+                *v = d;
+                fixed.push(name);
+            }
+        }
+        if !(1..=1024).contains(&n.starts) {
+            n.starts = nd.starts;
+            fixed.push("starts");
+        }
+        if !(1..=10_000_000).contains(&n.max_steps) {
+            n.max_steps = nd.max_steps;
+            fixed.push("max steps");
+        }
+        let (d, dd) = (&mut self.denoise, denoise::DenoiseSettings::default());
+        if !(d.level.is_finite() && d.level >= 0.0) {
+            d.level = dd.level;
+            fixed.push("noise level");
+        }
+        if d.class.is_some_and(|c| c > 9) {
+            d.class = None;
+            fixed.push("class");
+        }
+        if !(1..=32).contains(&d.count) {
+            d.count = dd.count;
+            fixed.push("digits shown");
+        }
+        if !(1..=8).contains(&d.draws) {
+            d.draws = dd.draws;
+            fixed.push("posterior draws");
+        }
+        if !(1..=1000).contains(&d.aggregate) {
+            d.aggregate = dd.aggregate;
+            fixed.push("aggregate digits");
+        }
+        fixed.extend(self.lab.sanitize());
+        fixed
     }
 }
 
@@ -198,6 +374,8 @@ pub struct App {
     walk: walk::WalkView,
     nebula: nebula::NebulaView,
     denoise: denoise::DenoiseView,
+    /// The digit drawn with the mouse (NEBULA and Denoise share it).
+    pad: widgets::DrawPad,
     lab: lab::LabState,
     chi: Option<ChiStats>,
     chi_requested: bool,
@@ -209,22 +387,7 @@ pub struct App {
     screenshot: Option<Screenshot>,
     started: Instant,
     theme_applied: Option<bool>,
-}
-
-/// The bundled checkpoints folder: `./checkpoints`, else the source tree's, else beside the executable.
-pub fn checkpoints_dir() -> PathBuf {
-    let candidates = [
-        PathBuf::from("checkpoints"),
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/checkpoints")),
-        std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(|d| d.join("checkpoints")))
-            .unwrap_or_default(),
-    ];
-    candidates
-        .into_iter()
-        .find(|p| p.is_dir())
-        .unwrap_or_else(|| PathBuf::from("checkpoints"))
+    meter: Option<FrameMeter>,
 }
 
 /// The `.safetensors` files of a folder, sorted, without the classifier.
@@ -264,6 +427,7 @@ impl App {
             walk: Default::default(),
             nebula: Default::default(),
             denoise: Default::default(),
+            pad: Default::default(),
             lab: Default::default(),
             chi: None,
             chi_requested: false,
@@ -275,6 +439,7 @@ impl App {
             screenshot: None,
             started: Instant::now(),
             theme_applied: None,
+            meter: None,
         }
     }
 
@@ -283,10 +448,14 @@ impl App {
         cc: &eframe::CreationContext<'_>,
         opts: &GuiOptions,
         shot: Arc<Mutex<Option<Result<(), String>>>>,
+        report: Arc<Mutex<Option<FrameReport>>>,
     ) -> Result<Self, AppError> {
-        let settings = match (cc.storage, opts.fresh) {
-            (Some(s), false) => eframe::get_value(s, eframe::APP_KEY).unwrap_or_default(),
-            _ => Settings::default(),
+        let (settings, settings_note) = match (cc.storage, opts.fresh) {
+            (Some(s), false) => match s.get_string(SETTINGS_KEY) {
+                Some(text) => Settings::from_json(&text),
+                None => (Settings::default(), None),
+            },
+            _ => (Settings::default(), None),
         };
         let spec = if opts.device.is_empty() {
             "cpu"
@@ -319,7 +488,23 @@ impl App {
             device_label,
         );
         app.notice = note;
+        if let Some(n) = settings_note {
+            app.banner = Some(n);
+        }
         app.autostart = opts.autostart;
+        if let Some(c) = opts.chains {
+            app.settings.walk.chains = c.clamp(1, 256);
+        }
+        app.meter = opts.measure_frames.map(|seconds| FrameMeter {
+            seconds,
+            running_since: None,
+            started: None,
+            interval: Vec::new(),
+            ui: Vec::new(),
+            rate: Vec::new(),
+            chains: 0,
+            result: report,
+        });
         app.screenshot = opts.screenshot.clone().map(|req| Screenshot {
             req,
             requested: false,
@@ -425,6 +610,26 @@ impl App {
             .and_then(|s| s.info.as_ref())
     }
 
+    /// The drawing pad shared by NEBULA and Denoise.
+    pub fn pad_mut(&mut self) -> &mut widgets::DrawPad {
+        &mut self.pad
+    }
+
+    /// The newest NEBULA snapshot.
+    pub fn nebula_frame(&self) -> Option<&messages::NebulaFrame> {
+        self.nebula.frame.as_ref()
+    }
+
+    /// The newest denoising comparison.
+    pub fn denoise_frame(&self) -> Option<&messages::DenoiseFrame> {
+        self.denoise.frame.as_ref()
+    }
+
+    /// The newest Walk-Jump snapshot.
+    pub fn walk_frame(&self) -> Option<&messages::WalkFrame> {
+        self.walk.frame.as_ref()
+    }
+
     /// Loaded denoisers, in picker order.
     pub fn loaded_denoisers(&self) -> usize {
         self.slots
@@ -523,21 +728,36 @@ impl App {
         }
     }
 
-    /// Writes an export to `path` from the newest frame (what a save dialog's answer leads to).
+    /// Writes an export to `path` from the newest frame of its workspace (what a save dialog's answer leads to).
     pub fn export_to(&mut self, kind: SaveKind, path: &Path) -> Result<(), String> {
-        let Some(f) = &self.walk.frame else {
-            return Err("nothing to export yet: run the chains first".into());
-        };
+        const NO_WALK: &str = "nothing to export yet: run the chains first";
+        const NO_FLOW: &str = "nothing to export yet: start a flow first";
+        const NO_DENOISE: &str = "nothing to export yet: denoise some digits first";
+        let walk = self.walk.frame.as_ref();
+        let flow = self.nebula.frame.as_ref();
         let res = match kind {
-            SaveKind::JumpGrid => export::save_jump_grid(f, walk::grid_cols(f.jumps.len()), path),
-            SaveKind::FilmStrip => export::save_film_strip(f, path),
-            SaveKind::TracesCsv => export::save_text(path, &export::traces_csv(f)),
+            SaveKind::JumpGrid => {
+                let f = walk.ok_or(NO_WALK)?;
+                export::save_jump_grid(f, walk::grid_cols(f.jumps.len()), path)
+            }
+            SaveKind::FilmStrip => export::save_film_strip(walk.ok_or(NO_WALK)?, path),
+            SaveKind::ChainGif => export::save_chain_gif(walk.ok_or(NO_WALK)?, path),
+            SaveKind::TracesCsv => {
+                export::save_text(path, &export::traces_csv(walk.ok_or(NO_WALK)?))
+            }
             SaveKind::RunJson => {
+                let f = walk.ok_or(NO_WALK)?;
                 let info = self.current_info().ok_or("no model is loaded")?;
                 let rec = export::run_record(f, &info.sha256, &info.kind)
                     .ok_or("the run has no configuration yet")?;
                 let text = serde_json::to_string_pretty(&rec).map_err(|e| e.to_string())?;
                 export::save_text(path, &text)
+            }
+            SaveKind::NebulaFlow => export::save_nebula_flow(flow.ok_or(NO_FLOW)?, path),
+            SaveKind::NebulaGallery => export::save_nebula_gallery(flow.ok_or(NO_FLOW)?, path),
+            SaveKind::PoorMan => export::save_poor_man(flow.ok_or(NO_FLOW)?, path),
+            SaveKind::DenoiseTable => {
+                export::save_denoise_table(self.denoise.frame.as_ref().ok_or(NO_DENOISE)?, path)
             }
         };
         res.map_err(|e| format!("{e:#}"))?;
@@ -547,6 +767,7 @@ impl App {
 
     /// Draws one frame of the whole app and then applies what the drawing asked for.
     pub fn show(&mut self, ui: &mut Ui) {
+        let frame_start = Instant::now();
         let ctx = ui.ctx().clone();
         self.pump();
         self.poll_dialogs();
@@ -570,6 +791,9 @@ impl App {
         self.top_bar(ui, &mut actions);
         self.status_bar(ui);
         self.banner_bar(ui);
+        if let Some((_, h, w)) = self.current_info().map(|i| i.shape) {
+            self.pad.resize(h, w);
+        }
         match self.settings.tab {
             Tab::WalkJump => {
                 let info = self.current_info().cloned();
@@ -587,6 +811,7 @@ impl App {
                     ui,
                     &mut self.settings.nebula,
                     &mut self.nebula,
+                    &mut self.pad,
                     info.as_ref(),
                     &mut actions,
                 );
@@ -602,6 +827,7 @@ impl App {
                     ui,
                     &mut self.settings.denoise,
                     &mut self.denoise,
+                    &mut self.pad,
                     n,
                     unloaded,
                     &mut actions,
@@ -627,6 +853,43 @@ impl App {
         if self.walk.running() || self.nebula.frame.as_ref().is_some_and(|f| f.running) {
             // Keep the frame time honest while frames stream in.
             ctx.request_repaint_after(Duration::from_millis(16));
+        }
+        self.measure_step(&ctx, dt, frame_start.elapsed().as_secs_f64() * 1000.0);
+    }
+
+    /// Records one frame for `--measure-frames`, and closes the window when done.
+    fn measure_step(&mut self, ctx: &egui::Context, interval_ms: f32, ui_ms: f64) {
+        let running = self.walk.running();
+        let (rate, chains) = self
+            .walk
+            .frame
+            .as_ref()
+            .map(|f| (f.steps_per_sec, f.running_chains))
+            .unwrap_or((0.0, 0));
+        let Some(m) = self.meter.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        if !running {
+            m.running_since = None;
+            return;
+        }
+        let since = *m.running_since.get_or_insert(now);
+        if now.duration_since(since) < Duration::from_secs(1) {
+            return;
+        }
+        let started = *m.started.get_or_insert(now);
+        m.interval.push(interval_ms as f64);
+        m.ui.push(ui_ms);
+        m.rate.push(rate);
+        m.chains = chains;
+        if now.duration_since(started).as_secs_f64() >= m.seconds {
+            let r = m.report();
+            if let Ok(mut slot) = m.result.lock() {
+                *slot = Some(r);
+            }
+            self.meter = None;
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
         }
     }
 
@@ -912,9 +1175,9 @@ impl App {
                 ui.separator();
                 ui.heading("Workspaces");
                 for (t, v) in [
-                    ("Walk-Jump", "Langevin chains on the noisy density and their empirical-Bayes jumps: one tile per chain, the film strip of one chain, energy / score / kinetic temperature / pixel range traces, R-hat and ESS across chains, classes with a classifier. Parameter changes apply at the next step; chains, init and seed at Reset."),
-                    ("NEBULA", "gradient flow of the energy from noise or test digits to attractors; gallery of attractors with basin sizes, nearest training digit and chi distance; poor man's NEBULA (two jumps)."),
-                    ("Denoise", "the same noisy test digits through every loaded denoiser, per-image MSE and pixel range, and an aggregate MSE table."),
+                    ("Walk-Jump", "Langevin chains on the noisy density and their empirical-Bayes jumps: one tile per chain, the film strip of one chain, energy / score / kinetic temperature / pixel range traces, R-hat and ESS across chains, classes with a classifier. Parameter changes apply at the next step; chains, init and seed at Reset. A/B runs a second sampler on the same chains, states and noise, side by side."),
+                    ("NEBULA", "gradient flow of the energy from noise, test digits or a digit you draw to attractors; gallery of attractors with basin sizes, nearest training digit and chi distance; poor man's NEBULA (two jumps)."),
+                    ("Denoise", "the same noisy digits (test digits or one you draw) through every loaded denoiser, several posterior draws for the VAEs and UVB, per-image MSE and pixel range, and an aggregate MSE table."),
                     ("2D Lab", "teaching: an analytic 2D mixture (presets, click to add a component, drag to move, right-click to remove) with the exact density of Y = X + N(0, sigma^2 I) drawn by a WGSL shader, contours, score arrows and i-spheres; up to 10 000 particles per sampler (overdamped / Sachs / Cheng, A/B on the same seed) with their jumps, trails and histograms against the exact density; the M-density of seed 002 Fig. 1 (M = 2). There Space, S and R run / pause, step and reset its particles."),
                     ("Models", "metadata and training record of each checkpoint; chi statistics of the digits with the model's sigma on that scale."),
                 ] {
@@ -975,12 +1238,14 @@ impl eframe::App for App {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+        if let Ok(text) = serde_json::to_string(&self.settings) {
+            storage.set_string(SETTINGS_KEY, text);
+        }
     }
 }
 
-/// Opens the window and runs until it is closed.
-pub fn run(opts: GuiOptions) -> Result<(), AppError> {
+/// Opens the window and runs until it is closed; with `measure_frames`, returns the frame times.
+pub fn run(opts: GuiOptions) -> Result<Option<FrameReport>, AppError> {
     let native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("walkjump")
@@ -991,12 +1256,14 @@ pub fn run(opts: GuiOptions) -> Result<(), AppError> {
     };
     let shot: Arc<Mutex<Option<Result<(), String>>>> = Arc::new(Mutex::new(None));
     let shot_in = shot.clone();
+    let report: Arc<Mutex<Option<FrameReport>>> = Arc::new(Mutex::new(None));
+    let report_in = report.clone();
     let opts_in = opts.clone();
     eframe::run_native(
         "walkjump",
         native,
         Box::new(move |cc| {
-            let app = App::new(cc, &opts_in, shot_in)?;
+            let app = App::new(cc, &opts_in, shot_in, report_in)?;
             Ok(Box::new(app))
         }),
     )
@@ -1013,7 +1280,13 @@ pub fn run(opts: GuiOptions) -> Result<(), AppError> {
             }
         }
     }
-    Ok(())
+    let measured = report.lock().ok().and_then(|mut r| r.take());
+    if opts.measure_frames.is_some() && measured.is_none() {
+        return Err(AppError::Window(
+            "the window closed before the frame measurement ended (did the chains run? use --autostart)".into(),
+        ));
+    }
+    Ok(measured)
 }
 
 #[cfg(test)]
@@ -1032,6 +1305,100 @@ mod tests {
         let back: Settings =
             serde_json::from_str(&serde_json::to_string(&s).expect("json")).expect("round trip");
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn corrupted_settings_fall_back_to_defaults_with_a_message() {
+        let (s, note) = Settings::from_json("{\"dark\": false, \"walk\": {\"chains\": 6");
+        assert_eq!(s, Settings::default());
+        let note = note.expect("a message");
+        assert!(note.contains("unreadable"), "{note}");
+        assert!(!note.contains('\n'));
+        let (s, note) = Settings::from_json("not json at all \u{0}\u{ff}");
+        assert_eq!(s, Settings::default());
+        assert!(note.is_some());
+        // Readable but unusable values are replaced one by one; the rest is kept.
+        let (s, note) = Settings::from_json(
+            r#"{"dark": false, "walk": {"delta": -1.0, "gamma": 0.0, "chains": 100000, "seed": 9},
+                "nebula": {"eta": -3.0, "starts": 0}, "denoise": {"class": 42, "count": 0}}"#,
+        );
+        let note = note.expect("a message");
+        for field in [
+            "delta",
+            "gamma",
+            "chains",
+            "eta",
+            "starts",
+            "class",
+            "digits shown",
+        ] {
+            assert!(note.contains(field), "{field}: {note}");
+        }
+        assert!(!s.dark);
+        assert_eq!(s.walk.seed, 9);
+        assert_eq!(s.walk.delta, walk::WalkSettings::default().delta);
+        assert_eq!(s.walk.chains, walk::WalkSettings::default().chains);
+        assert_eq!(s.nebula.eta, None);
+        assert_eq!(s.denoise.class, None);
+        // Good settings pass untouched.
+        let text = serde_json::to_string(&Settings::default()).expect("json");
+        assert_eq!(Settings::from_json(&text), (Settings::default(), None));
+    }
+
+    /// A seeded mutation fuzzer over the settings text (the settings live in the app, whose dependencies do not
+    /// build under cargo-fuzz in reasonable time here): whatever the bytes, reading them never panics and always
+    /// gives settings the app can use. `WALKJUMP_SETTINGS_FUZZ_ITERS` runs it longer.
+    #[test]
+    fn mutated_settings_never_panic_and_are_always_usable() {
+        let iters: usize = std::env::var("WALKJUMP_SETTINGS_FUZZ_ITERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20_000);
+        let mut base = Settings::default();
+        base.walk.tuned_for = Some("ab".repeat(32));
+        base.nebula.eta = Some(0.1);
+        base.denoise.class = Some(3);
+        let seed_text = serde_json::to_string_pretty(&base).expect("json");
+        let tokens: [&[u8]; 12] = [
+            b"-1",
+            b"0",
+            b"1e400",
+            b"NaN",
+            b"null",
+            b"\"",
+            b"{",
+            b"}",
+            b"[",
+            b"18446744073709551616",
+            b"\"Sachs\"",
+            b"\\u0000",
+        ];
+        let mut rng = crate::sampling::rng::Rng::new(11);
+        let mut pick = |n: usize| (rng.next_u64() % n.max(1) as u64) as usize;
+        for _ in 0..iters {
+            let mut bytes = seed_text.as_bytes().to_vec();
+            for _ in 0..1 + pick(4) {
+                let at = pick(bytes.len() + 1);
+                match pick(4) {
+                    0 if at < bytes.len() => bytes[at] = pick(256) as u8,
+                    1 if at < bytes.len() => {
+                        let end = (at + 1 + pick(8)).min(bytes.len());
+                        bytes.drain(at..end);
+                    }
+                    _ => {
+                        let t = tokens[pick(tokens.len())];
+                        bytes.splice(at..at, t.iter().copied());
+                    }
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            let (mut s, note) = Settings::from_json(&text);
+            if let Some(n) = &note {
+                assert!(!n.contains('\n'), "{n}");
+            }
+            assert!(s.sanitize().is_empty(), "{text}");
+            assert!(s.walk.sampler().delta() > 0.0);
+        }
     }
 
     #[test]

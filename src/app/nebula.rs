@@ -6,9 +6,9 @@ use egui::{Color32, RichText, Ui};
 use egui_plot::{Legend, Line, Plot};
 use serde::{Deserialize, Serialize};
 
-use super::Actions;
 use super::messages::{ModelInfo, NebulaCommand, NebulaFrame, NebulaSource, WorkerCommand};
-use super::widgets::{ImageGrid, ParamEdit, log_param};
+use super::widgets::{DrawPad, ImageGrid, ParamEdit, log_param};
+use super::{Actions, SaveKind};
 use crate::sampling::nebula::{NebulaConfig, NebulaInit};
 
 /// NEBULA parameters that persist.
@@ -138,6 +138,7 @@ fn source_label(s: NebulaSource) -> &'static str {
         NebulaSource::Uniform => "uniform noise",
         NebulaSource::TestDigits => "test digits",
         NebulaSource::NoisyTestDigits => "noisy test digits",
+        NebulaSource::Drawn => "a digit drawn with the mouse",
     }
 }
 
@@ -146,6 +147,7 @@ pub fn show(
     ui: &mut Ui,
     settings: &mut NebulaSettings,
     view: &mut NebulaView,
+    pad: &mut DrawPad,
     model: Option<&ModelInfo>,
     actions: &mut Actions,
 ) {
@@ -162,10 +164,22 @@ pub fn show(
                         NebulaSource::Uniform,
                         NebulaSource::TestDigits,
                         NebulaSource::NoisyTestDigits,
+                        NebulaSource::Drawn,
                     ] {
                         ui.selectable_value(&mut settings.source, s, source_label(s));
                     }
                 });
+            if settings.source == NebulaSource::Drawn {
+                ui.label(
+                    "draw a digit (start 1 is the drawing, the others the drawing plus noise)",
+                );
+                if pad.show(ui, 168.0) {
+                    actions.send(WorkerCommand::SetDrawn(pad.pixels.clone()));
+                }
+                if ui.button("Clear drawing").clicked() {
+                    pad.clear();
+                }
+            }
             let mut eta = settings.eta.unwrap_or(sigma * sigma / 10.0);
             match log_param(ui, "eta", &mut eta, 1e-5..=10.0, &mut view.eta_text) {
                 ParamEdit::Changed => settings.eta = Some(eta),
@@ -207,7 +221,8 @@ pub fn show(
             ui.separator();
             let running = view.frame.as_ref().is_some_and(|f| f.running);
             ui.horizontal(|ui| {
-                if ui.button("Start flow").clicked() {
+                if ui.button("Start flow").clicked() && drawing_ready(settings, view, pad, actions)
+                {
                     view.message = None;
                     actions.send(WorkerCommand::Nebula(NebulaCommand::Start {
                         cfg: settings.config(sigma),
@@ -222,6 +237,7 @@ pub fn show(
                 .button("Poor man's NEBULA (two jumps)")
                 .on_hover_text("x_hat(x_hat(y)) from the same starts")
                 .clicked()
+                && drawing_ready(settings, view, pad, actions)
             {
                 actions.send(WorkerCommand::Nebula(NebulaCommand::PoorMan {
                     cfg: settings.config(sigma),
@@ -230,8 +246,53 @@ pub fn show(
             }
         });
     egui::CentralPanel::default().show(ui, |ui| {
-        egui::ScrollArea::vertical().show(ui, |ui| views(ui, view));
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            export_row(ui, view, actions);
+            views(ui, view);
+        });
     });
+}
+
+fn export_row(ui: &mut Ui, view: &NebulaView, actions: &mut Actions) {
+    let Some(f) = &view.frame else {
+        return;
+    };
+    ui.horizontal(|ui| {
+        ui.label("export");
+        if ui.button("flow PNG").clicked() {
+            actions.saves.push(SaveKind::NebulaFlow);
+        }
+        if ui
+            .add_enabled(!f.attractors.is_empty(), egui::Button::new("gallery PNG"))
+            .clicked()
+        {
+            actions.saves.push(SaveKind::NebulaGallery);
+        }
+        if ui
+            .add_enabled(f.poor_man.is_some(), egui::Button::new("poor man's PNG"))
+            .clicked()
+        {
+            actions.saves.push(SaveKind::PoorMan);
+        }
+    });
+}
+
+/// With the drawn-digit source, sends the drawing to the worker, or says to draw one first.
+fn drawing_ready(
+    settings: &NebulaSettings,
+    view: &mut NebulaView,
+    pad: &DrawPad,
+    actions: &mut Actions,
+) -> bool {
+    if settings.source != NebulaSource::Drawn {
+        return true;
+    }
+    if pad.is_blank() {
+        view.message = Some("draw a digit on the pad first".into());
+        return false;
+    }
+    actions.send(WorkerCommand::SetDrawn(pad.pixels.clone()));
+    true
 }
 
 fn views(ui: &mut Ui, view: &mut NebulaView) {

@@ -58,6 +58,48 @@ pub struct WalkSettings {
     pub show_noisy: bool,
     /// sha256 of the model these parameters were set for; another model gets its recommendation.
     pub tuned_for: Option<String>,
+    /// A/B comparison on: a second set of chains with the parameters `b`, same chains, init and seed.
+    pub ab: bool,
+    /// The B side's sampler parameters.
+    pub b: SideB,
+}
+
+/// The sampler of the B side of an A/B comparison.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SideB {
+    /// Which walk.
+    pub sampler: SamplerKind,
+    /// Step size.
+    pub delta: f64,
+    /// Friction rate.
+    pub gamma: f64,
+    /// Inverse mass.
+    pub u: f64,
+}
+
+impl Default for SideB {
+    fn default() -> Self {
+        // Four times the default step: the comparison shows at once what a large delta does.
+        Self {
+            sampler: SamplerKind::Overdamped,
+            delta: 4.0 * std::f64::consts::SQRT_2 * 0.2,
+            gamma: 0.5,
+            u: 1.0,
+        }
+    }
+}
+
+impl SideB {
+    /// The sampler these parameters describe.
+    pub fn sampler(&self) -> Sampler {
+        let (delta, gamma, u) = (self.delta, self.gamma, self.u);
+        match self.sampler {
+            SamplerKind::Overdamped => Sampler::Overdamped { delta },
+            SamplerKind::Sachs => Sampler::Sachs { delta, gamma, u },
+            SamplerKind::Cheng => Sampler::Cheng { delta, gamma, u },
+        }
+    }
 }
 
 impl Default for WalkSettings {
@@ -73,6 +115,8 @@ impl Default for WalkSettings {
             seed: 0,
             show_noisy: false,
             tuned_for: None,
+            ab: false,
+            b: SideB::default(),
         }
     }
 }
@@ -86,6 +130,11 @@ impl WalkSettings {
             SamplerKind::Sachs => Sampler::Sachs { delta, gamma, u },
             SamplerKind::Cheng => Sampler::Cheng { delta, gamma, u },
         }
+    }
+
+    /// What the worker must know about the B side (`None`: A/B is off).
+    pub fn b_sampler(&self) -> Option<Sampler> {
+        self.ab.then(|| self.b.sampler())
     }
 
     /// The full chain configuration.
@@ -199,6 +248,13 @@ pub struct WalkView {
     pub noisy: ImageGrid,
     /// Film strip of the selected chain.
     pub film: ImageGrid,
+    /// Jumps of every chain of the B side.
+    pub jumps_b: ImageGrid,
+    /// Film strip of the selected chain of the B side.
+    pub film_b: ImageGrid,
+    b_delta_text: String,
+    b_gamma_text: String,
+    b_u_text: String,
     delta_text: String,
     gamma_text: String,
     u_text: String,
@@ -214,6 +270,11 @@ impl Default for WalkView {
             jumps: ImageGrid::new("walk-jumps"),
             noisy: ImageGrid::new("walk-noisy"),
             film: ImageGrid::new("walk-film"),
+            jumps_b: ImageGrid::new("walk-jumps-b"),
+            film_b: ImageGrid::new("walk-film-b"),
+            b_delta_text: String::new(),
+            b_gamma_text: String::new(),
+            b_u_text: String::new(),
             delta_text: String::new(),
             gamma_text: String::new(),
             u_text: String::new(),
@@ -256,6 +317,8 @@ impl WalkView {
             self.jumps.update(ctx, &[], 0, 0, 1);
             self.noisy.update(ctx, &[], 0, 0, 1);
             self.film.update(ctx, &[], 0, 0, 1);
+            self.jumps_b.update(ctx, &[], 0, 0, 1);
+            self.film_b.update(ctx, &[], 0, 0, 1);
             return;
         };
         let (h, w) = f.image_hw;
@@ -263,6 +326,16 @@ impl WalkView {
         self.jumps.update(ctx, &f.jumps, h, w, cols);
         self.noisy.update(ctx, &f.noisy, h, w, cols);
         self.film.update(ctx, &f.film, h, w, 12);
+        match &f.b {
+            Some(b) => {
+                self.jumps_b.update(ctx, &b.jumps, h, w, cols);
+                self.film_b.update(ctx, &b.film, h, w, 12);
+            }
+            None => {
+                self.jumps_b.update(ctx, &[], 0, 0, 1);
+                self.film_b.update(ctx, &[], 0, 0, 1);
+            }
+        }
     }
 }
 
@@ -280,18 +353,29 @@ pub fn run_or_pause(settings: &WalkSettings, view: &WalkView, actions: &mut Acti
     if view.running() {
         actions.send(WorkerCommand::Walk(WalkCommand::Pause));
     } else {
+        send_b(settings, actions);
         actions.send(WorkerCommand::Walk(WalkCommand::Run(settings.config())));
+    }
+}
+
+/// With A/B on, makes sure the worker runs B with the current B parameters (they persist between sessions, the
+/// worker does not).
+fn send_b(settings: &WalkSettings, actions: &mut Actions) {
+    if let Some(b) = settings.b_sampler() {
+        actions.send(WorkerCommand::Walk(WalkCommand::SetB(Some(b))));
     }
 }
 
 /// One jump's worth of steps.
 pub fn step(settings: &WalkSettings, actions: &mut Actions) {
+    send_b(settings, actions);
     actions.send(WorkerCommand::Walk(WalkCommand::Step(settings.config())));
 }
 
 /// Restart the chains with the current settings.
 pub fn reset(settings: &WalkSettings, view: &mut WalkView, actions: &mut Actions) {
     view.message = None;
+    send_b(settings, actions);
     actions.send(WorkerCommand::Walk(WalkCommand::Reset(settings.config())));
 }
 
@@ -413,6 +497,7 @@ fn controls(
             )));
         }
     });
+    ab_controls(ui, settings, view, actions);
     ui.separator();
     ui.label(RichText::new("taken at Reset").weak());
     ui.add(egui::Slider::new(&mut settings.chains, 1..=256).text("chains"));
@@ -508,6 +593,15 @@ fn controls(
             actions.saves.push(SaveKind::FilmStrip);
         }
         if ui
+            .add_enabled(has, egui::Button::new("chain GIF"))
+            .on_hover_text(
+                "the followed chain's recent jumps as an animation (A beside B in A/B mode)",
+            )
+            .clicked()
+        {
+            actions.saves.push(SaveKind::ChainGif);
+        }
+        if ui
             .add_enabled(has, egui::Button::new("traces CSV"))
             .clicked()
         {
@@ -523,6 +617,94 @@ fn controls(
     });
 }
 
+/// The A/B switch and the B side's sampler parameters.
+fn ab_controls(
+    ui: &mut Ui,
+    settings: &mut WalkSettings,
+    view: &mut WalkView,
+    actions: &mut Actions,
+) {
+    ui.separator();
+    let toggled = ui
+        .checkbox(&mut settings.ab, "A/B: compare a second parameter set")
+        .on_hover_text(
+            "B runs the same chains from the same states with the same noise, with its own sampler; \
+             turning it on restarts the chains",
+        )
+        .changed();
+    let mut changed = false;
+    if settings.ab {
+        let b = &mut settings.b;
+        egui::ComboBox::from_label("sampler B")
+            .selected_text(b.sampler.label())
+            .show_ui(ui, |ui| {
+                for k in [
+                    SamplerKind::Overdamped,
+                    SamplerKind::Sachs,
+                    SamplerKind::Cheng,
+                ] {
+                    changed |= ui.selectable_value(&mut b.sampler, k, k.label()).changed();
+                }
+            });
+        let mut edits = vec![log_param(
+            ui,
+            "delta B",
+            &mut b.delta,
+            1e-4..=10.0,
+            &mut view.b_delta_text,
+        )];
+        if b.sampler != SamplerKind::Overdamped {
+            edits.push(log_param(
+                ui,
+                "gamma B",
+                &mut b.gamma,
+                1e-3..=100.0,
+                &mut view.b_gamma_text,
+            ));
+            edits.push(log_param(
+                ui,
+                "u B",
+                &mut b.u,
+                1e-2..=100.0,
+                &mut view.b_u_text,
+            ));
+        }
+        for e in edits {
+            match e {
+                ParamEdit::None => {}
+                ParamEdit::Changed => {
+                    changed = true;
+                    view.message = None;
+                }
+                ParamEdit::Refused(msg) => view.message = Some(msg),
+            }
+        }
+        if ui
+            .button("B = A")
+            .on_hover_text("copy A's sampler into B")
+            .clicked()
+        {
+            settings.b = SideB {
+                sampler: settings.sampler,
+                delta: settings.delta,
+                gamma: settings.gamma,
+                u: settings.u,
+            };
+            view.b_delta_text.clear();
+            view.b_gamma_text.clear();
+            view.b_u_text.clear();
+            changed = true;
+        }
+    }
+    if toggled || changed {
+        let b = settings.b_sampler();
+        match b.map(|s| s.validate()) {
+            Some(Err(e)) => view.message = Some(format!("B: {e}; not applied")),
+            _ => actions.send(WorkerCommand::Walk(WalkCommand::SetB(b))),
+        }
+    }
+}
+
 fn init_label(i: ChainInit) -> &'static str {
     match i {
         ChainInit::Uniform => "uniform",
@@ -531,18 +713,78 @@ fn init_label(i: ChainInit) -> &'static str {
     }
 }
 
+/// One line describing a chain configuration's sampler.
+fn sampler_line(cfg: &ChainConfig) -> String {
+    format!(
+        "{} delta {} {} · jump every {}",
+        cfg.sampler.name(),
+        format_param(cfg.sampler.delta()),
+        cfg.sampler
+            .gamma_u()
+            .map(|(g, u)| format!("gamma {} u {}", format_param(g), format_param(u)))
+            .unwrap_or_default(),
+        cfg.every
+    )
+}
+
+/// A grid of jumps with each tile's class written in its corner; a click follows that chain.
+fn jump_grid(
+    ui: &mut Ui,
+    grid: &ImageGrid,
+    classes: Option<&Vec<u32>>,
+    width: f32,
+    actions: &mut Actions,
+) {
+    let (resp, clicked) = grid.show(ui, width, 5.0);
+    if let Some(k) = clicked {
+        actions.send(WorkerCommand::Walk(WalkCommand::SelectChain(k)));
+    }
+    if let (Some(resp), Some(classes)) = (resp, classes) {
+        let painter = ui.painter_at(resp.rect);
+        for (k, c) in classes.iter().enumerate() {
+            if let Some(r) = grid.tile_rect(resp.rect, k) {
+                painter.text(
+                    r.left_top() + egui::vec2(2.0, 1.0),
+                    egui::Align2::LEFT_TOP,
+                    c.to_string(),
+                    egui::FontId::monospace(11.0),
+                    Color32::from_rgb(255, 200, 0),
+                );
+            }
+        }
+    }
+}
+
+fn divergence_row(
+    ui: &mut Ui,
+    side: &str,
+    msg: &str,
+    settings: &WalkSettings,
+    view: &mut WalkView,
+    actions: &mut Actions,
+) {
+    ui.horizontal(|ui| {
+        ui.colored_label(
+            Color32::from_rgb(230, 80, 60),
+            format!("{side}Diverged: {msg}"),
+        );
+        if ui.button("Reset chains").clicked() {
+            reset(settings, view, actions);
+        }
+    });
+}
+
 fn views(ui: &mut Ui, settings: &WalkSettings, view: &mut WalkView, actions: &mut Actions) {
     let Some(f) = view.frame.clone() else {
         ui.label("Press Run (Space) or Step (S) to start the chains.");
         return;
     };
+    let side_a = if f.b.is_some() { "A: " } else { "" };
     if let Some(msg) = &f.divergence {
-        ui.horizontal(|ui| {
-            ui.colored_label(Color32::from_rgb(230, 80, 60), format!("Diverged: {msg}"));
-            if ui.button("Reset chains").clicked() {
-                reset(settings, view, actions);
-            }
-        });
+        divergence_row(ui, side_a, msg, settings, view, actions);
+    }
+    if let Some(msg) = f.b.as_ref().and_then(|b| b.divergence.as_ref()) {
+        divergence_row(ui, "B: ", msg, settings, view, actions);
     }
     ui.horizontal(|ui| {
         ui.label(RichText::new(format!("{} chains", f.chains)).strong());
@@ -551,20 +793,12 @@ fn views(ui: &mut Ui, settings: &WalkSettings, view: &mut WalkView, actions: &mu
             f.running_chains, f.step, f.jump_step
         ));
     });
+    if let Some(b) = f.b.as_deref() {
+        ab_views(ui, &f, b, view, actions);
+        return;
+    }
     if let Some(cfg) = &f.config {
-        ui.label(
-            RichText::new(format!(
-                "{} delta {} {} · jump every {}",
-                cfg.sampler.name(),
-                format_param(cfg.sampler.delta()),
-                cfg.sampler
-                    .gamma_u()
-                    .map(|(g, u)| format!("gamma {} u {}", format_param(g), format_param(u)))
-                    .unwrap_or_default(),
-                cfg.every
-            ))
-            .weak(),
-        );
+        ui.label(RichText::new(sampler_line(cfg)).weak());
     }
     let width = ui.available_width();
     // Film strip first, full width, as in the papers: one chain's jumps in reading order.
@@ -586,24 +820,7 @@ fn views(ui: &mut Ui, settings: &WalkSettings, view: &mut WalkView, actions: &mu
                 left_w
             };
             ui.horizontal_top(|ui| {
-                let (resp, clicked) = view.jumps.show(ui, grid_w, 5.0);
-                if let Some(k) = clicked {
-                    actions.send(WorkerCommand::Walk(WalkCommand::SelectChain(k)));
-                }
-                if let (Some(resp), Some(classes)) = (resp, &f.classes) {
-                    let painter = ui.painter_at(resp.rect);
-                    for (k, c) in classes.iter().enumerate() {
-                        if let Some(r) = view.jumps.tile_rect(resp.rect, k) {
-                            painter.text(
-                                r.left_top() + egui::vec2(2.0, 1.0),
-                                egui::Align2::LEFT_TOP,
-                                c.to_string(),
-                                egui::FontId::monospace(11.0),
-                                Color32::from_rgb(255, 200, 0),
-                            );
-                        }
-                    }
-                }
+                jump_grid(ui, &view.jumps, f.classes.as_ref(), grid_w, actions);
                 if settings.show_noisy {
                     view.noisy.show(ui, grid_w, 5.0);
                 }
@@ -612,13 +829,54 @@ fn views(ui: &mut Ui, settings: &WalkSettings, view: &mut WalkView, actions: &mu
                 ui.label("right: the noisy states y (first measurement)");
             }
             ui.separator();
-            mixing_row(ui, &f);
+            mixing_row(ui, "mixing", &f);
             if f.classes.is_some() {
                 classes_view(ui, &f);
             }
         });
-        ui.vertical(|ui| traces(ui, &f));
+        ui.vertical(|ui| traces(ui, &f, None));
     });
+}
+
+/// A/B layout: both film strips, then the two grids side by side with their mixing statistics, then the traces of
+/// both sides on shared axes.
+fn ab_views(ui: &mut Ui, a: &WalkFrame, b: &WalkFrame, view: &mut WalkView, actions: &mut Actions) {
+    let width = ui.available_width();
+    for (side, f, film) in [("A", a, &view.film), ("B", b, &view.film_b)] {
+        ui.label(format!(
+            "{side}: film strip of chain {} (last {} jumps)",
+            f.film_chain,
+            f.film.len()
+        ));
+        film.show(ui, width.min(1000.0), 3.0);
+    }
+    ui.separator();
+    let col_w = ((width - 24.0) * 0.5).min(520.0);
+    ui.horizontal_top(|ui| {
+        for (side, f, grid) in [("A", a, &view.jumps), ("B", b, &view.jumps_b)] {
+            ui.vertical(|ui| {
+                ui.set_width(col_w);
+                ui.label(RichText::new(side).strong());
+                if let Some(cfg) = &f.config {
+                    ui.label(RichText::new(sampler_line(cfg)).weak());
+                }
+                ui.label(format!(
+                    "{} of {} chains running",
+                    f.running_chains, f.chains
+                ));
+                jump_grid(ui, grid, f.classes.as_ref(), col_w, actions);
+                mixing_row(ui, &format!("mixing {side}"), f);
+                if f.classes.is_some() {
+                    ui.label(format!(
+                        "classes visited: chain {}: {} · all chains: {}",
+                        f.film_chain, f.classes_visited, f.classes_visited_all
+                    ));
+                }
+            });
+        }
+    });
+    ui.separator();
+    traces(ui, a, Some(b));
 }
 
 fn classes_view(ui: &mut Ui, f: &WalkFrame) {
@@ -643,12 +901,12 @@ fn classes_view(ui: &mut Ui, f: &WalkFrame) {
         });
 }
 
-fn mixing_row(ui: &mut Ui, f: &WalkFrame) {
+fn mixing_row(ui: &mut Ui, id: &str, f: &WalkFrame) {
     let show = |m: &Option<crate::run::Mixing>| match m {
         Some(m) => format!("R-hat {:.3}, ESS {:.0} ({} draws)", m.rhat, m.ess, m.draws),
         None => "R-hat / ESS: too few draws".into(),
     };
-    egui::Grid::new("mixing").num_columns(2).show(ui, |ui| {
+    egui::Grid::new(id).num_columns(2).show(ui, |ui| {
         ui.label("energy");
         ui.label(show(&f.mixing_energy));
         ui.end_row();
@@ -666,8 +924,15 @@ fn series(x: &[f64], y: &[f64]) -> Vec<[f64; 2]> {
         .collect()
 }
 
-fn traces(ui: &mut Ui, f: &WalkFrame) {
+/// Energy, ||score||, kinetic temperature and jump range over steps; with `b`, the B side's lines beside A's.
+fn traces(ui: &mut Ui, f: &WalkFrame, b: Option<&WalkFrame>) {
     let t = &f.traces;
+    let tb = b.map(|b| &b.traces);
+    let (ka, kb) = if b.is_some() {
+        (" (A)", " (B)")
+    } else {
+        ("", "")
+    };
     let h = 125.0;
     let link = ui.scope_id().with("walk_traces");
     let plot = |name: &str| {
@@ -680,24 +945,54 @@ fn traces(ui: &mut Ui, f: &WalkFrame) {
         ui.label("energy: this model has none");
     } else {
         plot("trace_energy").show(ui, |p| {
-            p.line(Line::new("mean energy", series(&t.step, &t.energy)));
+            p.line(Line::new(
+                format!("mean energy{ka}"),
+                series(&t.step, &t.energy),
+            ));
+            if let Some(tb) = tb {
+                p.line(Line::new(
+                    format!("mean energy{kb}"),
+                    series(&tb.step, &tb.energy),
+                ));
+            }
         });
     }
     plot("trace_score").show(ui, |p| {
-        p.line(Line::new("mean ||score||", series(&t.step, &t.score)));
+        p.line(Line::new(
+            format!("mean ||score||{ka}"),
+            series(&t.step, &t.score),
+        ));
+        if let Some(tb) = tb {
+            p.line(Line::new(
+                format!("mean ||score||{kb}"),
+                series(&tb.step, &tb.score),
+            ));
+        }
     });
-    if t.kinetic.is_empty() {
+    if t.kinetic.is_empty() && tb.is_none_or(|tb| tb.kinetic.is_empty()) {
         ui.label("kinetic temperature: underdamped samplers only");
     } else {
         plot("trace_kinetic").show(ui, |p| {
-            p.line(Line::new(
-                "kinetic temperature",
-                series(&t.step, &t.kinetic),
-            ));
+            if !t.kinetic.is_empty() {
+                p.line(Line::new(
+                    format!("kinetic temperature{ka}"),
+                    series(&t.step, &t.kinetic),
+                ));
+            }
+            if let Some(tb) = tb.filter(|tb| !tb.kinetic.is_empty()) {
+                p.line(Line::new(
+                    format!("kinetic temperature{kb}"),
+                    series(&tb.step, &tb.kinetic),
+                ));
+            }
         });
     }
     plot("trace_range").show(ui, |p| {
-        p.line(Line::new("jump min", t.jump_min.clone()));
-        p.line(Line::new("jump max", t.jump_max.clone()));
+        p.line(Line::new(format!("jump min{ka}"), t.jump_min.clone()));
+        p.line(Line::new(format!("jump max{ka}"), t.jump_max.clone()));
+        if let Some(tb) = tb {
+            p.line(Line::new(format!("jump min{kb}"), tb.jump_min.clone()));
+            p.line(Line::new(format!("jump max{kb}"), tb.jump_max.clone()));
+        }
     });
 }

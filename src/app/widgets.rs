@@ -279,9 +279,155 @@ pub fn format_param(v: f64) -> String {
     }
 }
 
+/// A canvas to draw a digit with the mouse: `h * w` values in `[0, 1]`, row-major, painted with a soft round
+/// brush about two pixels wide.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DrawPad {
+    /// The image `[h * w]`.
+    pub pixels: Vec<f32>,
+    /// Rows.
+    pub h: usize,
+    /// Columns.
+    pub w: usize,
+    last: Option<(f32, f32)>,
+}
+
+impl Default for DrawPad {
+    fn default() -> Self {
+        Self::new(28, 28)
+    }
+}
+
+impl DrawPad {
+    /// A blank pad of `h x w` pixels.
+    pub fn new(h: usize, w: usize) -> Self {
+        Self {
+            pixels: vec![0.0; h * w],
+            h,
+            w,
+            last: None,
+        }
+    }
+
+    /// Makes the pad `h x w` (clearing it if the size changes).
+    pub fn resize(&mut self, h: usize, w: usize) {
+        if (h, w) != (self.h, self.w) {
+            *self = Self::new(h, w);
+        }
+    }
+
+    /// No ink at all.
+    pub fn is_blank(&self) -> bool {
+        self.pixels.iter().all(|&v| v <= 0.0)
+    }
+
+    /// Wipes the pad.
+    pub fn clear(&mut self) {
+        self.pixels.iter_mut().for_each(|v| *v = 0.0);
+        self.last = None;
+    }
+
+    /// Adds ink around the point `(row, col)` (pixel units, centres at `k + 0.5`): full ink within 0.9 pixel,
+    /// fading to none at 1.6.
+    pub fn ink(&mut self, row: f32, col: f32) {
+        let (r0, r1) = (
+            (row - 2.0).floor().max(0.0) as usize,
+            (row + 2.0).ceil() as usize,
+        );
+        let (c0, c1) = (
+            (col - 2.0).floor().max(0.0) as usize,
+            (col + 2.0).ceil() as usize,
+        );
+        for r in r0..r1.min(self.h) {
+            for c in c0..c1.min(self.w) {
+                let (dy, dx) = (r as f32 + 0.5 - row, c as f32 + 0.5 - col);
+                let dist = (dx * dx + dy * dy).sqrt();
+                let v = ((1.6 - dist) / 0.7).clamp(0.0, 1.0);
+                let p = &mut self.pixels[r * self.w + c];
+                *p = p.max(v);
+            }
+        }
+    }
+
+    /// Inks a straight stroke from `a` to `b` (pixel units), densely enough to leave no gaps.
+    pub fn stroke(&mut self, a: (f32, f32), b: (f32, f32)) {
+        let len = ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt();
+        let n = (len * 3.0).ceil().max(1.0) as usize;
+        for k in 0..=n {
+            let t = k as f32 / n as f32;
+            self.ink(a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1));
+        }
+    }
+
+    /// Draws the pad `size` points wide and lets the mouse draw on it. Returns true when a stroke has just ended
+    /// (the drawing changed).
+    pub fn show(&mut self, ui: &mut Ui, size: f32) -> bool {
+        let (h, w) = (self.h.max(1), self.w.max(1));
+        let cell = size / w.max(h) as f32;
+        let (rect, resp) =
+            ui.allocate_exact_size(Vec2::new(cell * w as f32, cell * h as f32), Sense::drag());
+        ui.ctx()
+            .accesskit_node_builder(resp.id, |node| node.set_label("drawing pad"));
+        let painter = ui.painter_at(rect);
+        painter.rect_filled(rect, 0.0, Color32::BLACK);
+        for r in 0..self.h {
+            for c in 0..self.w {
+                let v = self.pixels[r * self.w + c];
+                if v > 0.0 {
+                    let g = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+                    let min = rect.min + Vec2::new(c as f32 * cell, r as f32 * cell);
+                    painter.rect_filled(
+                        Rect::from_min_size(min, Vec2::splat(cell)),
+                        0.0,
+                        Color32::from_gray(g),
+                    );
+                }
+            }
+        }
+        painter.rect_stroke(
+            rect,
+            0.0,
+            egui::Stroke::new(1.0, Color32::from_gray(GUTTER)),
+            egui::StrokeKind::Outside,
+        );
+        if (resp.dragged() || resp.drag_started())
+            && let Some(p) = resp.interact_pointer_pos()
+        {
+            let at = ((p.y - rect.min.y) / cell, (p.x - rect.min.x) / cell);
+            let from = self.last.unwrap_or(at);
+            self.stroke(from, at);
+            self.last = Some(at);
+        }
+        if resp.drag_stopped() {
+            self.last = None;
+            return true;
+        }
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pad_strokes_ink_a_connected_line() {
+        let mut pad = DrawPad::new(28, 28);
+        assert!(pad.is_blank());
+        pad.stroke((4.5, 14.5), (23.5, 14.5));
+        // Every row the stroke crosses has full ink on its column, and nothing far from it is inked.
+        for r in 5..23 {
+            assert_eq!(pad.pixels[r * 28 + 14], 1.0, "row {r}");
+            assert_eq!(pad.pixels[r * 28 + 10], 0.0, "row {r}");
+        }
+        assert_eq!(pad.pixels[14], 0.0);
+        assert!(pad.pixels.iter().all(|v| (0.0..=1.0).contains(v)));
+        pad.resize(28, 28);
+        assert!(!pad.is_blank());
+        pad.resize(4, 4);
+        assert!(pad.is_blank());
+        assert_eq!(pad.pixels.len(), 16);
+    }
 
     #[test]
     fn typed_values_must_be_positive_numbers() {

@@ -124,7 +124,13 @@ pub struct Worker {
     classifier: Option<Model>,
     data: Option<Dataset>,
     walk: Option<WalkRun>,
+    /// The B side of an A/B comparison: same chains, init and seed as `walk`, its own sampler.
+    walk_b: Option<WalkRun>,
+    /// B's sampler while A/B is on.
+    b_sampler: Option<crate::sampling::langevin::Sampler>,
     nebula: Option<NebulaRun>,
+    /// The digit drawn in the UI `[h * w]`.
+    drawn: Option<Vec<f32>>,
     chi: Option<ChiStats>,
     outbox: Vec<Frame>,
     walk_published: Option<Instant>,
@@ -141,7 +147,10 @@ impl Worker {
             classifier: None,
             data: None,
             walk: None,
+            walk_b: None,
+            b_sampler: None,
             nebula: None,
+            drawn: None,
             chi: None,
             outbox: Vec::new(),
             walk_published: None,
@@ -173,6 +182,16 @@ impl Worker {
             WorkerCommand::Denoise(r) => self.denoise(&r),
             WorkerCommand::DenoiseAggregate(r) => self.aggregate(&r),
             WorkerCommand::ComputeChi => self.compute_chi(),
+            WorkerCommand::SetDrawn(pixels) => {
+                if pixels.iter().all(|v| v.is_finite()) {
+                    self.drawn = Some(pixels.iter().map(|v| v.clamp(0.0, 1.0)).collect());
+                    Ok(())
+                } else {
+                    Err(crate::Error::Param(
+                        "the drawing has non-finite pixels".into(),
+                    ))
+                }
+            }
         };
         if let Err(e) = result {
             self.outbox.push(Frame::Error(format!("{e:#}")));
@@ -271,6 +290,7 @@ impl Worker {
         if self.current != Some(i) {
             // Chains and flows belong to the model they started on.
             self.walk = None;
+            self.walk_b = None;
             self.nebula = None;
         }
         self.current = Some(i);
@@ -301,6 +321,21 @@ impl Worker {
         Ok((data.dim() == d).then_some(data))
     }
 
+    /// The drawn digit, if there is one and it has the current model's image size.
+    fn drawn_for_model(&self) -> crate::Result<Vec<f32>> {
+        let d = self.current_model()?.data_dim();
+        match &self.drawn {
+            None => Err(crate::Error::Param(
+                "draw a digit first (the pad under the source choice)".into(),
+            )),
+            Some(x) if x.len() != d => Err(crate::Error::Data(format!(
+                "the drawing has {} pixels but the model takes {d}",
+                x.len()
+            ))),
+            Some(x) => Ok(x.clone()),
+        }
+    }
+
     fn compute_chi(&mut self) -> crate::Result<()> {
         if self.chi.is_none() {
             let data = self.dataset()?;
@@ -314,34 +349,46 @@ impl Worker {
 
     // ---- walk-jump -------------------------------------------------------------------------------------------
 
+    /// Both sides of the walk (A, then B when A/B is on).
+    fn walks_mut(&mut self) -> impl Iterator<Item = &mut WalkRun> {
+        self.walk.iter_mut().chain(self.walk_b.iter_mut())
+    }
+
+    fn diverged(&self) -> bool {
+        self.walk
+            .iter()
+            .chain(self.walk_b.iter())
+            .any(|w| w.divergence.is_some())
+    }
+
     fn walk_command(&mut self, cmd: WalkCommand) -> crate::Result<()> {
         match cmd {
             WalkCommand::Run(cfg) => {
                 self.ensure_walk(&cfg)?;
-                if let Some(w) = self.walk.as_mut() {
-                    if w.divergence.is_some() {
-                        return Err(crate::Error::Param(
-                            "chains diverged: reset before running again".into(),
-                        ));
-                    }
+                if self.diverged() {
+                    return Err(crate::Error::Param(
+                        "chains diverged: reset before running again".into(),
+                    ));
+                }
+                for w in self.walks_mut() {
                     w.running = true;
                     w.budget = None;
                 }
             }
             WalkCommand::Pause => {
-                if let Some(w) = self.walk.as_mut() {
+                for w in self.walks_mut() {
                     w.running = false;
                     w.budget = None;
                 }
             }
             WalkCommand::Step(cfg) => {
                 self.ensure_walk(&cfg)?;
-                if let Some(w) = self.walk.as_mut() {
-                    if w.divergence.is_some() {
-                        return Err(crate::Error::Param(
-                            "chains diverged: reset before stepping again".into(),
-                        ));
-                    }
+                if self.diverged() {
+                    return Err(crate::Error::Param(
+                        "chains diverged: reset before stepping again".into(),
+                    ));
+                }
+                for w in self.walks_mut() {
                     let every = w.cfg.every as u64;
                     // Up to the next jump.
                     w.budget = Some(every - w.chain.step % every);
@@ -350,6 +397,7 @@ impl Worker {
             }
             WalkCommand::Reset(cfg) => {
                 self.walk = None;
+                self.walk_b = None;
                 self.ensure_walk(&cfg)?;
             }
             WalkCommand::SetSampler(s) => {
@@ -358,21 +406,41 @@ impl Worker {
                     w.cfg.sampler = s;
                 }
             }
+            WalkCommand::SetB(b) => {
+                if let Some(s) = &b {
+                    s.validate()?;
+                }
+                let was_on = self.b_sampler.is_some();
+                self.b_sampler = b;
+                match (b, self.walk_b.as_mut()) {
+                    (None, _) => self.walk_b = None,
+                    (Some(s), Some(wb)) => wb.cfg.sampler = s,
+                    // Turning A/B on restarts A so that both sides start from the same states and noise.
+                    (Some(_), None) => {
+                        if let Some(cfg) = self.walk.as_ref().map(|w| w.cfg.clone())
+                            && !was_on
+                        {
+                            self.walk = None;
+                            self.ensure_walk(&cfg)?;
+                        }
+                    }
+                }
+            }
             WalkCommand::SetEvery(k) => {
                 if k == 0 {
                     return Err(crate::Error::Param(
                         "steps per jump must be at least 1".into(),
                     ));
                 }
-                if let Some(w) = self.walk.as_mut() {
+                for w in self.walks_mut() {
                     w.cfg.every = k;
                 }
             }
             WalkCommand::SelectChain(i) => {
-                if let Some(w) = self.walk.as_mut()
-                    && i < w.cfg.chains
-                {
-                    w.film_chain = i;
+                for w in self.walks_mut() {
+                    if i < w.cfg.chains {
+                        w.film_chain = i;
+                    }
                 }
             }
         }
@@ -380,12 +448,16 @@ impl Worker {
         Ok(())
     }
 
-    /// Creates the chains if there are none; otherwise takes the live parameters (sampler, every) from `cfg`.
+    /// Creates the chains if there are none (both sides when A/B is on); otherwise takes the live parameters
+    /// (A's sampler, every) from `cfg`.
     fn ensure_walk(&mut self, cfg: &ChainConfig) -> crate::Result<()> {
         cfg.validate()?;
         if let Some(w) = self.walk.as_mut() {
             w.cfg.sampler = cfg.sampler;
             w.cfg.every = cfg.every;
+            if let Some(wb) = self.walk_b.as_mut() {
+                wb.cfg.every = cfg.every;
+            }
             return Ok(());
         }
         let train = self.split_for_model(Split::Train).ok().flatten();
@@ -396,33 +468,45 @@ impl Worker {
                 model.kind().as_str()
             )));
         }
-        let chain = Chain::new(model, cfg, train.as_ref(), &self.device)?;
-        let n = cfg.chains;
-        let mut run = WalkRun {
-            cfg: cfg.clone(),
-            chain,
-            running: false,
-            budget: None,
-            jumps: Arc::new(Vec::new()),
-            noisy: Arc::new(Vec::new()),
-            jump_step: 0,
-            films: vec![VecDeque::new(); n],
-            classes: None,
-            class_hist: vec![Vec::new(); n],
-            film_chain: 0,
-            traces: Thinned::new(TRACE_CAP),
-            jump_range: Thinned::new(TRACE_CAP),
-            energy_draws: Thinned::new(DRAW_CAP),
-            score_draws: Thinned::new(DRAW_CAP),
-            mixing_energy: None,
-            mixing_score: None,
-            mixing_at: None,
-            divergence: None,
-            rate: RateMeter::default(),
+        let make = |cfg: &ChainConfig| -> crate::Result<WalkRun> {
+            let chain = Chain::new(model, cfg, train.as_ref(), &self.device)?;
+            let n = cfg.chains;
+            let mut run = WalkRun {
+                cfg: cfg.clone(),
+                chain,
+                running: false,
+                budget: None,
+                jumps: Arc::new(Vec::new()),
+                noisy: Arc::new(Vec::new()),
+                jump_step: 0,
+                films: vec![VecDeque::new(); n],
+                classes: None,
+                class_hist: vec![Vec::new(); n],
+                film_chain: 0,
+                traces: Thinned::new(TRACE_CAP),
+                jump_range: Thinned::new(TRACE_CAP),
+                energy_draws: Thinned::new(DRAW_CAP),
+                score_draws: Thinned::new(DRAW_CAP),
+                mixing_energy: None,
+                mixing_score: None,
+                mixing_at: None,
+                divergence: None,
+                rate: RateMeter::default(),
+            };
+            // Show where the chains start: the jump of the initial state.
+            take_jump(&mut run, model, self.classifier.as_ref())?;
+            Ok(run)
         };
-        // Show where the chains start: the jump of the initial state.
-        take_jump(&mut run, model, self.classifier.as_ref())?;
-        self.walk = Some(run);
+        let a = make(cfg)?;
+        let b = match self.b_sampler {
+            Some(s) => Some(make(&ChainConfig {
+                sampler: s,
+                ..cfg.clone()
+            })?),
+            None => None,
+        };
+        self.walk = Some(a);
+        self.walk_b = b;
         Ok(())
     }
 
@@ -432,49 +516,32 @@ impl Worker {
             return Ok(());
         };
         let model = &self.models[i].model;
+        let classifier = self.classifier.as_ref();
         let Some(w) = self.walk.as_mut() else {
             return Ok(());
         };
+        // A and B advance in lockstep, one step each, so they stay at the same step.
         while w.running && start.elapsed() < slice {
-            let stats = w.chain.step(model, &w.cfg.sampler)?;
-            let mean = |v: &[f32]| {
-                let (s, k) = v
-                    .iter()
-                    .zip(&w.chain.stopped)
-                    .filter(|(x, stop)| x.is_finite() && stop.is_none())
-                    .fold((0.0, 0usize), |(s, k), (x, _)| (s + *x as f64, k + 1));
-                if k == 0 { f64::NAN } else { s / k as f64 }
-            };
-            let energy = stats.energy.as_deref().map(mean).unwrap_or(f64::NAN);
-            let score = mean(&stats.score_norm);
-            let kinetic = stats.kinetic.as_deref().map(mean).unwrap_or(f64::NAN);
-            w.traces.push([stats.step as f64, energy, score, kinetic]);
-            if stats.step % w.cfg.every as u64 == 0 {
-                if let Some(e) = &stats.energy {
-                    w.energy_draws.push(e.iter().map(|&v| v as f64).collect());
-                }
-                w.score_draws
-                    .push(stats.score_norm.iter().map(|&v| v as f64).collect());
-                take_jump(w, model, self.classifier.as_ref())?;
-            }
-            w.rate.record(stats.step);
-            if !stats.diverged.is_empty() {
-                let first = stats.diverged[0].1.clone();
-                let more = stats.diverged.len() - 1;
-                w.divergence = Some(if more > 0 {
-                    format!("{first} (and {more} more chains); the run is paused")
-                } else {
-                    format!("{first}; the run is paused")
-                });
-                w.running = false;
-            }
-            if let Some(b) = w.budget.as_mut() {
-                *b = b.saturating_sub(1);
-                if *b == 0 {
+            advance(w, model, classifier)?;
+            if let Some(wb) = self.walk_b.as_mut()
+                && wb.running
+            {
+                advance(wb, model, classifier)?;
+                if wb.divergence.is_some() {
                     w.running = false;
-                    w.budget = None;
                 }
             }
+            if w.divergence.is_some()
+                && let Some(wb) = self.walk_b.as_mut()
+            {
+                wb.running = false;
+            }
+        }
+        if !w.running
+            && let Some(wb) = self.walk_b.as_mut()
+        {
+            wb.running = false;
+            wb.budget = None;
         }
         let force = !w.running;
         self.publish_walk(force);
@@ -490,80 +557,19 @@ impl Worker {
         {
             return;
         }
-        let Some(w) = self.walk.as_mut() else {
-            return;
-        };
-        self.walk_published = Some(now);
-        if force
-            || w.mixing_at
-                .is_none_or(|t| now.duration_since(t) > MIXING_EVERY)
-        {
-            w.mixing_at = Some(now);
-            let by_chain = |rows: &[Vec<f64>]| -> Vec<Vec<f64>> {
-                let n = rows.first().map(Vec::len).unwrap_or(0);
-                (0..n)
-                    .map(|i| rows.iter().map(|r| r[i]).collect())
-                    .collect()
-            };
-            w.mixing_energy = mixing(&by_chain(&w.energy_draws.items));
-            w.mixing_score = mixing(&by_chain(&w.score_draws.items));
-        }
         let model_hw = self
             .current
             .map(|i| self.models[i].model.data_shape())
             .map(|(_, h, wd)| (h, wd))
             .unwrap_or((0, 0));
-        let t = &w.traces.items;
-        let keep = |k: usize| -> Vec<f64> {
-            if t.iter().all(|p| p[k].is_nan()) {
-                Vec::new()
-            } else {
-                t.iter().map(|p| p[k]).collect()
-            }
+        let Some(w) = self.walk.as_mut() else {
+            return;
         };
-        let traces = Traces {
-            step: t.iter().map(|p| p[0]).collect(),
-            energy: keep(1),
-            score: keep(2),
-            kinetic: keep(3),
-            jump_min: w.jump_range.items.iter().map(|p| [p[0], p[1]]).collect(),
-            jump_max: w.jump_range.items.iter().map(|p| [p[0], p[2]]).collect(),
-        };
-        let fc = w.film_chain.min(w.films.len().saturating_sub(1));
-        let timeline = w.class_hist.get(fc).cloned().unwrap_or_default();
-        let distinct = |v: &mut Vec<u32>| {
-            v.sort_unstable();
-            v.dedup();
-            v.len()
-        };
-        let classes_visited = distinct(&mut timeline.clone());
-        let classes_visited_all = distinct(&mut w.class_hist.iter().flatten().copied().collect());
-        let frame = WalkFrame {
-            step: w.chain.step,
-            running: w.running,
-            chains: w.chain.len(),
-            running_chains: w.chain.running(),
-            image_hw: model_hw,
-            jumps: w.jumps.clone(),
-            jump_step: w.jump_step,
-            noisy: w.noisy.clone(),
-            film_chain: fc,
-            film: w
-                .films
-                .get(fc)
-                .map(|f| f.iter().cloned().collect())
-                .unwrap_or_default(),
-            traces,
-            mixing_energy: w.mixing_energy.clone(),
-            mixing_score: w.mixing_score.clone(),
-            classes: w.classes.clone(),
-            class_timeline: timeline,
-            classes_visited,
-            classes_visited_all,
-            divergence: w.divergence.clone(),
-            steps_per_sec: if w.running { w.rate.per_sec() } else { 0.0 },
-            config: Some(w.cfg.clone()),
-        };
+        self.walk_published = Some(now);
+        let mut frame = walk_frame(w, model_hw, force, now);
+        if let Some(wb) = self.walk_b.as_mut() {
+            frame.b = Some(Box::new(walk_frame(wb, model_hw, force, now)));
+        }
         self.outbox.push(Frame::Walk(Box::new(frame)));
     }
 
@@ -586,6 +592,22 @@ impl Worker {
             NebulaSource::Uniform => NebulaInit::Uniform,
             NebulaSource::TestDigits => NebulaInit::Data,
             NebulaSource::NoisyTestDigits => NebulaInit::DataNoise,
+            NebulaSource::Drawn => {
+                let x = self.drawn_for_model()?;
+                let (n, m, sigma) = (cfg.starts, model.measurements(), model.sigma());
+                let mut rng = Rng::new(cfg.seed);
+                let mut y = Vec::with_capacity(n * m * x.len());
+                for k in 0..n {
+                    for _ in 0..m {
+                        if k == 0 {
+                            y.extend_from_slice(&x);
+                        } else {
+                            y.extend(x.iter().map(|&v| v + (sigma * rng.normal()) as f32));
+                        }
+                    }
+                }
+                return Nebula::from_points(y, n, model, &self.device, rng);
+            }
         };
         if init != NebulaInit::Uniform && test.is_none() {
             return Err(crate::Error::Data(
@@ -744,9 +766,17 @@ impl Worker {
 
     /// The test digits a request draws from.
     fn denoise_data(&mut self, req: &DenoiseRequest) -> crate::Result<Dataset> {
+        if req.digits == DigitChoice::Drawn {
+            let x = self.drawn_for_model()?;
+            return Ok(Dataset {
+                spec: self.current_model()?.meta.data.clone(),
+                images: x,
+                labels: None,
+            });
+        }
         let test = self.dataset()?.split(Split::Test);
         match req.digits {
-            DigitChoice::Random => Ok(test),
+            DigitChoice::Random | DigitChoice::Drawn => Ok(test),
             DigitChoice::Class(c) => {
                 let labels = test
                     .labels
@@ -798,6 +828,14 @@ impl Worker {
         let mut columns = Vec::new();
         for m in &models {
             columns.push(denoise_with(&m.model, &m.label, &batch, req.seed)?);
+            if m.model.is_stochastic() {
+                // More independent posterior draws: the same noisy digits, other z.
+                for k in 1..req.draws.clamp(1, 8) {
+                    let label = format!("{} · draw {}", m.label, k + 1);
+                    let seed = req.seed.wrapping_add(k as u64);
+                    columns.push(denoise_with(&m.model, &label, &batch, seed)?);
+                }
+            }
         }
         let d = data.dim();
         let noisy: Vec<Vec<f32>> = batch.noisy.iter().map(|y| y[..d].to_vec()).collect();
@@ -862,6 +900,120 @@ fn mse(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// Takes the jump of every chain, records it in the films, traces and class histories.
+/// One walk step of `w` with its bookkeeping: traces, draws for R-hat / ESS, jumps, divergence, Step budget.
+fn advance(w: &mut WalkRun, model: &Model, classifier: Option<&Model>) -> crate::Result<()> {
+    let stats = w.chain.step(model, &w.cfg.sampler)?;
+    let mean = |v: &[f32]| {
+        let (s, k) = v
+            .iter()
+            .zip(&w.chain.stopped)
+            .filter(|(x, stop)| x.is_finite() && stop.is_none())
+            .fold((0.0, 0usize), |(s, k), (x, _)| (s + *x as f64, k + 1));
+        if k == 0 { f64::NAN } else { s / k as f64 }
+    };
+    let energy = stats.energy.as_deref().map(mean).unwrap_or(f64::NAN);
+    let score = mean(&stats.score_norm);
+    let kinetic = stats.kinetic.as_deref().map(mean).unwrap_or(f64::NAN);
+    w.traces.push([stats.step as f64, energy, score, kinetic]);
+    if stats.step % w.cfg.every as u64 == 0 {
+        if let Some(e) = &stats.energy {
+            w.energy_draws.push(e.iter().map(|&v| v as f64).collect());
+        }
+        w.score_draws
+            .push(stats.score_norm.iter().map(|&v| v as f64).collect());
+        take_jump(w, model, classifier)?;
+    }
+    w.rate.record(stats.step);
+    if !stats.diverged.is_empty() {
+        let first = stats.diverged[0].1.clone();
+        let more = stats.diverged.len() - 1;
+        w.divergence = Some(if more > 0 {
+            format!("{first} (and {more} more chains); the run is paused")
+        } else {
+            format!("{first}; the run is paused")
+        });
+        w.running = false;
+    }
+    if let Some(b) = w.budget.as_mut() {
+        *b = b.saturating_sub(1);
+        if *b == 0 {
+            w.running = false;
+            w.budget = None;
+        }
+    }
+    Ok(())
+}
+
+/// The snapshot of one side of the walk (mixing statistics refreshed every [`MIXING_EVERY`], or when forced).
+fn walk_frame(w: &mut WalkRun, model_hw: (usize, usize), force: bool, now: Instant) -> WalkFrame {
+    if force
+        || w.mixing_at
+            .is_none_or(|t| now.duration_since(t) > MIXING_EVERY)
+    {
+        w.mixing_at = Some(now);
+        let by_chain = |rows: &[Vec<f64>]| -> Vec<Vec<f64>> {
+            let n = rows.first().map(Vec::len).unwrap_or(0);
+            (0..n)
+                .map(|i| rows.iter().map(|r| r[i]).collect())
+                .collect()
+        };
+        w.mixing_energy = mixing(&by_chain(&w.energy_draws.items));
+        w.mixing_score = mixing(&by_chain(&w.score_draws.items));
+    }
+    let t = &w.traces.items;
+    let keep = |k: usize| -> Vec<f64> {
+        if t.iter().all(|p| p[k].is_nan()) {
+            Vec::new()
+        } else {
+            t.iter().map(|p| p[k]).collect()
+        }
+    };
+    let traces = Traces {
+        step: t.iter().map(|p| p[0]).collect(),
+        energy: keep(1),
+        score: keep(2),
+        kinetic: keep(3),
+        jump_min: w.jump_range.items.iter().map(|p| [p[0], p[1]]).collect(),
+        jump_max: w.jump_range.items.iter().map(|p| [p[0], p[2]]).collect(),
+    };
+    let fc = w.film_chain.min(w.films.len().saturating_sub(1));
+    let timeline = w.class_hist.get(fc).cloned().unwrap_or_default();
+    let distinct = |v: &mut Vec<u32>| {
+        v.sort_unstable();
+        v.dedup();
+        v.len()
+    };
+    let classes_visited = distinct(&mut timeline.clone());
+    let classes_visited_all = distinct(&mut w.class_hist.iter().flatten().copied().collect());
+    WalkFrame {
+        b: None,
+        step: w.chain.step,
+        running: w.running,
+        chains: w.chain.len(),
+        running_chains: w.chain.running(),
+        image_hw: model_hw,
+        jumps: w.jumps.clone(),
+        jump_step: w.jump_step,
+        noisy: w.noisy.clone(),
+        film_chain: fc,
+        film: w
+            .films
+            .get(fc)
+            .map(|f| f.iter().cloned().collect())
+            .unwrap_or_default(),
+        traces,
+        mixing_energy: w.mixing_energy.clone(),
+        mixing_score: w.mixing_score.clone(),
+        classes: w.classes.clone(),
+        class_timeline: timeline,
+        classes_visited,
+        classes_visited_all,
+        divergence: w.divergence.clone(),
+        steps_per_sec: if w.running { w.rate.per_sec() } else { 0.0 },
+        config: Some(w.cfg.clone()),
+    }
+}
+
 fn take_jump(w: &mut WalkRun, model: &Model, classifier: Option<&Model>) -> crate::Result<()> {
     let x = w.chain.jump(model)?;
     // A classifier only labels jumps of its own image size.

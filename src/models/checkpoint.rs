@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::io::{Read, Write as _};
+use std::io::{Read, Seek, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -1446,7 +1446,7 @@ impl Checkpoint {
 
 /// Reads a file of at most [`MAX_FILE_BYTES`], with clear errors for missing
 /// paths, directories and empty files.
-fn read_checkpoint_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+pub fn read_checkpoint_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
     let io = |op: &'static str| {
         move |error: std::io::Error| CheckpointError::Io {
             op,
@@ -1487,9 +1487,35 @@ fn read_checkpoint_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
             path: path.to_path_buf(),
         });
     }
+    let mut file = std::fs::File::open(path).map_err(io("open"))?;
+    // Look at the 8-byte header length before reading the rest: a file that is
+    // not a checkpoint (a dropped video, a gigabyte of random bytes) is refused
+    // here, and nothing the size of the file is allocated for it.
+    let mut prefix = [0u8; PREFIX];
+    if md.len() >= PREFIX as u64 {
+        file.read_exact(&mut prefix).map_err(io("read"))?;
+        let claimed = u64::from_le_bytes(prefix);
+        let available = md.len() - PREFIX as u64;
+        let in_file = |error| CheckpointError::InFile {
+            path: path.to_path_buf(),
+            error: Box::new(error),
+        };
+        if claimed > available {
+            return Err(in_file(CheckpointError::HeaderPastEnd {
+                claimed,
+                available: available as usize,
+            }));
+        }
+        if claimed > MAX_HEADER_BYTES as u64 {
+            return Err(in_file(CheckpointError::HeaderTooLarge {
+                len: claimed,
+                max: MAX_HEADER_BYTES,
+            }));
+        }
+        file.seek(std::io::SeekFrom::Start(0)).map_err(io("read"))?;
+    }
     // Read through a bounded reader rather than `fs::read`, so a file that
     // grows after the size check still cannot make us read past the limit.
-    let file = std::fs::File::open(path).map_err(io("open"))?;
     let mut bytes = Vec::with_capacity(md.len() as usize);
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)

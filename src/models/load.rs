@@ -120,23 +120,10 @@ impl Model {
     }
 }
 
-/// Largest checkpoint accepted (bundled ones are under 15 MB).
-pub const MAX_CHECKPOINT_BYTES: u64 = 2 << 30;
-
-/// Reads a checkpoint file after checking that it is a regular file of sane size.
+/// Reads a checkpoint file after checking that it is a regular file of sane size whose 8-byte header length fits
+/// inside it (so a large file that is not a checkpoint is refused before it is read).
 pub fn read_checkpoint_bytes(path: &Path) -> Result<Vec<u8>> {
-    let md = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if !md.is_file() {
-        return Err(Error::Data(format!("{} is not a file", path.display())));
-    }
-    if md.len() > MAX_CHECKPOINT_BYTES {
-        return Err(Error::Data(format!(
-            "{} is {} bytes, larger than any checkpoint walkjump accepts",
-            path.display(),
-            md.len()
-        )));
-    }
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+    Ok(crate::models::checkpoint::read_checkpoint_file(path)?)
 }
 
 #[cfg(test)]

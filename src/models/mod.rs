@@ -237,6 +237,15 @@ impl Model {
         }
     }
 
+    /// Whether two jumps of the same y can differ: UVB and the VAE kinds drawing z from the posterior.
+    pub fn is_stochastic(&self) -> bool {
+        match &self.inner {
+            ModelInner::Uvb(v) | ModelInner::Vae(v) => v.z_mode != ZMode::Mean,
+            ModelInner::EbmVae(e) => e.vae.z_mode != ZMode::Mean,
+            _ => false,
+        }
+    }
+
     /// Chooses how UVB and the VAEs pick z (no effect on other kinds).
     pub fn set_z_mode(&mut self, mode: ZMode) {
         match &mut self.inner {
