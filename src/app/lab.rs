@@ -626,6 +626,12 @@ fn controls(
     ui.label(format!("components: {}", settings.scene.len()));
     ui.checkbox(&mut settings.click_adds, "click adds a component");
     ui.add(egui::Slider::new(&mut settings.new_std, 0.0..=2.0).text("new component std"));
+    ui.add(
+        egui::Slider::new(&mut settings.half_width, 1.0..=50.0)
+            .logarithmic(true)
+            .text("view half-width"),
+    )
+    .on_hover_text("the view shows [-w, w]^2; uniform starts fill it (at Reset)");
     ui.label(RichText::new("drag a centre to move it; right-click removes it").weak());
     ui.checkbox(&mut settings.spheres, "i-spheres");
     if settings.spheres {
