@@ -12,6 +12,7 @@ pub mod bench;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod lab;
 pub mod models;
 pub mod nn;
 pub mod render;

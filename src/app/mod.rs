@@ -9,6 +9,7 @@
 
 pub mod denoise;
 pub mod export;
+pub mod lab;
 pub mod messages;
 pub mod models;
 pub mod nebula;
@@ -150,6 +151,8 @@ pub enum Tab {
     Nebula,
     /// Denoising comparison.
     Denoise,
+    /// Analytic 2D mixtures, shader-rendered density, particles (teaching).
+    Lab,
     /// Checkpoint metadata and chi.
     Models,
 }
@@ -161,6 +164,7 @@ impl Tab {
             Tab::WalkJump => "Walk-Jump",
             Tab::Nebula => "NEBULA",
             Tab::Denoise => "Denoise",
+            Tab::Lab => "2D Lab",
             Tab::Models => "Models",
         }
     }
@@ -180,6 +184,8 @@ pub struct Settings {
     pub nebula: nebula::NebulaSettings,
     /// Denoise parameters.
     pub denoise: denoise::DenoiseSettings,
+    /// 2D Lab parameters.
+    pub lab: lab::LabSettings,
 }
 
 impl Default for Settings {
@@ -190,6 +196,7 @@ impl Default for Settings {
             walk: Default::default(),
             nebula: Default::default(),
             denoise: Default::default(),
+            lab: Default::default(),
         }
     }
 }
@@ -300,6 +307,7 @@ impl Settings {
             d.aggregate = dd.aggregate;
             fixed.push("aggregate digits");
         }
+        fixed.extend(self.lab.sanitize());
         fixed
     }
 }
@@ -368,6 +376,7 @@ pub struct App {
     denoise: denoise::DenoiseView,
     /// The digit drawn with the mouse (NEBULA and Denoise share it).
     pad: widgets::DrawPad,
+    lab: lab::LabState,
     chi: Option<ChiStats>,
     chi_requested: bool,
     models_shown: usize,
@@ -419,6 +428,7 @@ impl App {
             nebula: Default::default(),
             denoise: Default::default(),
             pad: Default::default(),
+            lab: Default::default(),
             chi: None,
             chi_requested: false,
             models_shown: 0,
@@ -452,6 +462,9 @@ impl App {
         } else {
             &opts.device
         };
+        if let Some(rs) = cc.wgpu_render_state.as_ref() {
+            lab::density::install(rs);
+        }
         let (device, note) = crate::device::select(spec)?;
         let device_label = crate::device::describe(&device);
         let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
@@ -623,6 +636,11 @@ impl App {
             .iter()
             .filter(|s| s.info.as_ref().is_some_and(|i| i.is_denoiser))
             .count()
+    }
+
+    /// The 2D Lab's runtime state (its particles live on the UI thread).
+    pub fn lab_state(&self) -> &lab::LabState {
+        &self.lab
     }
 
     /// Takes a frame from the worker.
@@ -815,6 +833,7 @@ impl App {
                     &mut actions,
                 );
             }
+            Tab::Lab => lab::show(ui, &mut self.settings.lab, &mut self.lab),
             Tab::Models => {
                 if self.chi.is_none() && !self.chi_requested {
                     self.chi_requested = true;
@@ -982,14 +1001,29 @@ impl App {
                 i.key_pressed(Key::F1),
             )
         });
-        if space {
-            walk::run_or_pause(&self.settings.walk, &self.walk, actions);
-        }
-        if s {
-            walk::step(&self.settings.walk, actions);
-        }
-        if r {
-            walk::reset(&self.settings.walk, &mut self.walk, actions);
+        if self.settings.tab == Tab::Lab {
+            // In the 2D Lab the keys drive its particles.
+            let keys = [
+                (space, lab::LabAction::RunPause),
+                (s, lab::LabAction::Step),
+                (r, lab::LabAction::Reset),
+            ];
+            let acts = keys
+                .into_iter()
+                .filter(|(k, _)| *k)
+                .map(|(_, a)| a)
+                .collect();
+            self.lab.apply(&mut self.settings.lab, acts);
+        } else {
+            if space {
+                walk::run_or_pause(&self.settings.walk, &self.walk, actions);
+            }
+            if s {
+                walk::step(&self.settings.walk, actions);
+            }
+            if r {
+                walk::reset(&self.settings.walk, &mut self.walk, actions);
+            }
         }
         if f1 {
             self.help_open = !self.help_open;
@@ -1055,7 +1089,13 @@ impl App {
                 }
             });
             ui.horizontal(|ui| {
-                for t in [Tab::WalkJump, Tab::Nebula, Tab::Denoise, Tab::Models] {
+                for t in [
+                    Tab::WalkJump,
+                    Tab::Nebula,
+                    Tab::Denoise,
+                    Tab::Lab,
+                    Tab::Models,
+                ] {
                     ui.selectable_value(&mut self.settings.tab, t, t.label());
                 }
             });
@@ -1138,6 +1178,7 @@ impl App {
                     ("Walk-Jump", "Langevin chains on the noisy density and their empirical-Bayes jumps: one tile per chain, the film strip of one chain, energy / score / kinetic temperature / pixel range traces, R-hat and ESS across chains, classes with a classifier. Parameter changes apply at the next step; chains, init and seed at Reset. A/B runs a second sampler on the same chains, states and noise, side by side."),
                     ("NEBULA", "gradient flow of the energy from noise, test digits or a digit you draw to attractors; gallery of attractors with basin sizes, nearest training digit and chi distance; poor man's NEBULA (two jumps)."),
                     ("Denoise", "the same noisy digits (test digits or one you draw) through every loaded denoiser, several posterior draws for the VAEs and UVB, per-image MSE and pixel range, and an aggregate MSE table."),
+                    ("2D Lab", "teaching: an analytic 2D mixture (presets, click to add a component, drag to move, right-click to remove) with the exact density of Y = X + N(0, sigma^2 I) drawn by a WGSL shader, contours, score arrows and i-spheres; up to 10 000 particles per sampler (overdamped / Sachs / Cheng, A/B on the same seed) with their jumps, trails and histograms against the exact density; the M-density of seed 002 Fig. 1 (M = 2). There Space, S and R run / pause, step and reset its particles."),
                     ("Models", "metadata and training record of each checkpoint; chi statistics of the digits with the model's sigma on that scale."),
                 ] {
                     ui.label(RichText::new(t).strong());
