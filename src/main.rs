@@ -129,6 +129,10 @@ struct GuiArgs {
     /// Number of chains to start with (1-256; default: the saved setting).
     #[arg(long)]
     chains: Option<usize>,
+    /// Threads the worker computes with (default: all cores). On a machine without a GPU the window is drawn by
+    /// the CPU too; leaving it a core keeps the frame rate up while chains run.
+    #[arg(long, value_name = "N")]
+    compute_threads: Option<usize>,
     /// Measure frame times for SECONDS once the chains run (after a 1 s warm-up), print them, and exit.
     /// With --autostart: `walkjump gui --fresh --autostart --chains 64 --measure-frames 10`.
     #[arg(long, value_name = "SECONDS")]
@@ -439,6 +443,14 @@ fn cmd_gui(a: GuiArgs) -> Result<()> {
         && !(m.is_finite() && m > 0.0)
     {
         bail!("--measure-frames must be a positive number of seconds");
+    }
+    if let Some(n) = a.compute_threads {
+        if n == 0 {
+            bail!("--compute-threads must be at least 1");
+        }
+        // SAFETY: set before any other thread of this process exists (the window, the worker and the compute pool
+        // all start later), so nothing can read the environment concurrently.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
     }
     let report = walkjump::app::run(walkjump::app::GuiOptions {
         checkpoint: a.checkpoint,
