@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::Serialize;
 
 use crate::error::Result;
@@ -190,14 +189,7 @@ pub fn bench_model(
             n,
             &device,
         )?;
-        let mut opt = AdamW::new(
-            train_vars,
-            ParamsAdamW {
-                lr: 1e-6,
-                weight_decay: 0.0,
-                ..Default::default()
-            },
-        )?;
+        let mut opt = crate::train::adam::Adam::new(train_vars, 1e-6)?;
         let secs = time_median_cpu(budget, || {
             let loss = crate::train::batch_loss(tm, &x, Some(&labels), &mut rng)?;
             opt.backward_step(&loss)?;
