@@ -46,11 +46,14 @@ impl Linear {
 
     /// `x: [N, in] -> [N, out]`
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let wt = match &self.weight_t {
-            Some(wt) => wt.clone(),
-            None => self.weight.t()?,
+        let y = match &self.weight_t {
+            Some(wt) => x.matmul(wt)?,
+            // Trainable weights: `(W x^T)^T` rather than `x W^T`, so that backward delivers W's gradient as a
+            // contiguous `[out, in]` product instead of a transposed view that candle then adds element by element
+            // with a stride (that strided add was a quarter of a DEEN training step).
+            None => self.weight.matmul(&x.t()?)?.t()?,
         };
-        Ok(x.matmul(&wt)?.broadcast_add(&self.bias)?)
+        Ok(y.broadcast_add(&self.bias)?)
     }
 
     /// `g: [N, out] -> g W: [N, in]`
