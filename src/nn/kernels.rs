@@ -242,6 +242,40 @@ macro_rules! silu_bwd {
     }};
 }
 
+/// `h: [..] -> sigmoid(h): [..]` in one pass (the same vectorisable `exp` as [`SiluPair`]); backward
+/// `grad s (1 - s)` from the result.
+#[derive(Clone, Copy, Debug)]
+pub struct Sigmoid;
+
+impl CustomOp1 for Sigmoid {
+    fn name(&self) -> &'static str {
+        "walkjump-sigmoid"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let out = match s {
+            CpuStorage::F32(v) => CpuStorage::F32(
+                contiguous_slice(v, l, self.name())?
+                    .iter()
+                    .map(|&h| 1.0 / (1.0 + exp_f32(-h)))
+                    .collect(),
+            ),
+            CpuStorage::F64(v) => CpuStorage::F64(
+                contiguous_slice(v, l, self.name())?
+                    .iter()
+                    .map(|&h| 1.0 / (1.0 + (-h).exp()))
+                    .collect(),
+            ),
+            other => candle_core::bail!("sigmoid: unsupported dtype {:?}", other.dtype()),
+        };
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, _h: &Tensor, s: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some((grad * (s * s.affine(-1.0, 1.0)?)?)?))
+    }
+}
+
 /// `h: [..] -> [2, ..]`: `silu(h)` then `silu'(h)`, in one pass over `h`.
 #[derive(Clone, Copy, Debug)]
 pub struct SiluPair;
@@ -484,6 +518,47 @@ mod tests {
             .max_all()
             .expect("m");
         assert!(err.to_scalar::<f64>().expect("s") < 1e-10);
+    }
+
+    #[test]
+    fn sigmoid_matches_generic_and_differentiates() {
+        let h = Var::from_tensor(&(randn(&[3, 7], 8) * 4.0).expect("mul")).expect("var");
+        let ours = h.as_tensor().apply_op1(Sigmoid).expect("sigmoid");
+        let generic = (h.as_tensor().neg().expect("neg").exp().expect("exp") + 1.0)
+            .expect("add")
+            .recip()
+            .expect("recip");
+        let err = (&ours - &generic)
+            .expect("sub")
+            .abs()
+            .expect("abs")
+            .max_all()
+            .expect("m");
+        assert!(err.to_scalar::<f64>().expect("s") < 1e-14);
+        let w = randn(&[3, 7], 9);
+        let g1 = (ours * &w)
+            .expect("m")
+            .sum_all()
+            .expect("s")
+            .backward()
+            .expect("b");
+        let g2 = (generic * &w)
+            .expect("m")
+            .sum_all()
+            .expect("s")
+            .backward()
+            .expect("b");
+        let (g1, g2) = (
+            g1.get(h.as_tensor()).expect("g"),
+            g2.get(h.as_tensor()).expect("g"),
+        );
+        let err = (g1 - g2)
+            .expect("sub")
+            .abs()
+            .expect("abs")
+            .max_all()
+            .expect("m");
+        assert!(err.to_scalar::<f64>().expect("s") < 1e-12);
     }
 
     #[test]

@@ -197,8 +197,12 @@ impl Conv2d {
     }
 }
 
-/// Logistic sigmoid written with `tanh` so that it is stable and differentiable for any input.
+/// Logistic sigmoid, stable and differentiable for any input: one fused pass on the CPU ([`kernels::Sigmoid`]),
+/// elsewhere written with `tanh`.
 pub fn sigmoid(h: &Tensor) -> Result<Tensor> {
+    if cpu_fast_path(h) {
+        return Ok(h.contiguous()?.apply_op1(kernels::Sigmoid)?);
+    }
     Ok(((h * 0.5)?.tanh()? * 0.5)?.affine(1.0, 0.5)?)
 }
 
