@@ -194,13 +194,7 @@ pub fn exp_f32(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     // 1.5 * 2^23: adding it rounds to an integer and leaves that integer in the low mantissa bits.
     const MAGIC: f32 = 12_582_912.0;
-    let x = if x > HI {
-        HI
-    } else if x < LO {
-        LO
-    } else {
-        x
-    };
+    let x = x.clamp(LO, HI); // NaN stays NaN
     let t = x * LOG2E + MAGIC;
     let n = t - MAGIC;
     let r = (x - n * LN2_HI) - n * LN2_LO;
@@ -209,7 +203,7 @@ pub fn exp_f32(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let p = p * (r * r) + r + 1.0;
     // 2^n with n = bits(t) - bits(MAGIC), in [-126, 127] after the clamp.
     let e = t.to_bits().wrapping_sub(MAGIC.to_bits()).wrapping_add(127) << 23;
