@@ -624,22 +624,26 @@ def cmd_export_examples(a: argparse.Namespace) -> int:
 # time
 
 
-def time_median(budget: float, fn: Callable[[], None]) -> float:
-    """Median seconds of ``fn`` over about ``budget`` seconds after two warm-up calls (as walkjump's bench)."""
+def time_median(budget: float, fn: Callable[[], None]) -> tuple[float, float]:
+    """Median seconds of ``fn`` over about ``budget`` seconds after two warm-up calls (as walkjump's bench), and the
+    mean process CPU seconds per call over the same calls (``cpu_ms`` of walkjump's bench)."""
     fn()
     fn()
     samples: list[float] = []
+    cpu0 = time.process_time()
     start = time.perf_counter()
     while len(samples) < 3 or (time.perf_counter() - start < budget and len(samples) < 1000):
         t = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - t)
+    cpu = (time.process_time() - cpu0) / len(samples)
     samples.sort()
-    return samples[len(samples) // 2]
+    return samples[len(samples) // 2], cpu
 
 
-def row(model: str, op: str, batch: int, secs: float) -> dict:
-    return {"model": model, "op": op, "batch": batch, "ms": secs * 1e3, "per_sec": 1.0 / secs}
+def row(model: str, op: str, batch: int, timing: tuple[float, float]) -> dict:
+    secs, cpu = timing
+    return {"model": model, "op": op, "batch": batch, "ms": secs * 1e3, "per_sec": 1.0 / secs, "cpu_ms": cpu * 1e3}
 
 
 def walk_jump_stepper(model: WalkJumpModel, sampler: dict, n: int) -> Callable[[], None]:
@@ -701,7 +705,7 @@ def gemm_peak(budget: float) -> float:
     """f32 GFLOP/s of a 1024 x 1024 x 1024 matmul (walkjump bench's ``gemm_peak``)."""
     n = 1024
     x, y = torch.randn(n, n), torch.randn(n, n)
-    return 2 * n**3 / time_median(budget, lambda: torch.mm(x, y)) / 1e9
+    return 2 * n**3 / time_median(budget, lambda: torch.mm(x, y))[0] / 1e9
 
 
 def cmd_time(a: argparse.Namespace) -> int:
@@ -745,14 +749,30 @@ def cmd_ratios(a: argparse.Namespace) -> int:
 
     print(f"walkjump: {wj.get('device')}, {wj.get('threads')} threads, {gemm(wj_reports)}")
     print(f"PyTorch:  {pt.get('device')}, {pt.get('threads')} threads, {gemm(pt_reports)}")
-    print(f"{'model':<24} {'op':<16} {'batch':>6} {'walkjump ms':>12} {'PyTorch ms':>12} {'ratio':>7}")
+    print(
+        f"{'model':<24} {'op':<16} {'batch':>6} {'walkjump ms':>12} {'PyTorch ms':>12} {'ratio':>7}"
+        f" {'wj cpu ms':>10} {'PT cpu ms':>10} {'cpu ratio':>9}"
+    )
+
+    def cpu(r: dict) -> str:
+        return f"{r['cpu_ms']:>10.3f}" if r.get("cpu_ms") is not None else f"{'n/a':>10}"
+
     for r in (r for rep in wj_reports for r in rep["rows"]):
         t = theirs.get((r["model"], r["op"], r["batch"]))
         if t is None:
             continue
         ratio = t["ms"] / r["ms"]
-        print(f"{r['model']:<24} {r['op']:<16} {r['batch']:>6} {r['ms']:>12.3f} {t['ms']:>12.3f} {ratio:>7.2f}")
-    print("ratio = PyTorch ms / walkjump ms (> 1: walkjump is faster)")
+        cpu_ratio = (
+            f"{t['cpu_ms'] / r['cpu_ms']:>9.2f}"
+            if r.get("cpu_ms") and t.get("cpu_ms") is not None
+            else f"{'n/a':>9}"
+        )
+        print(
+            f"{r['model']:<24} {r['op']:<16} {r['batch']:>6} {r['ms']:>12.3f} {t['ms']:>12.3f} {ratio:>7.2f}"
+            f" {cpu(r)} {cpu(t)} {cpu_ratio}"
+        )
+    print("ratio = PyTorch ms / walkjump ms (> 1: walkjump is faster), median wall time per call")
+    print("cpu ratio = the same with the mean process CPU time per call (less sensitive to other jobs on the machine)")
     return 0
 
 

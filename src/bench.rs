@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::Serialize;
 
 use crate::error::Result;
@@ -31,6 +30,9 @@ pub struct BenchRow {
     pub flops: f64,
     /// Achieved GFLOP/s.
     pub gflops: f64,
+    /// Mean CPU time of the whole process per operation over the timed calls, milliseconds (Linux only). On a
+    /// loaded machine this is closer than `ms` to what the operation costs on an idle one.
+    pub cpu_ms: Option<f64>,
 }
 
 /// The whole report.
@@ -49,18 +51,43 @@ pub struct BenchReport {
 }
 
 /// Times `f` repeatedly for about `budget` seconds after two warm-up calls; returns the median in seconds.
-pub fn time_median(budget: f64, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+pub fn time_median(budget: f64, f: impl FnMut() -> Result<()>) -> Result<f64> {
+    Ok(time_median_cpu(budget, f)?.0)
+}
+
+/// [`time_median`] and the mean process CPU seconds per call over the same timed calls (`None` where the OS does
+/// not report it).
+pub fn time_median_cpu(
+    budget: f64,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<(f64, Option<f64>)> {
     f()?;
     f()?;
     let mut samples = Vec::new();
+    let cpu0 = process_cpu_seconds();
     let start = Instant::now();
     while samples.len() < 3 || (start.elapsed().as_secs_f64() < budget && samples.len() < 1000) {
         let t = Instant::now();
         f()?;
         samples.push(t.elapsed().as_secs_f64());
     }
+    let cpu = match (cpu0, process_cpu_seconds()) {
+        (Some(a), Some(b)) => Some((b - a) / samples.len() as f64),
+        _ => None,
+    };
     samples.sort_by(f64::total_cmp);
-    Ok(samples[samples.len() / 2])
+    Ok((samples[samples.len() / 2], cpu))
+}
+
+/// User + system CPU seconds of this process so far (Linux `/proc/self/stat`, in units of 1/100 s).
+pub fn process_cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest = s.get(s.rfind(')')? + 2..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 /// f32 GEMM throughput of `device` on 1024 x 1024 x 1024 products, GFLOP/s.
@@ -86,8 +113,10 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn row(model: &str, op: &str, batch: usize, secs: f64, flops: f64) -> BenchRow {
+fn row(model: &str, op: &str, batch: usize, timing: (f64, Option<f64>), flops: f64) -> BenchRow {
+    let (secs, cpu) = timing;
     BenchRow {
+        cpu_ms: cpu.map(|c| c * 1e3),
         model: model.to_string(),
         op: op.to_string(),
         batch,
@@ -122,7 +151,7 @@ pub fn bench_model(
                 seed: 1,
             };
             let mut chain = Chain::new(model, &cfg, None, &device)?;
-            let secs = time_median(budget, || {
+            let secs = time_median_cpu(budget, || {
                 chain.step(model, &sampler)?;
                 Ok(())
             })?;
@@ -131,7 +160,7 @@ pub fn bench_model(
         let n = 64;
         let mut rng = Rng::new(2);
         let y = Tensor::from_vec(rng.uniform_vec(n * dim), (n, dim), &device)?;
-        let secs = time_median(budget, || {
+        let secs = time_median_cpu(budget, || {
             let (_, s) = model.energy_and_score(&y, &mut rng)?;
             let y2 = (&y + (s * 0.01)?)?;
             let _ = y2.sum_all()?.to_scalar::<f32>()?;
@@ -143,7 +172,7 @@ pub fn bench_model(
         let n = 64;
         let mut rng = Rng::new(3);
         let y = Tensor::from_vec(rng.uniform_vec(n * dim), (n, dim), &device)?;
-        let secs = time_median(budget, || {
+        let secs = time_median_cpu(budget, || {
             let x = model.jump(&y, &mut rng)?;
             let _ = x.sum_all()?.to_scalar::<f32>()?;
             Ok(())
@@ -160,15 +189,8 @@ pub fn bench_model(
             n,
             &device,
         )?;
-        let mut opt = AdamW::new(
-            train_vars,
-            ParamsAdamW {
-                lr: 1e-6,
-                weight_decay: 0.0,
-                ..Default::default()
-            },
-        )?;
-        let secs = time_median(budget, || {
+        let mut opt = crate::train::adam::Adam::new(train_vars, 1e-6)?;
+        let secs = time_median_cpu(budget, || {
             let loss = crate::train::batch_loss(tm, &x, Some(&labels), &mut rng)?;
             opt.backward_step(&loss)?;
             Ok(())
@@ -198,19 +220,22 @@ pub fn format_report(r: &BenchReport) -> String {
             .unwrap_or_else(|| "n/a".into())
     );
     s.push_str(&format!(
-        "{:<24} {:<16} {:>6} {:>10} {:>12} {:>10} {:>8}\n",
-        "model", "op", "batch", "ms", "per second", "GFLOP/s", "% peak"
+        "{:<24} {:<16} {:>6} {:>10} {:>12} {:>10} {:>8} {:>10}\n",
+        "model", "op", "batch", "ms", "per second", "GFLOP/s", "% peak", "cpu ms"
     ));
     for row in &r.rows {
         s.push_str(&format!(
-            "{:<24} {:<16} {:>6} {:>10.3} {:>12.1} {:>10.1} {:>7.0}%\n",
+            "{:<24} {:<16} {:>6} {:>10.3} {:>12.1} {:>10.1} {:>7.0}% {:>10}\n",
             row.model,
             row.op,
             row.batch,
             row.ms,
             row.per_sec,
             row.gflops,
-            100.0 * row.gflops / r.gemm_gflops.max(1e-9)
+            100.0 * row.gflops / r.gemm_gflops.max(1e-9),
+            row.cpu_ms
+                .map(|c| format!("{c:.3}"))
+                .unwrap_or_else(|| "n/a".into())
         ));
     }
     s

@@ -5,9 +5,17 @@
 //! Linear `g W`, Conv2d `conv_transpose2d(g, W)`, SiLU `g * silu'(h)`. That makes the score
 //! (a) fast for sampling: no graph, no weight gradients, and (b) differentiable by candle's ordinary first-order
 //! backward, which is exactly what the DEEN / UVB training loss needs (DESIGN.md "Second-order gradients").
+//!
+//! On the CPU (`f32`, `f64`) the layers take a faster route built on the custom ops of [`kernels`]: convolutions
+//! run on channels-last activations as im2col + GEMM, their input-VJP as GEMM + col2im, and SiLU with its
+//! derivative is one fused pass. Other devices and dtypes use the plain candle expressions.
+
+pub mod kernels;
 
 use candle_core::{D, Tensor};
+
 use candle_nn::VarBuilder;
+use kernels::{Col2Im, ConvGeom, Im2Col, SiluPair, cpu_fast_path};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -19,26 +27,48 @@ pub struct Linear {
     pub weight: Tensor,
     /// `[out]`
     pub bias: Tensor,
+    /// `W^T` stored contiguously, `[in, out]`, for frozen (non-`Var`) weights: with it the forward GEMM reads both
+    /// operands in the layout the CPU GEMM kernel wants and skips packing `W` on every call (the VJP's `g W` already
+    /// reads `W` that way).
+    weight_t: Option<Tensor>,
 }
 
 impl Linear {
     /// Loads `weight [out, in]` and `bias [out]` under the builder's prefix.
     pub fn new(vb: &VarBuilder, input: usize, output: usize) -> Result<Self> {
+        let weight = vb.get((output, input), "weight")?;
         Ok(Self {
-            weight: vb.get((output, input), "weight")?,
+            weight_t: frozen_transpose(&weight)?,
+            weight,
             bias: vb.get(output, "bias")?,
         })
     }
 
     /// `x: [N, in] -> [N, out]`
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?)
+        let y = match &self.weight_t {
+            Some(wt) => x.matmul(wt)?,
+            // Trainable weights: `(W x^T)^T` rather than `x W^T`, so that backward delivers W's gradient as a
+            // contiguous `[out, in]` product instead of a transposed view that candle then adds element by element
+            // with a stride (that strided add was a quarter of a DEEN training step).
+            None => self.weight.matmul(&x.t()?)?.t()?,
+        };
+        Ok(y.broadcast_add(&self.bias)?)
     }
 
     /// `g: [N, out] -> g W: [N, in]`
     pub fn vjp(&self, g: &Tensor) -> Result<Tensor> {
         Ok(g.matmul(&self.weight)?)
     }
+}
+
+/// A contiguous copy of `w^T` (`[a, b] -> [b, a]`) when `w` is a frozen CPU tensor, `None` for a trainable `Var`
+/// (whose values change under the optimiser) and on other devices.
+fn frozen_transpose(w: &Tensor) -> Result<Option<Tensor>> {
+    if w.is_variable() || !cpu_fast_path(w) {
+        return Ok(None);
+    }
+    Ok(Some(w.t()?.contiguous()?))
 }
 
 /// 2D convolution with square kernel, stride and padding.
@@ -56,6 +86,8 @@ pub struct Conv2d {
     pub in_shape: (usize, usize, usize),
     /// Output `(channels, height, width)`.
     pub out_shape: (usize, usize, usize),
+    /// For frozen CPU weights: [`Conv2d::weight_matrix`] and its contiguous transpose, computed once.
+    frozen_wm: Option<(Tensor, Tensor)>,
 }
 
 impl Conv2d {
@@ -76,14 +108,21 @@ impl Conv2d {
         }
         let oh = (h + 2 * padding - kernel) / stride + 1;
         let ow = (w + 2 * padding - kernel) / stride + 1;
-        Ok(Self {
+        let mut conv = Self {
             weight: vb.get((c_out, c_in, kernel, kernel), "weight")?,
             bias: vb.get(c_out, "bias")?,
             stride,
             padding,
             in_shape,
             out_shape: (c_out, oh, ow),
-        })
+            frozen_wm: None,
+        };
+        if !conv.weight.is_variable() && cpu_fast_path(&conv.weight) {
+            let wm = conv.weight_matrix()?;
+            let wmt = wm.t()?.contiguous()?;
+            conv.frozen_wm = Some((wm, wmt));
+        }
+        Ok(conv)
     }
 
     /// `x: [N, c_in, h, w] -> [N, c_out, h', w']`
@@ -102,15 +141,83 @@ impl Conv2d {
         let output_padding = (h + 2 * self.padding).saturating_sub(base);
         Ok(g.conv_transpose2d(&self.weight, self.padding, output_padding, self.stride, 1)?)
     }
+
+    fn geom(&self, n: usize) -> ConvGeom {
+        let (c, h, w) = self.in_shape;
+        let (_, oh, ow) = self.out_shape;
+        ConvGeom {
+            n,
+            h,
+            w,
+            c,
+            k: self.kernel(),
+            stride: self.stride,
+            pad: self.padding,
+            oh,
+            ow,
+        }
+    }
+
+    fn kernel(&self) -> usize {
+        self.weight.dims().get(2).copied().unwrap_or(1)
+    }
+
+    /// The weight as a GEMM operand for channels-last patches: `[c_out, k * k * c_in]` in `(ky, kx, c_in)` order.
+    pub fn weight_matrix(&self) -> Result<Tensor> {
+        if let Some((wm, _)) = &self.frozen_wm {
+            return Ok(wm.clone());
+        }
+        let (c_out, c_in, k) = (self.out_shape.0, self.in_shape.0, self.kernel());
+        Ok(self
+            .weight
+            .permute((0, 2, 3, 1))?
+            .reshape((c_out, k * k * c_in))?)
+    }
+
+    /// Channels-last forward on the CPU kernels: `x: [N, h, w, c_in] -> [N, h', w', c_out]`, as
+    /// `im2col(x) wm^T + b` with `wm` from [`Conv2d::weight_matrix`].
+    pub fn forward_nhwc(&self, x: &Tensor, wm: &Tensor) -> Result<Tensor> {
+        let n = x.dim(0)?;
+        let (c_out, oh, ow) = self.out_shape;
+        let cols = x.contiguous()?.apply_op1(Im2Col(self.geom(n)))?;
+        let wmt = match &self.frozen_wm {
+            Some((_, wmt)) => wmt.clone(),
+            None => wm.t()?,
+        };
+        let y = cols.matmul(&wmt)?.broadcast_add(&self.bias)?;
+        Ok(y.reshape((n, oh, ow, c_out))?)
+    }
+
+    /// Channels-last input-VJP on the CPU kernels: `g: [N, h', w', c_out] -> col2im(g wm): [N, h, w, c_in]`.
+    pub fn vjp_nhwc(&self, g: &Tensor, wm: &Tensor) -> Result<Tensor> {
+        let n = g.dim(0)?;
+        let (c_out, oh, ow) = self.out_shape;
+        let dcols = g.reshape((n * oh * ow, c_out))?.matmul(wm)?;
+        Ok(dcols.apply_op1(Col2Im(self.geom(n)))?)
+    }
 }
 
-/// Logistic sigmoid written with `tanh` so that it is stable and differentiable for any input.
+/// Logistic sigmoid, stable and differentiable for any input: one fused pass on the CPU ([`kernels::Sigmoid`]),
+/// elsewhere written with `tanh`.
 pub fn sigmoid(h: &Tensor) -> Result<Tensor> {
+    if cpu_fast_path(h) {
+        return Ok(h.contiguous()?.apply_op1(kernels::Sigmoid)?);
+    }
     Ok(((h * 0.5)?.tanh()? * 0.5)?.affine(1.0, 0.5)?)
 }
 
-/// SiLU `h * sigmoid(h)` and its derivative `sigmoid(h) (1 + h (1 - sigmoid(h)))`, sharing one sigmoid.
+/// SiLU `h * sigmoid(h)` and its derivative `sigmoid(h) (1 + h (1 - sigmoid(h)))`, both of `h`'s shape. On the
+/// CPU one fused pass ([`kernels::SiluPair`]); elsewhere [`silu_with_grad_generic`].
 pub fn silu_with_grad(h: &Tensor) -> Result<(Tensor, Tensor)> {
+    if cpu_fast_path(h) {
+        let pair = h.contiguous()?.apply_op1(SiluPair)?;
+        return Ok((pair.get(0)?, pair.get(1)?));
+    }
+    silu_with_grad_generic(h)
+}
+
+/// [`silu_with_grad`] as plain candle ops sharing one tanh-based sigmoid, for any device and dtype.
+pub fn silu_with_grad_generic(h: &Tensor) -> Result<(Tensor, Tensor)> {
     let s = sigmoid(h)?;
     let a = (h * &s)?;
     // silu'(h) = s + h s (1 - s) = s + a (1 - s) = s + a - a s
@@ -191,10 +298,15 @@ pub struct Net {
     out_dim: usize,
 }
 
-/// What the backward pass needs from the forward pass: `silu'(h)` of each hidden layer.
+/// What the backward pass needs from the forward pass: `silu'(h)` of each hidden layer, and on the CPU fast path
+/// (channels-last activations) the GEMM weight matrix of each convolution.
 #[derive(Debug)]
 pub struct NetCache {
     dact: Vec<Tensor>,
+    /// Per layer: `Some([c_out, k*k*c_in])` for a convolution on the channels-last path, else `None`.
+    conv_wm: Vec<Option<Tensor>>,
+    /// Whether convolution activations (and `dact` entries) are channels-last `[N, h, w, c]`.
+    nhwc: bool,
 }
 
 impl Net {
@@ -284,11 +396,15 @@ impl Net {
             .sum()
     }
 
-    /// `x: [N, c*h*w] -> [N, out]`, keeping what the VJP needs.
+    /// `x: [N, c*h*w] -> [N, out]`, keeping what the VJP needs. On the CPU the convolutions run channels-last
+    /// (`[N, h, w, c]`); the flattening before the first linear layer is channels-first either way, as in the
+    /// checkpoint format.
     pub fn forward_cached(&self, x: &Tensor) -> Result<(Tensor, NetCache)> {
         let n = x.dim(0)?;
         let (c, h, w) = self.in_shape;
+        let nhwc = cpu_fast_path(x);
         let mut dact = Vec::with_capacity(self.layers.len());
+        let mut conv_wm = Vec::with_capacity(self.layers.len());
         let mut a = x.clone();
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
@@ -296,13 +412,28 @@ impl Net {
                 Layer::Conv(conv) => {
                     if a.rank() == 2 {
                         a = a.reshape((n, c, h, w))?;
+                        if nhwc {
+                            a = a.permute((0, 2, 3, 1))?.contiguous()?;
+                        }
                     }
-                    conv.forward(&a)?
+                    if nhwc {
+                        let wm = conv.weight_matrix()?;
+                        let y = conv.forward_nhwc(&a, &wm)?;
+                        conv_wm.push(Some(wm));
+                        y
+                    } else {
+                        conv_wm.push(None);
+                        conv.forward(&a)?
+                    }
                 }
                 Layer::Linear(lin) => {
                     if a.rank() != 2 {
+                        if nhwc {
+                            a = a.permute((0, 3, 1, 2))?;
+                        }
                         a = a.flatten_from(1)?;
                     }
+                    conv_wm.push(None);
                     lin.forward(&a)?
                 }
             };
@@ -314,7 +445,14 @@ impl Net {
                 a = act;
             }
         }
-        Ok((a, NetCache { dact }))
+        Ok((
+            a,
+            NetCache {
+                dact,
+                conv_wm,
+                nhwc,
+            },
+        ))
     }
 
     /// `x: [N, c*h*w] -> [N, out]`.
@@ -324,21 +462,35 @@ impl Net {
 
     /// Vector-Jacobian product: `g: [N, out] -> g * d(out)/d(x): [N, c*h*w]`.
     pub fn vjp(&self, cache: &NetCache, g: &Tensor) -> Result<Tensor> {
+        let mismatch = || Error::Unsupported("network cache does not match".into());
         let n = g.dim(0)?;
         let mut g = g.clone();
         for (i, layer) in self.layers.iter().enumerate().rev() {
             if i < self.layers.len() - 1 {
-                let d = cache
-                    .dact
-                    .get(i)
-                    .ok_or_else(|| Error::Unsupported("network cache does not match".into()))?;
+                let d = cache.dact.get(i).ok_or_else(mismatch)?;
                 if g.rank() != d.rank() {
-                    g = g.reshape(d.shape())?;
+                    g = if cache.nhwc && d.rank() == 4 {
+                        // Channels-first flat gradient of the first linear layer -> channels-last.
+                        let (_, dh, dw, dc) = d.dims4()?;
+                        g.reshape((n, dc, dh, dw))?
+                            .permute((0, 2, 3, 1))?
+                            .contiguous()?
+                    } else {
+                        g.reshape(d.shape())?
+                    };
                 }
                 g = (g * d)?;
             }
             g = match layer {
                 Layer::Linear(lin) => lin.vjp(&g)?,
+                Layer::Conv(conv) if cache.nhwc => {
+                    let wm = cache
+                        .conv_wm
+                        .get(i)
+                        .and_then(Option::as_ref)
+                        .ok_or_else(mismatch)?;
+                    conv.vjp_nhwc(&g, wm)?
+                }
                 Layer::Conv(conv) => {
                     if g.rank() == 2 {
                         let (co, oh, ow) = conv.out_shape;
@@ -347,6 +499,9 @@ impl Net {
                     conv.vjp(&g)?
                 }
             };
+        }
+        if cache.nhwc && g.rank() == 4 {
+            g = g.permute((0, 3, 1, 2))?;
         }
         Ok(g.flatten_from(1)?)
     }

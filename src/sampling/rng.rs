@@ -1,8 +1,11 @@
 //! The project's own seeded random number generator.
 //!
 //! Candle's CPU RNG cannot be seeded, so every random draw in walkjump (noise, inits, Langevin kicks, latent samples)
-//! comes from here. The generator is xoshiro256++ seeded through SplitMix64; Gaussians use the Box-Muller transform in
-//! f64. The stream is fully specified here, so the same seed gives the same numbers on every platform and version.
+//! comes from here. The generator is xoshiro256++ seeded through SplitMix64; single Gaussians use the Box-Muller
+//! transform in f64, batches of them ([`Rng::normal_vec`], the Langevin noise) the ziggurat method, about four times
+//! faster. The stream is fully specified here, so the same seed gives the same numbers on every platform.
+
+use std::sync::OnceLock;
 
 /// xoshiro256++ with helpers for the distributions the project needs.
 #[derive(Clone, Debug)]
@@ -92,9 +95,39 @@ impl Rng {
         -b * u.signum() * a.max(f64::MIN_POSITIVE).ln()
     }
 
-    /// `n` standard normals as f32.
+    /// `n` standard normals as f32, by the ziggurat method (one 64-bit draw per normal in ~99% of cases; a
+    /// different stream from repeated [`Rng::normal`]).
     pub fn normal_vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.normal() as f32).collect()
+        let z = ziggurat();
+        (0..n).map(|_| self.normal_ziggurat(z) as f32).collect()
+    }
+
+    /// One standard normal from the ziggurat tables (Marsaglia and Tsang's method, 128 layers). The low 7 bits of
+    /// a draw pick the layer and the top 52 bits give the position, so the two are independent.
+    fn normal_ziggurat(&mut self, z: &Ziggurat) -> f64 {
+        loop {
+            let bits = self.next_u64();
+            let i = (bits & (ZIG_LAYERS as u64 - 1)) as usize;
+            let u = (bits >> 12) as f64 * (2.0 / (1u64 << 52) as f64) - 1.0;
+            let x = u * z.x[i];
+            if x.abs() < z.x[i + 1] {
+                return x;
+            }
+            if i == 0 {
+                // The tail beyond R: Marsaglia's exponential rejection.
+                loop {
+                    let a = -self.uniform_open0().ln() / ZIG_R;
+                    let b = -self.uniform_open0().ln();
+                    if 2.0 * b > a * a {
+                        return if u < 0.0 { -(ZIG_R + a) } else { ZIG_R + a };
+                    }
+                }
+            }
+            // The wedge between the layer's inner rectangle and the curve.
+            if z.f[i] + self.uniform() * (z.f[i + 1] - z.f[i]) < (-0.5 * x * x).exp() {
+                return x;
+            }
+        }
     }
 
     /// `n` uniforms in [0, 1) as f32.
@@ -111,6 +144,40 @@ impl Rng {
         }
         p
     }
+}
+
+/// Layers of the ziggurat.
+const ZIG_LAYERS: usize = 128;
+/// Right edge of the base layer for 128 layers of equal area.
+const ZIG_R: f64 = 3.442_619_855_899;
+/// Area of each layer (the base layer includes the tail beyond `ZIG_R`).
+const ZIG_V: f64 = 9.912_563_035_262_17e-3;
+
+/// Layer edges `x[i]` (decreasing, `x[0] = V / f(R)` the base layer's virtual width, `x[1] = R`, `x[128] = 0`) and
+/// `f[i] = exp(-x[i]^2 / 2)`.
+struct Ziggurat {
+    x: [f64; ZIG_LAYERS + 1],
+    f: [f64; ZIG_LAYERS + 1],
+}
+
+fn ziggurat() -> &'static Ziggurat {
+    static TABLES: OnceLock<Ziggurat> = OnceLock::new();
+    TABLES.get_or_init(|| {
+        let pdf = |x: f64| (-0.5 * x * x).exp();
+        let mut x = [0.0; ZIG_LAYERS + 1];
+        x[0] = ZIG_V / pdf(ZIG_R);
+        x[1] = ZIG_R;
+        for i in 1..ZIG_LAYERS - 1 {
+            // Layer i spans heights f(x[i])..f(x[i+1]) with area x[i] (f(x[i+1]) - f(x[i])) = V.
+            x[i + 1] = (-2.0 * (ZIG_V / x[i] + pdf(x[i])).ln()).sqrt();
+        }
+        x[ZIG_LAYERS] = 0.0;
+        let mut f = [0.0; ZIG_LAYERS + 1];
+        for (f, x) in f.iter_mut().zip(&x) {
+            *f = pdf(*x);
+        }
+        Ziggurat { x, f }
+    })
 }
 
 #[cfg(test)]
@@ -137,6 +204,47 @@ mod tests {
         let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n as f64;
         assert!(m.abs() < 5.0 / (n as f64).sqrt(), "mean {m}");
         assert!((v - 1.0).abs() < 5.0 * (2.0 / n as f64).sqrt(), "var {v}");
+    }
+
+    #[test]
+    fn ziggurat_normals_have_normal_moments_and_tails() {
+        let n = 1_000_000;
+        let xs: Vec<f64> = Rng::new(5)
+            .normal_vec(n)
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let nf = n as f64;
+        let m = xs.iter().sum::<f64>() / nf;
+        let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / nf;
+        let k = xs.iter().map(|x| (x - m).powi(4)).sum::<f64>() / nf;
+        assert!(m.abs() < 5.0 / nf.sqrt(), "mean {m}");
+        assert!((v - 1.0).abs() < 5.0 * (2.0 / nf).sqrt(), "var {v}");
+        // Fourth moment 3, sd of the estimate sqrt(96 / n).
+        assert!((k - 3.0).abs() < 5.0 * (96.0 / nf).sqrt(), "kurtosis {k}");
+        // Probabilities of a few intervals, including the tail beyond R = 3.44 that the base layer handles.
+        for (lo, hi, p) in [
+            (0.0, 0.5, 0.382_924_9),
+            (1.0, 2.0, 0.271_810_5),
+            (3.0, f64::INFINITY, 0.002_699_8),
+            (3.5, f64::INFINITY, 0.000_465_3),
+        ] {
+            let hits = xs.iter().filter(|x| x.abs() >= lo && x.abs() < hi).count() as f64 / nf;
+            let sd = (p * (1.0 - p) / nf).sqrt();
+            assert!(
+                (hits - p).abs() < 5.0 * sd,
+                "P({lo} <= |z| < {hi}) = {hits}, want {p}"
+            );
+        }
+        // The top layer's recurrence closes at x = 0 (the constants are consistent).
+        let z = ziggurat();
+        assert!(
+            z.x[ZIG_LAYERS - 1] > 0.0 && z.x[ZIG_LAYERS - 1] < 0.3,
+            "{}",
+            z.x[ZIG_LAYERS - 1]
+        );
+        let top = z.x[ZIG_LAYERS - 1] * (1.0 - z.f[ZIG_LAYERS - 1]);
+        assert!((top - ZIG_V).abs() < 1e-6, "top layer area {top}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! DEEN and UVB are trained through the explicit-VJP score: `grad_y f` is an ordinary tensor expression, so the DEEN
 //! loss `||x - y + sigma^2 grad_y f(y)||^2` is differentiated by candle's first-order backward.
 
+pub mod adam;
 pub mod wiener;
 
 use std::collections::BTreeMap;
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::{D, DType, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
@@ -386,14 +387,7 @@ pub fn train(
     let (model, varmap) = trainable_model(meta.clone(), device, cfg.seed, resume)?;
     let vars: Vec<Var> = varmap.all_vars();
     let parameters = vars.iter().map(|v| v.elem_count()).sum();
-    let mut opt = AdamW::new(
-        vars,
-        ParamsAdamW {
-            lr: cfg.lr,
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-    )?;
+    let mut opt = adam::Adam::new(vars, cfg.lr)?;
     let mut history: Vec<EpochRecord> = Vec::new();
     let mut epochs_before = 0;
     if let Some(ck) = resume

@@ -1,0 +1,577 @@
+//! CPU kernels behind the layers' fast paths, as candle custom ops with their own backward passes:
+//!
+//! - [`Im2Col`] / [`Col2Im`]: patch extraction for a convolution on channels-last (NHWC) images and its adjoint
+//!   (scatter-add of patches). A convolution is then `im2col(x) W^T` and its input-VJP `col2im(g W)`, two GEMMs and
+//!   two memory passes, instead of candle's direct-loop `conv_transpose2d`. Each op's backward is the other op, so
+//!   the graph stays differentiable to any order (the DEEN / UVB training loss differentiates through the VJP).
+//! - [`SiluPair`]: `h -> [silu(h), silu'(h)]` in one pass with a vectorisable `exp`, backward by [`SiluPairBwd`].
+//!
+//! The ops run on the CPU for `f32` and `f64` only; [`cpu_fast_path`] tells the layers whether to use them, and
+//! the layers keep their generic tensor-op path for every other device and dtype.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
+
+/// Whether the custom CPU kernels apply to tensors like `t` (CPU storage, `f32` or `f64`).
+pub fn cpu_fast_path(t: &Tensor) -> bool {
+    t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
+}
+
+fn contiguous_slice<'a, T>(v: &'a [T], l: &Layout, op: &str) -> candle_core::Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&v[start..end]),
+        None => candle_core::bail!("{op}: the input must be contiguous"),
+    }
+}
+
+/// Geometry of a square-kernel convolution on a batch of channels-last images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    /// Batch size.
+    pub n: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Input channels.
+    pub c: usize,
+    /// Kernel size.
+    pub k: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding on every side.
+    pub pad: usize,
+    /// Output height.
+    pub oh: usize,
+    /// Output width.
+    pub ow: usize,
+}
+
+impl ConvGeom {
+    /// `[n, h, w, c]` element count.
+    fn image_len(&self) -> usize {
+        self.n * self.h * self.w * self.c
+    }
+
+    /// `[n * oh * ow, k * k * c]` element count.
+    fn cols_len(&self) -> usize {
+        self.n * self.oh * self.ow * self.k * self.k * self.c
+    }
+
+    /// Input row/column hit by output index `o` and kernel offset `kk`, if inside the image.
+    #[inline]
+    fn source(&self, o: usize, kk: usize, size: usize) -> Option<usize> {
+        (o * self.stride + kk)
+            .checked_sub(self.pad)
+            .filter(|&i| i < size)
+    }
+
+    /// Calls `f(image_offset, cols_offset)` for every in-image `c`-long run, in a fixed order; the runs that fall
+    /// on the padding are left to the caller (zeros in `cols`, nothing in the image).
+    #[inline]
+    fn for_each_run(&self, mut f: impl FnMut(usize, usize)) {
+        let (k, c) = (self.k, self.c);
+        let row_len = k * k * c;
+        for b in 0..self.n {
+            for oy in 0..self.oh {
+                for ox in 0..self.ow {
+                    let row = ((b * self.oh + oy) * self.ow + ox) * row_len;
+                    for ky in 0..k {
+                        let Some(iy) = self.source(oy, ky, self.h) else {
+                            continue;
+                        };
+                        for kx in 0..k {
+                            let Some(ix) = self.source(ox, kx, self.w) else {
+                                continue;
+                            };
+                            f(
+                                ((b * self.h + iy) * self.w + ix) * c,
+                                row + (ky * k + kx) * c,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn im2col<T: Copy + Default>(&self, x: &[T]) -> Vec<T> {
+        let c = self.c;
+        let mut cols = vec![T::default(); self.cols_len()];
+        self.for_each_run(|src, dst| cols[dst..dst + c].copy_from_slice(&x[src..src + c]));
+        cols
+    }
+
+    fn col2im<T: Copy + Default + std::ops::AddAssign>(&self, cols: &[T]) -> Vec<T> {
+        let c = self.c;
+        let mut x = vec![T::default(); self.image_len()];
+        self.for_each_run(|dst, src| {
+            for (o, i) in x[dst..dst + c].iter_mut().zip(&cols[src..src + c]) {
+                *o += *i;
+            }
+        });
+        x
+    }
+}
+
+/// `x: [n, h, w, c] -> cols: [n * oh * ow, k * k * c]`, row `(b, oy, ox)` holding the patch in `(ky, kx, c)`
+/// order, zeros where the patch overlaps the padding.
+#[derive(Clone, Copy, Debug)]
+pub struct Im2Col(pub ConvGeom);
+
+/// `cols: [n * oh * ow, k * k * c] -> x: [n, h, w, c]`, the adjoint of [`Im2Col`]: every patch entry is added to
+/// the pixel it came from.
+#[derive(Clone, Copy, Debug)]
+pub struct Col2Im(pub ConvGeom);
+
+impl CustomOp1 for Im2Col {
+    fn name(&self) -> &'static str {
+        "walkjump-im2col"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        if l.shape().elem_count() != g.image_len() {
+            candle_core::bail!("im2col: input shape {:?} does not match {g:?}", l.shape());
+        }
+        let out = match s {
+            CpuStorage::F32(v) => CpuStorage::F32(g.im2col(contiguous_slice(v, l, self.name())?)),
+            CpuStorage::F64(v) => CpuStorage::F64(g.im2col(contiguous_slice(v, l, self.name())?)),
+            other => candle_core::bail!("im2col: unsupported dtype {:?}", other.dtype()),
+        };
+        Ok((out, Shape::from((g.n * g.oh * g.ow, g.k * g.k * g.c))))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1(Col2Im(self.0))?))
+    }
+}
+
+impl CustomOp1 for Col2Im {
+    fn name(&self) -> &'static str {
+        "walkjump-col2im"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        if l.shape().elem_count() != g.cols_len() {
+            candle_core::bail!("col2im: input shape {:?} does not match {g:?}", l.shape());
+        }
+        let out = match s {
+            CpuStorage::F32(v) => CpuStorage::F32(g.col2im(contiguous_slice(v, l, self.name())?)),
+            CpuStorage::F64(v) => CpuStorage::F64(g.col2im(contiguous_slice(v, l, self.name())?)),
+            other => candle_core::bail!("col2im: unsupported dtype {:?}", other.dtype()),
+        };
+        Ok((out, Shape::from((g.n, g.h, g.w, g.c))))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1(Im2Col(self.0))?))
+    }
+}
+
+/// `exp(x)` for `f32` in plain arithmetic that the compiler vectorises: range reduction by `ln 2`, a degree-7
+/// polynomial on `[-ln 2 / 2, ln 2 / 2]` (the classic Cephes `expf` coefficients), and the power of two assembled
+/// in the exponent bits. Relative error about 2e-7; arguments are clamped to `[-87, 88]` so that the result stays
+/// a normal finite number; NaN stays NaN.
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const HI: f32 = 88.0;
+    const LO: f32 = -87.0;
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 split in a part with few mantissa bits (exact products n * LN2_HI) and the rest.
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5 * 2^23: adding it rounds to an integer and leaves that integer in the low mantissa bits.
+    const MAGIC: f32 = 12_582_912.0;
+    let x = x.clamp(LO, HI); // NaN stays NaN
+    let t = x * LOG2E + MAGIC;
+    let n = t - MAGIC;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let mut p = 1.987_569_1e-4_f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let p = p * (r * r) + r + 1.0;
+    // 2^n with n = bits(t) - bits(MAGIC), in [-126, 127] after the clamp.
+    let e = t.to_bits().wrapping_sub(MAGIC.to_bits()).wrapping_add(127) << 23;
+    p * f32::from_bits(e)
+}
+
+/// `silu(h)` and `silu'(h)` of one `f32`, sharing one sigmoid.
+#[inline(always)]
+fn silu_pair_f32(h: f32) -> (f32, f32) {
+    let s = 1.0 / (1.0 + exp_f32(-h));
+    let a = h * s;
+    (a, s + a * (1.0 - s))
+}
+
+/// `silu(h)` and `silu'(h)` of one `f64`.
+#[inline(always)]
+fn silu_pair_f64(h: f64) -> (f64, f64) {
+    let s = 1.0 / (1.0 + (-h).exp());
+    let a = h * s;
+    (a, s + a * (1.0 - s))
+}
+
+/// `ga silu'(h) + gd silu''(h)`, with `silu'' = s (1 - s) (2 + h (1 - 2 s))`.
+macro_rules! silu_bwd {
+    ($s:expr, $h:expr, $ga:expr, $gd:expr) => {{
+        let (s, h) = ($s, $h);
+        let d1 = s + h * s * (1.0 - s);
+        let d2 = s * (1.0 - s) * (2.0 + h * (1.0 - 2.0 * s));
+        $ga * d1 + $gd * d2
+    }};
+}
+
+/// `h: [..] -> sigmoid(h): [..]` in one pass (the same vectorisable `exp` as [`SiluPair`]); backward
+/// `grad s (1 - s)` from the result.
+#[derive(Clone, Copy, Debug)]
+pub struct Sigmoid;
+
+impl CustomOp1 for Sigmoid {
+    fn name(&self) -> &'static str {
+        "walkjump-sigmoid"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let out = match s {
+            CpuStorage::F32(v) => CpuStorage::F32(
+                contiguous_slice(v, l, self.name())?
+                    .iter()
+                    .map(|&h| 1.0 / (1.0 + exp_f32(-h)))
+                    .collect(),
+            ),
+            CpuStorage::F64(v) => CpuStorage::F64(
+                contiguous_slice(v, l, self.name())?
+                    .iter()
+                    .map(|&h| 1.0 / (1.0 + (-h).exp()))
+                    .collect(),
+            ),
+            other => candle_core::bail!("sigmoid: unsupported dtype {:?}", other.dtype()),
+        };
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, _h: &Tensor, s: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some((grad * (s * s.affine(-1.0, 1.0)?)?)?))
+    }
+}
+
+/// `h: [..] -> [2, ..]`: `silu(h)` then `silu'(h)`, in one pass over `h`.
+#[derive(Clone, Copy, Debug)]
+pub struct SiluPair;
+
+/// `(h: [..], grad: [2, ..]) -> grad[0] silu'(h) + grad[1] silu''(h): [..]`, the backward of [`SiluPair`].
+#[derive(Clone, Copy, Debug)]
+pub struct SiluPairBwd;
+
+fn pair_shape(l: &Layout) -> Shape {
+    let mut dims = vec![2];
+    dims.extend_from_slice(l.dims());
+    Shape::from(dims)
+}
+
+impl CustomOp1 for SiluPair {
+    fn name(&self) -> &'static str {
+        "walkjump-silu-pair"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let out = match s {
+            CpuStorage::F32(v) => {
+                let h = contiguous_slice(v, l, self.name())?;
+                let mut out = vec![0f32; 2 * h.len()];
+                let (a, d) = out.split_at_mut(h.len());
+                for ((a, d), &h) in a.iter_mut().zip(d.iter_mut()).zip(h) {
+                    (*a, *d) = silu_pair_f32(h);
+                }
+                CpuStorage::F32(out)
+            }
+            CpuStorage::F64(v) => {
+                let h = contiguous_slice(v, l, self.name())?;
+                let mut out = vec![0f64; 2 * h.len()];
+                let (a, d) = out.split_at_mut(h.len());
+                for ((a, d), &h) in a.iter_mut().zip(d.iter_mut()).zip(h) {
+                    (*a, *d) = silu_pair_f64(h);
+                }
+                CpuStorage::F64(out)
+            }
+            other => candle_core::bail!("silu-pair: unsupported dtype {:?}", other.dtype()),
+        };
+        Ok((out, pair_shape(l)))
+    }
+
+    fn bwd(&self, h: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(h.apply_op2_no_bwd(&grad.contiguous()?, &SiluPairBwd)?))
+    }
+}
+
+impl CustomOp2 for SiluPairBwd {
+    fn name(&self) -> &'static str {
+        "walkjump-silu-pair-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let len = l1.shape().elem_count();
+        if l2.shape().elem_count() != 2 * len {
+            candle_core::bail!(
+                "silu-pair-bwd: gradient {:?} for input {:?}",
+                l2.shape(),
+                l1.shape()
+            );
+        }
+        let out = match (s1, s2) {
+            (CpuStorage::F32(h), CpuStorage::F32(g)) => {
+                let h = contiguous_slice(h, l1, self.name())?;
+                let (ga, gd) = contiguous_slice(g, l2, self.name())?.split_at(len);
+                let out = h
+                    .iter()
+                    .zip(ga.iter().zip(gd))
+                    .map(|(&h, (&ga, &gd))| {
+                        let s = 1.0 / (1.0 + exp_f32(-h));
+                        silu_bwd!(s, h, ga, gd)
+                    })
+                    .collect();
+                CpuStorage::F32(out)
+            }
+            (CpuStorage::F64(h), CpuStorage::F64(g)) => {
+                let h = contiguous_slice(h, l1, self.name())?;
+                let (ga, gd) = contiguous_slice(g, l2, self.name())?.split_at(len);
+                let out = h
+                    .iter()
+                    .zip(ga.iter().zip(gd))
+                    .map(|(&h, (&ga, &gd))| {
+                        let s = 1.0 / (1.0 + (-h).exp());
+                        silu_bwd!(s, h, ga, gd)
+                    })
+                    .collect();
+                CpuStorage::F64(out)
+            }
+            _ => candle_core::bail!("silu-pair-bwd: unsupported dtypes"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn exp_f32_is_accurate_and_safe() {
+        let mut worst = 0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let want = (x as f64).exp();
+            let rel = ((exp_f32(x) as f64 - want) / want).abs();
+            worst = worst.max(rel);
+            x += 0.0137;
+        }
+        assert!(worst < 3e-7, "worst relative error {worst}");
+        assert!(exp_f32(f32::NAN).is_nan());
+        assert!(exp_f32(1e30).is_finite() && exp_f32(-1e30) > 0.0);
+        assert!(exp_f32(f32::INFINITY).is_finite() && exp_f32(f32::NEG_INFINITY) >= 0.0);
+    }
+
+    fn randn(shape: &[usize], seed: u64) -> Tensor {
+        let mut rng = crate::sampling::rng::Rng::new(seed);
+        let n: usize = shape.iter().product();
+        let v: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).expect("tensor")
+    }
+
+    /// `<im2col(x), y> == <x, col2im(y)>` and the convolution built on them equals candle's `conv2d`.
+    #[test]
+    fn im2col_col2im_are_adjoint_and_match_conv2d() {
+        for (h, w, c, k, stride, pad, co) in [
+            (8, 8, 2, 3, 2, 1, 3),
+            (9, 7, 1, 3, 2, 1, 2),
+            (5, 5, 3, 3, 1, 1, 4),
+        ] {
+            let oh = (h + 2 * pad - k) / stride + 1;
+            let ow = (w + 2 * pad - k) / stride + 1;
+            let n = 2;
+            let g = ConvGeom {
+                n,
+                h,
+                w,
+                c,
+                k,
+                stride,
+                pad,
+                oh,
+                ow,
+            };
+            let x = randn(&[n, h, w, c], 1);
+            let y = randn(&[n * oh * ow, k * k * c], 2);
+            let lhs = (x.apply_op1(Im2Col(g)).expect("im2col") * &y)
+                .expect("mul")
+                .sum_all()
+                .expect("sum")
+                .to_scalar::<f64>()
+                .expect("scalar");
+            let rhs = (y.apply_op1(Col2Im(g)).expect("col2im") * &x)
+                .expect("mul")
+                .sum_all()
+                .expect("sum")
+                .to_scalar::<f64>()
+                .expect("scalar");
+            assert!(
+                (lhs - rhs).abs() < 1e-10 * lhs.abs().max(1.0),
+                "{lhs} vs {rhs}"
+            );
+
+            let wt = randn(&[co, c, k, k], 3);
+            let wm = wt
+                .permute((0, 2, 3, 1))
+                .expect("p")
+                .reshape((co, k * k * c))
+                .expect("r");
+            let ours = x
+                .apply_op1(Im2Col(g))
+                .expect("im2col")
+                .matmul(&wm.t().expect("t"))
+                .expect("mm")
+                .reshape((n, oh, ow, co))
+                .expect("r")
+                .permute((0, 3, 1, 2))
+                .expect("p");
+            let theirs = x
+                .permute((0, 3, 1, 2))
+                .expect("p")
+                .contiguous()
+                .expect("c")
+                .conv2d(&wt, pad, stride, 1, 1)
+                .expect("conv");
+            let err = (ours - theirs)
+                .expect("sub")
+                .abs()
+                .expect("abs")
+                .max_all()
+                .expect("max")
+                .to_scalar::<f64>()
+                .expect("scalar");
+            assert!(err < 1e-12, "{g:?}: conv mismatch {err}");
+        }
+    }
+
+    #[test]
+    fn silu_pair_matches_formula_and_differentiates() {
+        let h = Var::from_tensor(&(randn(&[3, 5], 4) * 3.0).expect("mul")).expect("var");
+        let pair = h.as_tensor().apply_op1(SiluPair).expect("pair");
+        let (a, d) = (pair.get(0).expect("a"), pair.get(1).expect("d"));
+        let (a_ref, d_ref) = crate::nn::silu_with_grad_generic(h.as_tensor()).expect("generic");
+        for (x, y) in [(&a, &a_ref), (&d, &d_ref)] {
+            let err = (x - y)
+                .expect("sub")
+                .abs()
+                .expect("abs")
+                .max_all()
+                .expect("m");
+            assert!(err.to_scalar::<f64>().expect("s") < 1e-12);
+        }
+        // d/dh sum(w1 a + w2 d) by the custom backward vs. by autograd of the generic formula.
+        let w1 = randn(&[3, 5], 5);
+        let w2 = randn(&[3, 5], 6);
+        let loss = |a: &Tensor, d: &Tensor| {
+            ((a * &w1).expect("m") + (d * &w2).expect("m"))
+                .expect("a")
+                .sum_all()
+                .expect("s")
+        };
+        let g1 = loss(&a, &d).backward().expect("bwd");
+        let g2 = loss(&a_ref, &d_ref).backward().expect("bwd");
+        let (g1, g2) = (
+            g1.get(h.as_tensor()).expect("g1"),
+            g2.get(h.as_tensor()).expect("g2"),
+        );
+        let err = (g1 - g2)
+            .expect("sub")
+            .abs()
+            .expect("abs")
+            .max_all()
+            .expect("m");
+        assert!(err.to_scalar::<f64>().expect("s") < 1e-10);
+    }
+
+    #[test]
+    fn sigmoid_matches_generic_and_differentiates() {
+        let h = Var::from_tensor(&(randn(&[3, 7], 8) * 4.0).expect("mul")).expect("var");
+        let ours = h.as_tensor().apply_op1(Sigmoid).expect("sigmoid");
+        let generic = (h.as_tensor().neg().expect("neg").exp().expect("exp") + 1.0)
+            .expect("add")
+            .recip()
+            .expect("recip");
+        let err = (&ours - &generic)
+            .expect("sub")
+            .abs()
+            .expect("abs")
+            .max_all()
+            .expect("m");
+        assert!(err.to_scalar::<f64>().expect("s") < 1e-14);
+        let w = randn(&[3, 7], 9);
+        let g1 = (ours * &w)
+            .expect("m")
+            .sum_all()
+            .expect("s")
+            .backward()
+            .expect("b");
+        let g2 = (generic * &w)
+            .expect("m")
+            .sum_all()
+            .expect("s")
+            .backward()
+            .expect("b");
+        let (g1, g2) = (
+            g1.get(h.as_tensor()).expect("g"),
+            g2.get(h.as_tensor()).expect("g"),
+        );
+        let err = (g1 - g2)
+            .expect("sub")
+            .abs()
+            .expect("abs")
+            .max_all()
+            .expect("m");
+        assert!(err.to_scalar::<f64>().expect("s") < 1e-12);
+    }
+
+    #[test]
+    fn silu_pair_f32_close_to_f64() {
+        let h = (randn(&[4, 257], 7) * 6.0).expect("mul");
+        let p64 = h.apply_op1(SiluPair).expect("pair");
+        let p32 = h
+            .to_dtype(DType::F32)
+            .expect("f32")
+            .apply_op1(SiluPair)
+            .expect("pair")
+            .to_dtype(DType::F64)
+            .expect("f64");
+        // |f32 - f64| <= 1e-6 (1 + |f64|): the rounding of h to f32 alone moves silu(h) by about 6e-8 |h|.
+        let scale = (p64.abs().expect("abs") + 1.0).expect("add");
+        let err = ((p64 - p32).expect("sub").abs().expect("abs") / scale)
+            .expect("div")
+            .max_all()
+            .expect("m");
+        assert!(err.to_scalar::<f64>().expect("s") < 1e-6);
+    }
+}
