@@ -34,6 +34,9 @@ pub enum WorkerCommand {
     DenoiseAggregate(DenoiseRequest),
     /// chi statistics of the bundled digits (computed once, then cached).
     ComputeChi,
+    /// Compute on another device (`cpu`, `cuda`, `cuda:N`, `metal`): every loaded model is reloaded there, walks and
+    /// flows stop. A GPU that cannot be used gives the CPU and a note.
+    SetDevice(String),
 }
 
 /// Walk-Jump commands. Commands that carry a [`ChainConfig`] create the chains if there are none yet.
@@ -303,4 +306,11 @@ pub enum Frame {
     Chi(ChiStats),
     /// Something the user asked for failed (one line).
     Error(String),
+    /// The worker now computes on this device.
+    Device {
+        /// Short name of the device in use (`cpu`, `cuda`, `metal`).
+        label: String,
+        /// Why it is not the one asked for, in one line (a GPU that could not be used).
+        note: Option<String>,
+    },
 }
