@@ -3,15 +3,21 @@
 # a link-time libcuda stub), strips it, and packs what a GPU machine without Rust or network needs to run
 # scripts/gpu-check.sh:
 #
-#   dist/walkjump-gpu/            walkjump (stripped, < 64 MiB), checkpoints/, gpu-check.sh, torch_reference.py,
-#                                 BUILD-INFO, SHA256SUMS
+#   dist/walkjump-gpu/            walkjump (stripped) or, when that is 64 MiB or more, walkjump.gz (gpu-check.sh
+#                                 unpacks it), checkpoints/, gpu-check.sh, torch_reference.py, BUILD-INFO, SHA256SUMS
 #   dist/walkjump-gpu.tar.gz      the same folder, packed
 #
 # On the GPU machine: tar xzf walkjump-gpu.tar.gz && bash walkjump-gpu/gpu-check.sh
 # (or, with this checkout there: WALKJUMP=dist/walkjump-gpu/walkjump bash scripts/gpu-check.sh).
 #
-# Environment: CARGO_TARGET_DIR (default: cargo's), FEATURES (default "cuda"; "--no-default-features --features cuda"
-# style flags go in CARGO_FLAGS), CUDA_COMPUTE_CAP (default 90: H100/H200), DIST (default dist).
+# What a lent GPU machine accepts is at most 64 MiB. The default build is the documented one (`--features cuda`, with
+# the desktop app), so it reuses that build; stripped it is about 73 MiB (32 MiB of it candle's compiled CUDA
+# kernels), so the bundle carries it gzipped (about 22 MiB) as walkjump.gz. CARGO_FLAGS=--no-default-features gives
+# a headless binary without the app, smaller, but a different feature set: a second cold build (about as long as the
+# first, most of it nvcc on candle's kernels).
+#
+# Environment: CARGO_TARGET_DIR (default: cargo's), FEATURES (default "cuda"), CARGO_FLAGS (default ""),
+# CUDA_COMPUTE_CAP (default 90: H100/H200), DIST (default dist).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -38,10 +44,6 @@ cp "$bin" "$out/walkjump"
 strip "$out/walkjump"
 size=$(stat -c %s "$out/walkjump")
 echo "stripped binary: $size bytes ($((size / 1024 / 1024)) MiB)"
-if [ "$size" -ge "$LIMIT" ]; then
-  echo "error: the stripped binary is $size bytes, over the 64 MiB a lent GPU machine accepts" >&2
-  exit 1
-fi
 # The binary must name the driver library it will find there, not the stub it was linked against.
 if ! readelf -d "$out/walkjump" | grep -q 'NEEDED.*\[libcuda\.so\.1\]'; then
   echo "error: the binary does not link libcuda.so.1 (was it built with --features cuda?)" >&2
@@ -62,6 +64,18 @@ if [ "$(grep -c '^note: CUDA device 0 is not usable' <<<"$smoke_err")" != 1 ]; t
   echo "error: expected one fallback note, got: $smoke_err" >&2
   exit 1
 fi
+if [ "$size" -ge "$LIMIT" ]; then
+  gzip -6 "$out/walkjump"
+  gz=$(stat -c %s "$out/walkjump.gz")
+  echo "over 64 MiB: carried as walkjump.gz ($gz bytes, $((gz / 1024 / 1024)) MiB); gpu-check.sh unpacks it"
+  if [ "$gz" -ge "$LIMIT" ]; then
+    echo "error: even gzipped the binary is $gz bytes, over the 64 MiB a lent GPU machine accepts" >&2
+    exit 1
+  fi
+  bin_name=walkjump.gz
+else
+  bin_name=walkjump
+fi
 cp checkpoints/*.safetensors checkpoints/MODELS.md "$out/checkpoints/"
 cp scripts/gpu-check.sh bench/torch_reference.py "$out/"
 {
@@ -70,12 +84,13 @@ cp scripts/gpu-check.sh bench/torch_reference.py "$out/"
   echo "rustc: $(rustc --version)"
   echo "nvcc: $(nvcc --version | tail -n 1)"
   echo "CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP"
+  echo "stripped size: $size bytes; bundled as $bin_name"
   echo "needs at run time (readelf NEEDED):"
-  readelf -d "$out/walkjump" | awk -F'[][]' '/NEEDED/ {print "  " $2}'
+  readelf -d "$bin" | awk -F'[][]' '/NEEDED/ {print "  " $2}'
   echo "libcuda.so.1 comes from the NVIDIA driver (580 or newer for CUDA 13.0); the CUDA 13 libraries from"
   echo "LD_LIBRARY_PATH or the machine's nvidia wheels (gpu-check.sh finds those of a PyTorch install)."
 } >"$out/BUILD-INFO"
-(cd "$out" && sha256sum walkjump checkpoints/* gpu-check.sh torch_reference.py >SHA256SUMS)
+(cd "$out" && sha256sum "$bin_name" checkpoints/* gpu-check.sh torch_reference.py >SHA256SUMS)
 tar -C "$DIST" -czf "$DIST/walkjump-gpu.tar.gz" walkjump-gpu
 echo "== $out ($(du -sh "$out" | cut -f1)), $DIST/walkjump-gpu.tar.gz ($(du -sh "$DIST/walkjump-gpu.tar.gz" | cut -f1))"
 cat "$out/BUILD-INFO"

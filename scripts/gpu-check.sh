@@ -8,7 +8,8 @@
 #   3. if python3 there has torch with CUDA and safetensors: the PyTorch twin timed on the same GPU, and the ratios.
 #
 # Run it from the bundle made by scripts/gpu-bundle.sh (`bash gpu-check.sh` inside the unpacked folder) or from a
-# checkout (`WALKJUMP=dist/walkjump-gpu/walkjump bash scripts/gpu-check.sh`). Results go to $OUT if set (the lent
+# checkout (`WALKJUMP=dist/walkjump-gpu/walkjump.gz bash scripts/gpu-check.sh`; a gzipped binary is unpacked into
+# the results folder). Results go to $OUT if set (the lent
 # machines' result folder), else ./gpu-check-out.
 #
 # Environment: WALKJUMP (the cuda binary), OUT, BATCHES (default 64,1024,8192), BUDGET (seconds per measurement,
@@ -33,17 +34,30 @@ log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
 # ---- find the binary, the checkpoints and the PyTorch twin (bundle layout first, then a checkout's)
 WJ="${WALKJUMP:-}"
 if [ -z "$WJ" ]; then
-  for c in "$here/walkjump" "$here/../dist/walkjump-gpu/walkjump" "$PWD/walkjump"; do
-    if [ -x "$c" ]; then WJ="$c"; break; fi
+  for c in "$here/walkjump" "$here/walkjump.gz" "$here/../dist/walkjump-gpu/walkjump" \
+    "$here/../dist/walkjump-gpu/walkjump.gz" "$PWD/walkjump"; do
+    if [ -f "$c" ]; then WJ="$c"; break; fi
   done
 fi
-if [ -z "$WJ" ] || [ ! -x "$WJ" ]; then
-  echo "error: no walkjump binary (set WALKJUMP=path/to/walkjump, built with scripts/gpu-bundle.sh)" >&2
+if [ -z "$WJ" ] || [ ! -f "$WJ" ]; then
+  echo "error: no walkjump binary (set WALKJUMP=path/to/walkjump[.gz], made by scripts/gpu-bundle.sh)" >&2
   exit 2
 fi
 WJ="$(cd "$(dirname "$WJ")" && pwd)/$(basename "$WJ")"
+WJ_HOME="$(dirname "$WJ")"
+# A binary over 64 MiB travels gzipped: unpack it into the results folder.
+case "$WJ" in
+  *.gz)
+    gunzip -c "$WJ" >"$OUT/walkjump" && chmod +x "$OUT/walkjump" || exit 2
+    WJ="$OUT/walkjump"
+    ;;
+esac
+if [ ! -x "$WJ" ]; then
+  echo "error: $WJ is not executable" >&2
+  exit 2
+fi
 CKPT_DIR=""
-for c in "$(dirname "$WJ")/checkpoints" "$here/checkpoints" "$here/../checkpoints" "$PWD/checkpoints"; do
+for c in "$WJ_HOME/checkpoints" "$here/checkpoints" "$here/../checkpoints" "$PWD/checkpoints"; do
   if compgen -G "$c/*.safetensors" >/dev/null; then CKPT_DIR="$(cd "$c" && pwd)"; break; fi
 done
 if [ -z "$CKPT_DIR" ]; then
