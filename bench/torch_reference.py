@@ -11,7 +11,8 @@ Modes:
 ``parity``  computes energy, score and jump (z = mean for the latent-variable kinds) of each checkpoint on fixed
             inputs, with the score from ``torch.autograd.grad``, and compares them with ``walkjump probe``.
 ``time``    times a walk-jump step, a NEBULA step, a denoising pass and a training step like ``walkjump bench`` and
-            writes JSON rows of the same shape (model, op, batch, ms, per_sec).
+            writes JSON rows of the same shape (model, op, batch, ms, per_sec); ``--device cuda`` times on the GPU
+            (every timed call ends with ``torch.cuda.synchronize()``).
 ``ratios``  joins a ``walkjump bench --json`` file and a ``time --json`` file: PyTorch ms / walkjump ms per row.
 ``export-examples``  writes random twins of every kind (conv and MLP nets) as walkjump checkpoints, which the
             parity check then covers too.
@@ -624,9 +625,18 @@ def cmd_export_examples(a: argparse.Namespace) -> int:
 # time
 
 
-def time_median(budget: float, fn: Callable[[], None]) -> tuple[float, float]:
+SYNC: Callable[[], None] = lambda: None  # torch.cuda.synchronize when timing on a GPU (cmd_time sets it)
+
+
+def time_median(budget: float, fn0: Callable[[], None]) -> tuple[float, float]:
     """Median seconds of ``fn`` over about ``budget`` seconds after two warm-up calls (as walkjump's bench), and the
-    mean process CPU seconds per call over the same calls (``cpu_ms`` of walkjump's bench)."""
+    mean process CPU seconds per call over the same calls (``cpu_ms`` of walkjump's bench). On a GPU each call ends
+    with ``SYNC`` so that the time covers the kernels, not just their launch."""
+
+    def fn() -> None:
+        fn0()
+        SYNC()
+
     fn()
     fn()
     samples: list[float] = []
@@ -709,16 +719,31 @@ def gemm_peak(budget: float) -> float:
 
 
 def cmd_time(a: argparse.Namespace) -> int:
+    global SYNC
     threads = a.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    device = torch.device(a.device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            print("error: --device cuda but torch.cuda.is_available() is False", file=sys.stderr)
+            return 2
+        # Every tensor and parameter the twins create (inputs, noise, weights) lands on the GPU.
+        torch.set_default_device(device)
+        SYNC = torch.cuda.synchronize
+        # Same arithmetic as walkjump on CUDA: full f32 GEMMs, no TF32.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        name = f"cuda ({torch.cuda.get_device_name(device)}), torch {torch.__version__}"
+    else:
+        name = f"cpu ({platform.processor() or platform.machine()}), torch {torch.__version__}"
     batches = [int(b) for b in a.batches.split(",")]
     rows: list[dict] = []
     for path in checkpoint_list(a.checkpoints):
         print(f"measuring {path.stem} ...", file=sys.stderr)
         rows.extend(bench_model(path.stem, path, batches, a.budget, not a.no_train))
     report = {
-        "device": f"cpu ({platform.processor() or platform.machine()}), torch {torch.__version__}",
+        "device": name,
         "threads": torch.get_num_threads(),
         "gemm_gflops": gemm_peak(a.budget),
         "rows": rows,
@@ -792,6 +817,7 @@ def main() -> int:
     pt.add_argument("--threads", type=int, default=0, help="torch threads (default: number of cores)")
     pt.add_argument("--no-train", action="store_true")
     pt.add_argument("--json", help="write the report here")
+    pt.add_argument("--device", default="cpu", help="cpu or cuda[:N] (PyTorch device)")
     pe = sub.add_parser("export-examples", help="write random twins of every kind as walkjump checkpoints")
     pe.add_argument("dir")
     pe.add_argument("--seed", type=int, default=0)

@@ -96,6 +96,19 @@ enum Command {
                       Example:\n  walkjump probe -c checkpoints/deen-mlp-s1.0.safetensors --inputs y.safetensors --out probe.safetensors"
     )]
     Probe(ProbeArgs),
+    /// Compare a device with the CPU: outputs of every bundled checkpoint, then chain statistics (GPU checks).
+    #[command(
+        after_help = "Energy, score and jump (logits, prior energy) of each checkpoint on the same inputs must agree within
+                      --tol relative; for models with a score, the mean and variance of energy, ||score|| and kinetic
+                      temperature over a --steps chain (same seed, same noise) must agree within --z standard errors.
+                      Exits with status 1 when a check fails, 2 when the device under test is not usable.
+
+                      Examples:
+  walkjump parity --device cuda
+  walkjump parity --device cuda -c checkpoints/deen-mlp-s1.0.safetensors --steps 1000 --chains 64 --json parity.json
+  walkjump parity --device cpu --steps 100 --burn-in 20 --chains 4   (CPU against itself: tests the command)"
+    )]
+    Parity(ParityArgs),
     /// Open the desktop app (the default when no command is given).
     #[command(
         after_help = "Examples:\n  walkjump\n  walkjump gui -c checkpoints/deen-mlp-s0.3.safetensors\n  walkjump gui --autostart --screenshot-after 8 shot.png"
@@ -106,6 +119,9 @@ enum Command {
     Inspect {
         /// The checkpoint file.
         file: PathBuf,
+        /// Device: cpu, cuda, cuda:N or metal (accepted for uniformity: inspect reads metadata only, on the CPU).
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
 }
 
@@ -368,6 +384,46 @@ struct ProbeArgs {
 }
 
 #[derive(Args)]
+struct ParityArgs {
+    /// Checkpoints to compare (repeat). Default: every bundled checkpoint.
+    #[arg(long = "checkpoint", short = 'c')]
+    checkpoints: Vec<PathBuf>,
+    /// Device under test: cpu, cuda, cuda:N or metal.
+    #[arg(long, default_value = "cuda")]
+    device: String,
+    /// Reference device.
+    #[arg(long, default_value = "cpu")]
+    reference: String,
+    /// Go on when the device under test falls back to the CPU (then the CPU is compared with itself).
+    #[arg(long)]
+    allow_fallback: bool,
+    /// Input rows for the output check.
+    #[arg(long, default_value_t = 16)]
+    rows: usize,
+    /// Relative tolerance of the outputs: max |diff| / max |reference|.
+    #[arg(long, default_value_t = 1e-4)]
+    tol: f64,
+    /// Chain steps (0: outputs only).
+    #[arg(long, default_value_t = 1000)]
+    steps: usize,
+    /// Steps dropped before the chain statistics.
+    #[arg(long, default_value_t = 200)]
+    burn_in: usize,
+    /// Chains.
+    #[arg(long, default_value_t = 64)]
+    chains: usize,
+    /// Standard errors allowed between the devices' chain means and variances.
+    #[arg(long, default_value_t = 4.0)]
+    z: f64,
+    /// Seed of inputs, chain starts and noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Also write the report as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct ChiArgs {
     /// IDX images (default: the bundled digits).
     #[arg(long)]
@@ -378,6 +434,9 @@ struct ChiArgs {
     /// Seed for the pairs.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Device: cpu, cuda, cuda:N or metal (accepted for uniformity: chi is plain arithmetic on the CPU).
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 fn main() {
@@ -404,7 +463,9 @@ fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::Train(a)) => cmd_train(a),
         Some(Command::Bench(a)) => cmd_bench(a),
         Some(Command::Probe(a)) => cmd_probe(a),
-        Some(Command::Inspect { file }) => {
+        Some(Command::Parity(a)) => cmd_parity(a),
+        Some(Command::Inspect { file, device }) => {
+            cpu_only_command("inspect", &device)?;
             let bytes = read_checkpoint_bytes(&file)?;
             print!(
                 "{}",
@@ -490,6 +551,16 @@ fn open_device(spec: &str) -> Result<candle_core::Device> {
         eprintln!("note: {n}");
     }
     Ok(device)
+}
+
+/// Commands without tensor work accept `--device` like every other command: a bad spec is an error, a GPU gets a
+/// one-line note that the command runs on the CPU.
+fn cpu_only_command(name: &str, spec: &str) -> Result<()> {
+    let spec = walkjump::device::DeviceSpec::parse(spec)?;
+    if spec.is_gpu() {
+        eprintln!("note: {name} does no tensor work; it runs on the CPU");
+    }
+    Ok(())
 }
 
 fn load_model(path: &Path, device: &candle_core::Device) -> Result<Model> {
@@ -986,6 +1057,7 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
 }
 
 fn cmd_chi(a: ChiArgs) -> Result<()> {
+    cpu_only_command("chi", &a.device)?;
     let data = Dataset::open(a.data.as_deref(), None)?;
     let s = chi_stats(&data, a.pairs, a.seed)?;
     println!(
@@ -1234,7 +1306,6 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
 /// Deterministic model outputs on given inputs (z = mean for the latent-variable kinds), for parity checks.
 fn cmd_probe(a: ProbeArgs) -> Result<()> {
     use candle_core::{DType, Tensor};
-    use walkjump::models::ModelInner;
     let device = open_device(&a.common.device)?;
     let path = resolve_checkpoint(a.common.checkpoint.as_deref());
     let mut model = load_model(&path, &device)?;
@@ -1245,10 +1316,7 @@ fn cmd_probe(a: ProbeArgs) -> Result<()> {
         .get("y")
         .with_context(|| format!("{} has no tensor 'y'", a.inputs.display()))?
         .to_dtype(DType::F32)?;
-    let width = match model.classifier() {
-        Some(_) => model.data_dim(),
-        None => model.dim(),
-    };
+    let width = walkjump::parity::input_width(&model);
     if y.dims().len() != 2 || y.dim(1)? != width {
         bail!(
             "{}: 'y' has shape {:?}, the model expects [N, {width}]",
@@ -1257,23 +1325,10 @@ fn cmd_probe(a: ProbeArgs) -> Result<()> {
         );
     }
     let mut rng = Rng::new(a.common.seed);
-    let mut out: std::collections::HashMap<&str, Tensor> = std::collections::HashMap::new();
-    if let Some(c) = model.classifier() {
-        out.insert("logits", c.logits(&y)?);
-    } else {
-        if model.has_score() {
-            let (energy, score) = model.energy_and_score(&y, &mut rng)?;
-            if let Some(e) = energy {
-                out.insert("energy", e);
-            }
-            out.insert("score", score);
-        }
-        out.insert("jump", model.jump(&y, &mut rng)?);
-    }
-    if let ModelInner::EbmVae(e) = &model.inner {
-        let (mu, _) = e.vae.encode(&y)?;
-        out.insert("prior_energy", e.prior.energy_and_grad(&mu)?.0);
-    }
+    let out: std::collections::HashMap<&str, Tensor> =
+        walkjump::parity::probe_outputs(&model, &y, &mut rng)?
+            .into_iter()
+            .collect();
     candle_core::safetensors::save(&out, &a.out)
         .with_context(|| format!("cannot write {}", a.out.display()))?;
     let mut names: Vec<String> = out
@@ -1289,5 +1344,66 @@ fn cmd_probe(a: ProbeArgs) -> Result<()> {
     );
     println!("inputs  {} rows", y.dim(0)?);
     println!("wrote   {}: {}", a.out.display(), names.join(", "));
+    Ok(())
+}
+
+fn cmd_parity(a: ParityArgs) -> Result<()> {
+    use walkjump::device::DeviceSpec;
+    use walkjump::parity::{ParityConfig, format_report, run_parity};
+    let asked = DeviceSpec::parse(&a.device)?;
+    let device = open_device(&a.device)?;
+    if asked.is_gpu() && matches!(device, candle_core::Device::Cpu) && !a.allow_fallback {
+        eprintln!(
+            "error: {asked} is not usable here, so there is nothing to compare (--allow-fallback compares the CPU with itself)"
+        );
+        std::process::exit(2);
+    }
+    let reference = open_device(&a.reference)?;
+    let cfg = ParityConfig {
+        rows: a.rows,
+        tol: a.tol,
+        steps: a.steps,
+        burn_in: a.burn_in,
+        chains: a.chains,
+        z: a.z,
+        seed: a.seed,
+    };
+    cfg.validate()?;
+    let paths = if a.checkpoints.is_empty() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(checkpoints_dir())
+            .context("no checkpoints folder; pass --checkpoint")?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+            .collect();
+        v.sort();
+        v
+    } else {
+        a.checkpoints.clone()
+    };
+    if paths.is_empty() {
+        bail!("no checkpoints to compare; pass --checkpoint");
+    }
+    let mut checkpoints = Vec::with_capacity(paths.len());
+    for p in &paths {
+        let bytes = read_checkpoint_bytes(p)?;
+        let label = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        checkpoints.push((label, bytes));
+    }
+    let report = run_parity(&checkpoints, &device, &reference, &cfg, |label| {
+        eprintln!("comparing {label} ...")
+    })
+    .context("parity")?;
+    print!("{}", format_report(&report));
+    if let Some(j) = &a.json {
+        write_atomic(j, serde_json::to_string_pretty(&report)?.as_bytes())?;
+        println!("wrote {}", j.display());
+    }
+    let failures = report.failures();
+    if failures > 0 {
+        bail!("parity FAIL: {failures} check(s) out of tolerance");
+    }
     Ok(())
 }

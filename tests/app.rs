@@ -1063,3 +1063,99 @@ fn hovering_a_file_shows_the_drop_hint() {
     // Painted text is not in the accessibility tree; the app must simply not fail or send anything.
     assert!(h.state_mut().take_sent().is_empty());
 }
+
+#[test]
+fn device_picker_asks_the_worker_and_shows_the_fallback() {
+    let dir = temp_dir("app-device");
+    let m = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 7);
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.open_path(&m);
+    app.settings.walk.chains = 2;
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    assert_eq!(h.state().current(), Some(m.as_path()));
+    assert_eq!(h.state().device(), "cpu");
+    h.get_by_label("device").click();
+    h.run();
+    h.get_by_label("cuda").click();
+    h.run();
+    let sent = pump(&mut h, &mut worker, 0);
+    assert_eq!(sent, vec![WorkerCommand::SetDevice("cuda".into())]);
+    // The model stays loaded and current wherever it now computes.
+    assert_eq!(h.state().current(), Some(m.as_path()));
+    assert!(h.state().current_info().is_some());
+    if matches!(worker.device(), candle_core::Device::Cpu) {
+        // No usable GPU (or a CPU-only build): the CPU, and the one-line reason in the status bar.
+        assert_eq!(h.state().device(), "cpu");
+        h.get_by_label_contains("using the CPU");
+        assert!(h.state().banner().is_none());
+    } else {
+        assert_eq!(h.state().device(), "cuda");
+    }
+    // Chains run after the change.
+    h.get_by_label("Run").click();
+    h.run();
+    pump(&mut h, &mut worker, 3);
+    assert!(h.state().banner().is_none(), "{:?}", h.state().banner());
+    h.get_by_label("chains running 2/2");
+}
+
+#[test]
+fn moving_the_worker_reloads_models_and_keeps_the_current_one() {
+    let dir = temp_dir("app-move");
+    let a = write_model(&dir, "a.safetensors", ModelKind::Deen, 1.0, 1, 8);
+    let b = write_model(&dir, "b.safetensors", ModelKind::Deen, 0.5, 1, 9);
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.open_path(&a);
+    app.open_path(&b);
+    app.settings.walk.chains = 2;
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    assert_eq!(h.state().current(), Some(b.as_path()));
+    h.get_by_label("Run").click();
+    h.run();
+    pump(&mut h, &mut worker, 3);
+    assert!(worker.busy());
+    // A move (here CPU to CPU: the reload path every real device change takes) stops the walk, reloads both
+    // models and keeps b current.
+    worker.move_to(candle_core::Device::Cpu, Some("test note".into()));
+    assert!(!worker.busy());
+    let frames = worker.take_frames();
+    assert!(
+        frames.iter().any(|f| matches!(f, Frame::Device { label, note } if label == "cpu" && note.as_deref() == Some("test note"))),
+        "{frames:?}"
+    );
+    assert!(
+        frames
+            .iter()
+            .any(|f| matches!(f, Frame::Selected(p) if p == &b))
+    );
+    assert!(
+        !frames
+            .iter()
+            .any(|f| matches!(f, Frame::LoadFailed { .. } | Frame::Error(_)))
+    );
+    for f in frames {
+        h.state_mut().apply_frame(f);
+    }
+    h.run();
+    assert_eq!(h.state().current(), Some(b.as_path()));
+    h.get_by_label_contains("test note");
+    // Both models are still there to select, and the walk restarts on b.
+    worker.handle(WorkerCommand::Select(a.clone()));
+    assert!(
+        worker
+            .take_frames()
+            .iter()
+            .any(|f| matches!(f, Frame::Selected(p) if p == &a))
+    );
+    // A spec that is not a device changes nothing and says why in one line.
+    worker.handle(WorkerCommand::SetDevice("tpu".into()));
+    let frames = worker.take_frames();
+    assert!(
+        matches!(&frames[..], [Frame::Error(e)] if e.contains("unknown device") && !e.contains('\n')),
+        "{frames:?}"
+    );
+}

@@ -630,3 +630,281 @@ fn probe_writes_energy_score_and_jump() {
         &f.p("x.safetensors"),
     ]);
 }
+
+// ---- devices ---------------------------------------------------------------------------------------------------
+
+#[test]
+fn every_command_takes_device() {
+    for cmd in [
+        "sample", "nebula", "denoise", "eval", "chi", "train", "bench", "probe", "parity", "gui",
+        "inspect",
+    ] {
+        let help = ok(&[cmd, "--help"]);
+        assert!(
+            help.contains("--device"),
+            "walkjump {cmd} has no --device:\n{help}"
+        );
+    }
+}
+
+/// The `note:` lines of stderr.
+fn notes(err: &str) -> Vec<&str> {
+    err.lines().filter(|l| l.starts_with("note:")).collect()
+}
+
+#[test]
+fn unusable_gpu_falls_back_to_the_cpu_with_one_line() {
+    let f = Fixture::new("fallback");
+    let run_on = |device: &str, out: &str| {
+        let o = run(&[
+            "sample",
+            "-c",
+            &f.p("deen.safetensors"),
+            "--steps",
+            "20",
+            "--every",
+            "5",
+            "--chains",
+            "2",
+            "--device",
+            device,
+            "--out",
+            &f.p(out),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(o.status.success(), "--device {device}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        (String::from_utf8_lossy(&o.stdout).to_string(), err)
+    };
+    let (cpu_out, cpu_err) = run_on("cpu", "cpu.png");
+    assert!(notes(&cpu_err).is_empty(), "{cpu_err}");
+    for device in ["cuda", "cuda:1", "metal"] {
+        let (out, err) = run_on(device, "gpu.png");
+        let n = notes(&err);
+        let gpu_here = (device.starts_with("cuda") && cfg!(feature = "cuda"))
+            || (device == "metal" && cfg!(feature = "metal"));
+        if n.is_empty() {
+            // Only a build with that backend, on a machine where it works, may skip the note.
+            assert!(gpu_here, "--device {device}: no fallback note: {err}");
+            continue;
+        }
+        assert_eq!(n.len(), 1, "one note: {err}");
+        assert!(n[0].ends_with("using the CPU"), "{}", n[0]);
+        if !gpu_here {
+            assert!(n[0].contains("--features"), "{}", n[0]);
+        }
+        // On the CPU fallback the run is the CPU run: same summary, same pixels.
+        assert_eq!(out.replace("gpu.png", "cpu.png"), cpu_out);
+        assert_eq!(read(&f.p("gpu.png")), read(&f.p("cpu.png")));
+    }
+    // Commands without tensor work accept a GPU too, with a note.
+    let o = run(&["inspect", &f.p("deen.safetensors"), "--device", "cuda"]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(notes(&err).len(), 1, "{err}");
+    let o = run(&["chi", "--pairs", "100", "--device", "metal"]);
+    assert!(o.status.success());
+    assert_eq!(notes(&String::from_utf8_lossy(&o.stderr)).len(), 1);
+}
+
+#[test]
+fn bad_device_is_one_line() {
+    let f = Fixture::new("baddevice");
+    let ck = f.p("deen.safetensors");
+    let out = f.p("x.png");
+    for (args, expect) in [
+        (
+            vec![
+                "sample", "-c", &ck, "--steps", "5", "--device", "bogus", "--out", &out,
+            ],
+            "unknown device 'bogus'",
+        ),
+        (
+            vec!["eval", "-c", &ck, "--device", "cuda:x"],
+            "bad CUDA device 'cuda:x'",
+        ),
+        (
+            vec!["denoise", "-c", &ck, "--device", "gpu", "--out", &out],
+            "unknown device",
+        ),
+        (vec!["chi", "--device", "tpu"], "unknown device"),
+        (vec!["inspect", &ck, "--device", "cuda:"], "bad CUDA device"),
+        (
+            vec![
+                "parity",
+                "-c",
+                &ck,
+                "--device",
+                "cpu",
+                "--reference",
+                "nope",
+            ],
+            "unknown device",
+        ),
+    ] {
+        let err = fails(&args);
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert!(
+            err.contains("cpu, cuda, cuda:N, metal") || expect.contains("CUDA"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn parity_cpu_against_cpu() {
+    let f = Fixture::new("parity");
+    let json = f.p("parity.json");
+    let s = ok(&[
+        "parity",
+        "--device",
+        "cpu",
+        "-c",
+        &f.p("deen.safetensors"),
+        "-c",
+        &f.p("mdae.safetensors"),
+        "-c",
+        &f.p("svae.safetensors"),
+        "-c",
+        &f.p("ebm.safetensors"),
+        "-c",
+        &f.p("cls.safetensors"),
+        "--rows",
+        "3",
+        "--steps",
+        "60",
+        "--burn-in",
+        "10",
+        "--chains",
+        "4",
+        "--json",
+        &json,
+    ]);
+    assert!(s.contains("PASS: 0 of"), "{s}");
+    let r: serde_json::Value = serde_json::from_slice(&read(&json)).expect("json");
+    let outputs = r["outputs"].as_array().expect("outputs");
+    let quantities: Vec<String> = outputs
+        .iter()
+        .map(|o| {
+            format!(
+                "{}:{}",
+                o["model"].as_str().unwrap_or(""),
+                o["quantity"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    for q in [
+        "deen:energy",
+        "deen:score",
+        "deen:jump",
+        "mdae:score",
+        "mdae:jump",
+        "svae:jump",
+        "ebm:jump",
+        "ebm:prior_energy",
+        "cls:logits",
+    ] {
+        assert!(
+            quantities.iter().any(|x| x == q),
+            "{q} missing: {quantities:?}"
+        );
+    }
+    for o in outputs {
+        // The same device twice: the same numbers.
+        assert!(
+            o["ok"].as_bool() == Some(true) && o["rel"].as_f64().is_some_and(|r| r <= 1e-6),
+            "{o}"
+        );
+        assert!(o["max_ref"].as_f64().is_some_and(|m| m > 0.0), "{o}");
+    }
+    // Chains for the two models with a score, with energy (DEEN), ||score|| and, for MDAE's Cheng sampler, kinetic
+    // temperature.
+    let chains = r["chains"].as_array().expect("chains");
+    assert_eq!(chains.len(), 2, "{chains:?}");
+    for c in chains {
+        assert!(c["path_gap"].as_f64().is_some_and(|g| g <= 1e-5), "{c}");
+        for row in c["rows"].as_array().expect("rows") {
+            assert_eq!(row["ok"].as_bool(), Some(true), "{row}");
+            assert_eq!(row["draws"].as_u64(), Some(4 * 50), "{row}");
+        }
+    }
+    let diags: Vec<&str> = chains
+        .iter()
+        .flat_map(|c| c["rows"].as_array().into_iter().flatten())
+        .filter_map(|row| row["diagnostic"].as_str())
+        .collect();
+    assert!(
+        diags.contains(&"energy") && diags.contains(&"score_norm") && diags.contains(&"kinetic"),
+        "{diags:?}"
+    );
+
+    // Outputs only.
+    let s = ok(&[
+        "parity",
+        "--device",
+        "cpu",
+        "-c",
+        &f.p("deen.safetensors"),
+        "--steps",
+        "0",
+    ]);
+    assert!(s.contains("PASS") && !s.contains("chains:"), "{s}");
+    // Bad settings are one line.
+    let err = fails(&[
+        "parity",
+        "--device",
+        "cpu",
+        "-c",
+        &f.p("deen.safetensors"),
+        "--tol",
+        "0",
+    ]);
+    assert!(err.contains("tolerance"), "{err}");
+    let err = fails(&[
+        "parity",
+        "--device",
+        "cpu",
+        "-c",
+        &f.p("deen.safetensors"),
+        "--steps",
+        "20",
+        "--burn-in",
+        "15",
+    ]);
+    assert!(err.contains("burn-in"), "{err}");
+}
+
+#[test]
+fn parity_refuses_a_gpu_that_fell_back() {
+    if cfg!(feature = "cuda") {
+        // A CUDA build may have a usable GPU here; the refusal is for builds and machines without one.
+        return;
+    }
+    let f = Fixture::new("parityfallback");
+    let o = run(&[
+        "parity",
+        "--device",
+        "cuda",
+        "-c",
+        &f.p("deen.safetensors"),
+        "--steps",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(notes(&err).len(), 1, "{err}");
+    assert!(err.contains("nothing to compare"), "{err}");
+    // --allow-fallback compares the CPU with itself.
+    let o = run(&[
+        "parity",
+        "--device",
+        "cuda",
+        "--allow-fallback",
+        "-c",
+        &f.p("deen.safetensors"),
+        "--steps",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

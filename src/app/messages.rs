@@ -37,6 +37,9 @@ pub enum WorkerCommand {
     /// The digit drawn with the mouse `[h * w]`, values in `[0, 1]`: the start of NEBULA's "drawn digit" source
     /// and the clean image of Denoise's.
     SetDrawn(Vec<f32>),
+    /// Compute on another device (`cpu`, `cuda`, `cuda:N`, `metal`): every loaded model is reloaded there, walks and
+    /// flows stop. A GPU that cannot be used gives the CPU and a note.
+    SetDevice(String),
 }
 
 /// Walk-Jump commands. Commands that carry a [`ChainConfig`] create the chains if there are none yet.
@@ -318,4 +321,11 @@ pub enum Frame {
     Chi(ChiStats),
     /// Something the user asked for failed (one line).
     Error(String),
+    /// The worker now computes on this device.
+    Device {
+        /// Short name of the device in use (`cpu`, `cuda`, `metal`).
+        label: String,
+        /// Why it is not the one asked for, in one line (a GPU that could not be used).
+        note: Option<String>,
+    },
 }

@@ -680,6 +680,55 @@ impl App {
             Frame::Error(e) => {
                 self.banner = Some(e.lines().next().unwrap_or("").to_string());
             }
+            Frame::Device { label, note } => {
+                if label != self.device {
+                    // Chains and flows do not survive a change of device.
+                    self.walk.clear();
+                    self.nebula.clear();
+                }
+                self.device = label;
+                self.notice = Some(match note {
+                    Some(n) => n.lines().next().unwrap_or("").to_string(),
+                    None => format!("computing on {}", self.device),
+                });
+            }
+        }
+    }
+
+    /// The device in use (`cpu`, `cuda`, `metal`).
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
+    /// The device selector of the top bar: picking one asks the worker to move every model there.
+    fn device_picker(&mut self, ui: &mut Ui, actions: &mut Actions) {
+        let built = crate::device::compiled_backends();
+        let hover = if built.is_empty() {
+            "where the models compute; this build is CPU-only (a GPU choice falls back to the CPU with a note)"
+                .to_string()
+        } else {
+            format!(
+                "where the models compute; this build supports cpu and {} (an unusable GPU falls back to the CPU with a note)",
+                built.join(", ")
+            )
+        };
+        let mut pick: Option<&str> = None;
+        egui::ComboBox::from_label("device")
+            .selected_text(self.device.as_str())
+            .width(70.0)
+            .show_ui(ui, |ui| {
+                for spec in ["cpu", "cuda", "metal"] {
+                    if ui.selectable_label(self.device == spec, spec).clicked()
+                        && self.device != spec
+                    {
+                        pick = Some(spec);
+                    }
+                }
+            })
+            .response
+            .on_hover_text(hover);
+        if let Some(spec) = pick {
+            actions.send(WorkerCommand::SetDevice(spec.to_string()));
         }
     }
 
@@ -1071,7 +1120,7 @@ impl App {
                     actions.open_dialog = true;
                 }
                 ui.separator();
-                ui.label(format!("device: {}", self.device));
+                self.device_picker(ui, actions);
                 if let Some(c) = &self.classifier {
                     ui.label(format!("classifier: {}", stem(c)));
                 }

@@ -46,6 +46,8 @@ struct Loaded {
     path: PathBuf,
     label: String,
     model: Model,
+    /// The checkpoint file's bytes: a change of device rebuilds the model from them, whatever became of the file.
+    bytes: Arc<Vec<u8>>,
 }
 
 /// The running walk and what has been seen of it.
@@ -122,6 +124,7 @@ pub struct Worker {
     models: Vec<Loaded>,
     current: Option<usize>,
     classifier: Option<Model>,
+    classifier_bytes: Option<Arc<Vec<u8>>>,
     data: Option<Dataset>,
     walk: Option<WalkRun>,
     /// The B side of an A/B comparison: same chains, init and seed as `walk`, its own sampler.
@@ -145,6 +148,7 @@ impl Worker {
             models: Vec::new(),
             current: None,
             classifier: None,
+            classifier_bytes: None,
             data: None,
             walk: None,
             walk_b: None,
@@ -192,6 +196,7 @@ impl Worker {
                     ))
                 }
             }
+            WorkerCommand::SetDevice(spec) => self.set_device(&spec),
         };
         if let Err(e) = result {
             self.outbox.push(Frame::Error(format!("{e:#}")));
@@ -235,9 +240,10 @@ impl Worker {
             return;
         }
         match self.read_model(path) {
-            Ok((model, parameters)) => {
+            Ok((model, parameters, bytes)) => {
                 if model.classifier().is_some() {
                     self.classifier = Some(model);
+                    self.classifier_bytes = Some(bytes);
                     self.outbox.push(Frame::ClassifierLoaded {
                         path: path.to_path_buf(),
                     });
@@ -252,6 +258,7 @@ impl Worker {
                     path: path.to_path_buf(),
                     label,
                     model,
+                    bytes,
                 });
                 self.outbox.push(Frame::Loaded {
                     info: Box::new(info),
@@ -268,12 +275,87 @@ impl Worker {
         }
     }
 
-    fn read_model(&self, path: &Path) -> crate::Result<(Model, usize)> {
+    fn read_model(&self, path: &Path) -> crate::Result<(Model, usize, Arc<Vec<u8>>)> {
         let bytes = read_checkpoint_bytes(path)?;
         let ckpt = Checkpoint::from_bytes(&bytes)?;
         let mut model = Model::from_checkpoint(&ckpt, &self.device)?;
         model.sha256 = sha256_hex(&bytes);
-        Ok((model, ckpt.param_count()))
+        Ok((model, ckpt.param_count(), Arc::new(bytes)))
+    }
+
+    /// The device models, chains and flows live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Moves everything to the device `spec` names (the CPU, with a note, if that GPU cannot be used). Every loaded
+    /// model is read again from its file onto the new device; walks and flows stop, as they do when the model
+    /// changes. A model that fails to reload is dropped with a [`Frame::LoadFailed`]. A spec that is not a device is
+    /// an error and changes nothing.
+    fn set_device(&mut self, spec: &str) -> crate::Result<()> {
+        let (device, note) = crate::device::select(spec)?;
+        if device.same_device(&self.device) {
+            self.outbox.push(Frame::Device {
+                label: crate::device::describe(&device),
+                note,
+            });
+            return Ok(());
+        }
+        self.move_to(device, note);
+        Ok(())
+    }
+
+    /// Moves everything to `device`, even the one in use: every loaded model (and the classifier) is rebuilt there
+    /// from the checkpoint bytes read when it was loaded, walks and flows stop, the current model stays current, and
+    /// a [`Frame::Device`] carrying `note` is published. If a model cannot be built on the new device (out of
+    /// memory), everything stays where it was and the reason is published as an error.
+    pub fn move_to(&mut self, device: Device, note: Option<String>) {
+        let rebuild = |bytes: &[u8]| -> crate::Result<Model> {
+            let mut model = Model::from_checkpoint(&Checkpoint::from_bytes(bytes)?, &device)?;
+            model.sha256 = sha256_hex(bytes);
+            Ok(model)
+        };
+        let mut moved = Vec::with_capacity(self.models.len());
+        for m in &self.models {
+            match rebuild(&m.bytes) {
+                Ok(model) => moved.push(model),
+                Err(e) => {
+                    self.outbox.push(Frame::Error(format!(
+                        "cannot move {} to {}: {e:#}",
+                        m.label,
+                        crate::device::describe(&device)
+                    )));
+                    return;
+                }
+            }
+        }
+        let classifier = match self.classifier_bytes.as_deref().map(|b| rebuild(b)) {
+            Some(Err(e)) => {
+                self.outbox.push(Frame::Error(format!(
+                    "cannot move the classifier to {}: {e:#}",
+                    crate::device::describe(&device)
+                )));
+                return;
+            }
+            Some(Ok(c)) => Some(c),
+            None => None,
+        };
+        // Chains and flows hold tensors of the old device.
+        self.walk = None;
+        self.walk_b = None;
+        self.nebula = None;
+        for (m, model) in self.models.iter_mut().zip(moved) {
+            m.model = model;
+        }
+        self.classifier = classifier;
+        self.device = device;
+        self.outbox.push(Frame::Device {
+            label: crate::device::describe(&self.device),
+            note,
+        });
+        if let Some(i) = self.current.take() {
+            self.set_current(i);
+        }
     }
 
     fn select(&mut self, path: &Path) -> crate::Result<()> {
