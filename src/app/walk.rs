@@ -421,58 +421,20 @@ fn controls(
     }
     let live = view.frame.is_some();
     let mut sampler_changed = false;
-    egui::ComboBox::from_label("sampler")
-        .selected_text(settings.sampler.label())
-        .show_ui(ui, |ui| {
-            for k in [
-                SamplerKind::Overdamped,
-                SamplerKind::Sachs,
-                SamplerKind::Cheng,
-            ] {
-                if ui
-                    .selectable_value(&mut settings.sampler, k, k.label())
-                    .changed()
-                {
-                    sampler_changed = true;
-                }
-            }
-        });
-    let mut edits = vec![log_param(
+    let mut texts = [&mut view.delta_text, &mut view.gamma_text, &mut view.u_text];
+    let (changed, refused) = sampler_params(
         ui,
-        "delta",
-        &mut settings.delta,
-        1e-4..=10.0,
-        &mut view.delta_text,
-    )];
-    if settings.sampler != SamplerKind::Overdamped {
-        edits.push(log_param(
-            ui,
-            "gamma",
-            &mut settings.gamma,
-            1e-3..=100.0,
-            &mut view.gamma_text,
-        ));
-        edits.push(log_param(
-            ui,
-            "u",
-            &mut settings.u,
-            1e-2..=100.0,
-            &mut view.u_text,
-        ));
-        ui.label(format!(
-            "gamma*delta = {} (friction per step)",
-            format_param(settings.gamma * settings.delta)
-        ));
+        "",
+        &mut settings.sampler,
+        [&mut settings.delta, &mut settings.gamma, &mut settings.u],
+        &mut texts,
+    );
+    sampler_changed |= changed;
+    if changed {
+        view.message = None;
     }
-    for e in edits {
-        match e {
-            ParamEdit::None => {}
-            ParamEdit::Changed => {
-                sampler_changed = true;
-                view.message = None;
-            }
-            ParamEdit::Refused(msg) => view.message = Some(msg),
-        }
+    if let Some(msg) = refused {
+        view.message = Some(msg);
     }
     if sampler_changed {
         let s = settings.sampler();
@@ -617,6 +579,60 @@ fn controls(
     });
 }
 
+/// The sampler choice and its delta / gamma / u (log sliders with typed entry) for one side; `suffix` names the
+/// side in the labels (`""` for A, `" B"` for B). Returns whether anything changed and a refused typed value's message.
+fn sampler_params(
+    ui: &mut Ui,
+    suffix: &str,
+    kind: &mut SamplerKind,
+    [delta, gamma, u]: [&mut f64; 3],
+    texts: &mut [&mut String; 3],
+) -> (bool, Option<String>) {
+    let mut changed = false;
+    egui::ComboBox::from_label(format!("sampler{suffix}"))
+        .selected_text(kind.label())
+        .show_ui(ui, |ui| {
+            for k in [
+                SamplerKind::Overdamped,
+                SamplerKind::Sachs,
+                SamplerKind::Cheng,
+            ] {
+                changed |= ui.selectable_value(kind, k, k.label()).changed();
+            }
+        });
+    let [dt, gt, ut] = texts;
+    let mut edits = vec![log_param(
+        ui,
+        &format!("delta{suffix}"),
+        delta,
+        1e-4..=10.0,
+        dt,
+    )];
+    if *kind != SamplerKind::Overdamped {
+        edits.push(log_param(
+            ui,
+            &format!("gamma{suffix}"),
+            gamma,
+            1e-3..=100.0,
+            gt,
+        ));
+        edits.push(log_param(ui, &format!("u{suffix}"), u, 1e-2..=100.0, ut));
+        ui.label(format!(
+            "gamma*delta = {} (friction per step)",
+            format_param(*gamma * *delta)
+        ));
+    }
+    let mut refused = None;
+    for e in edits {
+        match e {
+            ParamEdit::None => {}
+            ParamEdit::Changed => changed = true,
+            ParamEdit::Refused(msg) => refused = Some(msg),
+        }
+    }
+    (changed, refused)
+}
+
 /// The A/B switch and the B side's sampler parameters.
 fn ab_controls(
     ui: &mut Ui,
@@ -635,49 +651,24 @@ fn ab_controls(
     let mut changed = false;
     if settings.ab {
         let b = &mut settings.b;
-        egui::ComboBox::from_label("sampler B")
-            .selected_text(b.sampler.label())
-            .show_ui(ui, |ui| {
-                for k in [
-                    SamplerKind::Overdamped,
-                    SamplerKind::Sachs,
-                    SamplerKind::Cheng,
-                ] {
-                    changed |= ui.selectable_value(&mut b.sampler, k, k.label()).changed();
-                }
-            });
-        let mut edits = vec![log_param(
-            ui,
-            "delta B",
-            &mut b.delta,
-            1e-4..=10.0,
+        let mut texts = [
             &mut view.b_delta_text,
-        )];
-        if b.sampler != SamplerKind::Overdamped {
-            edits.push(log_param(
-                ui,
-                "gamma B",
-                &mut b.gamma,
-                1e-3..=100.0,
-                &mut view.b_gamma_text,
-            ));
-            edits.push(log_param(
-                ui,
-                "u B",
-                &mut b.u,
-                1e-2..=100.0,
-                &mut view.b_u_text,
-            ));
+            &mut view.b_gamma_text,
+            &mut view.b_u_text,
+        ];
+        let (edited, refused) = sampler_params(
+            ui,
+            " B",
+            &mut b.sampler,
+            [&mut b.delta, &mut b.gamma, &mut b.u],
+            &mut texts,
+        );
+        changed |= edited;
+        if edited {
+            view.message = None;
         }
-        for e in edits {
-            match e {
-                ParamEdit::None => {}
-                ParamEdit::Changed => {
-                    changed = true;
-                    view.message = None;
-                }
-                ParamEdit::Refused(msg) => view.message = Some(msg),
-            }
+        if let Some(msg) = refused {
+            view.message = Some(msg);
         }
         if ui
             .button("B = A")
