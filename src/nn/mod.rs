@@ -184,7 +184,7 @@ impl Conv2d {
             Some((_, wmt)) => wmt.clone(),
             None => wm.t()?,
         };
-        let y = cols.matmul(&wmt)?.broadcast_add(&self.bias)?;
+        let y = cols.matmul(&wmt)?.apply_op2(&self.bias, kernels::AddBias)?;
         Ok(y.reshape((n, oh, ow, c_out))?)
     }
 
