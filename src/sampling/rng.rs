@@ -172,8 +172,8 @@ impl Rng {
     }
 }
 
-/// Appends normals to `out` until it holds `n`, one block of [`ZIG_LANES`] draws at a time (the body of
-/// [`Rng::normal_vec`], run under [`crate::nn::kernels::with_best_simd`] so that the lane loops vectorise).
+/// Fills `out` with normals, one block of [`ZIG_LANES`] draws at a time (the body of [`Rng::normal_vec`], run under
+/// [`crate::nn::kernels::with_best_simd`] so that the lane loops vectorise).
 struct ZigguratFill<'a> {
     rng: &'a mut Rng,
     z: &'a Ziggurat,
