@@ -37,7 +37,8 @@ impl<K: SimdKernel> pulp::WithSimd for Dispatch<K> {
 
 /// Runs `kernel` compiled for the widest vector instruction set this CPU has (AVX-512 or AVX2 + FMA on x86-64,
 /// detected at run time; plain code elsewhere), so that its loops vectorise beyond the SSE2 baseline of a
-/// portable build. Results may differ from the baseline build by FMA rounding only.
+/// portable build. The arithmetic is the same on every path (Rust never contracts `a * b + c` into an FMA), so the
+/// results are too.
 #[inline]
 pub fn with_best_simd<K: SimdKernel>(kernel: K) -> K::Output {
     pulp::Arch::new().dispatch(Dispatch(kernel))
