@@ -823,6 +823,67 @@ mod tests {
     }
 
     #[test]
+    fn dispatched_kernels_equal_the_baseline_code_bit_for_bit() {
+        // with_best_simd runs the loops as AVX-512 / AVX2 code where the CPU has it; calling `run` directly gives
+        // the portable baseline build. Same arithmetic, so the same bits (wide arguments cover exp's clamping).
+        let mut rng = crate::sampling::rng::Rng::new(21);
+        let h: Vec<f32> = rng.normal_vec(1003).iter().map(|x| x * 30.0).collect();
+        let (ga, gd) = (rng.normal_vec(1003), rng.normal_vec(1003));
+        let n = h.len();
+        let (mut a1, mut d1, mut a2, mut d2) =
+            (vec![0f32; n], vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+        with_best_simd(SiluPairF32 {
+            h: &h,
+            a: &mut a1,
+            d: &mut d1,
+        });
+        SiluPairF32 {
+            h: &h,
+            a: &mut a2,
+            d: &mut d2,
+        }
+        .run();
+        assert_eq!((&a1, &d1), (&a2, &d2));
+        let (mut b1, mut b2) = (vec![0f32; n], vec![0f32; n]);
+        with_best_simd(SiluPairBwdF32 {
+            h: &h,
+            ga: &ga,
+            gd: &gd,
+            out: &mut b1,
+        });
+        SiluPairBwdF32 {
+            h: &h,
+            ga: &ga,
+            gd: &gd,
+            out: &mut b2,
+        }
+        .run();
+        assert_eq!(b1, b2);
+        let (mut s1, mut s2) = (vec![0f32; n], vec![0f32; n]);
+        with_best_simd(SigmoidF32 {
+            h: &h,
+            out: &mut s1,
+        });
+        SigmoidF32 {
+            h: &h,
+            out: &mut s2,
+        }
+        .run();
+        assert_eq!(s1, s2);
+        let (mut r1, mut r2) = (vec![0f32; 17], vec![0f32; 17]);
+        with_best_simd(SumRowsF32 {
+            g: &h[..17 * 59],
+            out: &mut r1,
+        });
+        SumRowsF32 {
+            g: &h[..17 * 59],
+            out: &mut r2,
+        }
+        .run();
+        assert_eq!(r1, r2);
+    }
+
+    #[test]
     fn silu_pair_f32_close_to_f64() {
         let h = (randn(&[4, 257], 7) * 6.0).expect("mul");
         let p64 = h.apply_op1(SiluPair).expect("pair");
