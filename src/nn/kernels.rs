@@ -399,10 +399,16 @@ impl SimdKernel for SumRowsF32<'_> {
 
     #[inline(always)]
     fn run(self) {
-        for row in self.g.chunks_exact(self.out.len()) {
-            for (o, &g) in self.out.iter_mut().zip(row) {
-                *o += g;
-            }
+        add_rows(self.g, self.out);
+    }
+}
+
+/// `out += ` every `out.len()`-long row of `g`.
+#[inline(always)]
+fn add_rows<T: Copy + std::ops::AddAssign>(g: &[T], out: &mut [T]) {
+    for row in g.chunks_exact(out.len()) {
+        for (o, &g) in out.iter_mut().zip(row) {
+            *o += g;
         }
     }
 }
@@ -426,11 +432,7 @@ impl CustomOp1 for SumRows {
             CpuStorage::F64(g) => {
                 let mut out = vec![0f64; c];
                 if c > 0 {
-                    for row in contiguous_slice(g, l, self.name())?.chunks_exact(c) {
-                        for (o, &g) in out.iter_mut().zip(row) {
-                            *o += g;
-                        }
-                    }
+                    add_rows(contiguous_slice(g, l, self.name())?, &mut out);
                 }
                 CpuStorage::F64(out)
             }
