@@ -15,6 +15,7 @@ pub mod error;
 pub mod lab;
 pub mod models;
 pub mod nn;
+pub mod parallel;
 pub mod parity;
 pub mod render;
 pub mod run;

@@ -441,6 +441,8 @@ struct ChiArgs {
 
 fn main() {
     keep_freed_memory();
+    // SAFETY: first thing in main, before any other thread exists.
+    unsafe { walkjump::parallel::configure_cpu_threads() };
     let cli = Cli::parse();
     if let Err(e) = dispatch(cli) {
         // One line, the whole cause chain.

@@ -15,14 +15,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::nn::{Net, NetConfig};
+use crate::parallel::{per_rows, per_rows2};
 use crate::sampling::rng::Rng;
 pub use checkpoint::{Checkpoint, DataSpec, Metadata, ModelKind};
 pub use deen::Deen;
 pub use mdae::Mdae;
 pub use vae::{Classifier, EbmVae, Grbm, LatentVae, VaeDecoder, ZMode};
 
-/// What every noise-level model can be asked for; the samplers and the CLI only see this.
-pub trait ScoreModel {
+/// What every noise-level model can be asked for; the samplers and the CLI only see this. `Sync`: the samplers
+/// score on one rayon thread while drawing noise on another.
+pub trait ScoreModel: Sync {
     /// Noise level sigma of each measurement.
     fn sigma(&self) -> f64;
     /// Number of measurements M.
@@ -309,16 +311,23 @@ impl ScoreModel for Model {
 
     fn energy_and_score(&self, y: &Tensor, rng: &mut Rng) -> Result<(Option<Tensor>, Tensor)> {
         self.check_input(y, self.dim())?;
+        // Rows are independent: each block of chains is scored on its own thread (crate::parallel).
         match &self.inner {
             ModelInner::Deen(m) => {
-                let (f, s) = m.energy_and_score(y)?;
+                let (f, s) = per_rows2(y, |_, y| m.energy_and_score(y))?;
                 Ok((Some(f), s))
             }
             ModelInner::Uvb(v) => {
-                let (f, g) = v.uvb_energy_and_grad(y, rng)?;
+                let noises = v.z_noise(y, rng)?;
+                let (f, g) = per_rows2(y, |start, y| {
+                    v.uvb_energy_and_grad_with(
+                        y,
+                        &LatentVae::narrow_noise(&noises, start, y.dim(0)?)?,
+                    )
+                })?;
                 Ok((Some(f), g.neg()?))
             }
-            ModelInner::Mdae(m) => Ok((None, m.score(y)?)),
+            ModelInner::Mdae(m) => Ok((None, per_rows(y, |y| m.score(y))?)),
             _ => Err(Error::Unsupported(format!(
                 "a {} model has no score of y; use it as a denoiser",
                 self.kind().as_str()
@@ -329,15 +338,21 @@ impl ScoreModel for Model {
     fn jump(&self, y: &Tensor, rng: &mut Rng) -> Result<Tensor> {
         self.check_input(y, self.dim())?;
         match &self.inner {
-            ModelInner::Deen(m) => m.jump(y),
+            ModelInner::Deen(m) => per_rows(y, |y| m.jump(y)),
             ModelInner::Uvb(v) => {
-                let (_, g) = v.uvb_energy_and_grad(y, rng)?;
+                let noises = v.z_noise(y, rng)?;
+                let (_, g) = per_rows2(y, |start, y| {
+                    v.uvb_energy_and_grad_with(
+                        y,
+                        &LatentVae::narrow_noise(&noises, start, y.dim(0)?)?,
+                    )
+                })?;
                 let s2 = self.meta.sigma * self.meta.sigma;
                 Ok((y - (g * s2)?)?)
             }
             ModelInner::Vae(v) => v.reconstruct(y, rng),
             ModelInner::EbmVae(e) => e.vae.reconstruct(y, rng),
-            ModelInner::Mdae(m) => m.jump(y),
+            ModelInner::Mdae(m) => per_rows(y, |y| m.jump(y)),
             ModelInner::Classifier(_) => {
                 Err(Error::Unsupported("a classifier is not a denoiser".into()))
             }

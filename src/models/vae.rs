@@ -143,24 +143,47 @@ impl LatentVae {
         .to_dtype(like.dtype())?)
     }
 
-    /// The z samples for `mu, lambda` under the current mode: a list of `[N, dz]` (one entry unless averaging).
-    fn z_noise(&self, mu: &Tensor, rng: &mut Rng) -> Result<Vec<Option<Tensor>>> {
-        let n = mu.dim(0)?;
+    /// The standard normal draws behind the z samples of a batch of `y: [N, d]` under the current mode: a list of
+    /// `[N, dz]` (one entry unless averaging; `None` for the posterior mean).
+    pub fn z_noise(&self, y: &Tensor, rng: &mut Rng) -> Result<Vec<Option<Tensor>>> {
+        let n = y.dim(0)?;
         Ok(match self.z_mode {
             ZMode::Mean => vec![None],
-            ZMode::Sample => vec![Some(self.eps(n, rng, mu)?)],
+            ZMode::Sample => vec![Some(self.eps(n, rng, y)?)],
             ZMode::Average { k } => (0..k.clamp(1, 1024))
-                .map(|_| self.eps(n, rng, mu).map(Some))
+                .map(|_| self.eps(n, rng, y).map(Some))
                 .collect::<Result<_>>()?,
         })
+    }
+
+    /// Rows `start..start + len` of every draw of [`LatentVae::z_noise`].
+    pub fn narrow_noise(
+        noises: &[Option<Tensor>],
+        start: usize,
+        len: usize,
+    ) -> Result<Vec<Option<Tensor>>> {
+        noises
+            .iter()
+            .map(|e| match e {
+                Some(e) => Ok(Some(e.narrow(0, start, len)?)),
+                None => Ok(None),
+            })
+            .collect()
     }
 
     /// Denoising through the latent: `y: [N, d] -> x_hat(z): [N, d]`, `z ~ q(z|y)` (or its mean / an average of
     /// decoded samples, following `z_mode`).
     pub fn reconstruct(&self, y: &Tensor, rng: &mut Rng) -> Result<Tensor> {
+        let noises = self.z_noise(y, rng)?;
+        crate::parallel::per_rows_indexed(y, |start, y| {
+            self.reconstruct_with(y, &Self::narrow_noise(&noises, start, y.dim(0)?)?)
+        })
+    }
+
+    /// [`LatentVae::reconstruct`] with the draws of [`LatentVae::z_noise`] given.
+    pub fn reconstruct_with(&self, y: &Tensor, noises: &[Option<Tensor>]) -> Result<Tensor> {
         let (mu, lam) = self.encode(y)?;
         let s = (lam * 0.5)?.exp()?;
-        let noises = self.z_noise(&mu, rng)?;
         let k = noises.len() as f64;
         let mut acc: Option<Tensor> = None;
         for eps in noises {
@@ -182,6 +205,16 @@ impl LatentVae {
     /// through both encoders and the decoder. `y: [N, d] -> (f: [N], grad_y f: [N, d])`.
     /// Differentiable in the weights, so the DEEN loss can be trained through it.
     pub fn uvb_energy_and_grad(&self, y: &Tensor, rng: &mut Rng) -> Result<(Tensor, Tensor)> {
+        let noises = self.z_noise(y, rng)?;
+        self.uvb_energy_and_grad_with(y, &noises)
+    }
+
+    /// [`LatentVae::uvb_energy_and_grad`] with the draws of [`LatentVae::z_noise`] given (`[N, dz]` each).
+    pub fn uvb_energy_and_grad_with(
+        &self,
+        y: &Tensor,
+        noises: &[Option<Tensor>],
+    ) -> Result<(Tensor, Tensor)> {
         let sigma = match self.decoder {
             VaeDecoder::Gaussian { sigma } => sigma,
             _ => {
@@ -196,7 +229,6 @@ impl LatentVae {
         let lam = lam_raw.clamp(-LAMBDA_MAX, LAMBDA_MAX)?;
         let s = (&lam * 0.5)?.exp()?;
         let kl = Self::kl(&mu, &lam)?;
-        let noises = self.z_noise(&mu, rng)?;
         let k = noises.len() as f64;
         // Accumulate over z samples: reconstruction energy, dF/dy (direct), dF/dz, dF/dz * eps.
         let mut rec_sum: Option<Tensor> = None;

@@ -127,12 +127,15 @@ impl Sampler {
     /// One step from `(y, v)`; returns the new `(y, v)` and the score evaluation's output `E` (energy or other
     /// per-chain values the closure returns) at the point where the score was taken.
     /// `score: y [N, D] -> (E, psi [N, D])`.
-    pub fn step<E>(
+    ///
+    /// The step's Gaussian noise does not depend on the score, so it is drawn from `rng` on another rayon thread
+    /// while `score` runs (same draws, same order: the result does not depend on the thread count).
+    pub fn step<E: Send>(
         &self,
         y: &Tensor,
         v: &Tensor,
         rng: &mut Rng,
-        mut score: impl FnMut(&Tensor) -> Result<(E, Tensor)>,
+        score: impl FnOnce(&Tensor) -> Result<(E, Tensor)> + Send,
     ) -> Result<(Tensor, Tensor, E, Tensor)> {
         let noise = |rng: &mut Rng| -> Result<Tensor> {
             Ok(
@@ -142,8 +145,8 @@ impl Sampler {
         };
         match *self {
             Sampler::Overdamped { delta } => {
-                let (e, psi) = score(y)?;
-                let eps = noise(rng)?;
+                let (scored, eps) = rayon::join(|| score(y), || noise(rng));
+                let ((e, psi), eps) = (scored?, eps?);
                 let y1 = ((y + (&psi * (0.5 * delta * delta))?)? + (eps * delta)?)?;
                 Ok((y1, v.clone(), e, psi))
             }
@@ -151,21 +154,23 @@ impl Sampler {
                 let z1 = (-gamma * delta).exp();
                 let z2 = (-2.0 * gamma * delta).exp();
                 let y_half = (y + (v * (0.5 * delta))?)?;
-                let (e, psi) = score(&y_half)?;
+                let (scored, eps) = rayon::join(|| score(&y_half), || noise(rng));
+                let ((e, psi), eps) = (scored?, eps?);
                 let kick = (&psi * (0.5 * u * delta))?;
                 let v_half = (v + &kick)?;
-                let eps = noise(rng)?;
                 let v1 = (((v_half * z1)? + kick)? + (eps * (u * (1.0 - z2)).sqrt())?)?;
                 let y1 = (y_half + (&v1 * (0.5 * delta))?)?;
                 Ok((y1, v1, e, psi))
             }
             Sampler::Cheng { delta, gamma, u } => {
                 let c = cheng_coefficients(delta, gamma, u);
-                let (e, psi) = score(y)?;
+                let (scored, noises) = rayon::join(
+                    || score(y),
+                    || -> Result<(Tensor, Tensor)> { Ok((noise(rng)?, noise(rng)?)) },
+                );
+                let ((e, psi), (e1, e2)) = (scored?, noises?);
                 let y_mean = ((y + (v * c.y_v)?)? + (&psi * c.y_psi)?)?;
                 let v_mean = ((v * c.z1)? + (&psi * c.v_psi)?)?;
-                let e1 = noise(rng)?;
-                let e2 = noise(rng)?;
                 let y1 = (y_mean + (&e1 * c.l11)?)?;
                 let v1 = ((v_mean + (e1 * c.l21)?)? + (e2 * c.l22)?)?;
                 Ok((y1, v1, e, psi))

@@ -1,0 +1,169 @@
+//! Data parallelism over row blocks of a batch, on the CPU.
+//!
+//! A batch `[N, D]` of chains (or training examples) is cut into a few contiguous row blocks, one per rayon
+//! thread, and each block runs the whole network on its own. This is how walkjump uses more than one core: a GEMM of
+//! 64 rows split by the GEMM library itself scales poorly over two threads, and candle's own elementwise thread
+//! pool spins between operations on the very cores the GEMM threads need (both measured in `bench/RESULTS.md`).
+//! The binary therefore turns candle's elementwise pool off ([`configure_cpu_threads`]) and parallelises here.
+//!
+//! Determinism: the blocks depend only on `N` and the number of rayon threads, never on timing; every block's
+//! result is computed by one thread in a fixed order, and blocks are joined in row order. So the same seed gives
+//! the same bits for the same thread count. Rows are mathematically independent, so results with a different
+//! thread count differ only by float rounding inside the GEMM (tested to be within 1e-5 relative).
+
+use candle_core::{Device, Tensor};
+use rayon::prelude::*;
+
+use crate::error::Result;
+
+/// Rows below which a block is not worth a thread of its own (the GEMM then runs mostly on packing overhead).
+pub const MIN_BLOCK_ROWS: usize = 8;
+
+/// Lets the process use its cores through walkjump's row blocks instead of candle's elementwise pool: sets
+/// `CANDLE_NUM_THREADS=1` unless the user has set it. Candle reads the variable once, when its pool is first
+/// used, so this must run before any tensor operation; the matrix products keep running on rayon.
+///
+/// # Safety
+/// Changes the process environment: call it at the start of `main`, before any other thread exists.
+pub unsafe fn configure_cpu_threads() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: the caller guarantees that no other thread reads or writes the environment concurrently.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
+}
+
+/// `(start, len)` of the row blocks for a batch of `n` rows over `threads` threads: at most one block per thread,
+/// each at least [`MIN_BLOCK_ROWS`] rows (a single block when `n` is small), sizes differing by at most one row.
+pub fn row_blocks(n: usize, threads: usize) -> Vec<(usize, usize)> {
+    let blocks = threads.min(n / MIN_BLOCK_ROWS).max(1);
+    let (base, extra) = (n / blocks, n % blocks);
+    let mut out = Vec::with_capacity(blocks);
+    let mut start = 0;
+    for b in 0..blocks {
+        let len = base + usize::from(b < extra);
+        out.push((start, len));
+        start += len;
+    }
+    out
+}
+
+/// Runs `f(start, len)` on each row block of a batch of `n` rows living on `device`, in parallel on rayon's
+/// threads when the device is the CPU and more than one block results; the outputs come back in row order.
+/// Off the CPU (CUDA, Metal) `f(0, n)` runs once: the device parallelises on its own.
+pub fn map_row_blocks<T, F>(n: usize, device: &Device, f: F) -> Result<Vec<T>>
+where
+    T: Send,
+    F: Fn(usize, usize) -> Result<T> + Sync,
+{
+    if !device.is_cpu() {
+        return Ok(vec![f(0, n)?]);
+    }
+    let blocks = row_blocks(n, rayon::current_num_threads());
+    if blocks.len() == 1 {
+        return Ok(vec![f(0, n)?]);
+    }
+    blocks
+        .into_par_iter()
+        .map(|(start, len)| f(start, len))
+        .collect()
+}
+
+/// Joins per-block results along the rows: `[n_b, ...]` each -> `[sum n_b, ...]` (no copy for one block).
+pub fn cat_rows(mut parts: Vec<Tensor>) -> Result<Tensor> {
+    if parts.len() == 1
+        && let Some(t) = parts.pop()
+    {
+        return Ok(t);
+    }
+    Ok(Tensor::cat(&parts, 0)?)
+}
+
+/// [`map_row_blocks`] for a function of the rows of `y: [N, ...]` returning one tensor `[n_b, ...]` per block;
+/// the result is `[N, ...]`.
+pub fn per_rows<F>(y: &Tensor, f: F) -> Result<Tensor>
+where
+    F: Fn(&Tensor) -> Result<Tensor> + Sync,
+{
+    let parts = map_row_blocks(y.dim(0)?, y.device(), |start, len| {
+        f(&y.narrow(0, start, len)?)
+    })?;
+    cat_rows(parts)
+}
+
+/// [`per_rows`] whose function also gets the block's first row (to pick its rows of pre-drawn noise).
+pub fn per_rows_indexed<F>(y: &Tensor, f: F) -> Result<Tensor>
+where
+    F: Fn(usize, &Tensor) -> Result<Tensor> + Sync,
+{
+    let parts = map_row_blocks(y.dim(0)?, y.device(), |start, len| {
+        f(start, &y.narrow(0, start, len)?)
+    })?;
+    cat_rows(parts)
+}
+
+/// [`per_rows`] for a function returning two row-aligned tensors; it also gets the block's first row.
+pub fn per_rows2<F>(y: &Tensor, f: F) -> Result<(Tensor, Tensor)>
+where
+    F: Fn(usize, &Tensor) -> Result<(Tensor, Tensor)> + Sync,
+{
+    let parts = map_row_blocks(y.dim(0)?, y.device(), |start, len| {
+        f(start, &y.narrow(0, start, len)?)
+    })?;
+    let (a, b): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+    Ok((cat_rows(a)?, cat_rows(b)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_cover_the_rows_once_in_order() {
+        for n in [0, 1, 7, 8, 15, 16, 17, 63, 64, 65, 256, 1000] {
+            for threads in [1, 2, 3, 4, 16] {
+                let b = row_blocks(n, threads);
+                assert!(!b.is_empty() && b.len() <= threads.max(1));
+                let mut next = 0;
+                for &(s, l) in &b {
+                    assert_eq!(s, next, "n {n} threads {threads}: {b:?}");
+                    next = s + l;
+                }
+                assert_eq!(next, n);
+                let (lo, hi) = (
+                    b.iter().map(|x| x.1).min().unwrap_or(0),
+                    b.iter().map(|x| x.1).max().unwrap_or(0),
+                );
+                assert!(hi - lo <= 1, "unbalanced {b:?}");
+                if b.len() > 1 {
+                    assert!(lo >= MIN_BLOCK_ROWS, "block below the minimum: {b:?}");
+                }
+            }
+        }
+        assert_eq!(row_blocks(64, 2), vec![(0, 32), (32, 32)]);
+        assert_eq!(row_blocks(12, 2), vec![(0, 12)]);
+    }
+
+    #[test]
+    fn per_rows_matches_the_whole_batch_and_keeps_order() -> Result<()> {
+        let dev = Device::Cpu;
+        let y = Tensor::arange(0f32, 64.0 * 5.0, &dev)?.reshape((64, 5))?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .map_err(|e| crate::Error::Param(e.to_string()))?;
+        let (a, b) = pool.install(|| per_rows2(&y, |_, x| Ok((x.sqr()?, (x * 2.0)?))))?;
+        assert_eq!(a.to_vec2::<f32>()?, y.sqr()?.to_vec2::<f32>()?);
+        assert_eq!(b.to_vec2::<f32>()?, (&y * 2.0)?.to_vec2::<f32>()?);
+        let err = pool.install(|| {
+            per_rows(&y, |x| {
+                if x.dim(0)? == 16 {
+                    Err(crate::Error::Param("block failed".into()))
+                } else {
+                    Ok(x.clone())
+                }
+            })
+        });
+        assert!(err.is_err(), "a failing block must fail the whole call");
+        Ok(())
+    }
+}
