@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use candle_core::backprop::GradStore;
 use candle_core::{D, DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
@@ -18,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::models::checkpoint::{Checkpoint, FORMAT, Metadata, ModelKind, TensorData, VERSION};
-use crate::models::{Arch, Model, ModelInner, ScoreModel};
+use crate::models::{Arch, LatentVae, Model, ModelInner, ScoreModel};
+use crate::parallel::map_row_blocks;
 use crate::sampling::chain::tile_measurements;
 use crate::sampling::rng::Rng;
 
@@ -210,47 +212,171 @@ pub fn trainable_model(
     Ok((model, varmap))
 }
 
+/// The random draws behind one training loss, each row-aligned with the batch (`[B, k]`), so that the loss of a
+/// block of rows can be computed on its own (see [`batch_loss_and_grads`]).
+struct Draws {
+    /// Gaussian draws in the order the loss uses them.
+    gauss: Vec<Tensor>,
+    /// The UVB energy's latent draws (`LatentVae::z_noise`).
+    z: Vec<Option<Tensor>>,
+}
+
+impl Draws {
+    /// The draws of `model`'s loss on a batch `x: [B, d]`, taken from `rng` in a fixed order.
+    fn new(model: &Model, x: &Tensor, rng: &mut Rng) -> Result<Self> {
+        let (b, d) = x.dims2()?;
+        let gauss = |rng: &mut Rng, m: usize| -> Result<Tensor> {
+            Ok(Tensor::from_vec(rng.normal_vec(b * m), (b, m), x.device())?.to_dtype(x.dtype())?)
+        };
+        let mut out = Draws {
+            gauss: Vec::new(),
+            z: Vec::new(),
+        };
+        match &model.inner {
+            ModelInner::Deen(_) => out.gauss.push(gauss(rng, d)?),
+            ModelInner::Uvb(v) => {
+                out.gauss.push(gauss(rng, d)?);
+                out.z = v.z_noise(x, rng)?;
+            }
+            ModelInner::Mdae(m) => out.gauss.push(gauss(rng, m.measurements * d)?),
+            ModelInner::Vae(v) => out.gauss.push(gauss(rng, v.latent())?),
+            ModelInner::EbmVae(e) => {
+                out.gauss.push(gauss(rng, e.vae.latent())?);
+                out.gauss.push(gauss(rng, e.vae.latent())?);
+            }
+            ModelInner::Classifier(_) => {}
+        }
+        Ok(out)
+    }
+
+    /// Rows `start..start + len` of every draw.
+    fn rows(&self, start: usize, len: usize) -> Result<Self> {
+        Ok(Draws {
+            gauss: self
+                .gauss
+                .iter()
+                .map(|g| g.narrow(0, start, len))
+                .collect::<candle_core::Result<_>>()?,
+            z: LatentVae::narrow_noise(&self.z, start, len)?,
+        })
+    }
+
+    fn gauss(&self, i: usize) -> Result<&Tensor> {
+        self.gauss
+            .get(i)
+            .ok_or_else(|| Error::Param("missing noise draw".into()))
+    }
+}
+
 /// The training objective of `model` on clean images `x: [B, d]` (with labels for a classifier), averaged over
-/// the batch. Noise and latent samples come from `rng`.
+/// the batch. Noise and latent samples come from `rng`. Computed on row blocks in parallel (crate::parallel) and
+/// summed; differentiable in the weights.
 pub fn batch_loss(
     model: &Model,
     x: &Tensor,
     labels: Option<&Tensor>,
     rng: &mut Rng,
 ) -> Result<Tensor> {
-    let (b, d) = x.dims2()?;
+    let draws = Draws::new(model, x, rng)?;
+    let b = x.dim(0)?;
+    let parts = map_row_blocks(b, x.device(), |start, len| {
+        block_loss(model, x, labels, &draws, b, start, len)
+    })?;
+    let mut parts = parts.into_iter();
+    let first = parts
+        .next()
+        .ok_or_else(|| Error::Data("empty batch".into()))?;
+    parts.try_fold(first, |acc, p| Ok((acc + p)?))
+}
+
+/// The loss of `model` on `x` with one backward pass per row block, run in parallel; returns the loss and the
+/// summed gradients of `vars` (the gradient of the batch mean, as `batch_loss(..).backward()` would give, up to
+/// float rounding). This is how training uses more than one core.
+pub fn batch_loss_and_grads(
+    model: &Model,
+    x: &Tensor,
+    labels: Option<&Tensor>,
+    rng: &mut Rng,
+    vars: &[Var],
+) -> Result<(f64, GradStore)> {
+    let draws = Draws::new(model, x, rng)?;
+    let b = x.dim(0)?;
+    let parts = map_row_blocks(b, x.device(), |start, len| {
+        let loss = block_loss(model, x, labels, &draws, b, start, len)?;
+        let grads = loss.backward()?;
+        Ok((loss.to_scalar::<f32>()? as f64, grads))
+    })?;
+    let mut total = 0.0;
+    let mut summed: Option<GradStore> = None;
+    for (loss, mut grads) in parts {
+        total += loss;
+        summed = Some(match summed {
+            None => grads,
+            Some(mut acc) => {
+                for v in vars {
+                    let t = v.as_tensor();
+                    if let Some(g) = grads.remove(t) {
+                        let sum = match acc.get(t) {
+                            Some(a) => (a + g)?,
+                            None => g,
+                        };
+                        acc.insert(t, sum);
+                    }
+                }
+                acc
+            }
+        });
+    }
+    let grads = summed.ok_or_else(|| Error::Data("empty batch".into()))?;
+    Ok((total, grads))
+}
+
+/// Rows `start..start + len` of the batch's loss, weighted by `len / b` so that the blocks sum to the batch mean.
+fn block_loss(
+    model: &Model,
+    x: &Tensor,
+    labels: Option<&Tensor>,
+    draws: &Draws,
+    b: usize,
+    start: usize,
+    len: usize,
+) -> Result<Tensor> {
+    let x = x.narrow(0, start, len)?;
+    let labels = labels.map(|l| l.narrow(0, start, len)).transpose()?;
+    let loss = loss_with(model, &x, labels.as_ref(), &draws.rows(start, len)?)?;
+    if len == b {
+        return Ok(loss);
+    }
+    Ok((loss * (len as f64 / b as f64))?)
+}
+
+/// The training objective on `x: [B, d]` with its random draws given, averaged over the batch.
+fn loss_with(model: &Model, x: &Tensor, labels: Option<&Tensor>, draws: &Draws) -> Result<Tensor> {
     let sigma = model.meta.sigma;
-    let device = x.device();
-    let gauss = |rng: &mut Rng, n: usize, m: usize| -> Result<Tensor> {
-        Ok(Tensor::from_vec(rng.normal_vec(n * m), (n, m), device)?.to_dtype(x.dtype())?)
-    };
     Ok(match &model.inner {
         ModelInner::Deen(m) => {
-            let y = (x + (gauss(rng, b, d)? * sigma)?)?;
+            let y = (x + (draws.gauss(0)? * sigma)?)?;
             (x - m.jump(&y)?)?.sqr()?.sum(D::Minus1)?.mean(0)?
         }
         ModelInner::Uvb(v) => {
-            let y = (x + (gauss(rng, b, d)? * sigma)?)?;
-            let (_, g) = v.uvb_energy_and_grad(&y, rng)?;
+            let y = (x + (draws.gauss(0)? * sigma)?)?;
+            let (_, g) = v.uvb_energy_and_grad_with(&y, &draws.z)?;
             let x_hat = (&y - (g * (sigma * sigma))?)?;
             (x - x_hat)?.sqr()?.sum(D::Minus1)?.mean(0)?
         }
         ModelInner::Mdae(m) => {
             let mm = m.measurements;
             let xt = tile_measurements(x, mm)?;
-            let y = (&xt + (gauss(rng, b, mm * d)? * sigma)?)?;
+            let y = (&xt + (draws.gauss(0)? * sigma)?)?;
             ((xt - m.nu(&y)?)?.sqr()?.sum(D::Minus1)?.mean(0)? / mm as f64)?
         }
-        ModelInner::Vae(v) => {
-            let eps = gauss(rng, b, v.latent())?;
-            v.neg_elbo(x, &eps)?.0.mean(0)?
-        }
+        ModelInner::Vae(v) => v.neg_elbo(x, draws.gauss(0)?)?.0.mean(0)?,
         ModelInner::EbmVae(e) => {
             // VAE pair: E_q[-ln p(x|z) + E(z) + ln q(z|x)]; prior: denoising score matching on detached latents.
             let vae = &e.vae;
-            let eps = gauss(rng, b, vae.latent())?;
+            let eps = draws.gauss(0)?;
             let (mu, lam) = vae.encode(x)?;
-            let z = (&mu + ((&lam * 0.5)?.exp()? * &eps)?)?;
+            let z = (&mu + ((&lam * 0.5)?.exp()? * eps)?)?;
             let m = vae.decode(&z)?;
             let rec = ((x - m)?.sqr()?.sum(D::Minus1)? * (0.5 / (sigma * sigma)))?;
             // The prior is unnormalised: its parameters learn only from score matching below, never from the
@@ -269,8 +395,8 @@ pub fn batch_loss(
             let vae_loss = ((rec + energy)? + log_q)?.mean(0)?;
             let s_n = 0.1;
             let zd = z.detach();
-            let noise = gauss(rng, b, vae.latent())?;
-            let zt = (&zd + (&noise * s_n)?)?;
+            let noise = draws.gauss(1)?;
+            let zt = (&zd + (noise * s_n)?)?;
             let (_, g) = e.prior.energy_and_grad(&zt)?;
             // score of the noisy latent is -grad E; the DSM target is -(zt - z)/s_n^2 = -noise/s_n.
             let dsm = (g - (noise / s_n)?)?.sqr()?.sum(D::Minus1)?.mean(0)?;
@@ -387,7 +513,7 @@ pub fn train(
     let (model, varmap) = trainable_model(meta.clone(), device, cfg.seed, resume)?;
     let vars: Vec<Var> = varmap.all_vars();
     let parameters = vars.iter().map(|v| v.elem_count()).sum();
-    let mut opt = adam::Adam::new(vars, cfg.lr)?;
+    let mut opt = adam::Adam::new(vars.clone(), cfg.lr)?;
     let mut history: Vec<EpochRecord> = Vec::new();
     let mut epochs_before = 0;
     if let Some(ck) = resume
@@ -420,9 +546,8 @@ pub fn train(
         for (bi, chunk) in perm.chunks(cfg.batch).enumerate() {
             let x = train.batch(chunk, device)?;
             let labels = label_tensor(train, chunk, device)?;
-            let loss = batch_loss(&model, &x, labels.as_ref(), &mut rng)?;
-            opt.backward_step(&loss)?;
-            let l = loss.to_scalar::<f32>()? as f64;
+            let (l, grads) = batch_loss_and_grads(&model, &x, labels.as_ref(), &mut rng, &vars)?;
+            opt.step(&grads)?;
             if !l.is_finite() {
                 return Err(Error::Param(format!(
                     "training diverged at epoch {epoch}, batch {bi}: loss is {l} (lower the learning rate)"
