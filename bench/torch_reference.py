@@ -629,7 +629,8 @@ SYNC: Callable[[], None] = lambda: None  # torch.cuda.synchronize when timing on
 
 
 def time_median(budget: float, fn0: Callable[[], None]) -> tuple[float, float]:
-    """Median seconds of ``fn`` over about ``budget`` seconds after two warm-up calls (as walkjump's bench), and the
+    """Median seconds of ``fn`` over about ``budget`` seconds after a warm-up of at least two calls and a quarter of
+    the budget (as walkjump's bench), and the
     mean process CPU seconds per call over the same calls (``cpu_ms`` of walkjump's bench). On a GPU each call ends
     with ``SYNC`` so that the time covers the kernels, not just their launch."""
 
@@ -637,8 +638,11 @@ def time_median(budget: float, fn0: Callable[[], None]) -> tuple[float, float]:
         fn0()
         SYNC()
 
-    fn()
-    fn()
+    warm = time.perf_counter()
+    calls = 0
+    while calls < 2 or time.perf_counter() - warm < budget / 4:
+        fn()
+        calls += 1
     samples: list[float] = []
     cpu0 = time.process_time()
     start = time.perf_counter()

@@ -50,7 +50,8 @@ pub struct BenchReport {
     pub rows: Vec<BenchRow>,
 }
 
-/// Times `f` repeatedly for about `budget` seconds after two warm-up calls; returns the median in seconds.
+/// Times `f` repeatedly for about `budget` seconds after a warm-up (at least two calls and `budget / 4` seconds);
+/// returns the median in seconds.
 pub fn time_median(budget: f64, f: impl FnMut() -> Result<()>) -> Result<f64> {
     Ok(time_median_cpu(budget, f)?.0)
 }
@@ -61,8 +62,15 @@ pub fn time_median_cpu(
     budget: f64,
     mut f: impl FnMut() -> Result<()>,
 ) -> Result<(f64, Option<f64>)> {
-    f()?;
-    f()?;
+    // Warm-up: at least two calls and a quarter of the budget. With one row block per thread, each thread's
+    // allocator has to grow to the step's working set before calls reach their steady time, which took several
+    // calls of a conv training step (2 calls only: 200 ms per step instead of 100 at 1 s budget).
+    let warm = Instant::now();
+    let mut calls = 0;
+    while calls < 2 || warm.elapsed().as_secs_f64() < budget / 4.0 {
+        f()?;
+        calls += 1;
+    }
     let mut samples = Vec::new();
     let cpu0 = process_cpu_seconds();
     let start = Instant::now();

@@ -463,6 +463,10 @@ fn keep_freed_memory() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        // One arena for every thread: the row blocks of a step run on whichever rayon thread is free, and with an
+        // arena per thread each of them grew, shrank and page-faulted its own copy of the working set (conv DEEN
+        // training 6% faster, sampling 3% as a whole process; small blocks still come from per-thread caches).
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
