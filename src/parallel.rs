@@ -58,14 +58,41 @@ where
     if !device.is_cpu() {
         return Ok(vec![f(0, n)?]);
     }
-    let blocks = row_blocks(n, rayon::current_num_threads());
+    let blocks = row_blocks(n, rayon::current_num_threads().min(max_blocks_env()));
     if blocks.len() == 1 {
         return Ok(vec![f(0, n)?]);
     }
     blocks
         .into_par_iter()
-        .map(|(start, len)| f(start, len))
+        .map(|(start, len)| {
+            // Restore rather than clear: this thread may run a block while waiting inside another one.
+            let prev = IN_ROW_BLOCK.with(|b| b.replace(true));
+            let out = f(start, len);
+            IN_ROW_BLOCK.with(|b| b.set(prev));
+            out
+        })
         .collect()
+}
+
+thread_local! {
+    static IN_ROW_BLOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the current thread is running a block of [`map_row_blocks`] (the other threads are then busy with
+/// the other blocks, so work inside a block should not fan out again).
+pub fn in_row_block() -> bool {
+    IN_ROW_BLOCK.with(|b| b.get())
+}
+
+fn max_blocks_env() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::env::var("WALKJUMP_ROW_BLOCKS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&v| v > 0)
+            .unwrap_or(usize::MAX)
+    })
 }
 
 /// Joins per-block results along the rows: `[n_b, ...]` each -> `[sum n_b, ...]` (no copy for one block).
@@ -79,11 +106,15 @@ pub fn cat_rows(mut parts: Vec<Tensor>) -> Result<Tensor> {
 }
 
 /// [`map_row_blocks`] for a function of the rows of `y: [N, ...]` returning one tensor `[n_b, ...]` per block;
-/// the result is `[N, ...]`.
-pub fn per_rows<F>(y: &Tensor, f: F) -> Result<Tensor>
+/// the result is `[N, ...]`. With `split` false, `f(y)` runs once on the whole batch (for networks that
+/// parallelise inside each product instead, see `Net::has_conv`).
+pub fn per_rows<F>(split: bool, y: &Tensor, f: F) -> Result<Tensor>
 where
     F: Fn(&Tensor) -> Result<Tensor> + Sync,
 {
+    if !split {
+        return f(y);
+    }
     let parts = map_row_blocks(y.dim(0)?, y.device(), |start, len| {
         f(&y.narrow(0, start, len)?)
     })?;
@@ -91,10 +122,13 @@ where
 }
 
 /// [`per_rows`] whose function also gets the block's first row (to pick its rows of pre-drawn noise).
-pub fn per_rows_indexed<F>(y: &Tensor, f: F) -> Result<Tensor>
+pub fn per_rows_indexed<F>(split: bool, y: &Tensor, f: F) -> Result<Tensor>
 where
     F: Fn(usize, &Tensor) -> Result<Tensor> + Sync,
 {
+    if !split {
+        return f(0, y);
+    }
     let parts = map_row_blocks(y.dim(0)?, y.device(), |start, len| {
         f(start, &y.narrow(0, start, len)?)
     })?;
@@ -102,10 +136,13 @@ where
 }
 
 /// [`per_rows`] for a function returning two row-aligned tensors; it also gets the block's first row.
-pub fn per_rows2<F>(y: &Tensor, f: F) -> Result<(Tensor, Tensor)>
+pub fn per_rows2<F>(split: bool, y: &Tensor, f: F) -> Result<(Tensor, Tensor)>
 where
     F: Fn(usize, &Tensor) -> Result<(Tensor, Tensor)> + Sync,
 {
+    if !split {
+        return f(0, y);
+    }
     let parts = map_row_blocks(y.dim(0)?, y.device(), |start, len| {
         f(start, &y.narrow(0, start, len)?)
     })?;
@@ -151,11 +188,11 @@ mod tests {
             .num_threads(4)
             .build()
             .map_err(|e| crate::Error::Param(e.to_string()))?;
-        let (a, b) = pool.install(|| per_rows2(&y, |_, x| Ok((x.sqr()?, (x * 2.0)?))))?;
+        let (a, b) = pool.install(|| per_rows2(true, &y, |_, x| Ok((x.sqr()?, (x * 2.0)?))))?;
         assert_eq!(a.to_vec2::<f32>()?, y.sqr()?.to_vec2::<f32>()?);
         assert_eq!(b.to_vec2::<f32>()?, (&y * 2.0)?.to_vec2::<f32>()?);
         let err = pool.install(|| {
-            per_rows(&y, |x| {
+            per_rows(true, &y, |x| {
                 if x.dim(0)? == 16 {
                     Err(crate::Error::Param("block failed".into()))
                 } else {

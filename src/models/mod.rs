@@ -285,6 +285,20 @@ impl Model {
     }
 }
 
+impl Model {
+    /// Whether batches are scored as row blocks on rayon's threads rather than whole, with each large fully
+    /// connected product split by columns ([`Net::prefers_row_blocks`]).
+    fn split_rows(&self) -> bool {
+        match &self.inner {
+            ModelInner::Deen(m) => m.net.prefers_row_blocks(),
+            ModelInner::Mdae(m) => m.net.prefers_row_blocks(),
+            ModelInner::Uvb(v) | ModelInner::Vae(v) => v.prefers_row_blocks(),
+            ModelInner::EbmVae(e) => e.vae.prefers_row_blocks(),
+            ModelInner::Classifier(_) => true,
+        }
+    }
+}
+
 impl ScoreModel for Model {
     fn sigma(&self) -> f64 {
         self.meta.sigma
@@ -314,12 +328,12 @@ impl ScoreModel for Model {
         // Rows are independent: each block of chains is scored on its own thread (crate::parallel).
         match &self.inner {
             ModelInner::Deen(m) => {
-                let (f, s) = per_rows2(y, |_, y| m.energy_and_score(y))?;
+                let (f, s) = per_rows2(self.split_rows(), y, |_, y| m.energy_and_score(y))?;
                 Ok((Some(f), s))
             }
             ModelInner::Uvb(v) => {
                 let noises = v.z_noise(y, rng)?;
-                let (f, g) = per_rows2(y, |start, y| {
+                let (f, g) = per_rows2(self.split_rows(), y, |start, y| {
                     v.uvb_energy_and_grad_with(
                         y,
                         &LatentVae::narrow_noise(&noises, start, y.dim(0)?)?,
@@ -327,7 +341,7 @@ impl ScoreModel for Model {
                 })?;
                 Ok((Some(f), g.neg()?))
             }
-            ModelInner::Mdae(m) => Ok((None, per_rows(y, |y| m.score(y))?)),
+            ModelInner::Mdae(m) => Ok((None, per_rows(self.split_rows(), y, |y| m.score(y))?)),
             _ => Err(Error::Unsupported(format!(
                 "a {} model has no score of y; use it as a denoiser",
                 self.kind().as_str()
@@ -338,10 +352,10 @@ impl ScoreModel for Model {
     fn jump(&self, y: &Tensor, rng: &mut Rng) -> Result<Tensor> {
         self.check_input(y, self.dim())?;
         match &self.inner {
-            ModelInner::Deen(m) => per_rows(y, |y| m.jump(y)),
+            ModelInner::Deen(m) => per_rows(self.split_rows(), y, |y| m.jump(y)),
             ModelInner::Uvb(v) => {
                 let noises = v.z_noise(y, rng)?;
-                let (_, g) = per_rows2(y, |start, y| {
+                let (_, g) = per_rows2(self.split_rows(), y, |start, y| {
                     v.uvb_energy_and_grad_with(
                         y,
                         &LatentVae::narrow_noise(&noises, start, y.dim(0)?)?,
@@ -352,7 +366,7 @@ impl ScoreModel for Model {
             }
             ModelInner::Vae(v) => v.reconstruct(y, rng),
             ModelInner::EbmVae(e) => e.vae.reconstruct(y, rng),
-            ModelInner::Mdae(m) => per_rows(y, |y| m.jump(y)),
+            ModelInner::Mdae(m) => per_rows(self.split_rows(), y, |y| m.jump(y)),
             ModelInner::Classifier(_) => {
                 Err(Error::Unsupported("a classifier is not a denoiser".into()))
             }

@@ -104,6 +104,13 @@ impl LatentVae {
         })
     }
 
+    /// Whether batches are best cut into row blocks (`Net::prefers_row_blocks` of all three networks).
+    pub fn prefers_row_blocks(&self) -> bool {
+        self.enc_mu.prefers_row_blocks()
+            && self.enc_lam.prefers_row_blocks()
+            && self.dec.prefers_row_blocks()
+    }
+
     /// Latent dimension dz.
     pub fn latent(&self) -> usize {
         self.latent
@@ -175,7 +182,7 @@ impl LatentVae {
     /// decoded samples, following `z_mode`).
     pub fn reconstruct(&self, y: &Tensor, rng: &mut Rng) -> Result<Tensor> {
         let noises = self.z_noise(y, rng)?;
-        crate::parallel::per_rows_indexed(y, |start, y| {
+        crate::parallel::per_rows_indexed(self.prefers_row_blocks(), y, |start, y| {
             self.reconstruct_with(y, &Self::narrow_noise(&noises, start, y.dim(0)?)?)
         })
     }

@@ -584,6 +584,114 @@ impl CustomOp2 for SiluPairBwd {
     }
 }
 
+/// A frozen `f32` weight `B: [k, n]` stored as column panels `B[:, c0..c1]`, each contiguous, for
+/// [`PanelMatmul`].
+#[derive(Debug)]
+pub struct Panels {
+    k: usize,
+    n: usize,
+    /// `(first column, width, row-major [k, width] values)`
+    panels: Vec<(usize, usize, Vec<f32>)>,
+}
+
+impl Panels {
+    /// Splits `b: [k, n]` (any layout, `f32`) into `count` panels of about equal width (at least 16 columns each,
+    /// a multiple of 16 except the last).
+    pub fn new(b: &Tensor, count: usize) -> candle_core::Result<Self> {
+        let (k, n) = b.dims2()?;
+        let values = b.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+        let count = count.clamp(1, n.div_ceil(16).max(1));
+        let width = n.div_ceil(count).div_ceil(16) * 16;
+        let mut panels = Vec::with_capacity(count);
+        let mut c0 = 0;
+        while c0 < n {
+            let w = width.min(n - c0);
+            let mut p = Vec::with_capacity(k * w);
+            for row in &values {
+                p.extend_from_slice(&row[c0..c0 + w]);
+            }
+            panels.push((c0, w, p));
+            c0 += w;
+        }
+        Ok(Self { k, n, panels })
+    }
+
+    /// Number of panels.
+    pub fn len(&self) -> usize {
+        self.panels.len()
+    }
+
+    /// Whether there are no panels (a weight with no columns).
+    pub fn is_empty(&self) -> bool {
+        self.panels.is_empty()
+    }
+}
+
+/// `x: [m, k] -> x B: [m, n]` for a frozen `f32` weight held as [`Panels`]: the panels are multiplied on rayon's
+/// threads at once, each by one single-threaded GEMM writing its own columns of the result. With few rows (64
+/// chains) this is how the product scales over cores: every thread streams only its share of the weight, where
+/// splitting the rows (or leaving it to the GEMM library) made every thread stream all of it. Measured on
+/// `[64, 1024] x [1024, 1024]` at 2 threads: 214 GFLOP/s, against 128 for two row blocks and 149 for the GEMM
+/// library's own split. Forward only (the weights are frozen; there is no autograd through it).
+#[derive(Clone, Debug)]
+pub struct PanelMatmul(pub std::sync::Arc<Panels>);
+
+impl CustomOp1 for PanelMatmul {
+    fn name(&self) -> &'static str {
+        "walkjump-panel-matmul"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let p = &*self.0;
+        let (m, k) = l.shape().dims2()?;
+        if k != p.k {
+            candle_core::bail!(
+                "panel matmul: input has {k} columns, the weight {} rows",
+                p.k
+            );
+        }
+        let x = match s {
+            CpuStorage::F32(v) => contiguous_slice(v, l, self.name())?,
+            other => candle_core::bail!("panel matmul: unsupported dtype {:?}", other.dtype()),
+        };
+        let n = p.n;
+        let mut out = vec![0f32; m * n];
+        if m > 0 && n > 0 && k > 0 {
+            let dst = out.as_mut_ptr() as usize;
+            p.panels.par_iter().for_each(|(c0, w, b)| {
+                // SAFETY: `x` is `[m, k]` row-major, `b` is `[k, w]` row-major, and the destination block is
+                // columns `c0..c0 + w` of the row-major `[m, n]` buffer `out`, which outlives this loop; the
+                // panels' column ranges are disjoint, so no two threads write the same element.
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        *w,
+                        k,
+                        (dst as *mut f32).add(*c0),
+                        1,
+                        n as isize,
+                        false,
+                        x.as_ptr(),
+                        1,
+                        k as isize,
+                        b.as_ptr(),
+                        1,
+                        *w as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    )
+                }
+            });
+        }
+        Ok((CpuStorage::F32(out), Shape::from((m, n))))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -903,5 +1011,51 @@ mod tests {
             .max_all()
             .expect("m");
         assert!(err.to_scalar::<f64>().expect("s") < 1e-6);
+    }
+
+    #[test]
+    fn panel_matmul_matches_matmul() -> candle_core::Result<()> {
+        use std::sync::Arc;
+        let dev = candle_core::Device::Cpu;
+        let mut seed = 7u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        for &(m, k, n, count) in &[
+            (5, 37, 50, 3),
+            (64, 96, 130, 2),
+            (1, 16, 16, 4),
+            (3, 8, 200, 1),
+        ] {
+            let x = Tensor::from_vec((0..m * k).map(|_| next()).collect::<Vec<_>>(), (m, k), &dev)?;
+            let b = Tensor::from_vec((0..k * n).map(|_| next()).collect::<Vec<_>>(), (k, n), &dev)?;
+            let panels = Panels::new(&b, count)?;
+            assert!(!panels.is_empty() && panels.len() <= count);
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(3)
+                .build()
+                .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+            let got = pool.install(|| x.apply_op1(PanelMatmul(Arc::new(panels))))?;
+            let want = x.matmul(&b)?;
+            let diff = (got - &want)?
+                .abs()?
+                .flatten_all()?
+                .max(0)?
+                .to_scalar::<f32>()?;
+            let scale = want.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+            assert!(
+                diff <= 1e-5 * scale,
+                "{m}x{k}x{n}, {count} panels: {diff} vs {scale}"
+            );
+        }
+        let x = Tensor::zeros((2, 5), DType::F32, &dev)?;
+        let b = Tensor::zeros((4, 3), DType::F32, &dev)?;
+        assert!(
+            x.apply_op1(PanelMatmul(Arc::new(Panels::new(&b, 2)?)))
+                .is_err(),
+            "shape mismatch"
+        );
+        Ok(())
     }
 }
