@@ -197,11 +197,11 @@ pub fn bench_model(
             n,
             &device,
         )?;
-        let mut opt = crate::train::adam::Adam::new(train_vars.clone(), 1e-6)?;
+        let mut opt = crate::train::adam::Adam::new(train_vars, 1e-6)?;
         let secs = time_median_cpu(budget, || {
             let (_, grads) =
-                crate::train::batch_loss_and_grads(tm, &x, Some(&labels), &mut rng, &train_vars)?;
-            opt.step(&grads)
+                crate::train::batch_loss_and_block_grads(tm, &x, Some(&labels), &mut rng)?;
+            opt.step_blocks(&grads)
         })?;
         // Backward costs about twice the forward pass it differentiates.
         rows.push(row(

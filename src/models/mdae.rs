@@ -55,8 +55,13 @@ impl Mdae {
     /// `y: [N, M*d] -> mean_m nu_m(y): [N, d]`.
     pub fn jump(&self, y: &Tensor) -> Result<Tensor> {
         let nu = self.nu(y)?;
-        let n = nu.dim(0)?;
         let d = nu.dim(1)? / self.measurements;
-        Ok(nu.reshape((n, self.measurements, d))?.mean(1)?)
+        // Sum of the M column blocks: candle's mean over the middle axis of [N, M, d] is a strided reduction that
+        // took a third of an MDAE jump at 64 chains.
+        let mut sum = nu.narrow(1, 0, d)?;
+        for m in 1..self.measurements {
+            sum = (sum + nu.narrow(1, m * d, d)?)?;
+        }
+        Ok((sum / self.measurements as f64)?)
     }
 }

@@ -7,6 +7,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::nn::kernels::cpu_fast_path;
@@ -23,7 +24,7 @@ pub enum Adam {
         t: i32,
     },
     /// Any other device or dtype.
-    Generic(Box<AdamW>),
+    Generic(Box<AdamW>, Vec<Var>),
 }
 
 impl Adam {
@@ -49,7 +50,10 @@ impl Adam {
                 t: 0,
             });
         }
-        Ok(Adam::Generic(Box::new(AdamW::new(vars, params)?)))
+        Ok(Adam::Generic(
+            Box::new(AdamW::new(vars.clone(), params)?),
+            vars,
+        ))
     }
 
     /// Backward pass of `loss` (a scalar) and one update of every parameter.
@@ -60,8 +64,18 @@ impl Adam {
 
     /// One update from precomputed gradients; parameters without a gradient are left alone.
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.step_blocks(std::slice::from_ref(grads))
+    }
+
+    /// One update from the gradients of several row blocks, summed per parameter (in block order). On the CPU
+    /// the parameters are updated in parallel, one rayon task each: the sum and the three fused passes of a large
+    /// weight cost milliseconds that would otherwise run on one core.
+    pub fn step_blocks(&mut self, blocks: &[GradStore]) -> Result<()> {
         match self {
-            Adam::Generic(opt) => Ok(opt.step(grads)?),
+            Adam::Generic(opt, vars) => {
+                let grads = sum_block_grads(blocks.iter().map(clone_grads).collect(), vars)?;
+                Ok(opt.step(&grads)?)
+            }
             Adam::Fused { state, params, t } => {
                 *t += 1;
                 let b1 = params.beta1;
@@ -72,31 +86,71 @@ impl Adam {
                     scale_m: 1.0 / (1.0 - b1.powi(*t)),
                     scale_v: 1.0 / (1.0 - b2.powi(*t)),
                 };
-                for (var, m, v) in state.iter() {
-                    let Some(g) = grads.get(var.as_tensor()) else {
-                        continue;
-                    };
-                    let g = g.contiguous()?;
-                    m.inplace_op2(
-                        &g,
-                        &Moment {
-                            beta: b1,
-                            square: false,
-                        },
-                    )?;
-                    v.inplace_op2(
-                        &g,
-                        &Moment {
-                            beta: b2,
-                            square: true,
-                        },
-                    )?;
-                    var.as_tensor().inplace_op3(m, v, &update)?;
-                }
-                Ok(())
+                state
+                    .par_iter()
+                    .with_max_len(1)
+                    .try_for_each(|(var, m, v)| -> Result<()> {
+                        let mut parts = blocks.iter().filter_map(|b| b.get(var.as_tensor()));
+                        let Some(first) = parts.next() else {
+                            return Ok(());
+                        };
+                        let mut g = first.clone();
+                        for p in parts {
+                            g = (g + p)?;
+                        }
+                        let g = g.contiguous()?;
+                        m.inplace_op2(
+                            &g,
+                            &Moment {
+                                beta: b1,
+                                square: false,
+                            },
+                        )?;
+                        v.inplace_op2(
+                            &g,
+                            &Moment {
+                                beta: b2,
+                                square: true,
+                            },
+                        )?;
+                        var.as_tensor().inplace_op3(m, v, &update)?;
+                        Ok(())
+                    })
             }
         }
     }
+}
+
+/// The gradients of `vars` summed over row blocks (in block order), in the first block's store.
+pub fn sum_block_grads(blocks: Vec<GradStore>, vars: &[Var]) -> Result<GradStore> {
+    let mut blocks = blocks.into_iter();
+    let mut acc = blocks
+        .next()
+        .ok_or_else(|| crate::Error::Data("no gradients (empty batch)".into()))?;
+    for mut grads in blocks {
+        for v in vars {
+            let t = v.as_tensor();
+            if let Some(g) = grads.remove(t) {
+                let sum = match acc.get(t) {
+                    Some(a) => (a + g)?,
+                    None => g,
+                };
+                acc.insert(t, sum);
+            }
+        }
+    }
+    Ok(acc)
+}
+
+/// A store holding the same gradient tensors as `g` (tensors are shared, not copied).
+fn clone_grads(g: &GradStore) -> GradStore {
+    let mut out = GradStore::default();
+    for id in g.get_ids() {
+        if let Some(t) = g.get_id(*id) {
+            out.insert_id(*id, t.clone());
+        }
+    }
+    out
 }
 
 fn slice<'a, T>(v: &'a [T], l: &Layout) -> candle_core::Result<&'a [T]> {
@@ -251,5 +305,57 @@ mod tests {
             let tol = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
             assert!(diff < tol, "{dtype:?}: {diff}");
         }
+    }
+
+    /// Gradients of several row blocks give the update of their sum, for the fused and the generic optimiser,
+    /// and parameters are updated independently of each other (several tasks).
+    #[test]
+    fn block_gradients_update_like_their_sum() -> Result<()> {
+        let dev = Device::Cpu;
+        let mk = |seed: f64| -> Result<Vec<Var>> {
+            Ok(vec![
+                Var::from_tensor(&Tensor::from_vec(vec![seed, 0.5, -1.0], 3, &dev)?)?,
+                Var::from_tensor(&Tensor::from_vec(vec![2.0f64, -0.25], 2, &dev)?)?,
+            ])
+        };
+        let grads_for = |vars: &[Var], scale: f64| -> Result<GradStore> {
+            // loss = scale * sum(w^2) over both parameters
+            let loss =
+                (vars[0].as_tensor().sqr()?.sum_all()? + vars[1].as_tensor().sqr()?.sum_all()?)?;
+            Ok((loss * scale)?.backward()?)
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .map_err(|e| crate::Error::Param(e.to_string()))?;
+        for generic in [false, true] {
+            let (a, b) = (mk(0.3)?, mk(0.3)?);
+            let mut blocks = Adam::new(a.clone(), 0.1)?;
+            let mut summed = Adam::new(b.clone(), 0.1)?;
+            if generic {
+                let params = ParamsAdamW {
+                    lr: 0.1,
+                    weight_decay: 0.0,
+                    ..Default::default()
+                };
+                blocks = Adam::Generic(Box::new(AdamW::new(a.clone(), params.clone())?), a.clone());
+                summed = Adam::Generic(Box::new(AdamW::new(b.clone(), params)?), b.clone());
+            }
+            for _ in 0..3 {
+                let parts = vec![grads_for(&a, 0.25)?, grads_for(&a, 0.75)?];
+                pool.install(|| blocks.step_blocks(&parts))?;
+                summed.step(&grads_for(&b, 1.0)?)?;
+            }
+            for (x, y) in a.iter().zip(&b) {
+                let (x, y) = (
+                    x.as_tensor().to_vec1::<f64>()?,
+                    y.as_tensor().to_vec1::<f64>()?,
+                );
+                for (p, q) in x.iter().zip(&y) {
+                    assert!((p - q).abs() < 1e-12, "generic {generic}: {x:?} vs {y:?}");
+                }
+            }
+        }
+        Ok(())
     }
 }

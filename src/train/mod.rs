@@ -291,7 +291,7 @@ pub fn batch_loss(
 
 /// The loss of `model` on `x` with one backward pass per row block, run in parallel; returns the loss and the
 /// summed gradients of `vars` (the gradient of the batch mean, as `batch_loss(..).backward()` would give, up to
-/// float rounding). This is how training uses more than one core.
+/// float rounding).
 pub fn batch_loss_and_grads(
     model: &Model,
     x: &Tensor,
@@ -299,6 +299,18 @@ pub fn batch_loss_and_grads(
     rng: &mut Rng,
     vars: &[Var],
 ) -> Result<(f64, GradStore)> {
+    let (loss, blocks) = batch_loss_and_block_grads(model, x, labels, rng)?;
+    Ok((loss, adam::sum_block_grads(blocks, vars)?))
+}
+
+/// [`batch_loss_and_grads`] with the gradients left per row block (in row order), for
+/// [`adam::Adam::step_blocks`], which sums them inside its update. This is how training uses more than one core.
+pub fn batch_loss_and_block_grads(
+    model: &Model,
+    x: &Tensor,
+    labels: Option<&Tensor>,
+    rng: &mut Rng,
+) -> Result<(f64, Vec<GradStore>)> {
     let draws = Draws::new(model, x, rng)?;
     let b = x.dim(0)?;
     let parts = map_row_blocks(b, x.device(), |start, len| {
@@ -306,29 +318,8 @@ pub fn batch_loss_and_grads(
         let grads = loss.backward()?;
         Ok((loss.to_scalar::<f32>()? as f64, grads))
     })?;
-    let mut total = 0.0;
-    let mut summed: Option<GradStore> = None;
-    for (loss, mut grads) in parts {
-        total += loss;
-        summed = Some(match summed {
-            None => grads,
-            Some(mut acc) => {
-                for v in vars {
-                    let t = v.as_tensor();
-                    if let Some(g) = grads.remove(t) {
-                        let sum = match acc.get(t) {
-                            Some(a) => (a + g)?,
-                            None => g,
-                        };
-                        acc.insert(t, sum);
-                    }
-                }
-                acc
-            }
-        });
-    }
-    let grads = summed.ok_or_else(|| Error::Data("empty batch".into()))?;
-    Ok((total, grads))
+    let total = parts.iter().map(|p| p.0).sum();
+    Ok((total, parts.into_iter().map(|p| p.1).collect()))
 }
 
 /// Rows `start..start + len` of the batch's loss, weighted by `len / b` so that the blocks sum to the batch mean.
@@ -513,7 +504,7 @@ pub fn train(
     let (model, varmap) = trainable_model(meta.clone(), device, cfg.seed, resume)?;
     let vars: Vec<Var> = varmap.all_vars();
     let parameters = vars.iter().map(|v| v.elem_count()).sum();
-    let mut opt = adam::Adam::new(vars.clone(), cfg.lr)?;
+    let mut opt = adam::Adam::new(vars, cfg.lr)?;
     let mut history: Vec<EpochRecord> = Vec::new();
     let mut epochs_before = 0;
     if let Some(ck) = resume
@@ -546,8 +537,8 @@ pub fn train(
         for (bi, chunk) in perm.chunks(cfg.batch).enumerate() {
             let x = train.batch(chunk, device)?;
             let labels = label_tensor(train, chunk, device)?;
-            let (l, grads) = batch_loss_and_grads(&model, &x, labels.as_ref(), &mut rng, &vars)?;
-            opt.step(&grads)?;
+            let (l, grads) = batch_loss_and_block_grads(&model, &x, labels.as_ref(), &mut rng)?;
+            opt.step_blocks(&grads)?;
             if !l.is_finite() {
                 return Err(Error::Param(format!(
                     "training diverged at epoch {epoch}, batch {bi}: loss is {l} (lower the learning rate)"
