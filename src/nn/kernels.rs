@@ -627,14 +627,127 @@ impl Panels {
     }
 }
 
-/// `x: [m, k] -> x B: [m, n]` for a frozen `f32` weight held as [`Panels`]: the panels are multiplied on rayon's
-/// threads at once, each by one single-threaded GEMM writing its own columns of the result. With few rows (64
-/// chains) this is how the product scales over cores: every thread streams only its share of the weight, where
-/// splitting the rows (or leaving it to the GEMM library) made every thread stream all of it. Measured on
-/// `[64, 1024] x [1024, 1024]` at 2 threads: 214 GFLOP/s, against 128 for two row blocks and 149 for the GEMM
-/// library's own split. Forward only (the weights are frozen; there is no autograd through it).
+/// What a panel product does to its own columns of the result right after its GEMM, on the same thread.
 #[derive(Clone, Debug)]
-pub struct PanelMatmul(pub std::sync::Arc<Panels>);
+pub enum Epilogue {
+    /// Nothing: `x B`.
+    None,
+    /// `x B + b` with `b: [n]`.
+    Bias(std::sync::Arc<Vec<f32>>),
+    /// `h = x B + b`, then the pair `[silu(h), silu'(h)]` stacked as `[2, m, n]` (the layout of [`SiluPair`]).
+    BiasSiluPair(std::sync::Arc<Vec<f32>>),
+    /// `(x B) * d` elementwise with the op's second input `d: [m, n]` ([`PanelMatmulMul`]).
+    Mul,
+}
+
+/// `x: [m, k] -> x B: [m, n]` (then its [`Epilogue`]) for a frozen `f32` weight held as [`Panels`]: the panels are
+/// multiplied on rayon's threads at once, each by one single-threaded GEMM writing its own columns of the result,
+/// followed by the epilogue on those columns. With few rows (64 chains) this is how the product scales over
+/// cores: every thread streams only its share of the weight, where splitting the rows (or leaving it to the GEMM
+/// library) made every thread stream all of it. Measured on `[64, 1024] x [1024, 1024]` at 2 threads: 214
+/// GFLOP/s, against 128 for two row blocks and 149 for the GEMM library's own split. Forward only (the weights are
+/// frozen; there is no autograd through it).
+#[derive(Clone, Debug)]
+pub struct PanelMatmul(pub std::sync::Arc<Panels>, pub Epilogue);
+
+/// [`PanelMatmul`] with [`Epilogue::Mul`]: `(x, d) -> (x B) * d`.
+#[derive(Clone, Debug)]
+pub struct PanelMatmulMul(pub std::sync::Arc<Panels>);
+
+/// The panel products of `x: [m, k]` (row-major) into `out` (`[m, n]`, or `[2, m, n]` for the SiLU pair), with
+/// `epi` applied per panel; `mul` is the `[m, n]` factor of [`Epilogue::Mul`].
+fn panel_products(
+    p: &Panels,
+    x: &[f32],
+    m: usize,
+    epi: &Epilogue,
+    mul: Option<&[f32]>,
+) -> candle_core::Result<Vec<f32>> {
+    use rayon::prelude::*;
+    let (k, n) = (p.k, p.n);
+    if x.len() != m * k {
+        candle_core::bail!(
+            "panel matmul: input has {} values, expected {m} x {k}",
+            x.len()
+        );
+    }
+    let pair = matches!(epi, Epilogue::BiasSiluPair(_));
+    let bias = match epi {
+        Epilogue::Bias(b) | Epilogue::BiasSiluPair(b) => {
+            if b.len() != n {
+                candle_core::bail!("panel matmul: bias of {} for {n} columns", b.len());
+            }
+            Some(b.as_slice())
+        }
+        _ => None,
+    };
+    let mul = match (epi, mul) {
+        (Epilogue::Mul, Some(d)) if d.len() == m * n => Some(d),
+        (Epilogue::Mul, _) => candle_core::bail!("panel matmul: the factor must be {m} x {n}"),
+        _ => None,
+    };
+    let mut out = vec![0f32; if pair { 2 * m * n } else { m * n }];
+    if m == 0 || n == 0 {
+        return Ok(out);
+    }
+    let dst = out.as_mut_ptr() as usize;
+    p.panels.par_iter().for_each(|(c0, w, b)| {
+        let (c0, w) = (*c0, *w);
+        // SAFETY: `x` is `[m, k]` row-major, `b` is `[k, w]` row-major, and the destination block is columns
+        // `c0..c0 + w` of the row-major `[m, n]` buffer `out` (and of its second half for the pair), which
+        // outlives this loop; the panels' column ranges are disjoint, so no two threads touch the same element.
+        unsafe {
+            let dst = dst as *mut f32;
+            if k > 0 {
+                gemm::gemm(
+                    m,
+                    w,
+                    k,
+                    dst.add(c0),
+                    1,
+                    n as isize,
+                    false,
+                    x.as_ptr(),
+                    1,
+                    k as isize,
+                    b.as_ptr(),
+                    1,
+                    w as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+            let mut h = vec![0f32; if pair { w } else { 0 }];
+            for r in 0..m {
+                let row = std::slice::from_raw_parts_mut(dst.add(r * n + c0), w);
+                if let Some(bias) = bias {
+                    for (y, &bj) in row.iter_mut().zip(&bias[c0..c0 + w]) {
+                        *y += bj;
+                    }
+                }
+                if let Some(d) = mul {
+                    for (y, &dj) in row.iter_mut().zip(&d[r * n + c0..r * n + c0 + w]) {
+                        *y *= dj;
+                    }
+                }
+                if pair {
+                    h.copy_from_slice(row);
+                    let drow = std::slice::from_raw_parts_mut(dst.add(m * n + r * n + c0), w);
+                    with_best_simd(SiluPairF32 {
+                        h: &h,
+                        a: row,
+                        d: drow,
+                    });
+                }
+            }
+        }
+    });
+    Ok(out)
+}
 
 impl CustomOp1 for PanelMatmul {
     fn name(&self) -> &'static str {
@@ -642,53 +755,57 @@ impl CustomOp1 for PanelMatmul {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        use rayon::prelude::*;
-        let p = &*self.0;
         let (m, k) = l.shape().dims2()?;
-        if k != p.k {
+        if k != self.0.k {
             candle_core::bail!(
                 "panel matmul: input has {k} columns, the weight {} rows",
-                p.k
+                self.0.k
             );
         }
         let x = match s {
             CpuStorage::F32(v) => contiguous_slice(v, l, self.name())?,
             other => candle_core::bail!("panel matmul: unsupported dtype {:?}", other.dtype()),
         };
-        let n = p.n;
-        let mut out = vec![0f32; m * n];
-        if m > 0 && n > 0 && k > 0 {
-            let dst = out.as_mut_ptr() as usize;
-            p.panels.par_iter().for_each(|(c0, w, b)| {
-                // SAFETY: `x` is `[m, k]` row-major, `b` is `[k, w]` row-major, and the destination block is
-                // columns `c0..c0 + w` of the row-major `[m, n]` buffer `out`, which outlives this loop; the
-                // panels' column ranges are disjoint, so no two threads write the same element.
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        *w,
-                        k,
-                        (dst as *mut f32).add(*c0),
-                        1,
-                        n as isize,
-                        false,
-                        x.as_ptr(),
-                        1,
-                        k as isize,
-                        b.as_ptr(),
-                        1,
-                        *w as isize,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    )
-                }
-            });
+        let out = panel_products(&self.0, x, m, &self.1, None)?;
+        let shape = match self.1 {
+            Epilogue::BiasSiluPair(_) => Shape::from((2, m, self.0.n)),
+            _ => Shape::from((m, self.0.n)),
+        };
+        Ok((CpuStorage::F32(out), shape))
+    }
+}
+
+impl CustomOp2 for PanelMatmulMul {
+    fn name(&self) -> &'static str {
+        "walkjump-panel-matmul-mul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (m, k) = l1.shape().dims2()?;
+        if k != self.0.k || l2.shape().dims2()? != (m, self.0.n) {
+            candle_core::bail!(
+                "panel matmul: shapes {:?} and {:?} do not fit a {} x {} weight",
+                l1.shape(),
+                l2.shape(),
+                self.0.k,
+                self.0.n
+            );
         }
-        Ok((CpuStorage::F32(out), Shape::from((m, n))))
+        let (x, d) = match (s1, s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(d)) => (
+                contiguous_slice(x, l1, self.name())?,
+                contiguous_slice(d, l2, self.name())?,
+            ),
+            _ => candle_core::bail!("panel matmul: f32 inputs only"),
+        };
+        let out = panel_products(&self.0, x, m, &Epilogue::Mul, Some(d))?;
+        Ok((CpuStorage::F32(out), Shape::from((m, self.0.n))))
     }
 }
 
@@ -1036,7 +1153,8 @@ mod tests {
                 .num_threads(3)
                 .build()
                 .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-            let got = pool.install(|| x.apply_op1(PanelMatmul(Arc::new(panels))))?;
+            let got =
+                pool.install(|| x.apply_op1(PanelMatmul(Arc::new(panels), Epilogue::None)))?;
             let want = x.matmul(&b)?;
             let diff = (got - &want)?
                 .abs()?
@@ -1052,10 +1170,48 @@ mod tests {
         let x = Tensor::zeros((2, 5), DType::F32, &dev)?;
         let b = Tensor::zeros((4, 3), DType::F32, &dev)?;
         assert!(
-            x.apply_op1(PanelMatmul(Arc::new(Panels::new(&b, 2)?)))
+            x.apply_op1(PanelMatmul(Arc::new(Panels::new(&b, 2)?), Epilogue::None))
                 .is_err(),
             "shape mismatch"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn panel_epilogues_match_separate_ops() -> candle_core::Result<()> {
+        use std::sync::Arc;
+        let dev = candle_core::Device::Cpu;
+        let (m, k, n) = (6, 20, 45);
+        let vals = |len: usize, f: f32| (0..len).map(|i| (i as f32 * f).sin()).collect::<Vec<_>>();
+        let x = Tensor::from_vec(vals(m * k, 0.37), (m, k), &dev)?;
+        let b = Tensor::from_vec(vals(k * n, 0.11), (k, n), &dev)?;
+        let bias = vals(n, 0.7);
+        let d = Tensor::from_vec(vals(m * n, 0.23), (m, n), &dev)?;
+        let panels = Arc::new(Panels::new(&b, 3)?);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let (biased, pair, mul, plain) = pool.install(|| -> candle_core::Result<_> {
+            let bias = Arc::new(bias.clone());
+            Ok((
+                x.apply_op1(PanelMatmul(panels.clone(), Epilogue::Bias(bias.clone())))?,
+                x.apply_op1(PanelMatmul(panels.clone(), Epilogue::BiasSiluPair(bias)))?,
+                x.apply_op2_no_bwd(&d, &PanelMatmulMul(panels.clone()))?,
+                x.apply_op1(PanelMatmul(panels.clone(), Epilogue::None))?,
+            ))
+        })?;
+        let h = plain.broadcast_add(&Tensor::from_vec(bias, n, &dev)?)?;
+        assert_eq!(biased.to_vec2::<f32>()?, h.to_vec2::<f32>()?);
+        let want = h.apply_op1(SiluPair)?;
+        assert_eq!(pair.dims(), &[2, m, n]);
+        assert_eq!(
+            pair.flatten_all()?.to_vec1::<f32>()?,
+            want.flatten_all()?.to_vec1::<f32>()?
+        );
+        assert_eq!(mul.to_vec2::<f32>()?, (plain * &d)?.to_vec2::<f32>()?);
+        let wrong = Tensor::zeros((m, n + 1), DType::F32, &dev)?;
+        assert!(x.apply_op2_no_bwd(&wrong, &PanelMatmulMul(panels)).is_err());
         Ok(())
     }
 }

@@ -17,7 +17,10 @@ use std::sync::Arc;
 use candle_core::{D, DType, Tensor};
 
 use candle_nn::VarBuilder;
-use kernels::{Col2Im, ConvGeom, Im2Col, PanelMatmul, Panels, SiluPair, cpu_fast_path};
+use kernels::{
+    Col2Im, ConvGeom, Epilogue, Im2Col, PanelMatmul, PanelMatmulMul, Panels, SiluPair,
+    cpu_fast_path,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -36,6 +39,8 @@ pub struct Linear {
     /// For frozen `f32` CPU weights when rayon has more than one thread: `W^T` and `W` as column panels, so that
     /// the forward product and the VJP run one panel per thread ([`kernels::PanelMatmul`]).
     panels: Option<(Arc<Panels>, Arc<Panels>)>,
+    /// The bias as plain values, for the panel products' epilogue (with `panels`).
+    bias_values: Option<Arc<Vec<f32>>>,
 }
 
 impl Linear {
@@ -57,11 +62,17 @@ impl Linear {
             }
             _ => None,
         };
+        let bias = vb.get(output, "bias")?;
+        let bias_values = match panels {
+            Some(_) => Some(Arc::new(bias.to_dtype(DType::F32)?.to_vec1::<f32>()?)),
+            None => None,
+        };
         Ok(Self {
             weight_t,
             panels,
+            bias_values,
             weight,
-            bias: vb.get(output, "bias")?,
+            bias,
         })
     }
 
@@ -77,9 +88,9 @@ impl Linear {
 
     /// `x: [N, in] -> [N, out]`
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if let Some((fwd, _)) = self.panels_for(x) {
-            let y = x.contiguous()?.apply_op1(PanelMatmul(fwd.clone()))?;
-            return Ok(y.broadcast_add(&self.bias)?);
+        if let (Some((fwd, _)), Some(b)) = (self.panels_for(x), &self.bias_values) {
+            let op = PanelMatmul(fwd.clone(), Epilogue::Bias(b.clone()));
+            return Ok(x.contiguous()?.apply_op1(op)?);
         }
         let y = match &self.weight_t {
             Some(wt) => x.matmul(wt)?,
@@ -91,10 +102,38 @@ impl Linear {
         Ok(y.broadcast_add(&self.bias)?)
     }
 
+    /// With column panels in use: `x: [N, in] -> (silu(h), silu'(h))` for `h = x W^T + b`, each thread finishing
+    /// its own columns right after its product; `None` where the panels do not apply.
+    pub fn forward_silu(&self, x: &Tensor) -> Result<Option<(Tensor, Tensor)>> {
+        let (Some((fwd, _)), Some(b)) = (self.panels_for(x), &self.bias_values) else {
+            return Ok(None);
+        };
+        let op = PanelMatmul(fwd.clone(), Epilogue::BiasSiluPair(b.clone()));
+        let pair = x.contiguous()?.apply_op1(op)?;
+        Ok(Some((pair.get(0)?, pair.get(1)?)))
+    }
+
+    /// With column panels in use: `(g: [N, out], d: [N, in]) -> (g W) * d`, the VJP followed by the previous
+    /// layer's activation derivative on the same threads; `None` where the panels do not apply.
+    pub fn vjp_mul(&self, g: &Tensor, d: &Tensor) -> Result<Option<Tensor>> {
+        let Some((_, vjp)) = self.panels_for(g) else {
+            return Ok(None);
+        };
+        if d.dtype() != DType::F32 || d.dims2()? != (g.dim(0)?, self.weight.dim(1)?) {
+            return Ok(None);
+        }
+        let op = PanelMatmulMul(vjp.clone());
+        Ok(Some(
+            g.contiguous()?.apply_op2_no_bwd(&d.contiguous()?, &op)?,
+        ))
+    }
+
     /// `g: [N, out] -> g W: [N, in]`
     pub fn vjp(&self, g: &Tensor) -> Result<Tensor> {
         if let Some((_, vjp)) = self.panels_for(g) {
-            return Ok(g.contiguous()?.apply_op1(PanelMatmul(vjp.clone()))?);
+            return Ok(g
+                .contiguous()?
+                .apply_op1(PanelMatmul(vjp.clone(), Epilogue::None))?);
         }
         Ok(g.matmul(&self.weight)?)
     }
@@ -544,6 +583,13 @@ impl Net {
                         a = a.flatten_from(1)?;
                     }
                     conv_wm.push(None);
+                    if i != last
+                        && let Some((act, d)) = lin.forward_silu(&a)?
+                    {
+                        dact.push(d);
+                        a = act;
+                        continue;
+                    }
                     lin.forward(&a)?
                 }
             };
@@ -575,8 +621,10 @@ impl Net {
         let mismatch = || Error::Unsupported("network cache does not match".into());
         let n = g.dim(0)?;
         let mut g = g.clone();
+        // Whether `g` already carries the activation derivative of layer i (fused into the previous VJP).
+        let mut multiplied = false;
         for (i, layer) in self.layers.iter().enumerate().rev() {
-            if i < self.layers.len() - 1 {
+            if i < self.layers.len() - 1 && !std::mem::take(&mut multiplied) {
                 let d = cache.dact.get(i).ok_or_else(mismatch)?;
                 if g.rank() != d.rank() {
                     g = if cache.nhwc && d.rank() == 4 {
@@ -592,7 +640,19 @@ impl Net {
                 g = (g * d)?;
             }
             g = match layer {
-                Layer::Linear(lin) => lin.vjp(&g)?,
+                Layer::Linear(lin) => {
+                    let below = i.checked_sub(1).and_then(|j| cache.dact.get(j));
+                    match below.filter(|d| d.rank() == 2) {
+                        Some(d) => match lin.vjp_mul(&g, d)? {
+                            Some(gd) => {
+                                multiplied = true;
+                                gd
+                            }
+                            None => lin.vjp(&g)?,
+                        },
+                        None => lin.vjp(&g)?,
+                    }
+                }
                 Layer::Conv(conv) if cache.nhwc => {
                     let wm = cache
                         .conv_wm
