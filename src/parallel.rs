@@ -112,13 +112,7 @@ pub fn per_rows<F>(split: bool, y: &Tensor, f: F) -> Result<Tensor>
 where
     F: Fn(&Tensor) -> Result<Tensor> + Sync,
 {
-    if !split {
-        return f(y);
-    }
-    let parts = map_row_blocks(y.dim(0)?, y.device(), |start, len| {
-        f(&y.narrow(0, start, len)?)
-    })?;
-    cat_rows(parts)
+    per_rows_indexed(split, y, |_, y| f(y))
 }
 
 /// [`per_rows`] whose function also gets the block's first row (to pick its rows of pre-drawn noise).

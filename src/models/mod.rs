@@ -283,9 +283,7 @@ impl Model {
     pub fn denoise(&self, y: &Tensor, rng: &mut Rng) -> Result<Tensor> {
         self.jump(y, rng)
     }
-}
 
-impl Model {
     /// Whether batches are scored as row blocks on rayon's threads rather than whole, with each large fully
     /// connected product split by columns ([`Net::prefers_row_blocks`]).
     fn split_rows(&self) -> bool {
@@ -332,13 +330,7 @@ impl ScoreModel for Model {
                 Ok((Some(f), s))
             }
             ModelInner::Uvb(v) => {
-                let noises = v.z_noise(y, rng)?;
-                let (f, g) = per_rows2(self.split_rows(), y, |start, y| {
-                    v.uvb_energy_and_grad_with(
-                        y,
-                        &LatentVae::narrow_noise(&noises, start, y.dim(0)?)?,
-                    )
-                })?;
+                let (f, g) = v.uvb_energy_and_grad(y, rng)?;
                 Ok((Some(f), g.neg()?))
             }
             ModelInner::Mdae(m) => Ok((None, per_rows(self.split_rows(), y, |y| m.score(y))?)),
@@ -354,13 +346,7 @@ impl ScoreModel for Model {
         match &self.inner {
             ModelInner::Deen(m) => per_rows(self.split_rows(), y, |y| m.jump(y)),
             ModelInner::Uvb(v) => {
-                let noises = v.z_noise(y, rng)?;
-                let (_, g) = per_rows2(self.split_rows(), y, |start, y| {
-                    v.uvb_energy_and_grad_with(
-                        y,
-                        &LatentVae::narrow_noise(&noises, start, y.dim(0)?)?,
-                    )
-                })?;
+                let (_, g) = v.uvb_energy_and_grad(y, rng)?;
                 let s2 = self.meta.sigma * self.meta.sigma;
                 Ok((y - (g * s2)?)?)
             }

@@ -211,9 +211,13 @@ impl LatentVae {
     /// UVB energy (negative ELBO of y with the Gaussian decoder, REFERENCE.md §3) and its exact gradient in y,
     /// through both encoders and the decoder. `y: [N, d] -> (f: [N], grad_y f: [N, d])`.
     /// Differentiable in the weights, so the DEEN loss can be trained through it.
+    /// The draws are taken for the whole batch, then rows are scored in blocks on rayon's threads (crate::parallel)
+    /// where [`LatentVae::prefers_row_blocks`].
     pub fn uvb_energy_and_grad(&self, y: &Tensor, rng: &mut Rng) -> Result<(Tensor, Tensor)> {
         let noises = self.z_noise(y, rng)?;
-        self.uvb_energy_and_grad_with(y, &noises)
+        crate::parallel::per_rows2(self.prefers_row_blocks(), y, |start, y| {
+            self.uvb_energy_and_grad_with(y, &Self::narrow_noise(&noises, start, y.dim(0)?)?)
+        })
     }
 
     /// [`LatentVae::uvb_energy_and_grad`] with the draws of [`LatentVae::z_noise`] given (`[N, dz]` each).

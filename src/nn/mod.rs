@@ -56,8 +56,8 @@ impl Linear {
                     && weight.elem_count() >= PANEL_MIN_ELEMS =>
             {
                 Some((
-                    Arc::new(Panels::new(wt, threads)?),
-                    Arc::new(Panels::new(&weight, threads)?),
+                    Arc::new(Panels::new(wt, PANELS_PER_THREAD * threads)?),
+                    Arc::new(Panels::new(&weight, PANELS_PER_THREAD * threads)?),
                 ))
             }
             _ => None,
@@ -138,6 +138,10 @@ impl Linear {
         Ok(g.matmul(&self.weight)?)
     }
 }
+
+/// Column panels per rayon thread: more than one, so that a thread slowed by other work on its core hands some of
+/// its panels to the others (rayon's work stealing) instead of holding up the whole product.
+const PANELS_PER_THREAD: usize = 4;
 
 /// Frozen weights with at least this many elements get column panels ([`kernels::PanelMatmul`]), used when a
 /// whole batch is scored at once.
