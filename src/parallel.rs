@@ -5,6 +5,9 @@
 //! 64 rows split by the GEMM library itself scales poorly over two threads, and candle's own elementwise thread
 //! pool spins between operations on the very cores the GEMM threads need (both measured in `bench/RESULTS.md`).
 //! The binary therefore turns candle's elementwise pool off ([`configure_cpu_threads`]) and parallelises here.
+//! Row blocks serve convolutional networks, small fully connected ones and training; wide fully connected
+//! networks score whole batches with each product split by columns instead (`nn::kernels::PanelMatmul`,
+//! `Net::prefers_row_blocks`).
 //!
 //! Determinism: the blocks depend only on `N` and the number of rayon threads, never on timing; every block's
 //! result is computed by one thread in a fixed order, and blocks are joined in row order. So the same seed gives
@@ -107,7 +110,7 @@ pub fn cat_rows(mut parts: Vec<Tensor>) -> Result<Tensor> {
 
 /// [`map_row_blocks`] for a function of the rows of `y: [N, ...]` returning one tensor `[n_b, ...]` per block;
 /// the result is `[N, ...]`. With `split` false, `f(y)` runs once on the whole batch (for networks that
-/// parallelise inside each product instead, see `Net::has_conv`).
+/// parallelise inside each product instead, see `Net::prefers_row_blocks`).
 pub fn per_rows<F>(split: bool, y: &Tensor, f: F) -> Result<Tensor>
 where
     F: Fn(&Tensor) -> Result<Tensor> + Sync,
