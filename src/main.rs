@@ -444,7 +444,14 @@ fn main() {
     // SAFETY: first thing in main, before any other thread exists.
     unsafe { walkjump::parallel::configure_cpu_threads() };
     let cli = Cli::parse();
-    if let Err(e) = dispatch(cli) {
+    let result = match cli.command {
+        // The window must stay on the main thread.
+        None | Some(Command::Gui(_)) => dispatch(cli),
+        // Headless commands run on a rayon worker, so that the parallel sections of every step start from inside
+        // the pool instead of handing work to it and waiting from outside.
+        Some(_) => rayon::scope(|_| dispatch(cli)),
+    };
+    if let Err(e) = result {
         // One line, the whole cause chain.
         eprintln!("error: {e:#}");
         std::process::exit(1);
