@@ -17,7 +17,7 @@ struct Params {
     world: vec4<f32>,
     // colour scale: p_top, contour levels, contour strength (0 = off), log scale decades (0 = linear)
     scale: vec4<f32>,
-    // component count, output (0: gamma colour, 1: linear colour, 2: raw density), unused, unused
+    // component count, output (0: gamma colour, 1: linear colour, 2: raw, drawn by fs_raw), unused, unused
     misc: vec4<u32>,
     components: array<Component, 256>,
 };
@@ -91,11 +91,25 @@ fn srgb_to_linear(c: vec3<f32>) -> vec3<f32> {
     return select(hi, lo, c <= vec3<f32>(0.04045));
 }
 
+// The world point of a fragment at framebuffer position `pos` (row 0 at the top, largest y).
+fn world_point(pos: vec2<f32>) -> vec2<f32> {
+    let uv = (pos - params.rect_px.xy) / params.rect_px.zw;
+    let w = params.world;
+    return vec2<f32>(mix(w.x, w.y, uv.x), mix(w.w, w.z, uv.y));
+}
+
+// Raw output for the tests, as the bits of four f32 (the density, its log, the world point) in an `Rgba32Uint`
+// target: integer targets are colour-renderable on every backend (GL included), 32-bit float ones are not.
+@fragment
+fn fs_raw(in: VsOut) -> @location(0) vec4<u32> {
+    let y = world_point(in.pos.xy);
+    let lp = log_density(y);
+    return bitcast<vec4<u32>>(vec4<f32>(exp(lp), lp, y.x, y.y));
+}
+
 @fragment
 fn fs_main(in: VsOut) -> @location(0) vec4<f32> {
-    let uv = (in.pos.xy - params.rect_px.xy) / params.rect_px.zw;
-    let w = params.world;
-    let y = vec2<f32>(mix(w.x, w.y, uv.x), mix(w.w, w.z, uv.y));
+    let y = world_point(in.pos.xy);
     let lp = log_density(y);
     let p = exp(lp);
     let top = params.scale.x;
@@ -110,10 +124,6 @@ fn fs_main(in: VsOut) -> @location(0) vec4<f32> {
     let levels = params.scale.y;
     let c = t * levels;
     let fw = max(fwidth(c), 1.0e-6);
-    if params.misc.y == 2u {
-        // raw output for tests: the density, its log, and the world point of the pixel
-        return vec4<f32>(p, lp, y.x, y.y);
-    }
     let dist = abs(fract(c + 0.5) - 0.5);
     let line = (1.0 - smoothstep(0.5 * fw, 1.5 * fw, dist)) * params.scale.z * step(0.5, c) * step(c, levels + 0.5);
     var rgb = mix(colormap(t), vec3<f32>(1.0, 1.0, 1.0), line * 0.7);

@@ -7,8 +7,9 @@
 //! UI asks for half resolution (a quarter of the pixels to evaluate). `paint` copies the cache into egui's pass
 //! with `shaders/blit.wgsl` (bilinear when the cache is smaller). Views are told apart by an id, so several can share
 //! a frame. Without the resources (another renderer) nothing is drawn. [`render_raw`] runs the density shader
-//! offscreen into an `Rgba32Float` target whose texels are `(p(y), log p(y), y.x, y.y)`, for the tests that hold
-//! the shader against the CPU density.
+//! offscreen into an `Rgba32Uint` target whose texels are the bits of `(p(y), log p(y), y.x, y.y)` as f32, for the
+//! tests that hold the shader against the CPU density (integer targets render on every backend; on GL 32-bit float
+//! ones do not).
 
 use std::collections::HashMap;
 
@@ -39,7 +40,7 @@ pub enum Output {
     Gamma = 0,
     /// Colour, linear (an sRGB framebuffer).
     Linear = 1,
-    /// `(p, log p, y.x, y.y)` as floats (tests).
+    /// `(p, log p, y.x, y.y)` as the bits of four f32 in an `Rgba32Uint` target (tests).
     Raw = 2,
 }
 
@@ -151,6 +152,7 @@ fn fullscreen_pipeline(
     module: &wgpu::ShaderModule,
     layout: &wgpu::BindGroupLayout,
     format: wgpu::TextureFormat,
+    fragment: &str,
 ) -> wgpu::RenderPipeline {
     let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
         label: Some(label),
@@ -171,7 +173,7 @@ fn fullscreen_pipeline(
         multisample: wgpu::MultisampleState::default(),
         fragment: Some(wgpu::FragmentState {
             module,
-            entry_point: Some("fs_main"),
+            entry_point: Some(fragment),
             targets: &[Some(wgpu::ColorTargetState {
                 format,
                 blend: None,
@@ -204,7 +206,19 @@ impl DensityPipeline {
                 count: None,
             }],
         });
-        let pipeline = fullscreen_pipeline(device, "walkjump_density", &module, &layout, format);
+        // Raw output goes to an `Rgba32Uint` target through its own entry point; the blit is never drawn there.
+        let (fragment, blit_format) = match output {
+            Output::Raw => ("fs_raw", wgpu::TextureFormat::Rgba8Unorm),
+            Output::Gamma | Output::Linear => ("fs_main", format),
+        };
+        let pipeline = fullscreen_pipeline(
+            device,
+            "walkjump_density",
+            &module,
+            &layout,
+            format,
+            fragment,
+        );
         let blit_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("walkjump_density_blit"),
             source: wgpu::ShaderSource::Wgsl(BLIT_SHADER.into()),
@@ -239,7 +253,8 @@ impl DensityPipeline {
             "walkjump_density_blit",
             &blit_module,
             &blit_layout,
-            format,
+            blit_format,
+            "fs_main",
         );
         Self {
             layout,
@@ -486,8 +501,8 @@ pub enum RenderError {
     Readback(String),
 }
 
-/// Renders `params` offscreen at `width x height` with the same shader into an `Rgba32Float` target and reads it
-/// back: `[height * width]` texels `(p(y), log p(y), y.x, y.y)` in row-major order, row 0 at the top (largest y).
+/// Renders `params` offscreen at `width x height` with the same shader (entry point `fs_raw`) into an `Rgba32Uint`
+/// target holding f32 bits, and reads it back: `[height * width]` texels `(p(y), log p(y), y.x, y.y)` in row-major order, row 0 at the top (largest y).
 pub fn render_raw(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
@@ -498,7 +513,7 @@ pub fn render_raw(
     if width == 0 || height == 0 || width > 8192 || height > 8192 {
         return Err(RenderError::Size(width, height));
     }
-    let format = wgpu::TextureFormat::Rgba32Float;
+    let format = wgpu::TextureFormat::Rgba32Uint;
     let mut pipeline = DensityPipeline::new(device, format, Output::Raw);
     let bytes = params.to_bytes([0.0, 0.0, width as f32, height as f32], Output::Raw);
     pipeline.write(device, queue, 0, &bytes);
