@@ -28,6 +28,14 @@ pub use error::{Error, Result};
 pub const DEFAULT_CHECKPOINT: &str = "deen-mlp-s1.0.safetensors";
 /// File name of the bundled digit classifier inside [`checkpoints_dir`].
 pub const CLASSIFIER_CHECKPOINT: &str = "classifier.safetensors";
+/// File name of the bundled model NEBULA opens on (checkpoints/MODELS.md: the sigma = 0.3 ConvNet DEEN trained 16
+/// epochs, whose flows from uniform noise end on whole digits).
+pub const NEBULA_CHECKPOINT: &str = "deen-conv-s0.3.safetensors";
+/// The NEBULA step size documented for [`NEBULA_CHECKPOINT`] in checkpoints/MODELS.md (sigma^2 / 2).
+pub const NEBULA_ETA: f64 = 0.045;
+/// The denoisers the Denoise workspace opens with beside the default model: the sigma-VAE and the UVB, so that the
+/// comparison of seed 000 (sigma-VAE, DEEN, UVB) shows at once.
+pub const DENOISE_TRIO: [&str; 2] = ["sigma-vae-s0.9.safetensors", "uvb-mlp-s1.0.safetensors"];
 
 /// The bundled checkpoints folder: `./checkpoints`, else the source tree's, else the one beside the executable
 /// (`./checkpoints` if none exists, so that messages name the expected place).

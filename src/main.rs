@@ -207,6 +207,18 @@ struct SampleArgs {
     /// Film strip PNG: one row per chain, its jumps left to right.
     #[arg(long)]
     out: PathBuf,
+    /// Images that condition the chains, one per chain in order (--chains repeats them): an IDX file, a PNG, a
+    /// folder of PNGs or a .npy array [N, h, w] / [N, c, h, w]. With --mask they are the observation held fixed;
+    /// without it the chains start from them plus noise.
+    #[arg(long)]
+    condition: Option<PathBuf>,
+    /// The held region of each --condition image: top, bottom, left, right (that half), centre (a square),
+    /// random:P (a share P of the pixels, from --seed), all, or a PNG of the image's size (white = held).
+    #[arg(long, requires = "condition")]
+    mask: Option<String>,
+    /// Jump with this checkpoint instead of the walking model (same image size, M and sigma).
+    #[arg(long)]
+    jump_with: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -614,6 +626,43 @@ fn parse_z(s: &str) -> Result<ZMode> {
     })
 }
 
+/// The condition of `walkjump sample --condition IMAGES [--mask SPEC]`: one image per chain, in order (repeated when
+/// there are more chains than images).
+fn sample_condition(
+    images: Option<&std::path::Path>,
+    mask: Option<&str>,
+    model: &walkjump::models::Model,
+    chains: usize,
+    seed: u64,
+) -> Result<Option<walkjump::sampling::Condition>> {
+    use walkjump::sampling::{Condition, named_mask};
+    let Some(images) = images else {
+        return Ok(None);
+    };
+    let (c, h, w) = model.data_shape();
+    let rows = walkjump::data::images::read_images(images, c, h, w)?;
+    let d = c * h * w;
+    let x: Vec<f32> = rows
+        .iter()
+        .cycle()
+        .take(chains)
+        .flatten()
+        .copied()
+        .collect();
+    let cond = match mask {
+        None => Condition::seeded(chains, d, &x)?,
+        Some(spec) => {
+            let mask = if spec.to_ascii_lowercase().ends_with(".png") {
+                walkjump::data::images::read_mask_png(std::path::Path::new(spec), c, h, w)?
+            } else {
+                named_mask(spec, c, h, w, seed)?
+            };
+            Condition::clean(chains, d, &mask, &x)?
+        }
+    };
+    Ok(Some(cond))
+}
+
 fn cmd_sample(a: SampleArgs) -> Result<()> {
     let device = open_device(&a.common.device)?;
     let path = resolve_checkpoint(a.common.checkpoint.as_deref());
@@ -622,6 +671,7 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
     if let walkjump::models::ModelInner::EbmVae(e) = &model.inner {
         return sample_latent(&a, &model, e, &device);
     }
+    let mut replayed: Option<RunRecord> = None;
     let spec = match &a.replay {
         Some(run_file) => {
             let text = std::fs::read_to_string(run_file)
@@ -636,7 +686,9 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
                     model.sha256
                 );
             }
-            rec.spec
+            let spec = rec.spec.clone();
+            replayed = Some(rec);
+            spec
         }
         None => {
             let (rec_sampler, rec_every) = recommended_sampler(&model.meta);
@@ -721,8 +773,56 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
         )),
         None => None,
     };
+    // A replayed run takes its condition and jump model from the run file unless the flags name others.
+    let recorded = replayed.as_ref();
+    let condition_images: Option<PathBuf> = a
+        .condition
+        .clone()
+        .or_else(|| recorded.and_then(|r| r.condition.as_ref().map(|c| PathBuf::from(&c.images))));
+    let condition_mask: Option<String> = if a.condition.is_some() {
+        a.mask.clone()
+    } else {
+        recorded.and_then(|r| r.condition.as_ref().and_then(|c| c.mask.clone()))
+    };
+    let jump_with: Option<PathBuf> = a
+        .jump_with
+        .clone()
+        .or_else(|| recorded.and_then(|r| r.jump_with.as_ref().map(|j| PathBuf::from(&j.path))));
+    let condition = sample_condition(
+        condition_images.as_deref(),
+        condition_mask.as_deref(),
+        &model,
+        spec.chain.chains,
+        spec.chain.seed,
+    )?;
+    let jump_model = match &jump_with {
+        Some(p) => {
+            let mut j = load_model(p, &device)?;
+            if let Some(want) = recorded.and_then(|r| r.jump_with.as_ref())
+                && want.sha256 != j.sha256
+            {
+                bail!(
+                    "the run was recorded jumping with sha256 {}, but {} has sha256 {}",
+                    want.sha256,
+                    p.display(),
+                    j.sha256
+                );
+            }
+            j.set_z_mode(parse_z(&a.z)?);
+            walkjump::sampling::check_jump_model(&model, &j)
+                .with_context(|| format!("cannot jump with {}", p.display()))?;
+            Some(j)
+        }
+        None => None,
+    };
+    let opts = run::RunOptions {
+        condition: condition.clone(),
+        jump_with: jump_model
+            .as_ref()
+            .map(|j| j as &dyn walkjump::models::ScoreModel),
+    };
     let t0 = Instant::now();
-    let out = run::walk_jump_trace_every(
+    let out = run::walk_jump_with(
         &model,
         &spec,
         data.as_ref(),
@@ -730,6 +830,7 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
         trace_file.as_mut().map(|w| w as &mut dyn std::io::Write),
         a.trace_every,
         &device,
+        &opts,
     )?;
     if let Some(mut w) = trace_file {
         use std::io::Write;
@@ -753,6 +854,19 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
             checkpoint_sha256: model.sha256.clone(),
             kind: model.kind().as_str().to_string(),
             spec: spec.clone(),
+            jump_with: match (&jump_with, &jump_model) {
+                (Some(p), Some(j)) => Some(run::ModelRef {
+                    path: p.display().to_string(),
+                    sha256: j.sha256.clone(),
+                    kind: j.kind().as_str().to_string(),
+                    sigma: j.meta.sigma,
+                }),
+                _ => None,
+            },
+            condition: condition_images.as_ref().map(|p| run::ConditionRecord {
+                images: p.display().to_string(),
+                mask: condition_mask.clone(),
+            }),
         };
         write_atomic(p, serde_json::to_string_pretty(&rec)?.as_bytes())?;
     }
@@ -765,6 +879,26 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
         model.meta.sigma,
         model.meta.measurements
     );
+    if let (Some(p), Some(j)) = (&jump_with, &jump_model) {
+        println!(
+            "jumps     with {} ({}, sigma {})",
+            p.display(),
+            j.kind().as_str(),
+            j.meta.sigma
+        );
+    }
+    if let (Some(cond), Some(images)) = (&condition, &condition_images) {
+        let d = model.data_dim();
+        println!(
+            "condition {} ({}), {} of {} pixels held per chain on average",
+            images.display(),
+            condition_mask
+                .as_deref()
+                .unwrap_or("start from the images, nothing held"),
+            cond.held_count() / c.chains.max(1),
+            d
+        );
+    }
     println!("sampler   {}", serde_json::to_string(&c.sampler)?);
     if let Some((g, _)) = c.sampler.gamma_u() {
         println!(

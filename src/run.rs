@@ -11,7 +11,8 @@ use crate::data::noise::Noise;
 use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
 use crate::models::{Classifier, Metadata, Model, ModelInner, ModelKind, ScoreModel};
-use crate::sampling::chain::{Chain, ChainConfig, ChainInit};
+use crate::sampling::chain::{Chain, ChainConfig, ChainInit, check_jump_model};
+use crate::sampling::condition::Condition;
 use crate::sampling::diagnostics::{ess_bulk, split_rhat};
 use crate::sampling::langevin::Sampler;
 use crate::sampling::rng::Rng;
@@ -76,6 +77,34 @@ pub struct RunRecord {
     pub kind: String,
     /// The run.
     pub spec: WalkJumpSpec,
+    /// The model the chains jumped with, when not the walking one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jump_with: Option<ModelRef>,
+    /// What conditioned the chains, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<ConditionRecord>,
+}
+
+/// A second model named in a run file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelRef {
+    /// Where it was loaded from.
+    pub path: String,
+    /// sha256 of the file.
+    pub sha256: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its noise level.
+    pub sigma: f64,
+}
+
+/// The condition of a run, as given on the command line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConditionRecord {
+    /// The images (one per chain, in order).
+    pub images: String,
+    /// The held region (`None`: the chains only started from the images).
+    pub mask: Option<String>,
 }
 
 impl RunRecord {
@@ -281,9 +310,44 @@ pub fn walk_jump_trace_every(
     spec: &WalkJumpSpec,
     data: Option<&Dataset>,
     classifier: Option<&Classifier>,
+    trace: Option<&mut dyn Write>,
+    trace_every: usize,
+    device: &Device,
+) -> Result<WalkJumpOutput> {
+    let opts = RunOptions::default();
+    walk_jump_with(
+        model,
+        spec,
+        data,
+        classifier,
+        trace,
+        trace_every,
+        device,
+        &opts,
+    )
+}
+
+/// What a walk-jump run may add to the plain chains of its spec.
+#[derive(Default)]
+pub struct RunOptions<'a> {
+    /// Hold part of every image fixed, or start the chains from chosen images (REFERENCE.md §11).
+    pub condition: Option<Condition>,
+    /// Jump with this model instead of the walking one (same image size, M and sigma).
+    pub jump_with: Option<&'a dyn ScoreModel>,
+}
+
+/// [`walk_jump_trace_every`] with a condition and / or a second model for the jumps. Without either it is exactly
+/// the plain run (same draws, same output).
+#[allow(clippy::too_many_arguments)]
+pub fn walk_jump_with(
+    model: &dyn ScoreModel,
+    spec: &WalkJumpSpec,
+    data: Option<&Dataset>,
+    classifier: Option<&Classifier>,
     mut trace: Option<&mut dyn Write>,
     trace_every: usize,
     device: &Device,
+    opts: &RunOptions<'_>,
 ) -> Result<WalkJumpOutput> {
     if trace_every == 0 {
         return Err(Error::Param(
@@ -296,7 +360,17 @@ pub fn walk_jump_trace_every(
         ));
     }
     let cfg = &spec.chain;
-    let mut chain = Chain::new(model, cfg, data, device)?;
+    let jumper: &dyn ScoreModel = match opts.jump_with {
+        Some(j) => {
+            check_jump_model(model, j)?;
+            j
+        }
+        None => model,
+    };
+    let mut chain = match &opts.condition {
+        Some(c) => Chain::conditioned(model, cfg, data, device, c)?,
+        None => Chain::new(model, cfg, data, device)?,
+    };
     let n = cfg.chains;
     let io = |e: std::io::Error| Error::Io {
         path: "trace".into(),
@@ -332,7 +406,7 @@ pub fn walk_jump_trace_every(
         let is_jump = stats.step % cfg.every as u64 == 0;
         let mut jump_rows: Option<JumpRows> = None;
         if is_jump {
-            let x = chain.jump(model)?;
+            let x = chain.jump(jumper)?;
             let cls = match classifier {
                 Some(c) => Some(c.predict(&x)?),
                 None => None,
@@ -432,6 +506,10 @@ pub fn walk_jump_trace_every(
 pub struct DenoiseColumn {
     /// Model label (file name or kind).
     pub label: String,
+    /// The model's kind (`deen`, `uvb`, ...).
+    pub kind: String,
+    /// The noise level the model was trained for.
+    pub sigma: f64,
     /// Outputs `[count][d]`.
     pub outputs: Vec<Vec<f32>>,
     /// Per image: mean squared error per pixel.
@@ -441,6 +519,15 @@ pub struct DenoiseColumn {
 }
 
 impl DenoiseColumn {
+    /// Whether `noise` differs from what the model was trained for: another kind of noise, or Gaussian noise of
+    /// another level (beyond 1%).
+    pub fn mismatched(&self, noise: &Noise) -> bool {
+        match noise {
+            Noise::Gaussian { sigma } => (sigma - self.sigma).abs() > 0.01 * self.sigma.max(1e-12),
+            _ => true,
+        }
+    }
+
     /// Mean over images of the per-pixel MSE.
     pub fn mean_mse(&self) -> f64 {
         self.mse.iter().sum::<f64>() / self.mse.len().max(1) as f64
@@ -534,6 +621,8 @@ pub fn denoise_with(
         .collect();
     Ok(DenoiseColumn {
         label: label.to_string(),
+        kind: model.kind().as_str().to_string(),
+        sigma: model.sigma(),
         outputs: out,
         mse,
         range,
@@ -702,6 +791,8 @@ mod tests {
                 steps: 100,
                 frames: 40,
             },
+            jump_with: None,
+            condition: None,
         }
     }
 

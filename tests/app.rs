@@ -124,6 +124,9 @@ fn walk_frame(chains: usize, running: bool) -> WalkFrame {
             seed: 0,
         }),
         b: None,
+        held: None,
+        observed: None,
+        jump_model: None,
     }
 }
 
@@ -977,6 +980,8 @@ fn denoise_frame() -> DenoiseFrame {
     let clean: Vec<Vec<f32>> = (0..4).map(digit).collect();
     let col = |label: &str, shift: f32| DenoiseColumn {
         label: label.into(),
+        kind: "deen".into(),
+        sigma: 1.0,
         outputs: clean
             .iter()
             .map(|c| c.iter().map(|v| (v * shift).min(1.0)).collect())
@@ -1158,4 +1163,298 @@ fn moving_the_worker_reloads_models_and_keeps_the_current_one() {
         matches!(&frames[..], [Frame::Error(e)] if e.contains("unknown device") && !e.contains('\n')),
         "{frames:?}"
     );
+}
+
+// ---- first use: each workspace on its own bundled model ----------------------------------------------------------
+
+/// A checkpoints folder with the bundled file names (small random models of the right kinds and sigmas).
+fn bundled_like_dir(name: &str) -> PathBuf {
+    let dir = temp_dir(name);
+    write_model(
+        &dir,
+        "deen-mlp-s1.0.safetensors",
+        ModelKind::Deen,
+        1.0,
+        1,
+        1,
+    );
+    write_model(
+        &dir,
+        "deen-conv-s0.3.safetensors",
+        ModelKind::Deen,
+        0.3,
+        1,
+        2,
+    );
+    write_model(
+        &dir,
+        "sigma-vae-s0.9.safetensors",
+        ModelKind::SigmaVae,
+        0.9,
+        1,
+        3,
+    );
+    write_model(&dir, "uvb-mlp-s1.0.safetensors", ModelKind::Uvb, 1.0, 1, 4);
+    write_model(
+        &dir,
+        "deen-mlp-s0.3.safetensors",
+        ModelKind::Deen,
+        0.3,
+        1,
+        5,
+    );
+    dir
+}
+
+#[test]
+fn nebula_opens_on_its_own_bundled_model_and_says_why() {
+    let dir = bundled_like_dir("first-nebula");
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.startup(&dir, None);
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    // Walk-Jump stays on the default model.
+    h.get_by_label("model: deen-mlp-s1.0 (deen, sigma 1)");
+    h.get_by_label("NEBULA").click();
+    h.run();
+    let sent = pump(&mut h, &mut worker, 0);
+    assert!(
+        sent.iter().any(|c| matches!(c, WorkerCommand::Load { path, select: false } if path.ends_with("deen-conv-s0.3.safetensors"))),
+        "{sent:?}"
+    );
+    h.get_by_label("flows on deen-conv-s0.3 (deen, sigma 0.3)");
+    h.get_by_label_contains("the bundled model for attractors");
+    // The current (Walk-Jump) model did not change; NEBULA's is its own.
+    assert!(
+        h.state()
+            .current()
+            .is_some_and(|p| p.ends_with("deen-mlp-s1.0.safetensors"))
+    );
+    assert_eq!(
+        h.state().nebula_info().map(|i| i.label.as_str()),
+        Some("deen-conv-s0.3")
+    );
+    // The documented step size is the default, and Start flow names NEBULA's model.
+    h.get_by_label("Start flow").click();
+    h.run();
+    let sent = h.state_mut().take_sent();
+    let start = sent.iter().find_map(|c| match c {
+        WorkerCommand::Nebula(walkjump::app::messages::NebulaCommand::Start {
+            cfg, model, ..
+        }) => Some((cfg.eta, model.clone())),
+        _ => None,
+    });
+    let (eta, model) = start.expect("a Start command");
+    assert_eq!(eta, walkjump::NEBULA_ETA);
+    assert!(model.is_some_and(|p| p.ends_with("deen-conv-s0.3.safetensors")));
+    for c in sent {
+        worker.handle(c);
+    }
+    for _ in 0..50 {
+        if !worker.tick() {
+            break;
+        }
+    }
+    let frames = worker.take_frames();
+    assert!(
+        frames
+            .iter()
+            .any(|f| matches!(f, Frame::Nebula(n) if n.step > 0)),
+        "the flow ran on NEBULA's model"
+    );
+    // A model picked in NEBULA is the user's: no reason shown, sigma^2/10 again, Walk-Jump untouched.
+    let mut app = App::new_for_test();
+    app.startup(&dir, None);
+    let mut h = harness(app);
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    pump(&mut h, &mut worker, 0);
+    h.get_by_label("NEBULA").click();
+    h.run();
+    pump(&mut h, &mut worker, 0);
+    h.get_by_label("NEBULA model").click();
+    h.run();
+    h.get_by_label("deen-mlp-s0.3 (bundled, not loaded)")
+        .click();
+    h.run();
+    pump(&mut h, &mut worker, 0);
+    h.get_by_label("flows on deen-mlp-s0.3 (deen, sigma 0.3)");
+    assert!(
+        h.query_by_label_contains("the bundled model for attractors")
+            .is_none()
+    );
+    assert!(
+        h.state()
+            .current()
+            .is_some_and(|p| p.ends_with("deen-mlp-s1.0.safetensors"))
+    );
+    // With -c FILE, NEBULA follows that file.
+    let mut app = App::new_for_test();
+    let own = dir.join("deen-mlp-s0.3.safetensors");
+    app.startup(&dir, Some(&own));
+    assert!(app.nebula_target().path.is_none());
+}
+
+#[test]
+fn denoise_opens_with_the_trio_grouped_by_kind_and_marks_other_sigmas() {
+    let dir = bundled_like_dir("first-denoise");
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.startup(&dir, None);
+    let mut h = harness(app);
+    let sent = pump(&mut h, &mut worker, 0);
+    let loads: Vec<String> = sent
+        .iter()
+        .filter_map(|c| match c {
+            WorkerCommand::Load { path, .. } => {
+                path.file_name().map(|n| n.to_string_lossy().to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    for want in [
+        "deen-mlp-s1.0.safetensors",
+        "sigma-vae-s0.9.safetensors",
+        "uvb-mlp-s1.0.safetensors",
+    ] {
+        assert!(
+            loads.iter().any(|l| l == want),
+            "{want} not loaded: {loads:?}"
+        );
+    }
+    assert!(
+        !loads.iter().any(|l| l == "deen-mlp-s0.3.safetensors"),
+        "{loads:?}"
+    );
+    assert_eq!(h.state().loaded_denoisers(), 3);
+    h.get_by_label("Denoise").click();
+    h.run();
+    h.get_by_label("Denoise digits").click();
+    h.run();
+    pump(&mut h, &mut worker, 0);
+    let frame = h.state().denoise_frame().expect("a comparison").clone();
+    let kinds: Vec<&str> = frame.columns.iter().map(|c| c.kind.as_str()).collect();
+    // sigma-VAE first, then DEEN, then UVB (3 posterior draws for each stochastic model).
+    assert_eq!(
+        kinds,
+        [
+            "sigma_vae",
+            "sigma_vae",
+            "sigma_vae",
+            "deen",
+            "uvb",
+            "uvb",
+            "uvb"
+        ],
+        "{kinds:?}"
+    );
+    // At Gaussian noise sigma = 1 only the sigma-VAE (trained at 0.9) is marked.
+    h.get_by_label_contains("column(s) marked");
+    let marked = h
+        .query_all_by_label_contains("! sigma_vae, sigma 0.9")
+        .count();
+    assert_eq!(marked, 3);
+    assert!(h.query_by_label_contains("! deen").is_none());
+    h.get_by_label("deen, sigma 1");
+}
+
+#[test]
+fn status_bar_says_idle_until_something_animates() {
+    let mut h = harness(app_with_model());
+    h.run();
+    h.get_by_label("idle");
+    h.state_mut()
+        .apply_frame(Frame::Walk(Box::new(walk_frame(4, true))));
+    h.run_steps(3);
+    assert!(h.query_by_label("idle").is_none());
+    h.get_by_label_contains("frame ");
+}
+
+// ---- conditional walk-jump --------------------------------------------------------------------------------------
+
+#[test]
+fn holding_the_top_half_restarts_chains_that_keep_it_and_mark_it() {
+    let dir = temp_dir("app-condition");
+    let m = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 7);
+    let j = write_model(&dir, "deen-b.safetensors", ModelKind::Deen, 1.0, 1, 8);
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.startup(&dir, Some(&m));
+    app.settings.walk.chains = 4;
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    h.get_by_label("hold part of an image fixed").click();
+    h.run();
+    h.get_by_label("test digit no.");
+    h.get_by_label("Hold and reset").click();
+    h.run();
+    let sent = pump(&mut h, &mut worker, 0);
+    let cond = sent.iter().find_map(|c| match c {
+        WorkerCommand::Walk(WalkCommand::SetCondition(Some(c))) => Some(c.clone()),
+        _ => None,
+    });
+    let cond = cond.expect("a condition was sent");
+    assert_eq!(cond.mask.iter().filter(|&&b| b).count(), 14 * 28);
+    h.get_by_label_contains("conditioned: 392 of 784 pixels held");
+    let f = h.state().walk_frame().expect("chains").clone();
+    let held = f.held.clone().expect("held mask in the frame");
+    let x = f.observed.clone().expect("observation in the frame");
+    for jump in f.jumps.iter() {
+        for (k, (&b, &o)) in held.iter().zip(x.iter()).enumerate() {
+            if b {
+                assert_eq!(jump[k].to_bits(), o.to_bits(), "pixel {k}");
+            }
+        }
+    }
+    // Step to the next jump: still exact.
+    h.get_by_label("Step").click();
+    h.run();
+    pump(&mut h, &mut worker, 100);
+    let f = h.state().walk_frame().expect("chains").clone();
+    assert!(f.step > 0);
+    for jump in f.jumps.iter() {
+        for (k, (&b, &o)) in held.iter().zip(x.iter()).enumerate() {
+            if b {
+                assert_eq!(jump[k].to_bits(), o.to_bits(), "pixel {k}");
+            }
+        }
+    }
+    // Jump with a second loaded model of the same sigma.
+    h.state_mut().open_path(&j);
+    pump(&mut h, &mut worker, 0);
+    h.state_mut().open_path(&m);
+    pump(&mut h, &mut worker, 0);
+    h.get_by_label("jump with").click();
+    h.run();
+    h.get_by_label("deen-b (deen, sigma 1)").click();
+    h.run();
+    h.get_by_label("Step").click();
+    h.run();
+    pump(&mut h, &mut worker, 100);
+    h.get_by_label_contains("jumps with deen-b (sigma 1)");
+    // Turning the condition off restarts unconditioned chains.
+    h.get_by_label("hold part of an image fixed").click();
+    h.run();
+    pump(&mut h, &mut worker, 0);
+    assert!(h.state().walk_frame().is_some_and(|f| f.held.is_none()));
+}
+
+#[test]
+fn masked_walk_view_snapshot() {
+    if !snapshots_enabled() {
+        eprintln!("WALKJUMP_SKIP_SNAPSHOTS=1: snapshot skipped");
+        return;
+    }
+    let mut app = app_with_model();
+    app.settings.walk.cond.on = true;
+    let mut f = walk_frame(16, false);
+    let held: Vec<bool> = (0..784).map(|p| p / 28 < 14).collect();
+    f.held = Some(Arc::new(held));
+    f.observed = Some(Arc::new(digit(2)));
+    f.jump_model = Some("deen-conv-s1.0 (sigma 1)".into());
+    app.apply_frame(Frame::Walk(Box::new(f)));
+    let mut h = harness(app);
+    h.run_steps(4);
+    h.get_by_label_contains("conditioned: 392 of 784 pixels held");
+    h.snapshot_options("walk_masked", &snapshot_options());
 }

@@ -263,6 +263,34 @@ pub fn show(
     });
 }
 
+/// Colour of the mark on a column whose model was trained for other noise.
+const MISMATCH: egui::Color32 = egui::Color32::from_rgb(230, 150, 40);
+
+/// A column's title: the model, its kind and training sigma; marked when the noise shown is not what it was
+/// trained for.
+fn column_title(ui: &mut Ui, c: &crate::run::DenoiseColumn, noise: Option<&Noise>) {
+    ui.vertical(|ui| {
+        ui.label(RichText::new(&c.label).strong());
+        let trained = format!("{}, sigma {}", c.kind, c.sigma);
+        match noise {
+            Some(n) if c.mismatched(n) => {
+                ui.label(
+                    RichText::new(format!("! {trained}"))
+                        .small()
+                        .color(MISMATCH),
+                )
+                .on_hover_text(format!(
+                    "trained for Gaussian noise of sigma {}, shown {n}: not a fair comparison",
+                    c.sigma
+                ));
+            }
+            _ => {
+                ui.label(RichText::new(trained).small().weak());
+            }
+        }
+    });
+}
+
 fn views(ui: &mut Ui, view: &DenoiseView) {
     if let Some(a) = &view.aggregate {
         ui.label(
@@ -299,14 +327,28 @@ fn views(ui: &mut Ui, view: &DenoiseView) {
         ui.label(RichText::new(format!("left out: {s}")).weak());
     }
     let tile = 72.0;
-    let mut titles = vec!["clean".to_string(), "noisy".to_string()];
-    titles.extend(f.columns.iter().map(|c| c.label.clone()));
+    let mismatched = f
+        .columns
+        .iter()
+        .filter(|c| f.noise.as_ref().is_some_and(|n| c.mismatched(n)))
+        .count();
+    if mismatched > 0 {
+        ui.label(
+            RichText::new(format!(
+                "{mismatched} column(s) marked: trained for another noise than shown here, so their MSE is not a fair \
+                 comparison"
+            ))
+            .color(MISMATCH),
+        );
+    }
     egui::Grid::new("denoise_table")
-        .num_columns(titles.len())
+        .num_columns(f.columns.len() + 2)
         .spacing([10.0, 6.0])
         .show(ui, |ui| {
-            for t in &titles {
-                ui.label(RichText::new(t).strong());
+            ui.label(RichText::new("clean").strong());
+            ui.label(RichText::new("noisy").strong());
+            for c in &f.columns {
+                column_title(ui, c, f.noise.as_ref());
             }
             ui.end_row();
             for i in 0..f.clean.len() {

@@ -237,6 +237,8 @@ pub fn run_record(frame: &WalkFrame, sha256: &str, kind: &str) -> Option<RunReco
             steps: frame.step.max(1) as usize,
             frames: 40,
         },
+        jump_with: None,
+        condition: None,
     })
 }
 

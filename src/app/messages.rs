@@ -62,6 +62,32 @@ pub enum WalkCommand {
     /// A/B comparison: `Some(sampler)` runs a second set of chains (same chains, init and seed; turning it on
     /// restarts A) with this sampler beside A; `None` turns it off.
     SetB(Option<Sampler>),
+    /// Conditional walk-jump: hold part of an image fixed in every chain (`None`: sample whole images). Takes
+    /// effect when the chains are next created (Reset, or Run / Step without chains).
+    SetCondition(Option<WalkCondition>),
+    /// Jump with another loaded model (same image size, M and sigma as the walking one); `None`: the walking
+    /// model. Takes effect at the next jump.
+    SetJumpModel(Option<PathBuf>),
+}
+
+/// The image a conditioned walk holds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CondImage {
+    /// Test digit number `i` of the bundled test split.
+    TestDigit(usize),
+    /// Given pixels `[d]` in `[0, 1]` (a drawing, a jump).
+    Pixels(Vec<f32>),
+}
+
+/// What a conditioned walk holds: the same image and mask in every chain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WalkCondition {
+    /// `[d]`, true where held.
+    pub mask: Vec<bool>,
+    /// The observation.
+    pub image: CondImage,
+    /// Start the free pixels from the image plus noise too (else from the run's init).
+    pub start_from_image: bool,
 }
 
 /// Where NEBULA flows start.
@@ -87,6 +113,8 @@ pub enum NebulaCommand {
         cfg: NebulaConfig,
         /// Where they start.
         source: NebulaSource,
+        /// The loaded model that flows (NEBULA keeps its own); `None` means the current model.
+        model: Option<PathBuf>,
     },
     /// Stop the flow where it is and collect its attractors.
     Stop,
@@ -96,6 +124,8 @@ pub enum NebulaCommand {
         cfg: NebulaConfig,
         /// Where they start.
         source: NebulaSource,
+        /// The loaded model that jumps; `None` means the current model.
+        model: Option<PathBuf>,
     },
 }
 
@@ -224,6 +254,12 @@ pub struct WalkFrame {
     pub config: Option<ChainConfig>,
     /// The B side of an A/B comparison (same chains, init and seed, another sampler).
     pub b: Option<Box<WalkFrame>>,
+    /// The held pixels `[d]` of a conditioned walk (the same in every chain).
+    pub held: Option<Arc<Vec<bool>>>,
+    /// The observation `[d]` of a conditioned walk.
+    pub observed: Option<Arc<Vec<f32>>>,
+    /// The model the jumps come from when it is not the walking one: its label and sigma.
+    pub jump_model: Option<String>,
 }
 
 /// A snapshot of a NEBULA flow.

@@ -31,7 +31,10 @@ use export::{DialogPurpose, PendingDialog};
 use messages::ModelInfo;
 pub use messages::{Frame, WorkerCommand};
 
-pub use crate::{CLASSIFIER_CHECKPOINT, DEFAULT_CHECKPOINT, checkpoints_dir};
+pub use crate::{
+    CLASSIFIER_CHECKPOINT, DEFAULT_CHECKPOINT, DENOISE_TRIO, NEBULA_CHECKPOINT, NEBULA_ETA,
+    checkpoints_dir,
+};
 
 /// Why the app could not run.
 #[derive(Debug, thiserror::Error)]
@@ -373,6 +376,10 @@ pub struct App {
     notice: Option<String>,
     walk: walk::WalkView,
     nebula: nebula::NebulaView,
+    /// The model NEBULA flows on (its own, apart from the current Walk-Jump model).
+    nebula_target: nebula::NebulaTarget,
+    /// The NEBULA model asked for from the worker (loaded once, when the workspace is first shown).
+    nebula_requested: Option<PathBuf>,
     denoise: denoise::DenoiseView,
     /// The digit drawn with the mouse (NEBULA and Denoise share it).
     pad: widgets::DrawPad,
@@ -383,6 +390,8 @@ pub struct App {
     help_open: bool,
     dialogs: Vec<PendingDialog>,
     frame_ms: f32,
+    /// The UI's own work per frame (ms, smoothed), shown while something animates.
+    ui_ms: f32,
     autostart: bool,
     screenshot: Option<Screenshot>,
     started: Instant,
@@ -426,6 +435,8 @@ impl App {
             notice: None,
             walk: Default::default(),
             nebula: Default::default(),
+            nebula_target: Default::default(),
+            nebula_requested: None,
             denoise: Default::default(),
             pad: Default::default(),
             lab: Default::default(),
@@ -435,6 +446,7 @@ impl App {
             help_open: false,
             dialogs: Vec::new(),
             frame_ms: 0.0,
+            ui_ms: 0.0,
             autostart: false,
             screenshot: None,
             started: Instant::now(),
@@ -525,7 +537,9 @@ impl App {
         )
     }
 
-    /// Lists the bundled checkpoints of `dir` and opens the first model (`checkpoint`, else the default).
+    /// Lists the bundled checkpoints of `dir` and opens the first model (`checkpoint`, else the default). Without
+    /// `checkpoint`, each workspace starts on the bundled model suited to it: NEBULA on [`NEBULA_CHECKPOINT`] (loaded
+    /// when first shown), Denoise with the sigma-VAE / DEEN / UVB trio ([`DENOISE_TRIO`] beside the default).
     pub fn startup(&mut self, dir: &Path, checkpoint: Option<&Path>) {
         for p in bundled_checkpoints(dir) {
             self.slots.push(ModelSlot {
@@ -545,6 +559,29 @@ impl App {
                 "the default model {} is missing: open a checkpoint with Open... or drop one on the window",
                 first.display()
             ));
+        }
+        if checkpoint.is_none() && first.is_file() {
+            let nebula = dir.join(NEBULA_CHECKPOINT);
+            if nebula.is_file() {
+                self.nebula_target = nebula::NebulaTarget {
+                    path: Some(nebula),
+                    why: Some(format!(
+                        "the bundled model for attractors (checkpoints/MODELS.md): its flows from uniform noise end \
+                         on whole digits, where the sigma = 1 default's all fall into one blur; eta {NEBULA_ETA} as \
+                         documented there. Pick another model in the top bar to flow on it."
+                    )),
+                    eta: Some(NEBULA_ETA),
+                };
+            }
+            for name in DENOISE_TRIO {
+                let path = dir.join(name);
+                if path.is_file() {
+                    self.send(WorkerCommand::Load {
+                        path,
+                        select: false,
+                    });
+                }
+            }
         }
         let classifier = dir.join(CLASSIFIER_CHECKPOINT);
         if classifier.is_file() {
@@ -604,10 +641,94 @@ impl App {
     /// The current model's information, once loaded.
     pub fn current_info(&self) -> Option<&ModelInfo> {
         let cur = self.current.as_ref()?;
+        self.info_of(cur)
+    }
+
+    fn info_of(&self, path: &Path) -> Option<&ModelInfo> {
         self.slots
             .iter()
-            .find(|s| &s.path == cur)
+            .find(|s| s.path == path)
             .and_then(|s| s.info.as_ref())
+    }
+
+    /// The model NEBULA flows on (its own choice, else the current model).
+    pub fn nebula_target(&self) -> &nebula::NebulaTarget {
+        &self.nebula_target
+    }
+
+    /// The information of the model NEBULA flows on, once loaded.
+    pub fn nebula_info(&self) -> Option<&ModelInfo> {
+        match &self.nebula_target.path {
+            Some(p) => self.info_of(p),
+            None => self.current_info(),
+        }
+    }
+
+    /// The model the open workspace works on (NEBULA's own, else the current one).
+    fn workspace_info(&self) -> Option<&ModelInfo> {
+        match self.settings.tab {
+            Tab::Nebula => self.nebula_info(),
+            _ => self.current_info(),
+        }
+    }
+
+    /// Loaded models that can jump the chains of `walker`: same image shape, M and sigma, with a jump.
+    fn jump_models(&self, walker: Option<&ModelInfo>) -> Vec<(PathBuf, String)> {
+        let Some(w) = walker else {
+            return Vec::new();
+        };
+        self.slots
+            .iter()
+            .filter_map(|s| s.info.as_ref())
+            .filter(|i| {
+                i.path != w.path
+                    && i.is_denoiser
+                    && i.shape == w.shape
+                    && i.measurements == w.measurements
+                    && (i.sigma - w.sigma).abs() <= 1e-9 * w.sigma.abs().max(i.sigma.abs())
+            })
+            .map(|i| {
+                (
+                    i.path.clone(),
+                    format!("{} ({}, sigma {})", i.label, i.kind, i.sigma),
+                )
+            })
+            .collect()
+    }
+
+    /// Makes `path` the model NEBULA flows on (the user's choice: no reason shown, no documented step size).
+    fn set_nebula_model(&mut self, path: PathBuf, actions: &mut Actions) {
+        if self.nebula_target.path.as_ref() != Some(&path) {
+            self.nebula.clear();
+        }
+        if self.info_of(&path).is_none() {
+            actions.send(WorkerCommand::Load {
+                path: path.clone(),
+                select: false,
+            });
+        }
+        self.nebula_requested = Some(path.clone());
+        self.nebula_target = nebula::NebulaTarget {
+            path: Some(path),
+            why: None,
+            eta: None,
+        };
+    }
+
+    /// Loads NEBULA's own model the first time the workspace is shown.
+    fn ensure_nebula_model(&mut self, actions: &mut Actions) {
+        let Some(p) = self.nebula_target.path.clone() else {
+            return;
+        };
+        if self.nebula_requested.as_ref() != Some(&p) {
+            self.nebula_requested = Some(p.clone());
+            if self.info_of(&p).is_none() {
+                actions.send(WorkerCommand::Load {
+                    path: p,
+                    select: false,
+                });
+            }
+        }
     }
 
     /// The drawing pad shared by NEBULA and Denoise.
@@ -737,7 +858,17 @@ impl App {
         self.current = Some(path);
         if changed {
             self.walk.clear();
-            self.nebula.clear();
+            // The jump model and the condition were checked against the previous model.
+            if self.walk.jump_with.take().is_some() {
+                self.send(WorkerCommand::Walk(messages::WalkCommand::SetJumpModel(
+                    None,
+                )));
+            }
+            self.walk.sent_condition = None;
+            if self.nebula_target.path.is_none() {
+                // NEBULA follows the current model when it has none of its own.
+                self.nebula.clear();
+            }
         }
         if let Some(info) = self.current_info().cloned() {
             if let Some(i) = self
@@ -846,22 +977,33 @@ impl App {
         match self.settings.tab {
             Tab::WalkJump => {
                 let info = self.current_info().cloned();
+                let jump_models = self.jump_models(info.as_ref());
+                let cx = walk::WalkContext {
+                    model: info.as_ref(),
+                    drawn: &self.pad,
+                    jump_models,
+                };
                 walk::show(
                     ui,
                     &mut self.settings.walk,
                     &mut self.walk,
-                    info.as_ref(),
+                    &cx,
                     &mut actions,
                 );
             }
             Tab::Nebula => {
-                let info = self.current_info().cloned();
+                self.ensure_nebula_model(&mut actions);
+                let info = self.nebula_info().cloned();
+                if let Some((_, h, w)) = info.as_ref().map(|i| i.shape) {
+                    self.pad.resize(h, w);
+                }
                 nebula::show(
                     ui,
                     &mut self.settings.nebula,
                     &mut self.nebula,
                     &mut self.pad,
                     info.as_ref(),
+                    &self.nebula_target,
                     &mut actions,
                 );
             }
@@ -903,7 +1045,20 @@ impl App {
             // Keep the frame time honest while frames stream in.
             ctx.request_repaint_after(Duration::from_millis(16));
         }
-        self.measure_step(&ctx, dt, frame_start.elapsed().as_secs_f64() * 1000.0);
+        let ui_ms = frame_start.elapsed().as_secs_f32() * 1000.0;
+        self.ui_ms = if self.ui_ms == 0.0 {
+            ui_ms
+        } else {
+            0.9 * self.ui_ms + 0.1 * ui_ms
+        };
+        self.measure_step(&ctx, dt, ui_ms as f64);
+    }
+
+    /// Whether anything moves on its own: chains running, a flow running, or the 2D Lab's particles.
+    pub fn animating(&self) -> bool {
+        self.walk.running()
+            || self.nebula.frame.as_ref().is_some_and(|f| f.running)
+            || (self.settings.tab == Tab::Lab && self.lab.running())
     }
 
     /// Records one frame for `--measure-frames`, and closes the window when done.
@@ -1085,11 +1240,17 @@ impl App {
                 ui.label(RichText::new("walkjump").strong());
                 ui.separator();
                 let current_label = self
-                    .current_info()
+                    .workspace_info()
                     .map(|i| format!("{} ({}, sigma {})", i.label, i.kind, i.sigma))
                     .unwrap_or_else(|| "(no model)".into());
+                let nebula_tab = self.settings.tab == Tab::Nebula;
+                let shown = if nebula_tab {
+                    self.nebula_target.path.clone().or(self.current.clone())
+                } else {
+                    self.current.clone()
+                };
                 let mut pick: Option<(PathBuf, bool)> = None;
-                egui::ComboBox::from_label("model")
+                egui::ComboBox::from_label(if nebula_tab { "NEBULA model" } else { "model" })
                     .selected_text(current_label)
                     .width(260.0)
                     .show_ui(ui, |ui| {
@@ -1099,18 +1260,23 @@ impl App {
                                 None if s.bundled => format!("{} (bundled, not loaded)", s.label),
                                 None => format!("{} (loading)", s.label),
                             };
-                            let is_current = self.current.as_ref() == Some(&s.path);
+                            let is_current = shown.as_ref() == Some(&s.path);
                             if ui.selectable_label(is_current, text).clicked() && !is_current {
                                 pick = Some((s.path.clone(), s.info.is_some()));
                             }
                         }
                     });
                 if let Some((path, loaded)) = pick {
-                    actions.send(if loaded {
-                        WorkerCommand::Select(path)
+                    if nebula_tab {
+                        // NEBULA keeps its own model; the Walk-Jump chains go on.
+                        self.set_nebula_model(path, actions);
                     } else {
-                        WorkerCommand::Load { path, select: true }
-                    });
+                        actions.send(if loaded {
+                            WorkerCommand::Select(path)
+                        } else {
+                            WorkerCommand::Load { path, select: true }
+                        });
+                    }
                 }
                 if ui
                     .button("Open...")
@@ -1175,7 +1341,16 @@ impl App {
     fn status_bar(&mut self, ui: &mut Ui) {
         egui::Panel::bottom("status_bar").show(ui, |ui| {
             ui.horizontal(|ui| {
-                ui.label(format!("frame {:.1} ms", self.frame_ms));
+                if self.animating() {
+                    ui.label(format!("frame {:.1} ms", self.ui_ms))
+                        .on_hover_text(format!(
+                            "the UI's own work per frame (smoothed); frames come every {:.0} ms",
+                            self.frame_ms
+                        ));
+                } else {
+                    ui.label("idle")
+                        .on_hover_text("nothing animates: the window repaints only on input");
+                }
                 ui.separator();
                 let (sps, running, chains) = self
                     .walk
@@ -1189,7 +1364,7 @@ impl App {
                 ui.separator();
                 ui.label(format!("device {}", self.device));
                 ui.separator();
-                ui.label(match self.current_info() {
+                ui.label(match self.workspace_info() {
                     Some(i) => format!("model: {} ({}, sigma {})", i.label, i.kind, i.sigma),
                     None => "model: none".into(),
                 });

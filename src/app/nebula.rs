@@ -17,7 +17,7 @@ use crate::sampling::nebula::{NebulaConfig, NebulaInit};
 pub struct NebulaSettings {
     /// Where flows start.
     pub source: NebulaSource,
-    /// Step size; `None` means sigma^2 / 10 for the current model.
+    /// Step size; `None` means the model's recommended step ([`NebulaTarget::eta`]).
     pub eta: Option<f64>,
     /// Stop a start once `||grad f|| < tol`.
     pub tol: f64,
@@ -39,7 +39,7 @@ impl Default for NebulaSettings {
             source: NebulaSource::Uniform,
             eta: None,
             tol: 0.1,
-            max_steps: 2000,
+            max_steps: 4000,
             starts: 64,
             seed: 0,
             merge: 0.02,
@@ -49,10 +49,10 @@ impl Default for NebulaSettings {
 }
 
 impl NebulaSettings {
-    /// The flow configuration for a model of noise level `sigma`.
-    pub fn config(&self, sigma: f64) -> NebulaConfig {
+    /// The flow configuration, with `default_eta` where no step size was chosen.
+    pub fn config(&self, default_eta: f64) -> NebulaConfig {
         NebulaConfig {
-            eta: self.eta.unwrap_or(sigma * sigma / 10.0),
+            eta: self.eta.unwrap_or(default_eta),
             max_steps: self.max_steps,
             tol: self.tol,
             starts: self.starts.clamp(1, 1024),
@@ -61,6 +61,24 @@ impl NebulaSettings {
             merge: self.merge,
             creative: self.creative,
         }
+    }
+}
+
+/// The model NEBULA flows on (NEBULA keeps its own, apart from the Walk-Jump model), and why it is that one.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NebulaTarget {
+    /// The checkpoint; `None` follows the current model of the top bar.
+    pub path: Option<std::path::PathBuf>,
+    /// Why the app chose it (shown under the model), `None` when the user did.
+    pub why: Option<String>,
+    /// The step size documented for it, where one is (else sigma^2 / 10).
+    pub eta: Option<f64>,
+}
+
+impl NebulaTarget {
+    /// The step size used while the user has not chosen one: the documented one, else sigma^2 / 10.
+    pub fn default_eta(&self, sigma: f64) -> f64 {
+        self.eta.unwrap_or(sigma * sigma / 10.0)
     }
 }
 
@@ -149,14 +167,26 @@ pub fn show(
     view: &mut NebulaView,
     pad: &mut DrawPad,
     model: Option<&ModelInfo>,
+    target: &NebulaTarget,
     actions: &mut Actions,
 ) {
     view.update_textures(ui.ctx());
     let sigma = model.map(|m| m.sigma).unwrap_or(1.0);
+    let default_eta = target.default_eta(sigma);
     egui::Panel::left("nebula_controls")
         .default_size(300.0)
         .show(ui, |ui| {
             ui.heading("Flow");
+            match model {
+                Some(m) => ui.label(format!(
+                    "flows on {} ({}, sigma {})",
+                    m.label, m.kind, m.sigma
+                )),
+                None => ui.label("model: loading..."),
+            };
+            if let Some(why) = &target.why {
+                ui.label(RichText::new(why).small().weak());
+            }
             egui::ComboBox::from_label("start from")
                 .selected_text(source_label(settings.source))
                 .show_ui(ui, |ui| {
@@ -180,13 +210,17 @@ pub fn show(
                     pad.clear();
                 }
             }
-            let mut eta = settings.eta.unwrap_or(sigma * sigma / 10.0);
+            let mut eta = settings.eta.unwrap_or(default_eta);
             match log_param(ui, "eta", &mut eta, 1e-5..=10.0, &mut view.eta_text) {
                 ParamEdit::Changed => settings.eta = Some(eta),
                 ParamEdit::Refused(m) => view.message = Some(m),
                 ParamEdit::None => {}
             }
-            if settings.eta.is_some() && ui.small_button("eta = sigma²/10").clicked() {
+            let reset = match target.eta {
+                Some(e) => format!("eta = {e} (documented for this model)"),
+                None => "eta = sigma²/10".to_string(),
+            };
+            if settings.eta.is_some() && ui.small_button(reset).clicked() {
                 settings.eta = None;
                 view.eta_text.clear();
             }
@@ -225,8 +259,9 @@ pub fn show(
                 {
                     view.message = None;
                     actions.send(WorkerCommand::Nebula(NebulaCommand::Start {
-                        cfg: settings.config(sigma),
+                        cfg: settings.config(default_eta),
                         source: settings.source,
+                        model: target.path.clone(),
                     }));
                 }
                 if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
@@ -240,8 +275,9 @@ pub fn show(
                 && drawing_ready(settings, view, pad, actions)
             {
                 actions.send(WorkerCommand::Nebula(NebulaCommand::PoorMan {
-                    cfg: settings.config(sigma),
+                    cfg: settings.config(default_eta),
                     source: settings.source,
+                    model: target.path.clone(),
                 }));
             }
         });

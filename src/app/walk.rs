@@ -6,8 +6,8 @@ use egui::{Color32, RichText, Ui};
 use egui_plot::{Legend, Line, Plot, Points};
 use serde::{Deserialize, Serialize};
 
-use super::messages::{ModelInfo, WalkCommand, WalkFrame, WorkerCommand};
-use super::widgets::{ImageGrid, ParamEdit, format_param, log_param};
+use super::messages::{CondImage, ModelInfo, WalkCommand, WalkCondition, WalkFrame, WorkerCommand};
+use super::widgets::{DrawPad, ImageGrid, ParamEdit, format_param, log_param};
 use super::{Actions, SaveKind};
 use crate::sampling::chain::{ChainConfig, ChainInit};
 use crate::sampling::langevin::Sampler;
@@ -62,6 +62,116 @@ pub struct WalkSettings {
     pub ab: bool,
     /// The B side's sampler parameters.
     pub b: SideB,
+    /// Conditional walk-jump: hold part of an image fixed.
+    pub cond: CondSettings,
+}
+
+/// Where a conditioned walk's observation comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CondSource {
+    /// A digit of the bundled test split (by number).
+    TestDigit,
+    /// The digit drawn with the mouse (shared with NEBULA and Denoise).
+    Drawn,
+    /// A jump picked from the grid ("use the followed chain's jump").
+    Jump,
+}
+
+impl CondSource {
+    fn label(self) -> &'static str {
+        match self {
+            CondSource::TestDigit => "a test digit",
+            CondSource::Drawn => "a drawn digit",
+            CondSource::Jump => "a jump of the followed chain",
+        }
+    }
+}
+
+/// The held region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MaskPreset {
+    /// The top half.
+    Top,
+    /// The bottom half.
+    Bottom,
+    /// The left half.
+    Left,
+    /// The right half.
+    Right,
+    /// A centred square of half the side.
+    Centre,
+    /// A random share of the pixels.
+    Random,
+    /// Painted with the brush.
+    Painted,
+}
+
+impl MaskPreset {
+    const ALL: [MaskPreset; 7] = [
+        MaskPreset::Top,
+        MaskPreset::Bottom,
+        MaskPreset::Left,
+        MaskPreset::Right,
+        MaskPreset::Centre,
+        MaskPreset::Random,
+        MaskPreset::Painted,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            MaskPreset::Top => "top half",
+            MaskPreset::Bottom => "bottom half",
+            MaskPreset::Left => "left half",
+            MaskPreset::Right => "right half",
+            MaskPreset::Centre => "centre square",
+            MaskPreset::Random => "random share",
+            MaskPreset::Painted => "painted with the brush",
+        }
+    }
+
+    /// The name `named_mask` takes (`None` for a painted mask).
+    fn spec(self, share: f64) -> Option<String> {
+        Some(match self {
+            MaskPreset::Top => "top".into(),
+            MaskPreset::Bottom => "bottom".into(),
+            MaskPreset::Left => "left".into(),
+            MaskPreset::Right => "right".into(),
+            MaskPreset::Centre => "centre".into(),
+            MaskPreset::Random => format!("random:{}", share.clamp(0.0, 1.0)),
+            MaskPreset::Painted => return None,
+        })
+    }
+}
+
+/// Conditional walk-jump settings that persist.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CondSettings {
+    /// Hold part of an image in every chain.
+    pub on: bool,
+    /// Where the observation comes from.
+    pub source: CondSource,
+    /// Test digit number (for [`CondSource::TestDigit`]).
+    pub digit: usize,
+    /// The held region.
+    pub preset: MaskPreset,
+    /// Share of pixels held by [`MaskPreset::Random`].
+    pub share: f64,
+    /// Start the free pixels from the image plus noise too (else from the run's init).
+    pub start_from_image: bool,
+}
+
+impl Default for CondSettings {
+    fn default() -> Self {
+        Self {
+            on: false,
+            source: CondSource::TestDigit,
+            digit: 0,
+            preset: MaskPreset::Top,
+            share: 0.3,
+            start_from_image: false,
+        }
+    }
 }
 
 /// The sampler of the B side of an A/B comparison.
@@ -117,6 +227,7 @@ impl Default for WalkSettings {
             tuned_for: None,
             ab: false,
             b: SideB::default(),
+            cond: CondSettings::default(),
         }
     }
 }
@@ -260,6 +371,16 @@ pub struct WalkView {
     u_text: String,
     /// Last refused input or note, shown under the parameters.
     pub message: Option<String>,
+    /// The held region painted with the brush (white = held).
+    pub mask_pad: DrawPad,
+    /// The observation picked from a jump.
+    pub picked: Option<Vec<f32>>,
+    /// The loaded model the jumps come from (`None`: the walking model).
+    pub jump_with: Option<std::path::PathBuf>,
+    /// The condition last sent to the worker (`None` when nothing is held).
+    pub sent_condition: Option<Option<WalkCondition>>,
+    /// The translucent mark of the held pixels drawn over every tile, for the mask it was made from.
+    held_mark: Option<(std::sync::Arc<Vec<bool>>, egui::TextureHandle)>,
 }
 
 impl Default for WalkView {
@@ -279,6 +400,11 @@ impl Default for WalkView {
             gamma_text: String::new(),
             u_text: String::new(),
             message: None,
+            mask_pad: DrawPad::default(),
+            picked: None,
+            jump_with: None,
+            sent_condition: None,
+            held_mark: None,
         }
     }
 }
@@ -379,21 +505,50 @@ pub fn reset(settings: &WalkSettings, view: &mut WalkView, actions: &mut Actions
     actions.send(WorkerCommand::Walk(WalkCommand::Reset(settings.config())));
 }
 
+/// What the Walk-Jump workspace needs from the rest of the app besides its own state.
+pub struct WalkContext<'a> {
+    /// The walking model, once loaded.
+    pub model: Option<&'a ModelInfo>,
+    /// The digit drawn with the mouse (a possible observation).
+    pub drawn: &'a DrawPad,
+    /// Loaded models that can jump the walking model's chains: `(path, label)`.
+    pub jump_models: Vec<(std::path::PathBuf, String)>,
+}
+
 /// Draws the workspace.
 pub fn show(
     ui: &mut Ui,
     settings: &mut WalkSettings,
     view: &mut WalkView,
-    model: Option<&ModelInfo>,
+    cx: &WalkContext<'_>,
     actions: &mut Actions,
 ) {
     view.update_textures(ui.ctx());
+    let model = cx.model;
+    if let Some((_, h, w)) = model.map(|m| m.shape) {
+        view.mask_pad.resize(h, w);
+    }
+    // A condition saved with the settings reaches the worker before the first chains are made.
+    if view.sent_condition.is_none() && model.is_some() {
+        match condition_of(settings, view, cx) {
+            Ok(Some(c)) => {
+                actions.send(WorkerCommand::Walk(WalkCommand::SetCondition(Some(
+                    c.clone(),
+                ))));
+                view.sent_condition = Some(Some(c));
+            }
+            Ok(None) | Err(_) => view.sent_condition = Some(None),
+        }
+    }
     egui::Panel::left("walk_controls")
         .default_size(300.0)
         .resizable(true)
         .show(ui, |ui| {
-            egui::ScrollArea::vertical()
-                .show(ui, |ui| controls(ui, settings, view, model, actions));
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                controls(ui, settings, view, model, actions);
+                ui.separator();
+                condition_controls(ui, settings, view, cx, actions);
+            });
         });
     egui::CentralPanel::default().show(ui, |ui| {
         egui::ScrollArea::vertical().show(ui, |ui| views(ui, settings, view, actions));
@@ -718,17 +873,22 @@ fn sampler_line(cfg: &ChainConfig) -> String {
     )
 }
 
-/// A grid of jumps with each tile's class written in its corner; a click follows that chain.
+/// A grid of jumps with each tile's class written in its corner and the held region (if any) marked; a click
+/// follows that chain.
 fn jump_grid(
     ui: &mut Ui,
     grid: &ImageGrid,
     classes: Option<&Vec<u32>>,
     width: f32,
+    held: Option<&HeldMark<'_>>,
     actions: &mut Actions,
 ) {
     let (resp, clicked) = grid.show(ui, width, 5.0);
     if let Some(k) = clicked {
         actions.send(WorkerCommand::Walk(WalkCommand::SelectChain(k)));
+    }
+    if let (Some(resp), Some(mark)) = (resp.as_ref(), held) {
+        mark.draw(ui, grid, resp.rect);
     }
     if let (Some(resp), Some(classes)) = (resp, classes) {
         let painter = ui.painter_at(resp.rect);
@@ -777,6 +937,27 @@ fn views(ui: &mut Ui, settings: &WalkSettings, view: &mut WalkView, actions: &mu
     if let Some(msg) = f.b.as_ref().and_then(|b| b.divergence.as_ref()) {
         divergence_row(ui, "B: ", msg, settings, view, actions);
     }
+    view.refresh_held_mark(ui.ctx(), f.held.as_ref(), f.image_hw);
+    let view: &WalkView = view;
+    let mark = view.mark(f.image_hw);
+    if let Some(m) = &mark {
+        let held = m.mask.iter().filter(|&&b| b).count();
+        let observed = f
+            .observed
+            .as_ref()
+            .map(|_| "the observation")
+            .unwrap_or("the image");
+        ui.label(
+            RichText::new(format!(
+                "conditioned: {held} of {} pixels held at {observed} (tinted and outlined in orange on every tile)",
+                m.mask.len()
+            ))
+            .color(HELD),
+        );
+    }
+    if let Some(j) = &f.jump_model {
+        ui.label(RichText::new(format!("jumps with {j}")).color(HELD));
+    }
     ui.horizontal(|ui| {
         ui.label(RichText::new(format!("{} chains", f.chains)).strong());
         ui.label(format!(
@@ -785,7 +966,7 @@ fn views(ui: &mut Ui, settings: &WalkSettings, view: &mut WalkView, actions: &mu
         ));
     });
     if let Some(b) = f.b.as_deref() {
-        ab_views(ui, &f, b, view, actions);
+        ab_views(ui, &f, b, view, mark.as_ref(), actions);
         return;
     }
     if let Some(cfg) = &f.config {
@@ -798,7 +979,10 @@ fn views(ui: &mut Ui, settings: &WalkSettings, view: &mut WalkView, actions: &mu
         f.film_chain,
         f.film.len()
     ));
-    view.film.show(ui, width.min(1000.0), 3.0);
+    let (film, _) = view.film.show(ui, width.min(1000.0), 3.0);
+    if let (Some(r), Some(m)) = (film, &mark) {
+        m.draw(ui, &view.film, r.rect);
+    }
     ui.separator();
     let left_w = (width * 0.45).min(560.0);
     ui.horizontal_top(|ui| {
@@ -811,7 +995,14 @@ fn views(ui: &mut Ui, settings: &WalkSettings, view: &mut WalkView, actions: &mu
                 left_w
             };
             ui.horizontal_top(|ui| {
-                jump_grid(ui, &view.jumps, f.classes.as_ref(), grid_w, actions);
+                jump_grid(
+                    ui,
+                    &view.jumps,
+                    f.classes.as_ref(),
+                    grid_w,
+                    mark.as_ref(),
+                    actions,
+                );
                 if settings.show_noisy {
                     view.noisy.show(ui, grid_w, 5.0);
                 }
@@ -831,7 +1022,14 @@ fn views(ui: &mut Ui, settings: &WalkSettings, view: &mut WalkView, actions: &mu
 
 /// A/B layout: both film strips, then the two grids side by side with their mixing statistics, then the traces of
 /// both sides on shared axes.
-fn ab_views(ui: &mut Ui, a: &WalkFrame, b: &WalkFrame, view: &mut WalkView, actions: &mut Actions) {
+fn ab_views(
+    ui: &mut Ui,
+    a: &WalkFrame,
+    b: &WalkFrame,
+    view: &WalkView,
+    mark: Option<&HeldMark<'_>>,
+    actions: &mut Actions,
+) {
     let width = ui.available_width();
     for (side, f, film) in [("A", a, &view.film), ("B", b, &view.film_b)] {
         ui.label(format!(
@@ -839,7 +1037,10 @@ fn ab_views(ui: &mut Ui, a: &WalkFrame, b: &WalkFrame, view: &mut WalkView, acti
             f.film_chain,
             f.film.len()
         ));
-        film.show(ui, width.min(1000.0), 3.0);
+        let (resp, _) = film.show(ui, width.min(1000.0), 3.0);
+        if let (Some(r), Some(m)) = (resp, mark) {
+            m.draw(ui, film, r.rect);
+        }
     }
     ui.separator();
     let col_w = ((width - 24.0) * 0.5).min(520.0);
@@ -855,7 +1056,7 @@ fn ab_views(ui: &mut Ui, a: &WalkFrame, b: &WalkFrame, view: &mut WalkView, acti
                     "{} of {} chains running",
                     f.running_chains, f.chains
                 ));
-                jump_grid(ui, grid, f.classes.as_ref(), col_w, actions);
+                jump_grid(ui, grid, f.classes.as_ref(), col_w, mark, actions);
                 mixing_row(ui, &format!("mixing {side}"), f);
                 if f.classes.is_some() {
                     ui.label(format!(
@@ -986,4 +1187,330 @@ fn traces(ui: &mut Ui, f: &WalkFrame, b: Option<&WalkFrame>) {
             p.line(Line::new(format!("jump max{kb}"), tb.jump_max.clone()));
         }
     });
+}
+
+// ---- conditional walk-jump --------------------------------------------------------------------------------------
+
+/// The condition the settings describe for the current model (`None` when nothing is held), or why there is none.
+fn condition_of(
+    settings: &WalkSettings,
+    view: &WalkView,
+    cx: &WalkContext<'_>,
+) -> Result<Option<WalkCondition>, String> {
+    let c = &settings.cond;
+    if !c.on {
+        return Ok(None);
+    }
+    let (ch, h, w) = cx.model.map(|m| m.shape).ok_or("no model is loaded yet")?;
+    let d = ch * h * w;
+    let mask: Vec<bool> = match c.preset.spec(c.share) {
+        Some(spec) => crate::sampling::condition::named_mask(&spec, ch, h, w, settings.seed)
+            .map_err(|e| e.to_string())?,
+        None => {
+            if view.mask_pad.is_blank() {
+                return Err("paint the held region on the mask pad first".into());
+            }
+            let plane: Vec<bool> = view.mask_pad.pixels.iter().map(|&v| v >= 0.5).collect();
+            plane.iter().copied().cycle().take(d).collect()
+        }
+    };
+    let image = match c.source {
+        CondSource::TestDigit => CondImage::TestDigit(c.digit),
+        CondSource::Drawn => {
+            if cx.drawn.is_blank() || cx.drawn.pixels.len() * ch != d {
+                return Err("draw a digit on the pad first".into());
+            }
+            CondImage::Pixels(cx.drawn.pixels.iter().copied().cycle().take(d).collect())
+        }
+        CondSource::Jump => match &view.picked {
+            Some(p) if p.len() == d => CondImage::Pixels(p.clone()),
+            _ => return Err("click a tile, then \"use this chain's jump\"".into()),
+        },
+    };
+    Ok(Some(WalkCondition {
+        mask,
+        image,
+        start_from_image: c.start_from_image,
+    }))
+}
+
+/// Sends the condition and restarts the chains on it.
+fn apply_condition(
+    settings: &WalkSettings,
+    view: &mut WalkView,
+    cx: &WalkContext<'_>,
+    actions: &mut Actions,
+) {
+    match condition_of(settings, view, cx) {
+        Ok(c) => {
+            actions.send(WorkerCommand::Walk(WalkCommand::SetCondition(c.clone())));
+            view.sent_condition = Some(c);
+            reset(settings, view, actions);
+        }
+        Err(m) => view.message = Some(m),
+    }
+}
+
+/// The Condition section: what to hold, where, and which model jumps.
+fn condition_controls(
+    ui: &mut Ui,
+    settings: &mut WalkSettings,
+    view: &mut WalkView,
+    cx: &WalkContext<'_>,
+    actions: &mut Actions,
+) {
+    ui.heading("Condition");
+    let was_on = settings.cond.on;
+    ui.checkbox(&mut settings.cond.on, "hold part of an image fixed")
+        .on_hover_text(
+            "every chain walks on p(y_free | y_held) with y_held = x_o + sigma eps drawn once; each jump keeps the \
+             held pixels exactly (REFERENCE.md §11)",
+        );
+    if was_on && !settings.cond.on {
+        actions.send(WorkerCommand::Walk(WalkCommand::SetCondition(None)));
+        view.sent_condition = Some(None);
+        reset(settings, view, actions);
+    }
+    if settings.cond.on {
+        let c = &mut settings.cond;
+        egui::ComboBox::from_label("observation")
+            .selected_text(c.source.label())
+            .show_ui(ui, |ui| {
+                for s in [CondSource::TestDigit, CondSource::Drawn, CondSource::Jump] {
+                    ui.selectable_value(&mut c.source, s, s.label());
+                }
+            });
+        match c.source {
+            CondSource::TestDigit => {
+                ui.horizontal(|ui| {
+                    let label = ui.label("test digit no.");
+                    ui.add(egui::DragValue::new(&mut c.digit).range(0..=9_999))
+                        .labelled_by(label.id);
+                });
+            }
+            CondSource::Drawn => {
+                ui.label(RichText::new("draw it in the NEBULA or Denoise workspace").weak());
+            }
+            CondSource::Jump => {
+                let followed = view
+                    .frame
+                    .as_ref()
+                    .and_then(|f| f.jumps.get(f.film_chain).map(|j| (f.film_chain, j.clone())));
+                let label = match &followed {
+                    Some((k, _)) => format!("use chain {k}'s jump"),
+                    None => "use the followed chain's jump".into(),
+                };
+                if ui
+                    .add_enabled(followed.is_some(), egui::Button::new(label))
+                    .on_hover_text("click a tile of the grid to follow another chain")
+                    .clicked()
+                    && let Some((_, j)) = followed
+                {
+                    view.picked = Some(j.iter().map(|v| v.clamp(0.0, 1.0)).collect());
+                }
+                if view.picked.is_some() {
+                    ui.label(RichText::new("a jump is picked").weak());
+                }
+            }
+        }
+        egui::ComboBox::from_label("held region")
+            .selected_text(c.preset.label())
+            .show_ui(ui, |ui| {
+                for p in MaskPreset::ALL {
+                    ui.selectable_value(&mut c.preset, p, p.label());
+                }
+            });
+        match c.preset {
+            MaskPreset::Random => {
+                ui.add(egui::Slider::new(&mut c.share, 0.0..=1.0).text("share held"));
+            }
+            MaskPreset::Painted => {
+                ui.label("paint the held region (white = held):");
+                view.mask_pad.show(ui, 140.0);
+                if ui.button("Clear mask").clicked() {
+                    view.mask_pad.clear();
+                }
+            }
+            _ => {}
+        }
+        ui.checkbox(
+            &mut c.start_from_image,
+            "start the free pixels from the image too",
+        )
+        .on_hover_text("else the free pixels start from the init above");
+        if ui
+            .button("Hold and reset")
+            .on_hover_text("restart every chain holding this region of this image")
+            .clicked()
+        {
+            apply_condition(settings, view, cx, actions);
+        }
+    }
+    ui.separator();
+    let current = match &view.jump_with {
+        Some(p) => cx
+            .jump_models
+            .iter()
+            .find(|(q, _)| q == p)
+            .map(|(_, l)| l.clone())
+            .unwrap_or_else(|| "the walking model".into()),
+        None => "the walking model".into(),
+    };
+    let mut pick: Option<Option<std::path::PathBuf>> = None;
+    egui::ComboBox::from_label("jump with")
+        .selected_text(current)
+        .show_ui(ui, |ui| {
+            if ui
+                .selectable_label(view.jump_with.is_none(), "the walking model")
+                .clicked()
+            {
+                pick = Some(None);
+            }
+            for (p, label) in &cx.jump_models {
+                if ui
+                    .selectable_label(view.jump_with.as_ref() == Some(p), label)
+                    .clicked()
+                {
+                    pick = Some(Some(p.clone()));
+                }
+            }
+        })
+        .response
+        .on_hover_text(
+            "walk on this model, jump with another loaded one of the same image size and sigma (load more with the \
+             model picker or Open...)",
+        );
+    if let Some(p) = pick {
+        view.jump_with = p.clone();
+        actions.send(WorkerCommand::Walk(WalkCommand::SetJumpModel(p)));
+    }
+}
+
+/// The held region of a conditioned walk, drawn over tiles: a translucent tint of the held pixels and, when the
+/// region has a simple shape, its outline.
+pub struct HeldMark<'a> {
+    mask: &'a [bool],
+    h: usize,
+    w: usize,
+    texture: egui::TextureId,
+}
+
+/// Colour of the held region's mark.
+const HELD: Color32 = Color32::from_rgb(255, 150, 30);
+
+/// Most outline segments drawn per tile (a random share of pixels is marked by its tint alone).
+const MAX_OUTLINE: usize = 64;
+
+impl HeldMark<'_> {
+    /// Outline segments of the held region in pixel units (runs merged), or `None` when there are too many.
+    fn outline(&self) -> Option<Vec<[(f32, f32); 2]>> {
+        let (h, w) = (self.h, self.w);
+        let held = |r: usize, c: usize| self.mask[r * w + c];
+        let mut segs = Vec::new();
+        // Horizontal edges between rows r - 1 and r.
+        for r in 1..h {
+            let mut start: Option<usize> = None;
+            for c in 0..=w {
+                let edge = c < w && held(r - 1, c) != held(r, c);
+                match (edge, start) {
+                    (true, None) => start = Some(c),
+                    (false, Some(s)) => {
+                        segs.push([(s as f32, r as f32), (c as f32, r as f32)]);
+                        start = None;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // Vertical edges between columns c - 1 and c.
+        for c in 1..w {
+            let mut start: Option<usize> = None;
+            for r in 0..=h {
+                let edge = r < h && held(r, c - 1) != held(r, c);
+                match (edge, start) {
+                    (true, None) => start = Some(r),
+                    (false, Some(s)) => {
+                        segs.push([(c as f32, s as f32), (c as f32, r as f32)]);
+                        start = None;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        (segs.len() <= MAX_OUTLINE).then_some(segs)
+    }
+
+    /// Draws the mark over every tile of `grid` drawn at `rect`.
+    fn draw(&self, ui: &Ui, grid: &ImageGrid, rect: egui::Rect) {
+        let painter = ui.painter_at(rect);
+        let outline = self.outline();
+        let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
+        for k in 0..grid.len() {
+            let Some(t) = grid.tile_rect(rect, k) else {
+                continue;
+            };
+            painter.image(self.texture, t, uv, Color32::WHITE);
+            if let Some(segs) = &outline {
+                let sx = t.width() / self.w as f32;
+                let sy = t.height() / self.h as f32;
+                for [a, b] in segs {
+                    painter.line_segment(
+                        [
+                            t.min + egui::vec2(a.0 * sx, a.1 * sy),
+                            t.min + egui::vec2(b.0 * sx, b.1 * sy),
+                        ],
+                        egui::Stroke::new(1.5, HELD),
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl WalkView {
+    /// Makes the texture of the held region's tint when the frame's mask changed.
+    fn refresh_held_mark(
+        &mut self,
+        ctx: &egui::Context,
+        held: Option<&std::sync::Arc<Vec<bool>>>,
+        hw: (usize, usize),
+    ) {
+        let (h, w) = hw;
+        let Some(mask) = held.filter(|m| h > 0 && w > 0 && m.len() >= h * w) else {
+            self.held_mark = None;
+            return;
+        };
+        if self
+            .held_mark
+            .as_ref()
+            .is_some_and(|(m, _)| m.as_slice() == mask.as_slice())
+        {
+            return;
+        }
+        let pixels: Vec<Color32> = mask[..h * w]
+            .iter()
+            .map(|&b| {
+                if b {
+                    Color32::from_rgba_unmultiplied(255, 150, 30, 46)
+                } else {
+                    Color32::TRANSPARENT
+                }
+            })
+            .collect();
+        let img = egui::ColorImage::new([w, h], pixels);
+        let tex = ctx.load_texture("walk-held", img, egui::TextureOptions::NEAREST);
+        self.held_mark = Some((mask.clone(), tex));
+    }
+
+    /// The mark of the held region for images of `hw`, if the walk holds one.
+    fn mark(&self, hw: (usize, usize)) -> Option<HeldMark<'_>> {
+        let (mask, tex) = self.held_mark.as_ref()?;
+        let (h, w) = hw;
+        (mask.len() >= h * w && h > 0 && w > 0).then(|| HeldMark {
+            mask: &mask[..h * w],
+            h,
+            w,
+            texture: tex.id(),
+        })
+    }
 }

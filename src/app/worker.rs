@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use candle_core::{Device, Tensor};
 
 use super::messages::{
-    AggregateFrame, DenoiseFrame, DenoiseRequest, DigitChoice, Frame, ModelInfo, NebulaCommand,
-    NebulaFrame, NebulaSource, Traces, WalkCommand, WalkFrame, WorkerCommand,
+    AggregateFrame, CondImage, DenoiseFrame, DenoiseRequest, DigitChoice, Frame, ModelInfo,
+    NebulaCommand, NebulaFrame, NebulaSource, Traces, WalkCommand, WalkCondition, WalkFrame,
+    WorkerCommand,
 };
 use crate::data::geometry::{ChiStats, chi_stats};
 use crate::data::{Dataset, Split};
@@ -23,6 +24,7 @@ use crate::models::load::read_checkpoint_bytes;
 use crate::models::{Model, ScoreModel};
 use crate::run::{Thinned, denoise_with, mixing, noisy_batch, recommended_sampler};
 use crate::sampling::chain::{Chain, ChainConfig, jump_of_jump};
+use crate::sampling::condition::Condition;
 use crate::sampling::nebula::{Nebula, NebulaConfig, NebulaInit, merge_attractors};
 use crate::sampling::rng::Rng;
 
@@ -108,6 +110,8 @@ impl RateMeter {
 
 /// A flow in progress.
 struct NebulaRun {
+    /// Index of the model that flows (NEBULA keeps its own model, apart from the current one).
+    model: usize,
     cfg: NebulaConfig,
     flow: Nebula,
     running: bool,
@@ -117,6 +121,9 @@ struct NebulaRun {
     nearest_images: Vec<Vec<f32>>,
     poor_man: Option<Vec<Vec<f32>>>,
 }
+
+/// A walk condition with its mask `[d]` and observation `[d]` resolved (test digits looked up).
+type ResolvedCondition = (WalkCondition, Arc<Vec<bool>>, Arc<Vec<f32>>);
 
 /// Owns every model and every piece of compute state of the app.
 pub struct Worker {
@@ -131,6 +138,10 @@ pub struct Worker {
     walk_b: Option<WalkRun>,
     /// B's sampler while A/B is on.
     b_sampler: Option<crate::sampling::langevin::Sampler>,
+    /// The condition new chains take, and its resolved form (mask and observation).
+    walk_condition: Option<ResolvedCondition>,
+    /// The loaded model the walk jumps with, when not the walking one.
+    jump_model: Option<PathBuf>,
     nebula: Option<NebulaRun>,
     /// The digit drawn in the UI `[h * w]`.
     drawn: Option<Vec<f32>>,
@@ -153,6 +164,8 @@ impl Worker {
             walk: None,
             walk_b: None,
             b_sampler: None,
+            walk_condition: None,
+            jump_model: None,
             nebula: None,
             drawn: None,
             chi: None,
@@ -370,10 +383,9 @@ impl Worker {
 
     fn set_current(&mut self, i: usize) {
         if self.current != Some(i) {
-            // Chains and flows belong to the model they started on.
+            // Chains belong to the model they started on (flows keep their own model).
             self.walk = None;
             self.walk_b = None;
-            self.nebula = None;
         }
         self.current = Some(i);
         self.outbox
@@ -399,13 +411,29 @@ impl Worker {
     /// The bundled split `split`, if its images fit the current model.
     fn split_for_model(&mut self, split: Split) -> crate::Result<Option<Dataset>> {
         let d = self.current_model()?.data_dim();
+        self.split_of_dim(split, d)
+    }
+
+    /// The bundled split if its images have `d` pixels.
+    fn split_of_dim(&mut self, split: Split, d: usize) -> crate::Result<Option<Dataset>> {
         let data = self.dataset()?.split(split);
         Ok((data.dim() == d).then_some(data))
     }
 
-    /// The drawn digit, if there is one and it has the current model's image size.
-    fn drawn_for_model(&self) -> crate::Result<Vec<f32>> {
-        let d = self.current_model()?.data_dim();
+    /// The index of the loaded model at `path`, or of the current model when `path` is `None`.
+    fn model_index(&self, path: Option<&Path>) -> crate::Result<usize> {
+        match path {
+            None => self
+                .current
+                .ok_or_else(|| crate::Error::Param("no model is loaded; open a checkpoint".into())),
+            Some(p) => self.models.iter().position(|m| m.path == p).ok_or_else(|| {
+                crate::Error::Param(format!("{} is not loaded yet; try again", p.display()))
+            }),
+        }
+    }
+
+    /// The drawn digit, if there is one and it has `d` pixels (the image size of the model that uses it).
+    fn drawn_for_model(&self, d: usize) -> crate::Result<Vec<f32>> {
         match &self.drawn {
             None => Err(crate::Error::Param(
                 "draw a digit first (the pad under the source choice)".into(),
@@ -518,6 +546,20 @@ impl Worker {
                     w.cfg.every = k;
                 }
             }
+            WalkCommand::SetCondition(c) => {
+                self.walk_condition = match c {
+                    None => None,
+                    Some(c) => Some(self.resolve_condition(c)?),
+                };
+            }
+            WalkCommand::SetJumpModel(p) => {
+                if let Some(p) = &p {
+                    let i = self.model_index(Some(p))?;
+                    let walker = self.current_model()?;
+                    crate::sampling::check_jump_model(walker, &self.models[i].model)?;
+                }
+                self.jump_model = p;
+            }
             WalkCommand::SelectChain(i) => {
                 for w in self.walks_mut() {
                     if i < w.cfg.chains {
@@ -528,6 +570,65 @@ impl Worker {
         }
         self.publish_walk(true);
         Ok(())
+    }
+
+    /// The mask and observation of a condition, checked against the current model.
+    fn resolve_condition(
+        &mut self,
+        c: WalkCondition,
+    ) -> crate::Result<ResolvedCondition> {
+        let d = self.current_model()?.data_dim();
+        if c.mask.len() != d {
+            return Err(crate::Error::Data(format!(
+                "the mask has {} pixels but the model takes {d}",
+                c.mask.len()
+            )));
+        }
+        let x = match &c.image {
+            CondImage::Pixels(p) => {
+                if p.len() != d || p.iter().any(|v| !v.is_finite()) {
+                    return Err(crate::Error::Data(format!(
+                        "the held image needs {d} finite pixels, got {}",
+                        p.len()
+                    )));
+                }
+                p.clone()
+            }
+            CondImage::TestDigit(i) => {
+                let test = self.split_for_model(Split::Test)?.ok_or_else(|| {
+                    crate::Error::Data("the bundled test digits do not fit this model".into())
+                })?;
+                test.image(*i)
+                    .ok_or_else(|| {
+                        crate::Error::Param(format!(
+                            "test digit {i} does not exist (there are {})",
+                            test.len()
+                        ))
+                    })?
+                    .to_vec()
+            }
+        };
+        let mask = Arc::new(c.mask.clone());
+        Ok((c, mask, Arc::new(x)))
+    }
+
+    /// The condition of new chains for `cfg`, if one is set.
+    fn chain_condition(&self, cfg: &ChainConfig) -> crate::Result<Option<Condition>> {
+        let Some((c, mask, x)) = &self.walk_condition else {
+            return Ok(None);
+        };
+        let cond = Condition::clean(cfg.chains, x.len(), mask, x)?;
+        Ok(Some(if c.start_from_image {
+            cond.starting_from_images()
+        } else {
+            cond
+        }))
+    }
+
+    /// The model jumps come from: the chosen jump model if it is loaded and fits, else the walking one.
+    fn jumper_index(&self) -> Option<usize> {
+        let p = self.jump_model.as_ref()?;
+        self.models.iter().position(|m| &m.path == p)
     }
 
     /// Creates the chains if there are none (both sides when A/B is on); otherwise takes the live parameters
@@ -543,7 +644,13 @@ impl Worker {
             return Ok(());
         }
         let train = self.split_for_model(Split::Train).ok().flatten();
+        let condition = self.chain_condition(cfg)?;
         let model = self.current_model()?;
+        let jumper = self
+            .jumper_index()
+            .map(|j| &self.models[j].model)
+            .filter(|j| crate::sampling::check_jump_model(model, *j).is_ok())
+            .unwrap_or(model);
         if !model.has_score() {
             return Err(crate::Error::Unsupported(format!(
                 "a {} model has no score of y, so it cannot walk; pick a DEEN, UVB or MDAE model",
@@ -551,7 +658,10 @@ impl Worker {
             )));
         }
         let make = |cfg: &ChainConfig| -> crate::Result<WalkRun> {
-            let chain = Chain::new(model, cfg, train.as_ref(), &self.device)?;
+            let chain = match &condition {
+                Some(c) => Chain::conditioned(model, cfg, train.as_ref(), &self.device, c)?,
+                None => Chain::new(model, cfg, train.as_ref(), &self.device)?,
+            };
             let n = cfg.chains;
             let mut run = WalkRun {
                 cfg: cfg.clone(),
@@ -576,7 +686,7 @@ impl Worker {
                 rate: RateMeter::default(),
             };
             // Show where the chains start: the jump of the initial state.
-            take_jump(&mut run, model, self.classifier.as_ref())?;
+            take_jump(&mut run, model, jumper, self.classifier.as_ref())?;
             Ok(run)
         };
         let a = make(cfg)?;
@@ -598,17 +708,22 @@ impl Worker {
             return Ok(());
         };
         let model = &self.models[i].model;
+        let jumper = self
+            .jumper_index()
+            .map(|j| &self.models[j].model)
+            .filter(|j| crate::sampling::check_jump_model(model, *j).is_ok())
+            .unwrap_or(model);
         let classifier = self.classifier.as_ref();
         let Some(w) = self.walk.as_mut() else {
             return Ok(());
         };
         // A and B advance in lockstep, one step each, so they stay at the same step.
         while w.running && start.elapsed() < slice {
-            advance(w, model, classifier)?;
+            advance(w, model, jumper, classifier)?;
             if let Some(wb) = self.walk_b.as_mut()
                 && wb.running
             {
-                advance(wb, model, classifier)?;
+                advance(wb, model, jumper, classifier)?;
                 if wb.divergence.is_some() {
                     w.running = false;
                 }
@@ -644,13 +759,29 @@ impl Worker {
             .map(|i| self.models[i].model.data_shape())
             .map(|(_, h, wd)| (h, wd))
             .unwrap_or((0, 0));
+        let jump_model = self.current.and_then(|i| {
+            let j = self.jumper_index()?;
+            (j != i
+                && crate::sampling::check_jump_model(&self.models[i].model, &self.models[j].model)
+                    .is_ok())
+            .then(|| {
+                format!(
+                    "{} (sigma {})",
+                    self.models[j].label,
+                    self.models[j].model.sigma()
+                )
+            })
+        });
         let Some(w) = self.walk.as_mut() else {
             return;
         };
         self.walk_published = Some(now);
         let mut frame = walk_frame(w, model_hw, force, now);
+        frame.jump_model = jump_model.clone();
         if let Some(wb) = self.walk_b.as_mut() {
-            frame.b = Some(Box::new(walk_frame(wb, model_hw, force, now)));
+            let mut b = walk_frame(wb, model_hw, force, now);
+            b.jump_model = jump_model;
+            frame.b = Some(Box::new(b));
         }
         self.outbox.push(Frame::Walk(Box::new(frame)));
     }
@@ -661,9 +792,11 @@ impl Worker {
         &mut self,
         cfg: &NebulaConfig,
         source: NebulaSource,
+        index: usize,
     ) -> crate::Result<Nebula> {
-        let test = self.split_for_model(Split::Test)?;
-        let model = self.current_model()?;
+        let d = self.models[index].model.data_dim();
+        let test = self.split_of_dim(Split::Test, d)?;
+        let model = &self.models[index].model;
         if !model.has_score() {
             return Err(crate::Error::Unsupported(format!(
                 "a {} model has no score of y, so it cannot flow",
@@ -675,7 +808,7 @@ impl Worker {
             NebulaSource::TestDigits => NebulaInit::Data,
             NebulaSource::NoisyTestDigits => NebulaInit::DataNoise,
             NebulaSource::Drawn => {
-                let x = self.drawn_for_model()?;
+                let x = self.drawn_for_model(d)?;
                 let (n, m, sigma) = (cfg.starts, model.measurements(), model.sigma());
                 let mut rng = Rng::new(cfg.seed);
                 let mut y = Vec::with_capacity(n * m * x.len());
@@ -705,10 +838,12 @@ impl Worker {
 
     fn nebula_command(&mut self, cmd: NebulaCommand) -> crate::Result<()> {
         match cmd {
-            NebulaCommand::Start { cfg, source } => {
+            NebulaCommand::Start { cfg, source, model } => {
                 self.nebula = None;
-                let flow = self.nebula_start_points(&cfg, source)?;
+                let index = self.model_index(model.as_deref())?;
+                let flow = self.nebula_start_points(&cfg, source, index)?;
                 self.nebula = Some(NebulaRun {
+                    model: index,
                     cfg,
                     flow,
                     running: true,
@@ -724,15 +859,17 @@ impl Worker {
                     self.finish_nebula()?;
                 }
             }
-            NebulaCommand::PoorMan { cfg, source } => {
-                let start = self.nebula_start_points(&cfg, source)?;
-                let model = self.current_model()?;
+            NebulaCommand::PoorMan { cfg, source, model } => {
+                let index = self.model_index(model.as_deref())?;
+                let start = self.nebula_start_points(&cfg, source, index)?;
+                let model = &self.models[index].model;
                 let mut rng = Rng::new(cfg.seed ^ 0x9E37);
                 let pm = jump_of_jump(model, &start.y, &mut rng)?.to_vec2::<f32>()?;
                 match self.nebula.as_mut() {
-                    Some(n) => n.poor_man = Some(pm),
-                    None => {
+                    Some(n) if n.model == index => n.poor_man = Some(pm),
+                    _ => {
                         self.nebula = Some(NebulaRun {
+                            model: index,
                             cfg,
                             flow: start,
                             running: false,
@@ -751,11 +888,10 @@ impl Worker {
 
     fn nebula_slice(&mut self, slice: Duration) -> crate::Result<()> {
         let start = Instant::now();
-        let Some(i) = self.current else {
+        let Some(n) = self.nebula.as_mut() else {
             return Ok(());
         };
-        let model = &self.models[i].model;
-        let Some(n) = self.nebula.as_mut() else {
+        let Some(model) = self.models.get(n.model).map(|m| &m.model) else {
             return Ok(());
         };
         let mut finished = false;
@@ -787,10 +923,13 @@ impl Worker {
     }
 
     fn finish_nebula(&mut self) -> crate::Result<()> {
-        let train = self.split_for_model(Split::Train)?;
-        let Some(i) = self.current else {
+        let Some(i) = self.nebula.as_ref().map(|n| n.model) else {
             return Ok(());
         };
+        let Some(d) = self.models.get(i).map(|m| m.model.data_dim()) else {
+            return Ok(());
+        };
+        let train = self.split_of_dim(Split::Train, d)?;
         let model = &self.models[i].model;
         let Some(n) = self.nebula.as_mut() else {
             return Ok(());
@@ -818,11 +957,10 @@ impl Worker {
         {
             return Ok(());
         }
-        let Some(i) = self.current else {
+        let Some(n) = self.nebula.as_ref() else {
             return Ok(());
         };
-        let model = &self.models[i].model;
-        let Some(n) = self.nebula.as_ref() else {
+        let Some(model) = self.models.get(n.model).map(|m| &m.model) else {
             return Ok(());
         };
         self.nebula_published = Some(now);
@@ -849,7 +987,7 @@ impl Worker {
     /// The test digits a request draws from.
     fn denoise_data(&mut self, req: &DenoiseRequest) -> crate::Result<Dataset> {
         if req.digits == DigitChoice::Drawn {
-            let x = self.drawn_for_model()?;
+            let x = self.drawn_for_model(self.current_model()?.data_dim())?;
             return Ok(Dataset {
                 spec: self.current_model()?.meta.data.clone(),
                 images: x,
@@ -881,7 +1019,8 @@ impl Worker {
         }
     }
 
-    /// Every loaded denoiser that fits the data, and a note for each that does not.
+    /// Every loaded denoiser that fits the data, grouped by kind (the sigma-VAE / DEEN / UVB comparison first) and
+    /// ordered by training sigma within a kind, and a note for each that does not fit.
     fn denoisers(&self, data: &Dataset) -> (Vec<&Loaded>, Vec<String>) {
         let mut ok = Vec::new();
         let mut skipped = Vec::new();
@@ -894,6 +1033,13 @@ impl Worker {
                 Err(e) => skipped.push(format!("{}: {e}", m.label)),
             }
         }
+        ok.sort_by(|a, b| {
+            let key = |m: &Loaded| (denoiser_rank(m.model.kind()), m.model.sigma());
+            let (ka, kb) = (key(a), key(b));
+            ka.0.cmp(&kb.0)
+                .then(ka.1.total_cmp(&kb.1))
+                .then_with(|| a.label.cmp(&b.label))
+        });
         (ok, skipped)
     }
 
@@ -983,7 +1129,12 @@ fn mse(a: &[f32], b: &[f32]) -> f64 {
 
 /// Takes the jump of every chain, records it in the films, traces and class histories.
 /// One walk step of `w` with its bookkeeping: traces, draws for R-hat / ESS, jumps, divergence, Step budget.
-fn advance(w: &mut WalkRun, model: &Model, classifier: Option<&Model>) -> crate::Result<()> {
+fn advance(
+    w: &mut WalkRun,
+    model: &Model,
+    jumper: &Model,
+    classifier: Option<&Model>,
+) -> crate::Result<()> {
     let stats = w.chain.step(model, &w.cfg.sampler)?;
     let mean = |v: &[f32]| {
         let (s, k) = v
@@ -1003,7 +1154,7 @@ fn advance(w: &mut WalkRun, model: &Model, classifier: Option<&Model>) -> crate:
         }
         w.score_draws
             .push(stats.score_norm.iter().map(|&v| v as f64).collect());
-        take_jump(w, model, classifier)?;
+        take_jump(w, model, jumper, classifier)?;
     }
     w.rate.record(stats.step);
     if !stats.diverged.is_empty() {
@@ -1093,11 +1244,29 @@ fn walk_frame(w: &mut WalkRun, model_hw: (usize, usize), force: bool, now: Insta
         divergence: w.divergence.clone(),
         steps_per_sec: if w.running { w.rate.per_sec() } else { 0.0 },
         config: Some(w.cfg.clone()),
+        held: held_of(&w.chain),
+        observed: w.chain.condition().and_then(|c| {
+            let d = c.data_dim();
+            c.observed().map(|x| Arc::new(x[..d].to_vec()))
+        }),
+        jump_model: None,
     }
 }
 
-fn take_jump(w: &mut WalkRun, model: &Model, classifier: Option<&Model>) -> crate::Result<()> {
-    let x = w.chain.jump(model)?;
+/// The held pixels `[d]` of the first chain of a conditioned walk (the app holds the same in every chain).
+fn held_of(chain: &Chain) -> Option<Arc<Vec<bool>>> {
+    let c = chain.condition()?;
+    (c.held_count() > 0)
+        .then(|| Arc::new(c.mask()[..c.data_dim()].iter().map(|&m| m != 0).collect()))
+}
+
+fn take_jump(
+    w: &mut WalkRun,
+    model: &Model,
+    jumper: &Model,
+    classifier: Option<&Model>,
+) -> crate::Result<()> {
+    let x = w.chain.jump(jumper)?;
     // A classifier only labels jumps of its own image size.
     let classes = match classifier
         .filter(|c| c.data_dim() == model.data_dim())
@@ -1215,4 +1384,20 @@ pub fn spawn(mut worker: Worker, link: Link) -> std::io::Result<std::thread::Joi
                 }
             }
         })
+}
+
+/// Where a kind's columns go in the Denoise comparison: the three approaches the tool compares first (sigma-VAE,
+/// DEEN, UVB), then the other VAEs and the multimeasurement model.
+fn denoiser_rank(kind: crate::models::ModelKind) -> u8 {
+    use crate::models::ModelKind as K;
+    match kind {
+        K::SigmaVae => 0,
+        K::Deen => 1,
+        K::Uvb => 2,
+        K::AlphaVae => 3,
+        K::Vae => 4,
+        K::EbmVae => 5,
+        K::Mdae => 6,
+        K::Classifier => 7,
+    }
 }

@@ -2,6 +2,7 @@
 
 pub mod geometry;
 pub mod idx;
+pub mod images;
 pub mod noise;
 
 use std::path::Path;

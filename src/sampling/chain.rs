@@ -4,6 +4,7 @@
 use candle_core::{D, DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::condition::{Condition, HeldState};
 use super::langevin::Sampler;
 use super::rng::Rng;
 use crate::data::Dataset;
@@ -85,6 +86,8 @@ pub struct Chain {
     pub stopped: Vec<Option<String>>,
     rng: Rng,
     bound: f64,
+    /// Held coordinates (conditional walk-jump), if any, and the condition they came from (for reset).
+    held: Option<(HeldState, Condition)>,
 }
 
 fn row_norms(t: &Tensor) -> Result<Vec<f32>> {
@@ -115,7 +118,53 @@ impl Chain {
             stopped: vec![None; n],
             rng,
             bound: DIVERGENCE_FACTOR * (sigma * sd + sd),
+            held: None,
         })
+    }
+
+    /// Starts `cfg.chains` chains that hold part of the data fixed, or start from chosen images
+    /// ([`Condition`], REFERENCE.md §11). The free coordinates start from `cfg.init` exactly as
+    /// [`Chain::new`]'s (same draws), unless the condition seeds them from images; the held values
+    /// `y_o = x_o + sigma eps` come from a stream of their own, drawn once.
+    pub fn conditioned(
+        model: &dyn ScoreModel,
+        cfg: &ChainConfig,
+        data: Option<&Dataset>,
+        device: &Device,
+        condition: &Condition,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        condition.check(cfg.chains, model.data_dim())?;
+        let mut rng = Rng::new(cfg.seed);
+        let n = cfg.chains;
+        let dim = model.dim();
+        let free = initial_state(model, cfg.init, n, data, &mut rng)?;
+        let mut held_rng = Rng::new(cfg.seed ^ 0x0068_6f6c_645f_796f);
+        let (y, state) = condition.start_state(
+            free,
+            model.measurements(),
+            model.sigma(),
+            &mut held_rng,
+            device,
+        )?;
+        let y = Tensor::from_vec(y, (n, dim), device)?;
+        let v = Tensor::zeros((n, dim), DType::F32, device)?;
+        let sigma = model.sigma();
+        let sd = (dim as f64).sqrt();
+        Ok(Self {
+            y,
+            v,
+            step: 0,
+            stopped: vec![None; n],
+            rng,
+            bound: DIVERGENCE_FACTOR * (sigma * sd + sd),
+            held: Some((state, condition.clone())),
+        })
+    }
+
+    /// The condition the chains hold, if any.
+    pub fn condition(&self) -> Option<&Condition> {
+        self.held.as_ref().map(|(_, c)| c)
     }
 
     /// Number of chains.
@@ -146,6 +195,10 @@ impl Chain {
         let (y1, v1, energy, psi) = sampler.step(&self.y, &self.v, rng, |y| {
             model.energy_and_score(y, &mut score_rng)
         })?;
+        let (y1, v1) = match &self.held {
+            Some((h, _)) => h.apply(y1, v1)?,
+            None => (y1, v1),
+        };
         self.step += 1;
         let mut stats = StepStats {
             step: self.step,
@@ -205,10 +258,16 @@ impl Chain {
         Ok(stats)
     }
 
-    /// The jump `x_hat(y): [N, d]` of the current state; the chain itself is not touched.
+    /// The jump `x_hat(y): [N, d]` of the current state; the chain itself is not touched. `model` may be another
+    /// model than the one that walks (same data size, measurements and sigma; see [`check_jump_model`]). Held
+    /// pixels of a conditioned chain are the clean observation exactly.
     pub fn jump(&mut self, model: &dyn ScoreModel) -> Result<Tensor> {
         let mut jump_rng = self.rng.fork(u64::MAX - self.step);
-        model.jump(&self.y, &mut jump_rng)
+        let x = model.jump(&self.y, &mut jump_rng)?;
+        match &self.held {
+            Some((h, _)) => h.apply_jump(x),
+            None => Ok(x),
+        }
     }
 
     /// Restarts every chain (including stopped ones) from `init` with a fresh stream from `seed`.
@@ -219,9 +278,38 @@ impl Chain {
         data: Option<&Dataset>,
     ) -> Result<()> {
         let device = self.y.device().clone();
-        *self = Chain::new(model, cfg, data, &device)?;
+        *self = match self.held.take() {
+            Some((_, c)) => Chain::conditioned(model, cfg, data, &device, &c)?,
+            None => Chain::new(model, cfg, data, &device)?,
+        };
         Ok(())
     }
+}
+
+/// Checks that `jumper` can jump the chains of `walker`: the same image size, number of measurements and noise
+/// level (to 1e-9 relative); otherwise one line saying which differs.
+pub fn check_jump_model(walker: &dyn ScoreModel, jumper: &dyn ScoreModel) -> Result<()> {
+    if walker.data_dim() != jumper.data_dim() {
+        return Err(Error::Param(format!(
+            "the jump model takes images of {} pixels, the walk model {}",
+            jumper.data_dim(),
+            walker.data_dim()
+        )));
+    }
+    if walker.measurements() != jumper.measurements() {
+        return Err(Error::Param(format!(
+            "the jump model takes M = {} measurements, the walk model M = {}",
+            jumper.measurements(),
+            walker.measurements()
+        )));
+    }
+    let (a, b) = (walker.sigma(), jumper.sigma());
+    if (a - b).abs() > 1e-9 * a.abs().max(b.abs()) {
+        return Err(Error::Param(format!(
+            "the jump model was trained at sigma = {b}, the walk model at sigma = {a}: a jump needs the walk's noise level"
+        )));
+    }
+    Ok(())
 }
 
 /// Replaces NaN/Inf by NaN-free sentinels so traces stay printable: NaN stays NaN (CSV shows it), Inf becomes NaN.

@@ -1,0 +1,392 @@
+//! Conditional walk-jump (REFERENCE.md §11): chains that hold part of the data fixed.
+//!
+//! * On a 2D Gaussian mixture, holding `y_1` at a fixed value, each sampler's chains must sample the exact
+//!   conditional `p(y_2 | y_1)` of the smoothed mixture: a Kolmogorov-Smirnov test of 4 000 independent chains
+//!   against the exact conditional CDF, at the 0.1% level (critical value 1.95 / sqrt(n)); the held coordinate
+//!   stays exactly at its value. The same test must reject the unconditioned marginal of `y_2`, so it has the
+//!   power to see a chain that ignores the mask.
+//! * On the bundled default model and real test digits, every jump of a masked chain equals the observation on
+//!   the held pixels bit for bit, in memory and in the strip `walkjump sample` writes.
+//! * `--jump-with` the walking model gives exactly the plain run's output; a model of another sigma is refused.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use candle_core::Device;
+use walkjump::data::{Dataset, Split};
+use walkjump::models::ScoreModel;
+use walkjump::models::mixture::GaussianMixture;
+use walkjump::sampling::{Chain, ChainConfig, ChainInit, Condition, Sampler, named_mask};
+
+const N: usize = 4000;
+
+/// The mixture: two components whose conditionals of y_2 given y_1 = 0.3 overlap enough to mix in a few hundred
+/// steps, with unequal weights so that the conditional differs clearly from the marginal.
+fn mixture() -> GaussianMixture {
+    GaussianMixture::new(
+        vec![0.4, 0.6],
+        vec![vec![-0.8, -0.6], vec![0.9, 0.9]],
+        vec![0.4, 0.5],
+        vec![0.6],
+    )
+    .expect("mixture")
+}
+
+fn normal_cdf(z: f64) -> f64 {
+    0.5 * (1.0 + erf(z / std::f64::consts::SQRT_2))
+}
+
+/// erf to about 1e-7 (Abramowitz and Stegun 7.1.26), enough for a KS test at n = 4000 (resolution 2.5e-4).
+fn erf(x: f64) -> f64 {
+    let s = x.signum();
+    let x = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let y = 1.0
+        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t
+            + 0.254_829_592)
+            * t
+            * (-x * x).exp();
+    s * y
+}
+
+/// The exact CDF of `y_2` given `y_1 = c` (REFERENCE.md §11), and of the marginal of `y_2`.
+fn conditional_cdf(c: f64) -> impl Fn(f64) -> f64 {
+    let (w, mu, s, sigma) = (
+        [0.4, 0.6],
+        [[-0.8, -0.6], [0.9, 0.9]],
+        [0.4f64, 0.5],
+        0.6f64,
+    );
+    let var: Vec<f64> = s.iter().map(|s| s * s + sigma * sigma).collect();
+    let lik: Vec<f64> = (0..2)
+        .map(|k| w[k] * (-(c - mu[k][0]).powi(2) / (2.0 * var[k])).exp() / var[k].sqrt())
+        .collect();
+    let total: f64 = lik.iter().sum();
+    let wp: Vec<f64> = lik.iter().map(|l| l / total).collect();
+    move |y| {
+        (0..2)
+            .map(|k| wp[k] * normal_cdf((y - mu[k][1]) / var[k].sqrt()))
+            .sum()
+    }
+}
+
+fn marginal_cdf(y: f64) -> f64 {
+    let var = [0.4f64 * 0.4 + 0.36, 0.25 + 0.36];
+    0.4 * normal_cdf((y + 0.6) / var[0].sqrt()) + 0.6 * normal_cdf((y - 0.9) / var[1].sqrt())
+}
+
+fn ks(samples: &mut [f64], cdf: impl Fn(f64) -> f64) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    let n = samples.len() as f64;
+    samples
+        .iter()
+        .enumerate()
+        .map(|(i, &y)| {
+            let f = cdf(y);
+            (f - i as f64 / n).abs().max(((i + 1) as f64 / n - f).abs())
+        })
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn held_chains_sample_the_exact_conditional_of_a_mixture_for_each_sampler() {
+    let model = mixture();
+    let held = 0.3f32;
+    let critical = 1.95 / (N as f64).sqrt();
+    let cases = [
+        (Sampler::Overdamped { delta: 0.15 }, 1500),
+        (
+            Sampler::Sachs {
+                delta: 0.15,
+                gamma: 1.0,
+                u: 1.0,
+            },
+            1500,
+        ),
+        (
+            Sampler::Cheng {
+                delta: 0.15,
+                gamma: 1.0,
+                u: 1.0,
+            },
+            1500,
+        ),
+    ];
+    for (k, (sampler, steps)) in cases.into_iter().enumerate() {
+        let cfg = ChainConfig {
+            sampler,
+            every: 10,
+            chains: N,
+            init: ChainInit::UniformNoise,
+            seed: 11 + k as u64,
+        };
+        let cond = Condition::noisy(N, 1, 2, &[true, false], &[held, 0.0]).expect("condition");
+        let mut chain =
+            Chain::conditioned(&model, &cfg, None, &Device::Cpu, &cond).expect("chains");
+        for _ in 0..steps {
+            chain.step(&model, &sampler).expect("step");
+        }
+        assert_eq!(chain.running(), N, "{sampler:?}");
+        let y = chain.y.to_vec2::<f32>().expect("y");
+        assert!(y.iter().all(|r| r[0] == held), "{sampler:?}: y_1 moved");
+        let mut y2: Vec<f64> = y.iter().map(|r| r[1] as f64).collect();
+        let d_cond = ks(&mut y2, conditional_cdf(held as f64));
+        let d_marg = ks(&mut y2, marginal_cdf);
+        eprintln!(
+            "{sampler:?}: KS vs conditional {d_cond:.4}, vs marginal {d_marg:.4} (critical {critical:.4})"
+        );
+        assert!(
+            d_cond < critical,
+            "{sampler:?}: KS {d_cond:.4} against the exact conditional exceeds {critical:.4}"
+        );
+        assert!(
+            d_marg > critical,
+            "{sampler:?}: the test cannot tell the conditional from the marginal (KS {d_marg:.4})"
+        );
+    }
+}
+
+#[test]
+fn unheld_chains_do_not_match_the_conditional() {
+    // Power check: the same chains without the condition sample the marginal, which the test rejects.
+    let model = mixture();
+    let sampler = Sampler::Overdamped { delta: 0.15 };
+    let cfg = ChainConfig {
+        sampler,
+        every: 10,
+        chains: N,
+        init: ChainInit::UniformNoise,
+        seed: 5,
+    };
+    let mut chain = Chain::new(&model, &cfg, None, &Device::Cpu).expect("chains");
+    for _ in 0..1500 {
+        chain.step(&model, &sampler).expect("step");
+    }
+    let y = chain.y.to_vec2::<f32>().expect("y");
+    let mut y2: Vec<f64> = y.iter().map(|r| r[1] as f64).collect();
+    let d_cond = ks(&mut y2, conditional_cdf(0.3));
+    let d_marg = ks(&mut y2, marginal_cdf);
+    let critical = 1.95 / (N as f64).sqrt();
+    assert!(d_marg < critical, "marginal KS {d_marg:.4}");
+    assert!(d_cond > critical, "conditional KS {d_cond:.4}");
+}
+
+fn bundled(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("checkpoints")
+        .join(name)
+}
+
+#[test]
+fn masked_jumps_equal_the_observation_on_held_pixels_bit_for_bit() {
+    let path = bundled("deen-mlp-s1.0.safetensors");
+    if !path.is_file() {
+        eprintln!("no bundled default model: skipped");
+        return;
+    }
+    let model = walkjump::models::Model::load(&path, &Device::Cpu).expect("model");
+    let test = Dataset::bundled().expect("digits").split(Split::Test);
+    let n = 6;
+    let d = model.data_dim();
+    let x: Vec<f32> = (0..n)
+        .flat_map(|i| test.image(i).expect("digit").to_vec())
+        .collect();
+    let mask = named_mask("top", 1, 28, 28, 0).expect("mask");
+    let cond = Condition::clean(n, d, &mask, &x).expect("condition");
+    for sampler in [
+        Sampler::Overdamped { delta: 0.3 },
+        Sampler::Sachs {
+            delta: 0.5,
+            gamma: 0.5,
+            u: 1.0,
+        },
+    ] {
+        let cfg = ChainConfig {
+            sampler,
+            every: 5,
+            chains: n,
+            init: ChainInit::UniformNoise,
+            seed: 3,
+        };
+        let mut chain = Chain::conditioned(&model, &cfg, None, &Device::Cpu, &cond).expect("chain");
+        for s in 0..20 {
+            chain.step(&model, &sampler).expect("step");
+            if s % 5 == 4 {
+                let jumps = chain
+                    .jump(&model)
+                    .expect("jump")
+                    .to_vec2::<f32>()
+                    .expect("rows");
+                for (i, row) in jumps.iter().enumerate() {
+                    for j in 0..d {
+                        if mask[j] {
+                            assert_eq!(
+                                row[j].to_bits(),
+                                x[i * d + j].to_bits(),
+                                "chain {i} pixel {j}"
+                            );
+                        }
+                    }
+                    // The free half is the model's: not a copy of the observation.
+                    let free_diff: f32 = (0..d)
+                        .filter(|&j| !mask[j])
+                        .map(|j| (row[j] - x[i * d + j]).abs())
+                        .sum();
+                    assert!(free_diff > 0.0);
+                }
+            }
+        }
+        // Reset keeps the condition.
+        chain.reset(&model, &cfg, None).expect("reset");
+        assert!(chain.condition().is_some());
+    }
+}
+
+fn walkjump(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_walkjump"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run walkjump")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("walkjump-cond-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+#[test]
+fn the_exported_strip_holds_the_observation_and_jump_with_checks_its_model() {
+    let model = bundled("deen-mlp-s1.0.safetensors");
+    if !model.is_file() {
+        eprintln!("no bundled default model: skipped");
+        return;
+    }
+    let dir = temp_dir("cli");
+    // Three test digits as an IDX file.
+    let test = Dataset::bundled().expect("digits").split(Split::Test);
+    let pixels: Vec<u8> = (0..3)
+        .flat_map(|i| {
+            test.image(i)
+                .expect("digit")
+                .iter()
+                .map(|&v| (v * 255.0).round() as u8)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let idx = walkjump::data::idx::IdxImages {
+        count: 3,
+        rows: 28,
+        cols: 28,
+        pixels: pixels.clone(),
+    };
+    let images = dir.join("three.idx");
+    std::fs::write(&images, walkjump::data::idx::encode_images(&idx)).expect("write idx");
+    let strip = dir.join("strip.png");
+    let m = model.to_str().expect("path");
+    let out = walkjump(&[
+        "sample",
+        "-c",
+        m,
+        "--condition",
+        images.to_str().expect("p"),
+        "--mask",
+        "top",
+        "--chains",
+        "3",
+        "--steps",
+        "40",
+        "--every",
+        "10",
+        "--frames",
+        "4",
+        "--seed",
+        "2",
+        "--out",
+        strip.to_str().expect("p"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("condition"), "{text}");
+    // The strip: one row per chain, 1-pixel grey gutters around 28 x 28 tiles.
+    let png = image::open(&strip).expect("strip").to_luma8();
+    let (w, h) = png.dimensions();
+    let cols = (w as usize - 1) / 29;
+    assert_eq!((cols, h), (4, 3 * 29 + 1));
+    for chain in 0..3 {
+        for col in 0..cols {
+            for r in 0..14 {
+                for c in 0..28 {
+                    let (x, y) = (1 + col * 29 + c, 1 + chain * 29 + r);
+                    let got = png.get_pixel(x as u32, y as u32)[0];
+                    assert_eq!(
+                        got,
+                        pixels[chain * 784 + r * 28 + c],
+                        "chain {chain} jump {col} ({r}, {c})"
+                    );
+                }
+            }
+        }
+    }
+
+    // --jump-with the same model: exactly the plain run.
+    let plain = dir.join("plain.png");
+    let same = dir.join("same.png");
+    let args = |o: &Path| -> Vec<String> {
+        [
+            "sample", "-c", m, "--chains", "4", "--steps", "30", "--every", "10", "--seed", "9",
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([o.display().to_string()])
+        .collect()
+    };
+    let a: Vec<String> = args(&plain);
+    let out = walkjump(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success());
+    let mut b = args(&same);
+    b.extend(["--jump-with".to_string(), m.to_string()]);
+    let out = walkjump(&b.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("jumps     with"));
+    assert_eq!(
+        std::fs::read(&plain).expect("plain"),
+        std::fs::read(&same).expect("same")
+    );
+
+    // Another sigma: one line, non-zero exit.
+    let other = bundled("deen-mlp-s0.3.safetensors");
+    if other.is_file() {
+        let mut c = args(&dir.join("bad.png"));
+        c.extend(["--jump-with".to_string(), other.display().to_string()]);
+        let out = walkjump(&c.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("sigma"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    // A mask that names nothing known: one line, non-zero exit.
+    let out = walkjump(&[
+        "sample",
+        "-c",
+        m,
+        "--condition",
+        images.to_str().expect("p"),
+        "--mask",
+        "middle",
+        "--out",
+        dir.join("x.png").to_str().expect("p"),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown mask"));
+}
