@@ -165,6 +165,34 @@ pub fn bench_model(
             })?;
             rows.push(row(label, "walk-jump step", n, secs, 2.0 * macs * n as f64));
         }
+        // Conditional walk-jump: the same step with the top half of every image held (REFERENCE.md §11). Its
+        // extra cost is the reset of the held coordinates after each step.
+        if let Some(&n) = batches.iter().find(|&&n| n == 64).or(batches.first()) {
+            let cfg = ChainConfig {
+                sampler,
+                every,
+                chains: n,
+                init: ChainInit::Uniform,
+                seed: 1,
+            };
+            let (c, h, w) = model.data_shape();
+            let mask = crate::sampling::condition::named_mask("top", c, h, w, 0)?;
+            let x = vec![0.5f32; model.data_dim()];
+            let cond =
+                crate::sampling::condition::Condition::clean(n, model.data_dim(), &mask, &x)?;
+            let mut chain = Chain::conditioned(model, &cfg, None, &device, &cond)?;
+            let secs = time_median_cpu(budget, || {
+                chain.step(model, &sampler)?;
+                Ok(())
+            })?;
+            rows.push(row(
+                label,
+                "masked walk-jump step (top half held)",
+                n,
+                secs,
+                2.0 * macs * n as f64,
+            ));
+        }
         let n = 64;
         let mut rng = Rng::new(2);
         let y = Tensor::from_vec(rng.uniform_vec(n * dim), (n, dim), &device)?;

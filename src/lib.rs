@@ -17,6 +17,7 @@ pub mod models;
 pub mod nn;
 pub mod parallel;
 pub mod parity;
+pub mod quality;
 pub mod render;
 pub mod run;
 pub mod sampling;

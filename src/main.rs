@@ -19,7 +19,7 @@ use walkjump::run::{
 };
 use walkjump::sampling::chain::{ChainConfig, ChainInit, jump_of_jump};
 use walkjump::sampling::langevin::Sampler;
-use walkjump::sampling::nebula::{NebulaConfig, NebulaInit, run_nebula};
+use walkjump::sampling::nebula::{NebulaConfig, NebulaInit, run_nebula_held};
 use walkjump::sampling::rng::Rng;
 use walkjump::{CLASSIFIER_CHECKPOINT, DEFAULT_CHECKPOINT, checkpoints_dir};
 
@@ -62,6 +62,12 @@ enum Command {
         after_help = "Examples:\n  walkjump nebula -c checkpoints/deen-mlp-s0.3.safetensors --out attractors.png\n  walkjump nebula --init data --eta 0.01 --max-steps 3000 --gallery gallery.png --out finals.png"
     )]
     Nebula(NebulaArgs),
+    /// Judge a walk-jump run's jumps with the classifier: confident and junk shares, trapped chains, classes
+    /// visited, jumps per class change. Takes every flag of `sample`; --out (the strip) is optional here.
+    #[command(
+        after_help = "Examples:\n  walkjump quality --chains 64 --steps 2000\n  walkjump quality -c checkpoints/uvb-mlp-s1.0.safetensors --chains 64 --steps 2000 --seed 1 --json q.json\n\nRules: confident = the classifier's top softmax probability >= 0.9; junk = below 0.5 or a pixel outside\n[-0.5, 1.5]; trapped = diverged, junk in most of its last half of jumps, or jumps that stopped changing."
+    )]
+    Quality(SampleArgs),
     /// Denoise the same noisy test digits with several models, side by side.
     #[command(
         after_help = "Examples:\n  walkjump denoise -c a.safetensors -c b.safetensors --noise gaussian:1.0 --count 8 --out cmp.png\n  walkjump denoise --noise salt-pepper:0.2 --out sp.png"
@@ -153,6 +159,10 @@ struct GuiArgs {
     /// With --autostart: `walkjump gui --fresh --autostart --chains 64 --measure-frames 10`.
     #[arg(long, value_name = "SECONDS")]
     measure_frames: Option<f64>,
+    /// Workspace to open: walk-jump, nebula, denoise, lab or models. With --autostart its main action starts
+    /// (chains, a flow, the denoising comparison, the 2D Lab's particles).
+    #[arg(long)]
+    tab: Option<String>,
 }
 
 #[derive(Args)]
@@ -204,12 +214,23 @@ struct SampleArgs {
     /// Write trace rows only every K steps (steps K, 2K, ...), to keep long runs' traces small.
     #[arg(long, default_value_t = 1)]
     trace_every: usize,
-    /// Film strip PNG: one row per chain, its jumps left to right.
+    /// Film strip PNG: one row per chain, its jumps left to right (required by `sample`).
     #[arg(long)]
-    out: PathBuf,
+    out: Option<PathBuf>,
+    /// Also judge the jumps with the classifier and print the quality table (what `walkjump quality` does).
+    #[arg(long)]
+    quality: bool,
+    /// Write the quality report as JSON (implies --quality).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write every jump as the tensor `jumps` [chains, jumps, c, h, w] (safetensors; `steps` [jumps] holds the
+    /// step of each jump, the metadata the run's parameters), for analysis elsewhere.
+    #[arg(long)]
+    jumps: Option<PathBuf>,
     /// Images that condition the chains, one per chain in order (--chains repeats them): an IDX file, a PNG, a
-    /// folder of PNGs or a .npy array [N, h, w] / [N, c, h, w]. With --mask they are the observation held fixed;
-    /// without it the chains start from them plus noise.
+    /// folder of PNGs, a .npy array [N, h, w] / [N, c, h, w], or `test` / `test:K` for the bundled test digits
+    /// (from number K). With --mask they are the observation held fixed; without it the chains start from them
+    /// plus noise.
     #[arg(long)]
     condition: Option<PathBuf>,
     /// The held region of each --condition image: top, bottom, left, right (that half), centre (a square),
@@ -255,6 +276,13 @@ struct NebulaArgs {
     /// Final states PNG.
     #[arg(long)]
     out: PathBuf,
+    /// Hold part of every start fixed at these images (one per start, repeated; same files as `sample
+    /// --condition`, `test` / `test:K` for bundled test digits): the flow completes the rest. Needs --mask.
+    #[arg(long, requires = "mask")]
+    condition: Option<PathBuf>,
+    /// The held region (as in `sample --mask`).
+    #[arg(long, requires = "condition")]
+    mask: Option<String>,
 }
 
 #[derive(Args)]
@@ -499,7 +527,8 @@ fn dispatch(cli: Cli) -> Result<()> {
             ..Default::default()
         }),
         Some(Command::Gui(a)) => cmd_gui(a),
-        Some(Command::Sample(a)) => cmd_sample(a),
+        Some(Command::Sample(a)) => cmd_sample(a, false),
+        Some(Command::Quality(a)) => cmd_sample(a, true),
         Some(Command::Nebula(a)) => cmd_nebula(a),
         Some(Command::Denoise(a)) => cmd_denoise(a),
         Some(Command::Eval(a)) => cmd_eval(a),
@@ -557,6 +586,12 @@ fn cmd_gui(a: GuiArgs) -> Result<()> {
         // all start later), so nothing can read the environment concurrently.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
     }
+    let tab = match a.tab.as_deref() {
+        Some(name) => Some(walkjump::app::Tab::from_name(name).with_context(|| {
+            format!("--tab: unknown workspace '{name}' (walk-jump, nebula, denoise, lab, models)")
+        })?),
+        None => None,
+    };
     let report = walkjump::app::run(walkjump::app::GuiOptions {
         checkpoint: a.checkpoint,
         device: a.device,
@@ -565,6 +600,7 @@ fn cmd_gui(a: GuiArgs) -> Result<()> {
         fresh: a.fresh,
         chains: a.chains,
         measure_frames: a.measure_frames,
+        tab,
     })?;
     if let Some(r) = report {
         println!("{r}");
@@ -626,6 +662,103 @@ fn parse_z(s: &str) -> Result<ZMode> {
     })
 }
 
+/// Writes every jump of a run: `jumps` [chains, jumps, c, h, w], `steps` [jumps] (as f32), and the run in the
+/// metadata.
+fn write_jumps(
+    path: &Path,
+    out: &run::WalkJumpOutput,
+    model: &walkjump::models::Model,
+    spec: &run::WalkJumpSpec,
+) -> Result<()> {
+    let all = out
+        .all_jumps
+        .as_ref()
+        .context("the run kept no jumps to write")?;
+    let (c, h, w) = model.data_shape();
+    let n = all.len();
+    let k = all.first().map(Vec::len).unwrap_or(0);
+    let flat: Vec<f32> = all.iter().flatten().flatten().copied().collect();
+    if flat.len() != n * k * c * h * w {
+        bail!("the chains kept different numbers of jumps");
+    }
+    let jumps = candle_core::Tensor::from_vec(flat, (n, k, c, h, w), &candle_core::Device::Cpu)?;
+    let steps: Vec<f32> = out.all_jump_steps.iter().map(|&s| s as f32).collect();
+    let steps = candle_core::Tensor::from_vec(steps, k, &candle_core::Device::Cpu)?;
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("format".to_string(), "walkjump-jumps".to_string());
+    meta.insert("checkpoint_sha256".to_string(), model.sha256.clone());
+    meta.insert("kind".to_string(), model.kind().as_str().to_string());
+    meta.insert("sigma".to_string(), model.meta.sigma.to_string());
+    meta.insert("run".to_string(), serde_json::to_string(spec)?);
+    let tensors = [("jumps", &jumps), ("steps", &steps)];
+    let bytes =
+        safetensors::tensor::serialize(tensors.iter().map(|(n, t)| (*n, SafeView(t))), Some(meta))
+            .context("cannot encode the jumps")?;
+    write_atomic(path, &bytes)?;
+    Ok(())
+}
+
+/// A candle tensor as a safetensors view (F32, CPU).
+struct SafeView<'a>(&'a candle_core::Tensor);
+
+impl safetensors::View for SafeView<'_> {
+    fn dtype(&self) -> safetensors::Dtype {
+        safetensors::Dtype::F32
+    }
+    fn shape(&self) -> &[usize] {
+        self.0.dims()
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        let v = self
+            .0
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .unwrap_or_default();
+        std::borrow::Cow::Owned(v.iter().flat_map(|x| x.to_le_bytes()).collect())
+    }
+    fn data_len(&self) -> usize {
+        self.0.elem_count() * 4
+    }
+}
+
+/// `--condition test` or `test:K` (when no such file exists): the bundled test digits from number K on.
+fn bundled_test_digits(
+    images: &std::path::Path,
+    c: usize,
+    h: usize,
+    w: usize,
+) -> Result<Option<Vec<Vec<f32>>>> {
+    let name = images.to_string_lossy();
+    if images.exists() || !(name == "test" || name.starts_with("test:")) {
+        return Ok(None);
+    }
+    let from: usize = match name.strip_prefix("test:") {
+        Some(k) => k
+            .parse()
+            .with_context(|| format!("--condition test:K needs a digit number K, got '{k}'"))?,
+        None => 0,
+    };
+    let test = Dataset::bundled()?.split(Split::Test);
+    if (c, h, w) != (1, test.spec.height, test.spec.width) {
+        bail!(
+            "the bundled test digits are 1x{}x{}, the model takes {c}x{h}x{w}",
+            test.spec.height,
+            test.spec.width
+        );
+    }
+    if from >= test.len() {
+        bail!(
+            "--condition test:{from}: there are {} test digits",
+            test.len()
+        );
+    }
+    Ok(Some(
+        (from..test.len())
+            .filter_map(|i| test.image(i).map(<[f32]>::to_vec))
+            .collect(),
+    ))
+}
+
 /// The condition of `walkjump sample --condition IMAGES [--mask SPEC]`: one image per chain, in order (repeated when
 /// there are more chains than images).
 fn sample_condition(
@@ -640,7 +773,10 @@ fn sample_condition(
         return Ok(None);
     };
     let (c, h, w) = model.data_shape();
-    let rows = walkjump::data::images::read_images(images, c, h, w)?;
+    let rows = match bundled_test_digits(images, c, h, w)? {
+        Some(rows) => rows,
+        None => walkjump::data::images::read_images(images, c, h, w)?,
+    };
     let d = c * h * w;
     let x: Vec<f32> = rows
         .iter()
@@ -663,12 +799,21 @@ fn sample_condition(
     Ok(Some(cond))
 }
 
-fn cmd_sample(a: SampleArgs) -> Result<()> {
+fn cmd_sample(a: SampleArgs, quality_command: bool) -> Result<()> {
+    let judge = quality_command || a.quality || a.json.is_some();
+    if a.out.is_none() && !quality_command {
+        bail!("--out is required: the film strip PNG to write");
+    }
     let device = open_device(&a.common.device)?;
     let path = resolve_checkpoint(a.common.checkpoint.as_deref());
     let mut model = load_model(&path, &device)?;
     model.set_z_mode(parse_z(&a.z)?);
     if let walkjump::models::ModelInner::EbmVae(e) = &model.inner {
+        if a.condition.is_some() || a.jump_with.is_some() || quality_command || a.quality {
+            bail!(
+                "--condition, --jump-with and quality need chains on y; a GRBM-prior VAE samples its latent instead"
+            );
+        }
         return sample_latent(&a, &model, e, &device);
     }
     let mut replayed: Option<RunRecord> = None;
@@ -815,11 +960,18 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
         }
         None => None,
     };
+    if judge && classifier.is_none() {
+        bail!(
+            "judging the jumps needs a classifier of the model's image size: pass --classifier FILE (the bundled \
+             one is checkpoints/classifier.safetensors)"
+        );
+    }
     let opts = run::RunOptions {
         condition: condition.clone(),
         jump_with: jump_model
             .as_ref()
             .map(|j| j as &dyn walkjump::models::ScoreModel),
+        keep_jumps: judge || a.jumps.is_some(),
     };
     let t0 = Instant::now();
     let out = run::walk_jump_with(
@@ -847,7 +999,29 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
             grid.push(&frame[chain]);
         }
     }
-    grid.save_png(&a.out)?;
+    if let Some(o) = &a.out {
+        grid.save_png(o)?;
+    }
+    if let Some(p) = &a.jumps {
+        write_jumps(p, &out, &model, &spec)?;
+    }
+    let quality = match (judge, classifier) {
+        (true, Some(cl)) => {
+            let all = out.all_jumps.as_deref().unwrap_or(&[]);
+            let cfg = walkjump::quality::QualityConfig::default();
+            let verdicts = walkjump::quality::verdicts(cl, all, &cfg, &device)?;
+            Some(walkjump::quality::assess(
+                all,
+                &verdicts,
+                &out.stopped,
+                &cfg,
+            )?)
+        }
+        _ => None,
+    };
+    if let (Some(q), Some(p)) = (&quality, &a.json) {
+        write_atomic(p, serde_json::to_string_pretty(q)?.as_bytes())?;
+    }
     if let Some(p) = &a.save_run {
         let rec = RunRecord {
             program: format!("walkjump {}", env!("CARGO_PKG_VERSION")),
@@ -950,7 +1124,12 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
     for s in stopped.iter().take(3) {
         println!("          {s}");
     }
-    println!("wrote     {}", a.out.display());
+    if let Some(q) = &quality {
+        print!("{}", walkjump::quality::format_report(q));
+    }
+    for p in [&a.out, &a.jumps, &a.json].into_iter().flatten() {
+        println!("wrote     {}", p.display());
+    }
     eprintln!(
         "time      {secs:.2} s, {:.1} steps/s ({:.2} ms per step of {} chains)",
         spec.steps as f64 / secs,
@@ -977,13 +1156,25 @@ fn cmd_nebula(a: NebulaArgs) -> Result<()> {
     };
     let train = Dataset::bundled()?.split(Split::Train);
     let train = (train.dim() == model.data_dim()).then_some(train);
+    let held = sample_condition(
+        a.condition.as_deref(),
+        a.mask.as_deref(),
+        &model,
+        cfg.starts,
+        cfg.seed,
+    )?;
+    let hold = held.as_ref().and_then(|c| {
+        let mask: Vec<bool> = c.mask().iter().map(|&m| m != 0).collect();
+        c.observed().map(|x| (mask, x.to_vec()))
+    });
     let t0 = Instant::now();
-    let res = run_nebula(
+    let res = run_nebula_held(
         &model,
         &cfg,
         train.as_ref(),
         train.as_ref(),
         &device,
+        hold.as_ref().map(|(m, x)| (m.as_slice(), x.as_slice())),
         |_| {},
     )?;
     let secs = t0.elapsed().as_secs_f64();
@@ -1388,7 +1579,8 @@ fn sample_latent(
     for img in &x {
         grid.push(img);
     }
-    grid.save_png(&a.out)?;
+    let out_path = a.out.as_deref().context("--out is required")?;
+    grid.save_png(out_path)?;
     let lo = x.iter().flatten().copied().fold(f32::INFINITY, f32::min);
     let hi = x
         .iter()
@@ -1401,7 +1593,7 @@ fn sample_latent(
         a.chains, a.common.seed
     );
     println!("samples   pixel range [{lo:.3}, {hi:.3}]");
-    println!("wrote     {}", a.out.display());
+    println!("wrote     {}", out_path.display());
     Ok(())
 }
 

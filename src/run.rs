@@ -224,6 +224,10 @@ pub struct WalkJumpOutput {
     pub kinetic_mean: Option<f64>,
     /// Steps run.
     pub steps: usize,
+    /// Every jump `[chain][jump][d]`, when the run was asked to keep them.
+    pub all_jumps: Option<Vec<Vec<Vec<f32>>>>,
+    /// The step of each kept jump.
+    pub all_jump_steps: Vec<u64>,
 }
 
 impl WalkJumpOutput {
@@ -334,6 +338,8 @@ pub struct RunOptions<'a> {
     pub condition: Option<Condition>,
     /// Jump with this model instead of the walking one (same image size, M and sigma).
     pub jump_with: Option<&'a dyn ScoreModel>,
+    /// Keep every jump (for `--jumps` and the quality report), not only the thinned frames of the strip.
+    pub keep_jumps: bool,
 }
 
 /// [`walk_jump_trace_every`] with a condition and / or a second model for the jumps. Without either it is exactly
@@ -395,6 +401,8 @@ pub fn walk_jump_with(
     let mut kinetic_sum = 0.0;
     let mut kinetic_count = 0usize;
     let mut has_energy = false;
+    let mut all_jumps: Option<Vec<Vec<Vec<f32>>>> = opts.keep_jumps.then(|| vec![Vec::new(); n]);
+    let mut all_jump_steps = Vec::new();
     for s in 0..spec.steps {
         let stats = chain.step(model, &cfg.sampler)?;
         if let Some(k) = &stats.kinetic
@@ -412,6 +420,12 @@ pub fn walk_jump_with(
                 None => None,
             };
             let rows = x.to_vec2::<f32>()?;
+            if let Some(all) = all_jumps.as_mut() {
+                for (chain, r) in all.iter_mut().zip(&rows) {
+                    chain.push(r.clone());
+                }
+                all_jump_steps.push(stats.step);
+            }
             let mins: Vec<f32> = rows
                 .iter()
                 .map(|r| r.iter().copied().fold(f32::INFINITY, f32::min))
@@ -498,6 +512,8 @@ pub fn walk_jump_with(
         jump_range,
         kinetic_mean: (kinetic_count > 0).then(|| kinetic_sum / kinetic_count as f64),
         steps: spec.steps,
+        all_jumps,
+        all_jump_steps,
     })
 }
 

@@ -127,6 +127,7 @@ fn walk_frame(chains: usize, running: bool) -> WalkFrame {
         held: None,
         observed: None,
         jump_model: None,
+        quality: None,
     }
 }
 

@@ -390,3 +390,42 @@ fn the_exported_strip_holds_the_observation_and_jump_with_checks_its_model() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown mask"));
 }
+
+#[test]
+fn nebula_flows_holding_a_coordinate_end_on_stationary_points_of_the_conditional() {
+    use walkjump::sampling::nebula::{NebulaConfig, NebulaInit, run_nebula_held};
+    let model = mixture();
+    let cfg = NebulaConfig {
+        eta: 0.05,
+        max_steps: 5000,
+        tol: 1e-3,
+        starts: 32,
+        init: NebulaInit::Uniform,
+        seed: 4,
+        merge: 0.02,
+        creative: 0.1,
+    };
+    let held = 0.3f32;
+    let res = run_nebula_held(
+        &model,
+        &cfg,
+        None,
+        None,
+        &Device::Cpu,
+        Some((&[true, false], &[held, 0.0])),
+        |_| {},
+    )
+    .expect("flow");
+    assert_eq!(res.finals.len(), 32);
+    for f in &res.finals {
+        assert_eq!(f[0], held, "the held coordinate moved");
+        // The free coordinate ends where the conditional's score vanishes.
+        let s = model.score(&[held as f64, f[1] as f64]).expect("score");
+        assert!(s[1].abs() < 2e-3, "score of y_2 at the end: {}", s[1]);
+    }
+    // The unheld flow from the same starts ends elsewhere (on the joint's modes), so holding changed the answer.
+    let free =
+        walkjump::sampling::nebula::run_nebula(&model, &cfg, None, None, &Device::Cpu, |_| {})
+            .expect("flow");
+    assert!(free.finals.iter().any(|f| (f[0] - held).abs() > 0.1));
+}

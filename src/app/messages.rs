@@ -260,6 +260,8 @@ pub struct WalkFrame {
     pub observed: Option<Arc<Vec<f32>>>,
     /// The model the jumps come from when it is not the walking one: its label and sigma.
     pub jump_model: Option<String>,
+    /// Quality of each chain's recent jumps (with a classifier): confident and junk shares, trapped chains.
+    pub quality: Option<crate::quality::QualityReport>,
 }
 
 /// A snapshot of a NEBULA flow.

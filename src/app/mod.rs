@@ -79,6 +79,8 @@ pub struct GuiOptions {
     pub chains: Option<usize>,
     /// Measure frame times for this many seconds once the chains run, then close (see [`FrameReport`]).
     pub measure_frames: Option<f64>,
+    /// Workspace to open on (else the saved one); with `autostart`, its main action runs once its models load.
+    pub tab: Option<Tab>,
 }
 
 /// Frame times measured while the chains ran (`walkjump gui --measure-frames`).
@@ -161,6 +163,27 @@ pub enum Tab {
 }
 
 impl Tab {
+    /// Every workspace, in the order of the tab bar.
+    pub const ALL: [Tab; 5] = [
+        Tab::WalkJump,
+        Tab::Nebula,
+        Tab::Denoise,
+        Tab::Lab,
+        Tab::Models,
+    ];
+
+    /// The workspace named `name` on the command line (`walk-jump`, `nebula`, `denoise`, `lab`, `models`).
+    pub fn from_name(name: &str) -> Option<Tab> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "walk-jump" | "walkjump" | "walk" => Some(Tab::WalkJump),
+            "nebula" => Some(Tab::Nebula),
+            "denoise" => Some(Tab::Denoise),
+            "lab" | "2d-lab" => Some(Tab::Lab),
+            "models" => Some(Tab::Models),
+            _ => None,
+        }
+    }
+
     /// Name on the tab.
     pub fn label(self) -> &'static str {
         match self {
@@ -504,6 +527,9 @@ impl App {
             app.banner = Some(n);
         }
         app.autostart = opts.autostart;
+        if let Some(t) = opts.tab {
+            app.settings.tab = t;
+        }
         if let Some(c) = opts.chains {
             app.settings.walk.chains = c.clamp(1, 256);
         }
@@ -887,9 +913,8 @@ impl App {
                 self.settings.walk.tuned_for = Some(info.sha256.clone());
                 self.walk.refresh_texts();
             }
-            if self.autostart && info.has_score {
+            if self.autostart && info.has_score && self.settings.tab == Tab::WalkJump {
                 self.autostart = false;
-                self.settings.tab = Tab::WalkJump;
                 let cfg = self.settings.walk.config();
                 self.send(WorkerCommand::Walk(messages::WalkCommand::Run(cfg)));
             }
@@ -1037,6 +1062,7 @@ impl App {
                 });
             }
         }
+        self.autostart_step(&mut actions);
         self.help_window(&ctx);
         self.drop_hint(&ctx);
         self.apply_actions(actions);
@@ -1052,6 +1078,46 @@ impl App {
             0.9 * self.ui_ms + 0.1 * ui_ms
         };
         self.measure_step(&ctx, dt, ui_ms as f64);
+    }
+
+    /// `--autostart` outside Walk-Jump: starts the open workspace's main action once its models are loaded (a flow
+    /// on NEBULA's model, the comparison of the loaded denoisers, the 2D Lab's particles).
+    fn autostart_step(&mut self, actions: &mut Actions) {
+        if !self.autostart {
+            return;
+        }
+        match self.settings.tab {
+            Tab::WalkJump => {}
+            Tab::Nebula => {
+                if let Some(info) = self.nebula_info().filter(|i| i.has_score) {
+                    let eta = self.nebula_target.default_eta(info.sigma);
+                    actions.send(WorkerCommand::Nebula(messages::NebulaCommand::Start {
+                        cfg: self.settings.nebula.config(eta),
+                        source: self.settings.nebula.source,
+                        model: self.nebula_target.path.clone(),
+                    }));
+                    self.autostart = false;
+                }
+            }
+            Tab::Denoise => {
+                let waiting = self
+                    .slots
+                    .iter()
+                    .any(|s| s.info.is_none() && DENOISE_TRIO.iter().any(|t| s.path.ends_with(t)));
+                if !waiting && self.loaded_denoisers() > 0 {
+                    actions.send(WorkerCommand::Denoise(self.settings.denoise.request()));
+                    self.autostart = false;
+                }
+            }
+            Tab::Lab => {
+                if !self.lab.running() {
+                    self.lab
+                        .apply(&mut self.settings.lab, vec![lab::LabAction::RunPause]);
+                }
+                self.autostart = false;
+            }
+            Tab::Models => self.autostart = false,
+        }
     }
 
     /// Whether anything moves on its own: chains running, a flow running, or the 2D Lab's particles.

@@ -878,17 +878,38 @@ fn sampler_line(cfg: &ChainConfig) -> String {
 fn jump_grid(
     ui: &mut Ui,
     grid: &ImageGrid,
-    classes: Option<&Vec<u32>>,
+    f: &WalkFrame,
     width: f32,
     held: Option<&HeldMark<'_>>,
     actions: &mut Actions,
 ) {
+    let classes = f.classes.as_ref();
     let (resp, clicked) = grid.show(ui, width, 5.0);
     if let Some(k) = clicked {
         actions.send(WorkerCommand::Walk(WalkCommand::SelectChain(k)));
     }
     if let (Some(resp), Some(mark)) = (resp.as_ref(), held) {
         mark.draw(ui, grid, resp.rect);
+    }
+    // Trapped chains: a red frame on the tile, and the reason when the pointer is over it.
+    if let (Some(resp), Some(q)) = (resp.as_ref(), f.quality.as_ref()) {
+        let painter = ui.painter_at(resp.rect);
+        let hover = resp.hover_pos();
+        for (k, c) in q.per_chain.iter().enumerate() {
+            let (Some(reason), Some(r)) = (c.trapped.as_ref(), grid.tile_rect(resp.rect, k)) else {
+                continue;
+            };
+            painter.rect_stroke(
+                r.shrink(1.0),
+                0.0,
+                egui::Stroke::new(2.0, TRAPPED),
+                egui::StrokeKind::Inside,
+            );
+            if hover.is_some_and(|p| r.contains(p)) {
+                resp.clone()
+                    .on_hover_text(format!("chain {k} is trapped: {reason}"));
+            }
+        }
     }
     if let (Some(resp), Some(classes)) = (resp, classes) {
         let painter = ui.painter_at(resp.rect);
@@ -995,14 +1016,7 @@ fn views(ui: &mut Ui, settings: &WalkSettings, view: &mut WalkView, actions: &mu
                 left_w
             };
             ui.horizontal_top(|ui| {
-                jump_grid(
-                    ui,
-                    &view.jumps,
-                    f.classes.as_ref(),
-                    grid_w,
-                    mark.as_ref(),
-                    actions,
-                );
+                jump_grid(ui, &view.jumps, &f, grid_w, mark.as_ref(), actions);
                 if settings.show_noisy {
                     view.noisy.show(ui, grid_w, 5.0);
                 }
@@ -1012,6 +1026,7 @@ fn views(ui: &mut Ui, settings: &WalkSettings, view: &mut WalkView, actions: &mu
             }
             ui.separator();
             mixing_row(ui, "mixing", &f);
+            quality_row(ui, &f);
             if f.classes.is_some() {
                 classes_view(ui, &f);
             }
@@ -1056,8 +1071,9 @@ fn ab_views(
                     "{} of {} chains running",
                     f.running_chains, f.chains
                 ));
-                jump_grid(ui, grid, f.classes.as_ref(), col_w, mark, actions);
+                jump_grid(ui, grid, f, col_w, mark, actions);
                 mixing_row(ui, &format!("mixing {side}"), f);
+                quality_row(ui, f);
                 if f.classes.is_some() {
                     ui.label(format!(
                         "classes visited: chain {}: {} · all chains: {}",
@@ -1069,6 +1085,32 @@ fn ab_views(
     });
     ui.separator();
     traces(ui, a, Some(b));
+}
+
+/// Colour of a trapped chain's frame.
+const TRAPPED: Color32 = Color32::from_rgb(235, 60, 60);
+
+/// The quality of each chain's recent jumps, judged by the classifier (`walkjump quality` for whole runs).
+fn quality_row(ui: &mut Ui, f: &WalkFrame) {
+    let Some(q) = &f.quality else {
+        return;
+    };
+    let text = format!(
+        "last {} jumps: confident {:.0}% · junk {:.0}% · trapped {} of {}",
+        q.jumps_per_chain,
+        100.0 * q.confident_share,
+        100.0 * q.junk_share,
+        q.trapped,
+        q.chains
+    );
+    let hover = "confident: the classifier's top probability >= 0.9; junk: below 0.5 or a pixel outside \
+                 [-0.5, 1.5]; trapped (red frame on the tile; hover it for why): diverged, junk in most of its \
+                 last half, or jumps that stopped changing";
+    if q.trapped > 0 {
+        ui.colored_label(TRAPPED, text).on_hover_text(hover);
+    } else {
+        ui.label(text).on_hover_text(hover);
+    }
 }
 
 fn classes_view(ui: &mut Ui, f: &WalkFrame) {

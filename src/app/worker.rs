@@ -63,6 +63,8 @@ struct WalkRun {
     noisy: Arc<Vec<Vec<f32>>>,
     jump_step: u64,
     films: Vec<VecDeque<Vec<f32>>>,
+    /// The classifier's verdict on each jump of `films` (same length, when a classifier labels the jumps).
+    verdicts: Vec<VecDeque<crate::quality::JumpVerdict>>,
     classes: Option<Vec<u32>>,
     class_hist: Vec<Vec<u32>>,
     film_chain: usize,
@@ -573,10 +575,7 @@ impl Worker {
     }
 
     /// The mask and observation of a condition, checked against the current model.
-    fn resolve_condition(
-        &mut self,
-        c: WalkCondition,
-    ) -> crate::Result<ResolvedCondition> {
+    fn resolve_condition(&mut self, c: WalkCondition) -> crate::Result<ResolvedCondition> {
         let d = self.current_model()?.data_dim();
         if c.mask.len() != d {
             return Err(crate::Error::Data(format!(
@@ -672,6 +671,7 @@ impl Worker {
                 noisy: Arc::new(Vec::new()),
                 jump_step: 0,
                 films: vec![VecDeque::new(); n],
+                verdicts: vec![VecDeque::new(); n],
                 classes: None,
                 class_hist: vec![Vec::new(); n],
                 film_chain: 0,
@@ -1245,12 +1245,44 @@ fn walk_frame(w: &mut WalkRun, model_hw: (usize, usize), force: bool, now: Insta
         steps_per_sec: if w.running { w.rate.per_sec() } else { 0.0 },
         config: Some(w.cfg.clone()),
         held: held_of(&w.chain),
+        quality: live_quality(w),
         observed: w.chain.condition().and_then(|c| {
             let d = c.data_dim();
             c.observed().map(|x| Arc::new(x[..d].to_vec()))
         }),
         jump_model: None,
     }
+}
+
+/// The quality figures of each chain's last [`FILM_LEN`] jumps (with a classifier): confident and junk shares,
+/// trapped chains with the reason.
+fn live_quality(w: &WalkRun) -> Option<crate::quality::QualityReport> {
+    if w.verdicts.iter().all(VecDeque::is_empty) {
+        return None;
+    }
+    let jumps: Vec<Vec<Vec<f32>>> = w
+        .films
+        .iter()
+        .zip(&w.verdicts)
+        .map(|(f, v)| {
+            f.iter()
+                .skip(f.len().saturating_sub(v.len()))
+                .cloned()
+                .collect()
+        })
+        .collect();
+    let verdicts: Vec<Vec<crate::quality::JumpVerdict>> = w
+        .verdicts
+        .iter()
+        .map(|v| v.iter().copied().collect())
+        .collect();
+    crate::quality::assess(
+        &jumps,
+        &verdicts,
+        &w.chain.stopped,
+        &crate::quality::QualityConfig::default(),
+    )
+    .ok()
 }
 
 /// The held pixels `[d]` of the first chain of a conditioned walk (the app holds the same in every chain).
@@ -1267,15 +1299,21 @@ fn take_jump(
     classifier: Option<&Model>,
 ) -> crate::Result<()> {
     let x = w.chain.jump(jumper)?;
-    // A classifier only labels jumps of its own image size.
-    let classes = match classifier
+    let rows = x.to_vec2::<f32>()?;
+    // A classifier only labels jumps of its own image size; its verdicts feed the quality row.
+    let verdicts = match classifier
         .filter(|c| c.data_dim() == model.data_dim())
         .and_then(Model::classifier)
     {
-        Some(c) => Some(c.predict(&x)?),
+        Some(c) => {
+            let cfg = crate::quality::QualityConfig::default();
+            crate::quality::verdicts(c, std::slice::from_ref(&rows), &cfg, x.device())?.pop()
+        }
         None => None,
     };
-    let rows = x.to_vec2::<f32>()?;
+    let classes: Option<Vec<u32>> = verdicts
+        .as_ref()
+        .map(|v| v.iter().map(|v| v.class).collect());
     let (lo, hi) = rows
         .iter()
         .zip(&w.chain.stopped)
@@ -1296,6 +1334,14 @@ fn take_jump(
         film.push_back(r.clone());
         while film.len() > FILM_LEN {
             film.pop_front();
+        }
+        let judged = &mut w.verdicts[i];
+        match verdicts.as_ref().and_then(|v| v.get(i)) {
+            Some(v) => judged.push_back(*v),
+            None => judged.clear(),
+        }
+        while judged.len() > FILM_LEN {
+            judged.pop_front();
         }
         if let Some(c) = &classes {
             let h = &mut w.class_hist[i];

@@ -144,9 +144,39 @@ pub struct Nebula {
     /// Steps done.
     pub step: usize,
     rng: Rng,
+    /// Held coordinates: mask `[starts, M*d]` (u8, 1 = held) and their values; the flow moves only the others.
+    held: Option<(Tensor, Tensor)>,
 }
 
 impl Nebula {
+    /// Holds part of every start fixed: `mask` `[starts * d]` (or `[d]` for all, repeated over the M
+    /// measurements), true where held, at the clean values `x` (`[starts * d]` or `[d]`). The held coordinates are
+    /// set to `x` now and the flow, its gradient norm and its convergence test see only the free ones: the
+    /// attractor reached is a completion of the held part.
+    pub fn hold(&mut self, model: &dyn ScoreModel, mask: &[bool], x: &[f32]) -> Result<()> {
+        let n = self.converged.len();
+        let (m, d) = (model.measurements(), model.data_dim());
+        let cond = super::condition::Condition::clean(n, d, mask, x)?;
+        let obs = cond.observed().unwrap_or(&[]);
+        let mut mask_y = vec![0u8; n * m * d];
+        let mut vals = vec![0f32; n * m * d];
+        for i in 0..n {
+            for k in 0..m {
+                for j in 0..d {
+                    let at = (i * m + k) * d + j;
+                    mask_y[at] = cond.mask()[i * d + j];
+                    vals[at] = obs[i * d + j];
+                }
+            }
+        }
+        let device = self.y.device().clone();
+        let mask_t = Tensor::from_vec(mask_y, (n, m * d), &device)?;
+        let vals_t = Tensor::from_vec(vals, (n, m * d), &device)?;
+        self.y = mask_t.where_cond(&vals_t, &self.y)?;
+        self.held = Some((mask_t, vals_t));
+        Ok(())
+    }
+
     /// Starts `cfg.starts` flows.
     pub fn new(
         model: &dyn ScoreModel,
@@ -203,6 +233,7 @@ impl Nebula {
             energy: None,
             step: 0,
             rng,
+            held: None,
         })
     }
 
@@ -215,6 +246,10 @@ impl Nebula {
     pub fn step(&mut self, model: &dyn ScoreModel, eta: f64, tol: f64) -> Result<Option<f32>> {
         let mut rng = self.rng.fork(self.step as u64);
         let (energy, score) = model.energy_and_score(&self.y, &mut rng)?;
+        let score = match &self.held {
+            Some((mask, _)) => mask.where_cond(&score.zeros_like()?, &score)?,
+            None => score,
+        };
         let norms = score.sqr()?.sum(D::Minus1)?.sqrt()?.to_vec1::<f32>()?;
         let n = self.converged.len();
         let mut active = vec![0f32; n];
@@ -272,9 +307,25 @@ pub fn run_nebula(
     data: Option<&Dataset>,
     train: Option<&Dataset>,
     device: &Device,
+    on_step: impl FnMut(&Nebula),
+) -> Result<NebulaResult> {
+    run_nebula_held(model, cfg, data, train, device, None, on_step)
+}
+
+/// [`run_nebula`] with part of every start held fixed (`(mask, x)` as in [`Nebula::hold`]).
+pub fn run_nebula_held(
+    model: &dyn ScoreModel,
+    cfg: &NebulaConfig,
+    data: Option<&Dataset>,
+    train: Option<&Dataset>,
+    device: &Device,
+    hold: Option<(&[bool], &[f32])>,
     mut on_step: impl FnMut(&Nebula),
 ) -> Result<NebulaResult> {
     let mut neb = Nebula::new(model, cfg, data, device)?;
+    if let Some((mask, x)) = hold {
+        neb.hold(model, mask, x)?;
+    }
     let mut energy_curve = Vec::new();
     let mut grad_curve = Vec::new();
     for _ in 0..cfg.max_steps {
