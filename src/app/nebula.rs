@@ -185,7 +185,7 @@ pub fn show(
                 None => ui.label("model: loading..."),
             };
             if let Some(why) = &target.why {
-                ui.label(RichText::new(why).small().weak());
+                ui.label(RichText::new(why).weak());
             }
             egui::ComboBox::from_label("start from")
                 .selected_text(source_label(settings.source))
