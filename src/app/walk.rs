@@ -104,10 +104,12 @@ pub enum MaskPreset {
     Random,
     /// Painted with the brush.
     Painted,
+    /// Nothing: the chains only start from the image plus noise.
+    Nothing,
 }
 
 impl MaskPreset {
-    const ALL: [MaskPreset; 7] = [
+    const ALL: [MaskPreset; 8] = [
         MaskPreset::Top,
         MaskPreset::Bottom,
         MaskPreset::Left,
@@ -115,6 +117,7 @@ impl MaskPreset {
         MaskPreset::Centre,
         MaskPreset::Random,
         MaskPreset::Painted,
+        MaskPreset::Nothing,
     ];
 
     fn label(self) -> &'static str {
@@ -126,6 +129,7 @@ impl MaskPreset {
             MaskPreset::Centre => "centre square",
             MaskPreset::Random => "random share",
             MaskPreset::Painted => "painted with the brush",
+            MaskPreset::Nothing => "nothing (start from the image)",
         }
     }
 
@@ -138,6 +142,7 @@ impl MaskPreset {
             MaskPreset::Right => "right".into(),
             MaskPreset::Centre => "centre".into(),
             MaskPreset::Random => format!("random:{}", share.clamp(0.0, 1.0)),
+            MaskPreset::Nothing => "none".into(),
             MaskPreset::Painted => return None,
         })
     }
@@ -1272,7 +1277,8 @@ fn condition_of(
     Ok(Some(WalkCondition {
         mask,
         image,
-        start_from_image: c.start_from_image,
+        // Holding nothing means: start the chains from the image.
+        start_from_image: c.start_from_image || c.preset == MaskPreset::Nothing,
     }))
 }
 
