@@ -999,8 +999,33 @@ fn cmd_sample(a: SampleArgs, quality_command: bool) -> Result<()> {
             grid.push(&frame[chain]);
         }
     }
+    let record = RunRecord {
+        program: format!("walkjump {}", env!("CARGO_PKG_VERSION")),
+        checkpoint_sha256: model.sha256.clone(),
+        kind: model.kind().as_str().to_string(),
+        spec: spec.clone(),
+        jump_with: match (&jump_with, &jump_model) {
+            (Some(p), Some(j)) => Some(run::ModelRef {
+                path: p.display().to_string(),
+                sha256: j.sha256.clone(),
+                kind: j.kind().as_str().to_string(),
+                sigma: j.meta.sigma,
+            }),
+            _ => None,
+        },
+        condition: condition_images.as_ref().map(|p| run::ConditionRecord {
+            images: p.display().to_string(),
+            mask: condition_mask.clone(),
+        }),
+    };
     if let Some(o) = &a.out {
-        grid.save_png(o)?;
+        // The strip carries its run (models, sigmas, sampler, condition) as a PNG text chunk.
+        let mut text = serde_json::to_value(&record)?;
+        text["model"] = serde_json::json!({
+            "path": path.display().to_string(),
+            "sigma": model.meta.sigma,
+        });
+        grid.save_png_with_text(o, &[("walkjump-run", &text.to_string())])?;
     }
     if let Some(p) = &a.jumps {
         write_jumps(p, &out, &model, &spec)?;
@@ -1023,26 +1048,7 @@ fn cmd_sample(a: SampleArgs, quality_command: bool) -> Result<()> {
         write_atomic(p, serde_json::to_string_pretty(q)?.as_bytes())?;
     }
     if let Some(p) = &a.save_run {
-        let rec = RunRecord {
-            program: format!("walkjump {}", env!("CARGO_PKG_VERSION")),
-            checkpoint_sha256: model.sha256.clone(),
-            kind: model.kind().as_str().to_string(),
-            spec: spec.clone(),
-            jump_with: match (&jump_with, &jump_model) {
-                (Some(p), Some(j)) => Some(run::ModelRef {
-                    path: p.display().to_string(),
-                    sha256: j.sha256.clone(),
-                    kind: j.kind().as_str().to_string(),
-                    sigma: j.meta.sigma,
-                }),
-                _ => None,
-            },
-            condition: condition_images.as_ref().map(|p| run::ConditionRecord {
-                images: p.display().to_string(),
-                mask: condition_mask.clone(),
-            }),
-        };
-        write_atomic(p, serde_json::to_string_pretty(&rec)?.as_bytes())?;
+        write_atomic(p, serde_json::to_string_pretty(&record)?.as_bytes())?;
     }
 
     let c = &spec.chain;

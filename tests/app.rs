@@ -1432,7 +1432,36 @@ fn holding_the_top_half_restarts_chains_that_keep_it_and_mark_it() {
     h.get_by_label("Step").click();
     h.run();
     pump(&mut h, &mut worker, 100);
-    h.get_by_label_contains("jumps with deen-b (sigma 1)");
+    // In the view and in the status bar.
+    assert_eq!(
+        h.query_all_by_label_contains("jumps with deen-b (sigma 1)")
+            .count(),
+        2
+    );
+    // The exported strip and run file name both models and their sigmas.
+    let strip = dir.join("strip.png");
+    h.state_mut()
+        .export_to(SaveKind::FilmStrip, &strip)
+        .expect("export strip");
+    let text = walkjump::render::png_text(&std::fs::read(&strip).expect("strip"));
+    let run = &text
+        .iter()
+        .find(|(k, _)| k == "walkjump-run")
+        .expect("run text")
+        .1;
+    assert!(
+        run.contains("deen-b (sigma 1)") && run.contains("\"label\":\"deen\""),
+        "{run}"
+    );
+    let json = dir.join("run.json");
+    h.state_mut()
+        .export_to(SaveKind::RunJson, &json)
+        .expect("export run");
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("run")).expect("json");
+    assert_eq!(rec["jump_with"]["sigma"], 1.0);
+    assert_eq!(rec["condition"]["images"], "test:0");
+    assert_eq!(rec["condition"]["mask"], "top");
     // Turning the condition off restarts unconditioned chains.
     h.get_by_label("hold part of an image fixed").click();
     h.run();

@@ -359,9 +359,22 @@ fn the_exported_strip_holds_the_observation_and_jump_with_checks_its_model() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("jumps     with"));
-    assert_eq!(
-        std::fs::read(&plain).expect("plain"),
-        std::fs::read(&same).expect("same")
+    let decode = |p: &Path| image::open(p).expect("strip").to_luma8();
+    assert_eq!(decode(&plain), decode(&same));
+    // The strip names both models and their sigmas in its metadata.
+    let text = walkjump::render::png_text(&std::fs::read(&same).expect("same"));
+    let run = &text
+        .iter()
+        .find(|(k, _)| k == "walkjump-run")
+        .expect("run text")
+        .1;
+    let run: serde_json::Value = serde_json::from_str(run).expect("json");
+    assert_eq!(run["model"]["sigma"], 1.0);
+    assert_eq!(run["jump_with"]["sigma"], 1.0);
+    assert!(
+        run["jump_with"]["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("deen-mlp-s1.0.safetensors"))
     );
 
     // Another sigma: one line, non-zero exit.

@@ -101,23 +101,37 @@ impl PendingDialog {
 }
 
 /// Writes the grid of the latest jumps as a PNG (one tile per chain, `cols` per row).
-pub fn save_jump_grid(frame: &WalkFrame, cols: usize, path: &Path) -> crate::Result<()> {
+pub fn save_jump_grid(frame: &WalkFrame, cols: usize, path: &Path, run: &str) -> crate::Result<()> {
     let (h, w) = frame.image_hw;
     let mut grid = Grid::new(h, w, cols);
     for t in frame.jumps.iter() {
         grid.push(t);
     }
-    grid.save_png(path)
+    grid.save_png_with_text(path, &[("walkjump-run", run)])
 }
 
 /// Writes the film strip of the selected chain as a PNG (jumps in reading order).
-pub fn save_film_strip(frame: &WalkFrame, path: &Path) -> crate::Result<()> {
+pub fn save_film_strip(frame: &WalkFrame, path: &Path, run: &str) -> crate::Result<()> {
     let (h, w) = frame.image_hw;
     let mut grid = Grid::new(h, w, 12);
     for t in &frame.film {
         grid.push(t);
     }
-    grid.save_png(path)
+    grid.save_png_with_text(path, &[("walkjump-run", run)])
+}
+
+/// What a PNG export of the walk says about its run (a `tEXt` chunk `walkjump-run`): the walking model and its
+/// sigma, the jump model when another, the sampler, and the held pixels.
+pub fn run_text(frame: &WalkFrame, model: Option<(&str, f64)>) -> String {
+    serde_json::json!({
+        "program": format!("walkjump {} (app)", env!("CARGO_PKG_VERSION")),
+        "model": model.map(|(m, s)| serde_json::json!({"label": m, "sigma": s})),
+        "jump_with": frame.jump_model,
+        "config": frame.config,
+        "step": frame.step,
+        "held_pixels": frame.held.as_ref().map(|h| h.iter().filter(|&&b| b).count()),
+    })
+    .to_string()
 }
 
 /// Writes the film strip of the selected chain as an animated GIF, one jump per frame (200 ms each); in A/B mode

@@ -943,9 +943,19 @@ impl App {
         let res = match kind {
             SaveKind::JumpGrid => {
                 let f = walk.ok_or(NO_WALK)?;
-                export::save_jump_grid(f, walk::grid_cols(f.jumps.len()), path)
+                let info = self.current_info().map(|i| (i.label.as_str(), i.sigma));
+                export::save_jump_grid(
+                    f,
+                    walk::grid_cols(f.jumps.len()),
+                    path,
+                    &export::run_text(f, info),
+                )
             }
-            SaveKind::FilmStrip => export::save_film_strip(walk.ok_or(NO_WALK)?, path),
+            SaveKind::FilmStrip => {
+                let f = walk.ok_or(NO_WALK)?;
+                let info = self.current_info().map(|i| (i.label.as_str(), i.sigma));
+                export::save_film_strip(f, path, &export::run_text(f, info))
+            }
             SaveKind::ChainGif => export::save_chain_gif(walk.ok_or(NO_WALK)?, path),
             SaveKind::TracesCsv => {
                 export::save_text(path, &export::traces_csv(walk.ok_or(NO_WALK)?))
@@ -953,8 +963,26 @@ impl App {
             SaveKind::RunJson => {
                 let f = walk.ok_or(NO_WALK)?;
                 let info = self.current_info().ok_or("no model is loaded")?;
-                let rec = export::run_record(f, &info.sha256, &info.kind)
+                let mut rec = export::run_record(f, &info.sha256, &info.kind)
                     .ok_or("the run has no configuration yet")?;
+                // The jump model and the condition, where the command line can say them.
+                rec.jump_with = f
+                    .jump_model
+                    .as_ref()
+                    .and(self.walk.jump_with.as_ref())
+                    .and_then(|p| {
+                        let j = self.info_of(p)?;
+                        Some(crate::run::ModelRef {
+                            path: p.display().to_string(),
+                            sha256: j.sha256.clone(),
+                            kind: j.kind.clone(),
+                            sigma: j.sigma,
+                        })
+                    });
+                rec.condition = f
+                    .held
+                    .as_ref()
+                    .map(|_| walk::condition_record(&self.settings.walk));
                 let text = serde_json::to_string_pretty(&rec).map_err(|e| e.to_string())?;
                 export::save_text(path, &text)
             }
@@ -1434,6 +1462,11 @@ impl App {
                     Some(i) => format!("model: {} ({}, sigma {})", i.label, i.kind, i.sigma),
                     None => "model: none".into(),
                 });
+                if self.settings.tab == Tab::WalkJump
+                    && let Some(j) = self.walk.frame.as_ref().and_then(|f| f.jump_model.as_ref())
+                {
+                    ui.label(format!("jumps with {j}"));
+                }
                 if let Some(n) = &self.notice {
                     ui.separator();
                     ui.label(RichText::new(n).weak());

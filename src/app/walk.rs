@@ -1282,6 +1282,24 @@ fn condition_of(
     }))
 }
 
+/// The condition of the settings as the command line writes it (`--condition test:K --mask top`); an observation
+/// or a mask that only exists in the app (a drawing, a picked jump, a painted mask) is named as such.
+pub fn condition_record(settings: &WalkSettings) -> crate::run::ConditionRecord {
+    let c = &settings.cond;
+    crate::run::ConditionRecord {
+        images: match c.source {
+            CondSource::TestDigit => format!("test:{}", c.digit),
+            CondSource::Drawn => "(a digit drawn in the app)".into(),
+            CondSource::Jump => "(a jump picked in the app)".into(),
+        },
+        mask: Some(
+            c.preset
+                .spec(c.share)
+                .unwrap_or_else(|| "(painted in the app)".into()),
+        ),
+    }
+}
+
 /// Sends the condition and restarts the chains on it.
 fn apply_condition(
     settings: &WalkSettings,
