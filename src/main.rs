@@ -759,6 +759,21 @@ fn bundled_test_digits(
     ))
 }
 
+/// The labels of the chains' condition images when they are bundled test digits (`test` / `test:K`), one per chain.
+fn condition_labels(images: Option<&std::path::Path>, chains: usize) -> Option<Vec<u8>> {
+    let images = images?;
+    let name = images.to_string_lossy();
+    if images.exists() || !(name == "test" || name.starts_with("test:")) {
+        return None;
+    }
+    let from: usize = name
+        .strip_prefix("test:")
+        .map_or(Some(0), |k| k.parse().ok())?;
+    let test = Dataset::bundled().ok()?.split(Split::Test);
+    let labels: Vec<u8> = (from..test.len()).filter_map(|i| test.label(i)).collect();
+    (!labels.is_empty()).then(|| labels.iter().copied().cycle().take(chains).collect())
+}
+
 /// The condition of `walkjump sample --condition IMAGES [--mask SPEC]`: one image per chain, in order (repeated when
 /// there are more chains than images).
 fn sample_condition(
@@ -1035,12 +1050,11 @@ fn cmd_sample(a: SampleArgs, quality_command: bool) -> Result<()> {
             let all = out.all_jumps.as_deref().unwrap_or(&[]);
             let cfg = walkjump::quality::QualityConfig::default();
             let verdicts = walkjump::quality::verdicts(cl, all, &cfg, &device)?;
-            Some(walkjump::quality::assess(
-                all,
-                &verdicts,
-                &out.stopped,
-                &cfg,
-            )?)
+            let mut q = walkjump::quality::assess(all, &verdicts, &out.stopped, &cfg)?;
+            if let Some(labels) = condition_labels(condition_images.as_deref(), spec.chain.chains) {
+                q.kept_class = walkjump::quality::kept_class(&verdicts, &labels);
+            }
+            Some(q)
         }
         _ => None,
     };

@@ -92,6 +92,8 @@ pub struct QualityReport {
     pub mean_classes_visited: f64,
     /// Jumps per class change, pooled over chains (`None` when no chain changed class).
     pub jumps_per_class_change: Option<f64>,
+    /// For chains conditioned on labelled digits: the share of jumps whose class is the digit's label.
+    pub kept_class: Option<f64>,
     /// The thresholds used.
     pub config: QualityConfig,
     /// Per chain.
@@ -210,9 +212,24 @@ pub fn assess(
         chains_all_classes: per_chain.iter().filter(|c| c.classes.len() >= 10).count(),
         mean_classes_visited: visited as f64 / n.max(1) as f64,
         jumps_per_class_change: (changes > 0).then(|| gaps as f64 / changes as f64),
+        kept_class: None,
         config: cfg.clone(),
         per_chain,
     })
+}
+
+/// The share of all jumps whose class is their chain's label (`labels[chain]`), e.g. completions of labelled digits
+/// that keep the digit's class; `None` without jumps or when the labels do not cover the chains.
+pub fn kept_class(verdicts: &[Vec<JumpVerdict>], labels: &[u8]) -> Option<f64> {
+    if labels.len() < verdicts.len() {
+        return None;
+    }
+    let (mut kept, mut total) = (0usize, 0usize);
+    for (vs, &l) in verdicts.iter().zip(labels) {
+        kept += vs.iter().filter(|v| v.class == l as u32).count();
+        total += vs.len();
+    }
+    (total > 0).then(|| kept as f64 / total as f64)
 }
 
 /// The largest RMS change per pixel between consecutive jumps of `late`, if it is below `tol` (a frozen chain);
@@ -254,6 +271,12 @@ pub fn format_report(r: &QualityReport) -> String {
         Some(m) => format!("mixing    {m:.1} jumps per class change\n"),
         None => "mixing    no chain changed class\n".to_string(),
     });
+    if let Some(k) = r.kept_class {
+        s.push_str(&format!(
+            "kept      {} of jumps have the class of their chain's digit\n",
+            pct(k)
+        ));
+    }
     let trapped: Vec<String> = r
         .per_chain
         .iter()
@@ -353,5 +376,11 @@ mod tests {
         assert_eq!(r.jumps_per_class_change, Some(10.0));
         let text = format_report(&r);
         assert!(text.contains("trapped   3 of 4 chains"), "{text}");
+        // Chain labels 1, 2, 4, 8: chain 0 keeps 2 of 6, chains 1-3 all but chain 1's 5.
+        assert_eq!(
+            kept_class(&verdicts, &[1, 2, 4, 8]),
+            Some((2.0 + 5.0 + 6.0 + 6.0) / 24.0)
+        );
+        assert_eq!(kept_class(&verdicts, &[1, 2]), None);
     }
 }
