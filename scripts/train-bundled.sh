@@ -12,13 +12,14 @@ CMD[deen-mlp-s1.0]="train --kind deen --sigma 1.0 --epochs 40 --batch 128 --lr 1
 CMD[classifier]="train --kind classifier --epochs 12 --batch 128 --lr 5e-4 --seed 2"
 CMD[deen-mlp-s0.3]="train --kind deen --sigma 0.3 --epochs 30 --batch 128 --lr 1e-3 --seed 3"
 CMD[uvb-mlp-s1.0]='train --kind uvb --sigma 1.0 --epochs 30 --batch 128 --lr 3e-4 --seed 4 --arch {"net":{"type":"mlp","hidden":[768]},"decoder":[768],"latent":32}'
+CMD[uvb-conv-s1.0]='train --kind uvb --sigma 1.0 --epochs 40 --batch 128 --lr 3e-4 --seed 4 --arch {"net":{"type":"conv","channels":[32,64,128],"strides":[1,2,2],"kernel":3,"fc":[200]},"decoder":[2000],"latent":100}'
 CMD[sigma-vae-s0.9]="train --kind sigma-vae --sigma 0.9 --epochs 30 --batch 128 --lr 1e-3 --seed 5"
 CMD[vae-bernoulli]="train --kind vae --sigma 1.0 --epochs 30 --batch 128 --lr 1e-3 --seed 6"
 CMD[mdae-1x4-s1.0]='train --kind mdae --sigma 1.0 --measurements 4 --epochs 40 --batch 128 --lr 1e-3 --seed 7 --arch {"net":{"type":"mlp","hidden":[512,512]}}'
 CMD[deen-conv-s0.3]='train --kind deen --sigma 0.3 --epochs 16 --batch 128 --lr 3e-4 --seed 9 --arch {"net":{"type":"conv","channels":[32,64,128],"strides":[1,2,2],"kernel":3,"fc":[256]},"quadratic":true}'
 CMD[deen-conv-s0.3-long]='train --kind deen --sigma 0.3 --epochs 40 --batch 128 --lr 3e-4 --seed 9 --arch {"net":{"type":"conv","channels":[32,64,128],"strides":[1,2,2],"kernel":3,"fc":[256]},"quadratic":true}'
 CMD[ebm-vae-s0.3]="train --kind ebm-vae --sigma 0.3 --epochs 30 --batch 128 --lr 1e-3 --seed 8"
-ORDER=(deen-mlp-s1.0 classifier deen-mlp-s0.3 deen-conv-s0.3 deen-conv-s0.3-long uvb-mlp-s1.0 sigma-vae-s0.9 vae-bernoulli mdae-1x4-s1.0 ebm-vae-s0.3)
+ORDER=(deen-mlp-s1.0 classifier deen-mlp-s0.3 deen-conv-s0.3 deen-conv-s0.3-long uvb-mlp-s1.0 uvb-conv-s1.0 sigma-vae-s0.9 vae-bernoulli mdae-1x4-s1.0 ebm-vae-s0.3)
 
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=("${ORDER[@]}")

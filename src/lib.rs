@@ -36,7 +36,7 @@ pub const NEBULA_CHECKPOINT: &str = "deen-conv-s0.3.safetensors";
 pub const NEBULA_ETA: f64 = 0.045;
 /// The denoisers the Denoise workspace opens with beside the default model: the sigma-VAE and the UVB, so that the
 /// comparison of seed 000 (sigma-VAE, DEEN, UVB) shows at once.
-pub const DENOISE_TRIO: [&str; 2] = ["sigma-vae-s0.9.safetensors", "uvb-mlp-s1.0.safetensors"];
+pub const DENOISE_TRIO: [&str; 2] = ["sigma-vae-s0.9.safetensors", "uvb-conv-s1.0.safetensors"];
 
 /// The bundled checkpoints folder: `./checkpoints`, else the source tree's, else the one beside the executable
 /// (`./checkpoints` if none exists, so that messages name the expected place).

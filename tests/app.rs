@@ -1195,7 +1195,7 @@ fn bundled_like_dir(name: &str) -> PathBuf {
         1,
         3,
     );
-    write_model(&dir, "uvb-mlp-s1.0.safetensors", ModelKind::Uvb, 1.0, 1, 4);
+    write_model(&dir, "uvb-conv-s1.0.safetensors", ModelKind::Uvb, 1.0, 1, 4);
     write_model(
         &dir,
         "deen-mlp-s0.3.safetensors",
@@ -1316,7 +1316,7 @@ fn denoise_opens_with_the_trio_grouped_by_kind_and_marks_other_sigmas() {
     for want in [
         "deen-mlp-s1.0.safetensors",
         "sigma-vae-s0.9.safetensors",
-        "uvb-mlp-s1.0.safetensors",
+        "uvb-conv-s1.0.safetensors",
     ] {
         assert!(
             loads.iter().any(|l| l == want),
