@@ -228,8 +228,8 @@ struct SampleArgs {
     #[arg(long)]
     jumps: Option<PathBuf>,
     /// Images that condition the chains, one per chain in order (--chains repeats them): an IDX file, a PNG, a
-    /// folder of PNGs, a .npy array [N, h, w] / [N, c, h, w], or `test` / `test:K` for the bundled test digits
-    /// (from number K). With --mask they are the observation held fixed; without it the chains start from them
+    /// folder of PNGs, a .npy array [N, h, w] / [N, c, h, w], or `test`, `test:K` or `test:K..L` for the bundled
+    /// test digits (from number K, or K to L - 1). With --mask they are the observation held fixed; without it the chains start from them
     /// plus noise.
     #[arg(long)]
     condition: Option<PathBuf>,
@@ -721,7 +721,7 @@ impl safetensors::View for SafeView<'_> {
     }
 }
 
-/// `--condition test` or `test:K` (when no such file exists): the bundled test digits from number K on.
+/// `--condition test`, `test:K` or `test:K..L` (when no such file exists): the bundled test digits from number K on.
 fn bundled_test_digits(
     images: &std::path::Path,
     c: usize,
@@ -732,13 +732,8 @@ fn bundled_test_digits(
     if images.exists() || !(name == "test" || name.starts_with("test:")) {
         return Ok(None);
     }
-    let from: usize = match name.strip_prefix("test:") {
-        Some(k) => k
-            .parse()
-            .with_context(|| format!("--condition test:K needs a digit number K, got '{k}'"))?,
-        None => 0,
-    };
     let test = Dataset::bundled()?.split(Split::Test);
+    let (from, to) = test_range(&name, test.len())?;
     if (c, h, w) != (1, test.spec.height, test.spec.width) {
         bail!(
             "the bundled test digits are 1x{}x{}, the model takes {c}x{h}x{w}",
@@ -746,17 +741,34 @@ fn bundled_test_digits(
             test.spec.width
         );
     }
-    if from >= test.len() {
+    if from >= test.len() || to <= from {
         bail!(
-            "--condition test:{from}: there are {} test digits",
-            test.len()
+            "--condition {name}: there are {} test digits (numbers 0 to {})",
+            test.len(),
+            test.len() - 1
         );
     }
     Ok(Some(
-        (from..test.len())
+        (from..to.min(test.len()))
             .filter_map(|i| test.image(i).map(<[f32]>::to_vec))
             .collect(),
     ))
+}
+
+/// The digit numbers `[from, to)` that `test`, `test:K` (K on) or `test:K..L` name among `n` test digits.
+fn test_range(name: &str, n: usize) -> Result<(usize, usize)> {
+    let Some(spec) = name.strip_prefix("test:") else {
+        return Ok((0, n));
+    };
+    let number = |k: &str| -> Result<usize> {
+        k.trim().parse().with_context(|| {
+            format!("--condition test:K or test:K..L needs digit numbers, got '{k}'")
+        })
+    };
+    match spec.split_once("..") {
+        Some((a, b)) => Ok((number(a)?, number(b)?)),
+        None => Ok((number(spec)?, n)),
+    }
 }
 
 /// The labels of the chains' condition images when they are bundled test digits (`test` / `test:K`), one per chain.
@@ -766,11 +778,11 @@ fn condition_labels(images: Option<&std::path::Path>, chains: usize) -> Option<V
     if images.exists() || !(name == "test" || name.starts_with("test:")) {
         return None;
     }
-    let from: usize = name
-        .strip_prefix("test:")
-        .map_or(Some(0), |k| k.parse().ok())?;
     let test = Dataset::bundled().ok()?.split(Split::Test);
-    let labels: Vec<u8> = (from..test.len()).filter_map(|i| test.label(i)).collect();
+    let (from, to) = test_range(&name, test.len()).ok()?;
+    let labels: Vec<u8> = (from..to.min(test.len()))
+        .filter_map(|i| test.label(i))
+        .collect();
     (!labels.is_empty()).then(|| labels.iter().copied().cycle().take(chains).collect())
 }
 

@@ -1460,7 +1460,7 @@ fn holding_the_top_half_restarts_chains_that_keep_it_and_mark_it() {
     let rec: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("run")).expect("json");
     assert_eq!(rec["jump_with"]["sigma"], 1.0);
-    assert_eq!(rec["condition"]["images"], "test:0");
+    assert_eq!(rec["condition"]["images"], "test:0..1");
     assert_eq!(rec["condition"]["mask"], "top");
     // Turning the condition off restarts unconditioned chains.
     h.get_by_label("hold part of an image fixed").click();
@@ -1487,4 +1487,71 @@ fn masked_walk_view_snapshot() {
     h.run_steps(4);
     h.get_by_label_contains("conditioned: 392 of 784 pixels held");
     h.snapshot_options("walk_masked", &snapshot_options());
+}
+
+#[test]
+fn one_test_digit_per_chain_is_held_in_its_own_chain() {
+    use walkjump::app::messages::{CondImage, WalkCondition};
+    let dir = temp_dir("app-per-chain");
+    let m = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 7);
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    worker.handle(WorkerCommand::Load {
+        path: m,
+        select: true,
+    });
+    let mask: Vec<bool> = (0..784).map(|p| p / 28 < 14).collect();
+    worker.handle(WorkerCommand::Walk(WalkCommand::SetCondition(Some(
+        WalkCondition {
+            mask: mask.clone(),
+            image: CondImage::TestDigitsFrom(3),
+            start_from_image: false,
+        },
+    ))));
+    let cfg = walkjump::sampling::chain::ChainConfig {
+        sampler: Sampler::Overdamped { delta: 0.2 },
+        every: 5,
+        chains: 4,
+        init: walkjump::sampling::chain::ChainInit::UniformNoise,
+        seed: 1,
+    };
+    worker.handle(WorkerCommand::Walk(WalkCommand::Step(cfg)));
+    for _ in 0..20 {
+        if !worker.tick() {
+            break;
+        }
+    }
+    let frame = worker
+        .take_frames()
+        .into_iter()
+        .filter_map(|f| match f {
+            Frame::Walk(w) => Some(w),
+            _ => None,
+        })
+        .last()
+        .expect("a walk frame");
+    assert!(frame.step >= 5);
+    let test = walkjump::data::Dataset::bundled()
+        .expect("digits")
+        .split(walkjump::data::Split::Test);
+    for (k, jump) in frame.jumps.iter().enumerate() {
+        let x = test.image(3 + k).expect("digit");
+        for (p, _) in mask.iter().enumerate().filter(|(_, h)| **h) {
+            assert_eq!(jump[p].to_bits(), x[p].to_bits(), "chain {k} pixel {p}");
+        }
+    }
+    // Another model's worth of errors: a digit number past the end is one message, no chains.
+    worker.handle(WorkerCommand::Walk(WalkCommand::SetCondition(Some(
+        WalkCondition {
+            mask,
+            image: CondImage::TestDigitsFrom(5000),
+            start_from_image: false,
+        },
+    ))));
+    let frames = worker.take_frames();
+    assert!(
+        frames
+            .iter()
+            .any(|f| matches!(f, Frame::Error(e) if e.contains("does not exist"))),
+        "{frames:?}"
+    );
 }

@@ -75,6 +75,8 @@ pub enum WalkCommand {
 pub enum CondImage {
     /// Test digit number `i` of the bundled test split.
     TestDigit(usize),
+    /// One test digit per chain: numbers `i`, `i + 1`, ... (chain k holds digit `i + k`).
+    TestDigitsFrom(usize),
     /// Given pixels `[d]` in `[0, 1]` (a drawing, a jump).
     Pixels(Vec<f32>),
 }

@@ -124,7 +124,8 @@ struct NebulaRun {
     poor_man: Option<Vec<Vec<f32>>>,
 }
 
-/// A walk condition with its mask `[d]` and observation `[d]` resolved (test digits looked up).
+/// A walk condition with its mask `[d]` and observations resolved (test digits looked up): `[d]` for all chains, or
+/// `[k * d]` for chains 0..k (repeated beyond).
 type ResolvedCondition = (WalkCondition, Arc<Vec<bool>>, Arc<Vec<f32>>);
 
 /// Owns every model and every piece of compute state of the app.
@@ -593,18 +594,26 @@ impl Worker {
                 }
                 p.clone()
             }
-            CondImage::TestDigit(i) => {
+            CondImage::TestDigit(i) | CondImage::TestDigitsFrom(i) => {
                 let test = self.split_for_model(Split::Test)?.ok_or_else(|| {
                     crate::Error::Data("the bundled test digits do not fit this model".into())
                 })?;
-                test.image(*i)
-                    .ok_or_else(|| {
-                        crate::Error::Param(format!(
-                            "test digit {i} does not exist (there are {})",
-                            test.len()
-                        ))
-                    })?
-                    .to_vec()
+                if *i >= test.len() {
+                    return Err(crate::Error::Param(format!(
+                        "test digit {i} does not exist (there are {})",
+                        test.len()
+                    )));
+                }
+                // One digit, or up to 256 consecutive ones (one per chain).
+                let last = match &c.image {
+                    CondImage::TestDigitsFrom(_) => (*i + 256).min(test.len()),
+                    _ => *i + 1,
+                };
+                (*i..last)
+                    .filter_map(|k| test.image(k))
+                    .flatten()
+                    .copied()
+                    .collect()
             }
         };
         let mask = Arc::new(c.mask.clone());
@@ -616,7 +625,16 @@ impl Worker {
         let Some((c, mask, x)) = &self.walk_condition else {
             return Ok(None);
         };
-        let cond = Condition::clean(cfg.chains, x.len(), mask, x)?;
+        let d = mask.len();
+        // One observation per chain, repeated when there are more chains than observations.
+        let per_chain: Vec<f32> = x
+            .chunks(d)
+            .cycle()
+            .take(cfg.chains)
+            .flatten()
+            .copied()
+            .collect();
+        let cond = Condition::clean(cfg.chains, d, mask, &per_chain)?;
         Ok(Some(if c.start_from_image {
             cond.starting_from_images()
         } else {

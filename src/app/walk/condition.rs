@@ -13,8 +13,10 @@ use crate::app::widgets::ImageGrid;
 /// Where a conditioned walk's observation comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CondSource {
-    /// A digit of the bundled test split (by number).
+    /// A digit of the bundled test split (by number), the same in every chain.
     TestDigit,
+    /// One test digit per chain, from a number on (chain k holds digit number + k).
+    TestDigits,
     /// The digit drawn with the mouse (shared with NEBULA and Denoise).
     Drawn,
     /// A jump picked from the grid ("use the followed chain's jump").
@@ -25,6 +27,7 @@ impl CondSource {
     fn label(self) -> &'static str {
         match self {
             CondSource::TestDigit => "a test digit",
+            CondSource::TestDigits => "a test digit per chain",
             CondSource::Drawn => "a drawn digit",
             CondSource::Jump => "a jump of the followed chain",
         }
@@ -148,6 +151,7 @@ pub(super) fn condition_of(
     };
     let image = match c.source {
         CondSource::TestDigit => CondImage::TestDigit(c.digit),
+        CondSource::TestDigits => CondImage::TestDigitsFrom(c.digit),
         CondSource::Drawn => {
             if cx.drawn.is_blank() || cx.drawn.pixels.len() * ch != d {
                 return Err("draw a digit on the pad first".into());
@@ -173,7 +177,10 @@ pub fn condition_record(settings: &WalkSettings) -> crate::run::ConditionRecord 
     let c = &settings.cond;
     crate::run::ConditionRecord {
         images: match c.source {
-            CondSource::TestDigit => format!("test:{}", c.digit),
+            // One digit for every chain; the command line repeats a one-digit range.
+            CondSource::TestDigit => format!("test:{}..{}", c.digit, c.digit + 1),
+            // The command line also gives chain k the k-th image.
+            CondSource::TestDigits => format!("test:{}", c.digit),
             CondSource::Drawn => "(a digit drawn in the app)".into(),
             CondSource::Jump => "(a jump picked in the app)".into(),
         },
@@ -227,14 +234,23 @@ pub(super) fn condition_controls(
         egui::ComboBox::from_label("observation")
             .selected_text(c.source.label())
             .show_ui(ui, |ui| {
-                for s in [CondSource::TestDigit, CondSource::Drawn, CondSource::Jump] {
+                for s in [
+                    CondSource::TestDigit,
+                    CondSource::TestDigits,
+                    CondSource::Drawn,
+                    CondSource::Jump,
+                ] {
                     ui.selectable_value(&mut c.source, s, s.label());
                 }
             });
         match c.source {
-            CondSource::TestDigit => {
+            CondSource::TestDigit | CondSource::TestDigits => {
                 ui.horizontal(|ui| {
-                    let label = ui.label("test digit no.");
+                    let label = ui.label(if c.source == CondSource::TestDigits {
+                        "first test digit no."
+                    } else {
+                        "test digit no."
+                    });
                     ui.add(egui::DragValue::new(&mut c.digit).range(0..=9_999))
                         .labelled_by(label.id);
                 });
