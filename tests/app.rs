@@ -1555,3 +1555,70 @@ fn one_test_digit_per_chain_is_held_in_its_own_chain() {
         "{frames:?}"
     );
 }
+
+#[test]
+fn images_from_a_file_are_held_one_per_chain_and_bad_files_get_a_banner() {
+    let dir = temp_dir("app-cond-file");
+    let m = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 7);
+    // Two 28 x 28 digits as a .npy array of uint8 [2, 28, 28].
+    let test = walkjump::data::Dataset::bundled()
+        .expect("digits")
+        .split(walkjump::data::Split::Test);
+    let pixels: Vec<u8> = (0..2)
+        .flat_map(|i| {
+            test.image(i)
+                .expect("digit")
+                .iter()
+                .map(|v| (v * 255.0).round() as u8)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut header = "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 28, 28), }".to_string();
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    npy.extend_from_slice(header.as_bytes());
+    npy.extend_from_slice(&pixels);
+    let file = dir.join("two.npy");
+    std::fs::write(&file, &npy).expect("write npy");
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.startup(&dir, Some(&m));
+    app.settings.walk.chains = 4;
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    h.get_by_label("hold part of an image fixed").click();
+    h.run();
+    // Dropping the array on the window loads it as the observations.
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(Dropped(file.clone())));
+    h.run();
+    h.get_by_label_contains("2 image(s) from two.npy");
+    h.get_by_label("Hold and reset").click();
+    h.run();
+    pump(&mut h, &mut worker, 0);
+    let f = h.state().walk_frame().expect("chains").clone();
+    let held = f.held.clone().expect("held");
+    for (k, jump) in f.jumps.iter().enumerate() {
+        // Chains 0..4 hold images 0, 1, 0, 1.
+        let x = &pixels[(k % 2) * 784..(k % 2 + 1) * 784];
+        for (p, _) in held.iter().enumerate().filter(|(_, b)| **b) {
+            assert_eq!(jump[p], x[p] as f32 / 255.0, "chain {k} pixel {p}");
+        }
+    }
+    // A file of the wrong size: one line, the chains stay.
+    let bad = dir.join("bad.npy");
+    std::fs::write(&bad, b"\x93NUMPY\x01\x00\x10\x00{'descr': 'x'}  \n").expect("write bad");
+    h.state_mut().load_condition_images(&bad);
+    h.run();
+    assert!(
+        h.state()
+            .banner()
+            .is_some_and(|b| b.contains("could not read images"))
+    );
+    assert!(h.state().walk_frame().is_some());
+}

@@ -53,6 +53,8 @@ impl SaveKind {
 pub enum DialogPurpose {
     /// Open a checkpoint.
     Open,
+    /// Open images to hold in conditioned chains (PNG, a `.npy` array, IDX).
+    OpenImages,
     /// Save an export.
     Save(SaveKind),
 }
@@ -75,6 +77,10 @@ impl PendingDialog {
                     DialogPurpose::Open => rfd::FileDialog::new()
                         .set_title("Open a walkjump checkpoint")
                         .add_filter("safetensors checkpoint", &["safetensors"])
+                        .pick_file(),
+                    DialogPurpose::OpenImages => rfd::FileDialog::new()
+                        .set_title("Images to hold (one per chain)")
+                        .add_filter("images", &["png", "npy", "idx", "gz", "ubyte"])
                         .pick_file(),
                     DialogPurpose::Save(kind) => {
                         let (name, filter, ext) = kind.suggestion();

@@ -77,7 +77,8 @@ pub enum CondImage {
     TestDigit(usize),
     /// One test digit per chain: numbers `i`, `i + 1`, ... (chain k holds digit `i + k`).
     TestDigitsFrom(usize),
-    /// Given pixels `[d]` in `[0, 1]` (a drawing, a jump).
+    /// Given pixels in `[0, 1]`: `[d]` for every chain (a drawing, a jump), or `[k * d]`, one image per chain
+    /// (repeated beyond k), e.g. read from a file.
     Pixels(Vec<f32>),
 }
 

@@ -348,6 +348,8 @@ pub struct Actions {
     pub saves: Vec<SaveKind>,
     /// Show the Open dialog.
     pub open_dialog: bool,
+    /// Show the dialog that picks images for conditioned chains.
+    pub open_images_dialog: bool,
     /// Load every bundled checkpoint not loaded yet.
     pub load_all_bundled: bool,
 }
@@ -739,6 +741,33 @@ impl App {
             why: None,
             eta: None,
         };
+    }
+
+    /// Reads images of the current model's shape from `path` (PNG, PNG folder, `.npy`, IDX) as the observations of
+    /// conditioned chains (one per chain, repeated); a file that does not fit gives a one-line banner.
+    pub fn load_condition_images(&mut self, path: &Path) {
+        let Some((c, h, w)) = self.current_info().map(|i| i.shape) else {
+            self.banner = Some("open a model before choosing images to hold".into());
+            return;
+        };
+        match crate::data::images::read_images(path, c, h, w) {
+            Ok(rows) => {
+                let n = rows.len();
+                self.walk.loaded = Some((path.to_path_buf(), rows.concat()));
+                self.settings.walk.cond.source = walk::CondSource::File;
+                self.notice = Some(format!(
+                    "{n} image(s) from {} to hold, one per chain",
+                    path.display()
+                ));
+            }
+            Err(e) => {
+                self.banner = Some(format!(
+                    "could not read images from {}: {}",
+                    path.display(),
+                    crate::error::one_line(&e.to_string())
+                ))
+            }
+        }
     }
 
     /// Loads NEBULA's own model the first time the workspace is shown.
@@ -1201,6 +1230,9 @@ impl App {
         if actions.open_dialog {
             self.start_dialog(DialogPurpose::Open);
         }
+        if actions.open_images_dialog {
+            self.start_dialog(DialogPurpose::OpenImages);
+        }
         if actions.load_all_bundled {
             let paths: Vec<PathBuf> = self
                 .slots
@@ -1245,6 +1277,7 @@ impl App {
             };
             match purpose {
                 DialogPurpose::Open => self.open_path(&path),
+                DialogPurpose::OpenImages => self.load_condition_images(&path),
                 DialogPurpose::Save(kind) => {
                     if let Err(e) = self.export_to(kind, &path) {
                         self.banner = Some(format!("could not save {}: {e}", path.display()));
@@ -1268,7 +1301,7 @@ impl App {
         painter.text(
             rect.center(),
             egui::Align2::CENTER_CENTER,
-            "Drop a .safetensors checkpoint to open it",
+            "Drop a .safetensors checkpoint to open it, or a .png / .npy to hold in the chains",
             egui::FontId::proportional(24.0),
             Color32::WHITE,
         );
@@ -1283,7 +1316,16 @@ impl App {
                 .collect()
         });
         for p in paths {
-            self.open_path(&p);
+            // Pictures and arrays become the observations of conditioned chains; anything else is opened as a model.
+            let image = p.extension().is_some_and(|e| {
+                let e = e.to_string_lossy().to_ascii_lowercase();
+                e == "png" || e == "npy"
+            });
+            if image {
+                self.load_condition_images(&p);
+            } else {
+                self.open_path(&p);
+            }
         }
     }
 

@@ -271,6 +271,8 @@ pub struct WalkView {
     pub mask_pad: DrawPad,
     /// The observation picked from a jump.
     pub picked: Option<Vec<f32>>,
+    /// Images read from a file for conditioned chains: the file and the images `[k * d]`.
+    pub loaded: Option<(std::path::PathBuf, Vec<f32>)>,
     /// The loaded model the jumps come from (`None`: the walking model).
     pub jump_with: Option<std::path::PathBuf>,
     /// The condition last sent to the worker (`None` when nothing is held).
@@ -298,6 +300,7 @@ impl Default for WalkView {
             message: None,
             mask_pad: DrawPad::default(),
             picked: None,
+            loaded: None,
             jump_with: None,
             sent_condition: None,
             held_mark: None,

@@ -586,9 +586,10 @@ impl Worker {
         }
         let x = match &c.image {
             CondImage::Pixels(p) => {
-                if p.len() != d || p.iter().any(|v| !v.is_finite()) {
+                // One image for every chain, or one per chain (k images of d pixels).
+                if p.is_empty() || !p.len().is_multiple_of(d) || p.iter().any(|v| !v.is_finite()) {
                     return Err(crate::Error::Data(format!(
-                        "the held image needs {d} finite pixels, got {}",
+                        "the held images need a multiple of {d} finite pixels, got {}",
                         p.len()
                     )));
                 }

@@ -21,6 +21,8 @@ pub enum CondSource {
     Drawn,
     /// A jump picked from the grid ("use the followed chain's jump").
     Jump,
+    /// Images read from a file (PNG, a PNG folder, `.npy`, IDX), one per chain.
+    File,
 }
 
 impl CondSource {
@@ -30,6 +32,7 @@ impl CondSource {
             CondSource::TestDigits => "a test digit per chain",
             CondSource::Drawn => "a drawn digit",
             CondSource::Jump => "a jump of the followed chain",
+            CondSource::File => "images from a file (one per chain)",
         }
     }
 }
@@ -162,6 +165,12 @@ pub(super) fn condition_of(
             Some(p) if p.len() == d => CondImage::Pixels(p.clone()),
             _ => return Err("click a tile, then \"use this chain's jump\"".into()),
         },
+        CondSource::File => match &view.loaded {
+            Some((_, x)) if !x.is_empty() && x.len().is_multiple_of(d) => {
+                CondImage::Pixels(x.clone())
+            }
+            _ => return Err("choose images of the model's size with \"Choose images...\"".into()),
+        },
     };
     Ok(Some(WalkCondition {
         mask,
@@ -183,6 +192,7 @@ pub fn condition_record(settings: &WalkSettings) -> crate::run::ConditionRecord 
             CondSource::TestDigits => format!("test:{}", c.digit),
             CondSource::Drawn => "(a digit drawn in the app)".into(),
             CondSource::Jump => "(a jump picked in the app)".into(),
+            CondSource::File => "(images loaded in the app)".into(),
         },
         mask: Some(
             c.preset
@@ -239,6 +249,7 @@ pub(super) fn condition_controls(
                     CondSource::TestDigits,
                     CondSource::Drawn,
                     CondSource::Jump,
+                    CondSource::File,
                 ] {
                     ui.selectable_value(&mut c.source, s, s.label());
                 }
@@ -257,6 +268,31 @@ pub(super) fn condition_controls(
             }
             CondSource::Drawn => {
                 ui.label(RichText::new("draw it in the NEBULA or Denoise workspace").weak());
+            }
+            CondSource::File => {
+                if ui
+                    .button("Choose images...")
+                    .on_hover_text("a PNG, a .npy array [N, h, w] / [N, c, h, w], or an IDX file")
+                    .clicked()
+                {
+                    actions.open_images_dialog = true;
+                }
+                if let Some((p, x)) = &view.loaded {
+                    let d = cx
+                        .model
+                        .map(|m| m.shape.0 * m.shape.1 * m.shape.2)
+                        .unwrap_or(1);
+                    ui.label(
+                        RichText::new(format!(
+                            "{} image(s) from {}",
+                            x.len() / d.max(1),
+                            p.file_name()
+                                .map(|n| n.to_string_lossy())
+                                .unwrap_or_default()
+                        ))
+                        .weak(),
+                    );
+                }
             }
             CondSource::Jump => {
                 let followed = view
