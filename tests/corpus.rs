@@ -785,7 +785,7 @@ fn one_line_error(what: &str, msg: String) {
 fn fuzz_regressions_stay_fixed() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions");
     let mut seen = 0;
-    for target in ["checkpoint", "idx_images", "idx_labels", "run_json"] {
+    for target in ["checkpoint", "idx_images", "idx_labels", "run_json", "npy"] {
         let Ok(dir) = std::fs::read_dir(root.join(target)) else {
             continue;
         };
@@ -807,6 +807,17 @@ fn fuzz_regressions_stay_fixed() {
                 }
                 "idx_labels" => {
                     if let Err(e) = parse_labels(&data) {
+                        one_line_error(&what, e.to_string());
+                    }
+                }
+                "npy" => {
+                    // As the fuzz target: the first byte picks the image shape.
+                    let Some((&pick, rest)) = data.split_first() else {
+                        continue;
+                    };
+                    let c = if pick & 1 == 0 { 1 } else { 3 };
+                    let side = 1 + (pick as usize >> 1) % 8;
+                    if let Err(e) = walkjump::data::images::parse_npy(rest, c, side, side) {
                         one_line_error(&what, e.to_string());
                     }
                 }

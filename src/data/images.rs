@@ -237,8 +237,10 @@ pub fn parse_npy(bytes: &[u8], c: usize, h: usize, w: usize) -> Result<Vec<Vec<f
                 .collect()
         }
         other => {
+            // The dtype is text from the file: escaped, so the message stays on one line.
             return Err(bad(&format!(
-                "dtype {other}; use uint8, float32 or float64 (little-endian)"
+                "dtype {}; use uint8, float32 or float64 (little-endian)",
+                crate::error::one_line(other)
             )));
         }
     };
