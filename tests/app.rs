@@ -1622,3 +1622,59 @@ fn images_from_a_file_are_held_one_per_chain_and_bad_files_get_a_banner() {
     );
     assert!(h.state().walk_frame().is_some());
 }
+
+#[test]
+fn nebula_flows_can_hold_part_of_each_start() {
+    use walkjump::app::messages::{CondImage, NebulaCommand, NebulaSource, WalkCondition};
+    let dir = temp_dir("app-nebula-hold");
+    let m = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 7);
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    worker.handle(WorkerCommand::Load {
+        path: m,
+        select: true,
+    });
+    let settings = walkjump::app::nebula::NebulaSettings {
+        hold: true,
+        hold_digit: 10,
+        hold_per_start: true,
+        starts: 3,
+        max_steps: 20,
+        ..Default::default()
+    };
+    let hold: Option<WalkCondition> = settings.hold_condition((1, 28, 28));
+    let held_mask = hold.as_ref().expect("a condition").mask.clone();
+    assert!(matches!(
+        hold.as_ref().map(|c| &c.image),
+        Some(CondImage::TestDigitsFrom(10))
+    ));
+    worker.handle(WorkerCommand::Nebula(NebulaCommand::Start {
+        cfg: settings.config(0.1),
+        source: NebulaSource::Uniform,
+        model: None,
+        hold,
+    }));
+    for _ in 0..20 {
+        if !worker.tick() {
+            break;
+        }
+    }
+    let frame = worker
+        .take_frames()
+        .into_iter()
+        .filter_map(|f| match f {
+            Frame::Nebula(n) => Some(n),
+            _ => None,
+        })
+        .last()
+        .expect("a flow frame");
+    assert!(frame.step > 0);
+    let test = walkjump::data::Dataset::bundled()
+        .expect("digits")
+        .split(walkjump::data::Split::Test);
+    for (k, img) in frame.images.iter().enumerate() {
+        let x = test.image(10 + k).expect("digit");
+        for (p, _) in held_mask.iter().enumerate().filter(|(_, h)| **h) {
+            assert_eq!(img[p], x[p], "start {k} pixel {p}");
+        }
+    }
+}

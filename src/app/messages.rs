@@ -118,6 +118,8 @@ pub enum NebulaCommand {
         source: NebulaSource,
         /// The loaded model that flows (NEBULA keeps its own); `None` means the current model.
         model: Option<PathBuf>,
+        /// Hold part of every start fixed (the flow completes the rest); `None`: flow every pixel.
+        hold: Option<WalkCondition>,
     },
     /// Stop the flow where it is and collect its attractors.
     Stop,

@@ -1152,6 +1152,7 @@ impl App {
                         cfg: self.settings.nebula.config(eta),
                         source: self.settings.nebula.source,
                         model: self.nebula_target.path.clone(),
+                        hold: self.settings.nebula.hold_condition(info.shape),
                     }));
                     self.autostart = false;
                 }

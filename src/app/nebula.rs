@@ -6,7 +6,9 @@ use egui::{Color32, RichText, Ui};
 use egui_plot::{Legend, Line, Plot};
 use serde::{Deserialize, Serialize};
 
-use super::messages::{ModelInfo, NebulaCommand, NebulaFrame, NebulaSource, WorkerCommand};
+use super::messages::{
+    CondImage, ModelInfo, NebulaCommand, NebulaFrame, NebulaSource, WalkCondition, WorkerCommand,
+};
 use super::widgets::{DrawPad, ImageGrid, ParamEdit, log_param};
 use super::{Actions, SaveKind};
 use crate::sampling::nebula::{NebulaConfig, NebulaInit};
@@ -31,6 +33,14 @@ pub struct NebulaSettings {
     pub merge: f64,
     /// Creative when farther than this from every training digit (chi units).
     pub creative: f64,
+    /// Hold part of every start at test digits (the flow completes the rest).
+    pub hold: bool,
+    /// The held region.
+    pub hold_preset: super::walk::MaskPreset,
+    /// First test digit held (start k holds digit `hold_digit + k` when `hold_per_start`).
+    pub hold_digit: usize,
+    /// One test digit per start (else the same digit in every start).
+    pub hold_per_start: bool,
 }
 
 impl Default for NebulaSettings {
@@ -44,7 +54,33 @@ impl Default for NebulaSettings {
             seed: 0,
             merge: 0.02,
             creative: 0.1,
+            hold: false,
+            hold_preset: super::walk::MaskPreset::Top,
+            hold_digit: 0,
+            hold_per_start: true,
         }
+    }
+}
+
+impl NebulaSettings {
+    /// What the starts hold, for a model of images `shape` (`None` when nothing is held or the preset is painted,
+    /// which NEBULA does not offer).
+    pub fn hold_condition(&self, shape: (usize, usize, usize)) -> Option<WalkCondition> {
+        if !self.hold {
+            return None;
+        }
+        let (c, h, w) = shape;
+        let spec = self.hold_preset.spec(0.5)?;
+        let mask = crate::sampling::condition::named_mask(&spec, c, h, w, self.seed).ok()?;
+        Some(WalkCondition {
+            mask,
+            image: if self.hold_per_start {
+                CondImage::TestDigitsFrom(self.hold_digit)
+            } else {
+                CondImage::TestDigit(self.hold_digit)
+            },
+            start_from_image: false,
+        })
     }
 }
 
@@ -249,6 +285,26 @@ pub fn show(
             ui.add(
                 egui::Slider::new(&mut settings.creative, 0.0..=0.5).text("creative beyond (chi)"),
             );
+            ui.checkbox(&mut settings.hold, "hold part of each start at a test digit")
+                .on_hover_text(
+                    "the flow moves only the other pixels: its attractors complete the held part (REFERENCE.md §11)",
+                );
+            if settings.hold {
+                ui.horizontal(|ui| {
+                    let label = ui.label("test digit no.");
+                    ui.add(egui::DragValue::new(&mut settings.hold_digit).range(0..=9_999))
+                        .labelled_by(label.id);
+                });
+                ui.checkbox(&mut settings.hold_per_start, "one digit per start (from this number)");
+                egui::ComboBox::from_label("held region")
+                    .selected_text(settings.hold_preset.label())
+                    .show_ui(ui, |ui| {
+                        use super::walk::MaskPreset as P;
+                        for p in [P::Top, P::Bottom, P::Left, P::Right, P::Centre] {
+                            ui.selectable_value(&mut settings.hold_preset, p, p.label());
+                        }
+                    });
+            }
             if let Some(m) = &view.message {
                 ui.colored_label(Color32::from_rgb(230, 80, 60), m);
             }
@@ -262,6 +318,7 @@ pub fn show(
                         cfg: settings.config(default_eta),
                         source: settings.source,
                         model: target.path.clone(),
+                        hold: model.and_then(|m| settings.hold_condition(m.shape)),
                     }));
                 }
                 if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {

@@ -578,6 +578,15 @@ impl Worker {
     /// The mask and observation of a condition, checked against the current model.
     fn resolve_condition(&mut self, c: WalkCondition) -> crate::Result<ResolvedCondition> {
         let d = self.current_model()?.data_dim();
+        self.resolve_condition_for(c, d)
+    }
+
+    /// [`Self::resolve_condition`] for a model of `d` pixels.
+    fn resolve_condition_for(
+        &mut self,
+        c: WalkCondition,
+        d: usize,
+    ) -> crate::Result<ResolvedCondition> {
         if c.mask.len() != d {
             return Err(crate::Error::Data(format!(
                 "the mask has {} pixels but the model takes {d}",
@@ -596,7 +605,7 @@ impl Worker {
                 p.clone()
             }
             CondImage::TestDigit(i) | CondImage::TestDigitsFrom(i) => {
-                let test = self.split_for_model(Split::Test)?.ok_or_else(|| {
+                let test = self.split_of_dim(Split::Test, d)?.ok_or_else(|| {
                     crate::Error::Data("the bundled test digits do not fit this model".into())
                 })?;
                 if *i >= test.len() {
@@ -857,10 +866,24 @@ impl Worker {
 
     fn nebula_command(&mut self, cmd: NebulaCommand) -> crate::Result<()> {
         match cmd {
-            NebulaCommand::Start { cfg, source, model } => {
+            NebulaCommand::Start {
+                cfg,
+                source,
+                model,
+                hold,
+            } => {
                 self.nebula = None;
                 let index = self.model_index(model.as_deref())?;
-                let flow = self.nebula_start_points(&cfg, source, index)?;
+                let mut flow = self.nebula_start_points(&cfg, source, index)?;
+                if let Some(c) = hold {
+                    // Each start holds its observation (one per start, repeated) on the mask.
+                    let d = self.models[index].model.data_dim();
+                    let (_, mask, x) = self.resolve_condition_for(c, d)?;
+                    let n = flow.converged.len();
+                    let per_start: Vec<f32> =
+                        x.chunks(d).cycle().take(n).flatten().copied().collect();
+                    flow.hold(&self.models[index].model, &mask, &per_start)?;
+                }
                 self.nebula = Some(NebulaRun {
                     model: index,
                     cfg,

@@ -70,7 +70,8 @@ impl MaskPreset {
         MaskPreset::Nothing,
     ];
 
-    fn label(self) -> &'static str {
+    /// Name in the combo box.
+    pub fn label(self) -> &'static str {
         match self {
             MaskPreset::Top => "top half",
             MaskPreset::Bottom => "bottom half",
@@ -84,7 +85,7 @@ impl MaskPreset {
     }
 
     /// The name `named_mask` takes (`None` for a painted mask).
-    fn spec(self, share: f64) -> Option<String> {
+    pub fn spec(self, share: f64) -> Option<String> {
         Some(match self {
             MaskPreset::Top => "top".into(),
             MaskPreset::Bottom => "bottom".into(),
