@@ -150,14 +150,15 @@ pub fn bench_model(
     let dim = model.dim();
     if model.has_score() {
         let (sampler, every) = recommended_sampler(&model.meta);
+        let config = |chains: usize| ChainConfig {
+            sampler,
+            every,
+            chains,
+            init: ChainInit::Uniform,
+            seed: 1,
+        };
         for &n in batches {
-            let cfg = ChainConfig {
-                sampler,
-                every,
-                chains: n,
-                init: ChainInit::Uniform,
-                seed: 1,
-            };
+            let cfg = config(n);
             let mut chain = Chain::new(model, &cfg, None, &device)?;
             let secs = time_median_cpu(budget, || {
                 chain.step(model, &sampler)?;
@@ -168,13 +169,7 @@ pub fn bench_model(
         // Conditional walk-jump: the same step with the top half of every image held (REFERENCE.md §11). Its
         // extra cost is the reset of the held coordinates after each step.
         if let Some(&n) = batches.iter().find(|&&n| n == 64).or(batches.first()) {
-            let cfg = ChainConfig {
-                sampler,
-                every,
-                chains: n,
-                init: ChainInit::Uniform,
-                seed: 1,
-            };
+            let cfg = config(n);
             let (c, h, w) = model.data_shape();
             let mask = crate::sampling::condition::named_mask("top", c, h, w, 0)?;
             let x = vec![0.5f32; model.data_dim()];

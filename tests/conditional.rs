@@ -9,14 +9,17 @@
 //!   the held pixels bit for bit, in memory and in the strip `walkjump sample` writes.
 //! * `--jump-with` the walking model gives exactly the plain run's output; a model of another sigma is refused.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
 
 use candle_core::Device;
 use walkjump::data::{Dataset, Split};
 use walkjump::models::ScoreModel;
 use walkjump::models::mixture::GaussianMixture;
 use walkjump::sampling::{Chain, ChainConfig, ChainInit, Condition, Sampler, named_mask};
+
+use common::{bundled, temp_dir, walkjump};
 
 const N: usize = 4000;
 
@@ -171,12 +174,6 @@ fn unheld_chains_do_not_match_the_conditional() {
     assert!(d_cond > critical, "conditional KS {d_cond:.4}");
 }
 
-fn bundled(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("checkpoints")
-        .join(name)
-}
-
 #[test]
 fn masked_jumps_equal_the_observation_on_held_pixels_bit_for_bit() {
     let path = bundled("deen-mlp-s1.0.safetensors");
@@ -240,20 +237,6 @@ fn masked_jumps_equal_the_observation_on_held_pixels_bit_for_bit() {
         chain.reset(&model, &cfg, None).expect("reset");
         assert!(chain.condition().is_some());
     }
-}
-
-fn walkjump(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_walkjump"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run walkjump")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("walkjump-cond-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
 }
 
 #[test]

@@ -1,8 +1,7 @@
 //! Sample quality (`walkjump quality`): the trapped-chain flag on a toy energy with a spurious well, judged by the
 //! bundled classifier, and the command's table, JSON and `--jumps` file.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
 use candle_core::Device;
 use walkjump::data::{Dataset, Split};
@@ -12,11 +11,7 @@ use walkjump::quality::{QualityConfig, assess, verdicts};
 use walkjump::run::{RunOptions, WalkJumpSpec, walk_jump_with};
 use walkjump::sampling::{ChainConfig, ChainInit, Condition, Sampler};
 
-fn bundled(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("checkpoints")
-        .join(name)
-}
+use common::{bundled, walkjump};
 
 /// A toy energy on 28 x 28 images: five test digits (std 0.3, so jumps keep moving with the noise) and one
 /// spurious well at a speckled image with pixels at -3 and 3 (std 0.001): chains that start in the well stay there,
@@ -109,14 +104,6 @@ fn chains_in_a_spurious_well_are_flagged_trapped_and_the_others_are_not() {
         );
     }
     assert_eq!(r.trapped, 2);
-}
-
-fn walkjump(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_walkjump"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run walkjump")
 }
 
 #[test]

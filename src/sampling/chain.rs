@@ -102,24 +102,7 @@ impl Chain {
         data: Option<&Dataset>,
         device: &Device,
     ) -> Result<Self> {
-        cfg.validate()?;
-        let mut rng = Rng::new(cfg.seed);
-        let n = cfg.chains;
-        let dim = model.dim();
-        let y = initial_state(model, cfg.init, n, data, &mut rng)?;
-        let y = Tensor::from_vec(y, (n, dim), device)?;
-        let v = Tensor::zeros((n, dim), DType::F32, device)?;
-        let sigma = model.sigma();
-        let sd = (dim as f64).sqrt();
-        Ok(Self {
-            y,
-            v,
-            step: 0,
-            stopped: vec![None; n],
-            rng,
-            bound: DIVERGENCE_FACTOR * (sigma * sd + sd),
-            held: None,
-        })
+        Self::start(model, cfg, data, device, None)
     }
 
     /// Starts `cfg.chains` chains that hold part of the data fixed, or start from chosen images
@@ -133,23 +116,41 @@ impl Chain {
         device: &Device,
         condition: &Condition,
     ) -> Result<Self> {
+        Self::start(model, cfg, data, device, Some(condition))
+    }
+
+    /// The one constructor: `y0` from `cfg.init` (drawn from the run's stream), then, with a condition, the held
+    /// coordinates (from a stream of their own, so the free part's draws are those of an unconditioned chain).
+    fn start(
+        model: &dyn ScoreModel,
+        cfg: &ChainConfig,
+        data: Option<&Dataset>,
+        device: &Device,
+        condition: Option<&Condition>,
+    ) -> Result<Self> {
         cfg.validate()?;
-        condition.check(cfg.chains, model.data_dim())?;
+        if let Some(c) = condition {
+            c.check(cfg.chains, model.data_dim())?;
+        }
         let mut rng = Rng::new(cfg.seed);
         let n = cfg.chains;
         let dim = model.dim();
-        let free = initial_state(model, cfg.init, n, data, &mut rng)?;
-        let mut held_rng = Rng::new(cfg.seed ^ 0x0068_6f6c_645f_796f);
-        let (y, state) = condition.start_state(
-            free,
-            model.measurements(),
-            model.sigma(),
-            &mut held_rng,
-            device,
-        )?;
+        let mut y = initial_state(model, cfg.init, n, data, &mut rng)?;
+        let mut held = None;
+        if let Some(c) = condition {
+            let mut held_rng = Rng::new(cfg.seed ^ 0x0068_6f6c_645f_796f);
+            let (y_held, state) = c.start_state(
+                y,
+                model.measurements(),
+                model.sigma(),
+                &mut held_rng,
+                device,
+            )?;
+            y = y_held;
+            held = Some((state, c.clone()));
+        }
         let y = Tensor::from_vec(y, (n, dim), device)?;
         let v = Tensor::zeros((n, dim), DType::F32, device)?;
-        let sigma = model.sigma();
         let sd = (dim as f64).sqrt();
         Ok(Self {
             y,
@@ -157,8 +158,8 @@ impl Chain {
             step: 0,
             stopped: vec![None; n],
             rng,
-            bound: DIVERGENCE_FACTOR * (sigma * sd + sd),
-            held: Some((state, condition.clone())),
+            bound: DIVERGENCE_FACTOR * (model.sigma() * sd + sd),
+            held,
         })
     }
 

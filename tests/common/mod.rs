@@ -111,3 +111,19 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).expect("temp dir");
     d
 }
+
+/// A bundled checkpoint of this source tree (`checkpoints/NAME`).
+pub fn bundled(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("checkpoints")
+        .join(name)
+}
+
+/// Runs the `walkjump` binary in the source tree with `args`.
+pub fn walkjump(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_walkjump"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run walkjump")
+}
