@@ -1,0 +1,3 @@
+//! The commands of the `walkjump` binary that live in their own files.
+
+pub mod sample;
