@@ -1,366 +1,34 @@
-//! Layers whose input-gradient (vector-Jacobian product) is an explicit candle expression.
+//! Networks with explicit input-gradients (vector-Jacobian products).
 //!
-//! The energy models need `grad_y f(y)`. Instead of running candle's autograd, each layer here returns a cache
-//! from its forward pass and computes `g -> g * d(out)/d(in)` with ordinary tensor ops:
-//! Linear `g W`, Conv2d `conv_transpose2d(g, W)`, SiLU `g * silu'(h)`. That makes the score
-//! (a) fast for sampling: no graph, no weight gradients, and (b) differentiable by candle's ordinary first-order
-//! backward, which is exactly what the DEEN / UVB training loss needs (DESIGN.md "Second-order gradients").
+//! The energy models need `grad_y f(y)`. Instead of running candle's autograd, every op of a network returns
+//! what its backward pass needs and computes `g -> g * d(out)/d(in)` with ordinary tensor ops: Linear `g W`,
+//! Conv2d `conv_transpose2d(g, W)` (or GEMM + col2im on the CPU), an activation `g * a'(h)`. That makes the
+//! score (a) fast for sampling: no autograd graph, no weight gradients, and (b) differentiable by candle's ordinary
+//! first-order backward, which is exactly what the DEEN / UVB training loss needs (DESIGN.md "Second-order
+//! gradients").
 //!
-//! On the CPU (`f32`, `f64`) the layers take a faster route built on the custom ops of [`kernels`]: convolutions
-//! run on channels-last activations as im2col + GEMM, their input-VJP as GEMM + col2im, and SiLU with its
-//! derivative is one fused pass. Other devices and dtypes use the plain candle expressions.
+//! - [`layers`]: Linear and Conv2d with their CPU fast paths, SiLU / sigmoid.
+//! - [`graph`]: the layer graph every network runs on ([`GraphSpec`] -> [`Graph`]), with all other ops.
+//! - [`kernels`]: CPU custom ops (im2col, fused SiLU, panel GEMMs, SIMD dispatch).
+//! - here: [`NetConfig`], the `arch.net` of a checkpoint (`mlp`, `conv` or a whole `graph`), and [`Net`].
 
+pub mod graph;
 pub mod kernels;
+pub mod layers;
 
-use std::sync::Arc;
-
-use candle_core::{D, DType, Tensor};
-
+use candle_core::{D, Tensor};
 use candle_nn::VarBuilder;
-use kernels::{
-    Col2Im, ConvGeom, Epilogue, Im2Col, PanelMatmul, PanelMatmulMul, Panels, SiluPair,
-    cpu_fast_path,
-};
 use serde::{Deserialize, Serialize};
+
+pub use graph::{Activation, Graph, GraphCache, GraphSpec, NodeSpec, Op, ValueShape};
+pub use layers::{
+    Conv2d, Linear, PANEL_MIN_ELEMS, WHOLE_BATCH_MIN_ELEMS, sigmoid, silu_with_grad,
+    silu_with_grad_generic,
+};
 
 use crate::error::{Error, Result};
 
-/// Fully connected layer `x W^T + b`.
-#[derive(Clone, Debug)]
-pub struct Linear {
-    /// `[out, in]`
-    pub weight: Tensor,
-    /// `[out]`
-    pub bias: Tensor,
-    /// `W^T` stored contiguously, `[in, out]`, for frozen (non-`Var`) weights: with it the forward GEMM reads both
-    /// operands in the layout the CPU GEMM kernel wants and skips packing `W` on every call (the VJP's `g W` already
-    /// reads `W` that way).
-    weight_t: Option<Tensor>,
-    /// For frozen `f32` CPU weights when rayon has more than one thread: `W^T` and `W` as column panels, so that
-    /// the forward product and the VJP run one panel per thread ([`kernels::PanelMatmul`]).
-    panels: Option<(Arc<Panels>, Arc<Panels>)>,
-    /// The bias as plain values, for the panel products' epilogue (with `panels`).
-    bias_values: Option<Arc<Vec<f32>>>,
-}
-
-impl Linear {
-    /// Loads `weight [out, in]` and `bias [out]` under the builder's prefix.
-    pub fn new(vb: &VarBuilder, input: usize, output: usize) -> Result<Self> {
-        let weight = vb.get((output, input), "weight")?;
-        let weight_t = frozen_transpose(&weight)?;
-        let threads = rayon::current_num_threads();
-        let panels = match &weight_t {
-            Some(wt)
-                if threads > 1
-                    && weight.dtype() == DType::F32
-                    && weight.elem_count() >= PANEL_MIN_ELEMS =>
-            {
-                Some((
-                    Arc::new(Panels::new(wt, PANELS_PER_THREAD * threads)?),
-                    Arc::new(Panels::new(&weight, PANELS_PER_THREAD * threads)?),
-                ))
-            }
-            _ => None,
-        };
-        let bias = vb.get(output, "bias")?;
-        let bias_values = match panels {
-            Some(_) => Some(Arc::new(bias.to_dtype(DType::F32)?.to_vec1::<f32>()?)),
-            None => None,
-        };
-        Ok(Self {
-            weight_t,
-            panels,
-            bias_values,
-            weight,
-            bias,
-        })
-    }
-
-    /// The panels to use for an input like `x`, if any: `f32` input, more than one rayon thread now, and not
-    /// inside a row block (whose threads are already busy with the other blocks).
-    fn panels_for(&self, x: &Tensor) -> Option<&(Arc<Panels>, Arc<Panels>)> {
-        self.panels.as_ref().filter(|_| {
-            x.dtype() == DType::F32
-                && rayon::current_num_threads() > 1
-                && !crate::parallel::in_row_block()
-        })
-    }
-
-    /// `x: [N, in] -> [N, out]`
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if let (Some((fwd, _)), Some(b)) = (self.panels_for(x), &self.bias_values) {
-            let op = PanelMatmul(fwd.clone(), Epilogue::Bias(b.clone()));
-            return Ok(x.contiguous()?.apply_op1(op)?);
-        }
-        let y = match &self.weight_t {
-            Some(wt) => x.matmul(wt)?,
-            // Trainable weights: `(W x^T)^T` rather than `x W^T`, so that backward delivers W's gradient as a
-            // contiguous `[out, in]` product instead of a transposed view that candle then adds element by element
-            // with a stride (that strided add was a quarter of a DEEN training step).
-            None => self.weight.matmul(&x.t()?)?.t()?,
-        };
-        Ok(y.broadcast_add(&self.bias)?)
-    }
-
-    /// With column panels in use: `x: [N, in] -> (silu(h), silu'(h))` for `h = x W^T + b`, each thread finishing
-    /// its own columns right after its product; `None` where the panels do not apply.
-    pub fn forward_silu(&self, x: &Tensor) -> Result<Option<(Tensor, Tensor)>> {
-        let (Some((fwd, _)), Some(b)) = (self.panels_for(x), &self.bias_values) else {
-            return Ok(None);
-        };
-        let op = PanelMatmul(fwd.clone(), Epilogue::BiasSiluPair(b.clone()));
-        let pair = x.contiguous()?.apply_op1(op)?;
-        Ok(Some((pair.get(0)?, pair.get(1)?)))
-    }
-
-    /// With column panels in use: `(g: [N, out], d: [N, in]) -> (g W) * d`, the VJP followed by the previous
-    /// layer's activation derivative on the same threads; `None` where the panels do not apply.
-    pub fn vjp_mul(&self, g: &Tensor, d: &Tensor) -> Result<Option<Tensor>> {
-        let Some((_, vjp)) = self.panels_for(g) else {
-            return Ok(None);
-        };
-        if d.dtype() != DType::F32 || d.dims2()? != (g.dim(0)?, self.weight.dim(1)?) {
-            return Ok(None);
-        }
-        let op = PanelMatmulMul(vjp.clone());
-        Ok(Some(
-            g.contiguous()?.apply_op2_no_bwd(&d.contiguous()?, &op)?,
-        ))
-    }
-
-    /// `g: [N, out] -> g W: [N, in]`
-    pub fn vjp(&self, g: &Tensor) -> Result<Tensor> {
-        if let Some((_, vjp)) = self.panels_for(g) {
-            return Ok(g
-                .contiguous()?
-                .apply_op1(PanelMatmul(vjp.clone(), Epilogue::None))?);
-        }
-        Ok(g.matmul(&self.weight)?)
-    }
-}
-
-/// Column panels per rayon thread: more than one, so that a thread slowed by other work on its core hands some of
-/// its panels to the others (rayon's work stealing) instead of holding up the whole product.
-const PANELS_PER_THREAD: usize = 4;
-
-/// Frozen weights with at least this many elements get column panels ([`kernels::PanelMatmul`]), used when a
-/// whole batch is scored at once.
-pub const PANEL_MIN_ELEMS: usize = 1 << 16;
-
-/// A fully connected network whose largest weight has at least this many elements (4 MiB of `f32`, twice the L2
-/// cache of one core here) scores whole batches with column panels; smaller ones stay in each core's cache and
-/// scale better with row blocks. Walk-jump step at 64 chains, 2 threads, row blocks vs panels: the UVB MLP
-/// (largest weight 768 x 784) 2.5 vs 2.8 s per 600-step run; the DEEN MLP (1024 x 1024) 3.3-3.5 vs 2.9-3.0 ms
-/// per step, the MDAE (512 x 3136) 5.3-6.3 vs 4.7 ms.
-pub const WHOLE_BATCH_MIN_ELEMS: usize = 1 << 20;
-
-/// A contiguous copy of `w^T` (`[a, b] -> [b, a]`) when `w` is a frozen CPU tensor, `None` for a trainable `Var`
-/// (whose values change under the optimiser) and on other devices.
-fn frozen_transpose(w: &Tensor) -> Result<Option<Tensor>> {
-    if w.is_variable() || !cpu_fast_path(w) {
-        return Ok(None);
-    }
-    Ok(Some(w.t()?.contiguous()?))
-}
-
-/// 2D convolution with square kernel, stride and padding.
-#[derive(Clone, Debug)]
-pub struct Conv2d {
-    /// `[c_out, c_in, k, k]`
-    pub weight: Tensor,
-    /// `[c_out]`
-    pub bias: Tensor,
-    /// Stride in both directions.
-    pub stride: usize,
-    /// Zero padding on every side.
-    pub padding: usize,
-    /// Input `(channels, height, width)`.
-    pub in_shape: (usize, usize, usize),
-    /// Output `(channels, height, width)`.
-    pub out_shape: (usize, usize, usize),
-    /// For frozen CPU weights: [`Conv2d::weight_matrix`] and its contiguous transpose, computed once.
-    frozen_wm: Option<(Tensor, Tensor)>,
-}
-
-impl Conv2d {
-    /// Loads `weight [c_out, c_in, k, k]` and `bias [c_out]`; `in_shape` is `(c_in, h, w)`.
-    pub fn new(
-        vb: &VarBuilder,
-        in_shape: (usize, usize, usize),
-        c_out: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-    ) -> Result<Self> {
-        let (c_in, h, w) = in_shape;
-        if kernel == 0 || stride == 0 || h + 2 * padding < kernel || w + 2 * padding < kernel {
-            return Err(Error::Architecture(format!(
-                "convolution with kernel {kernel}, stride {stride}, padding {padding} does not fit a {h}x{w} input"
-            )));
-        }
-        let oh = (h + 2 * padding - kernel) / stride + 1;
-        let ow = (w + 2 * padding - kernel) / stride + 1;
-        let mut conv = Self {
-            weight: vb.get((c_out, c_in, kernel, kernel), "weight")?,
-            bias: vb.get(c_out, "bias")?,
-            stride,
-            padding,
-            in_shape,
-            out_shape: (c_out, oh, ow),
-            frozen_wm: None,
-        };
-        if !conv.weight.is_variable() && cpu_fast_path(&conv.weight) {
-            let wm = conv.weight_matrix()?;
-            let wmt = wm.t()?.contiguous()?;
-            conv.frozen_wm = Some((wm, wmt));
-        }
-        Ok(conv)
-    }
-
-    /// `x: [N, c_in, h, w] -> [N, c_out, h', w']`
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?;
-        Ok(y.broadcast_add(&self.bias.reshape((1, self.out_shape.0, 1, 1))?)?)
-    }
-
-    /// `g: [N, c_out, h', w'] -> [N, c_in, h, w]`, the adjoint of the convolution.
-    pub fn vjp(&self, g: &Tensor) -> Result<Tensor> {
-        let k = self.weight.dim(2)?;
-        let (_, h, _) = self.in_shape;
-        let (_, oh, _) = self.out_shape;
-        // conv_transpose2d yields (oh - 1) * stride - 2 padding + k (+ output padding) rows.
-        let base = (oh - 1) * self.stride + k;
-        let output_padding = (h + 2 * self.padding).saturating_sub(base);
-        Ok(g.conv_transpose2d(&self.weight, self.padding, output_padding, self.stride, 1)?)
-    }
-
-    fn geom(&self, n: usize) -> ConvGeom {
-        let (c, h, w) = self.in_shape;
-        let (_, oh, ow) = self.out_shape;
-        ConvGeom {
-            n,
-            h,
-            w,
-            c,
-            k: self.kernel(),
-            stride: self.stride,
-            pad: self.padding,
-            oh,
-            ow,
-        }
-    }
-
-    fn kernel(&self) -> usize {
-        self.weight.dims().get(2).copied().unwrap_or(1)
-    }
-
-    /// The weight as a GEMM operand for channels-last patches: `[c_out, k * k * c_in]` in `(ky, kx, c_in)` order.
-    pub fn weight_matrix(&self) -> Result<Tensor> {
-        if let Some((wm, _)) = &self.frozen_wm {
-            return Ok(wm.clone());
-        }
-        let (c_out, c_in, k) = (self.out_shape.0, self.in_shape.0, self.kernel());
-        Ok(self
-            .weight
-            .permute((0, 2, 3, 1))?
-            .reshape((c_out, k * k * c_in))?)
-    }
-
-    /// Channels-last forward on the CPU kernels: `x: [N, h, w, c_in] -> [N, h', w', c_out]`, as
-    /// `im2col(x) wm^T + b` with `wm` from [`Conv2d::weight_matrix`].
-    pub fn forward_nhwc(&self, x: &Tensor, wm: &Tensor) -> Result<Tensor> {
-        if let Some(parts) = self.batch_blocks(x.dim(0)?) {
-            let outs = parts
-                .into_iter()
-                .map(|(start, len)| self.forward_nhwc_block(&x.narrow(0, start, len)?, wm))
-                .collect::<Result<Vec<_>>>()?;
-            return Ok(Tensor::cat(&outs, 0)?);
-        }
-        self.forward_nhwc_block(x, wm)
-    }
-
-    /// For frozen weights (sampling, no autograd graph), splits a batch of `n` images into blocks whose patch
-    /// matrix stays near the L2 cache (and under glibc's heap-block ceiling) instead of one `n * oh * ow` by
-    /// `k * k * c_in` matrix of tens of MiB; `None` when one block does.
-    fn batch_blocks(&self, n: usize) -> Option<Vec<(usize, usize)>> {
-        self.frozen_wm.as_ref()?;
-        let (_, oh, ow) = self.out_shape;
-        let per_image = oh * ow * self.kernel() * self.kernel() * self.in_shape.0;
-        let block = (CONV_BLOCK_ELEMS / per_image.max(1)).max(1);
-        (n > block).then(|| {
-            (0..n)
-                .step_by(block)
-                .map(|s| (s, block.min(n - s)))
-                .collect()
-        })
-    }
-
-    fn forward_nhwc_block(&self, x: &Tensor, wm: &Tensor) -> Result<Tensor> {
-        let n = x.dim(0)?;
-        let (c_out, oh, ow) = self.out_shape;
-        let cols = x.contiguous()?.apply_op1(Im2Col(self.geom(n)))?;
-        let wmt = match &self.frozen_wm {
-            Some((_, wmt)) => wmt.clone(),
-            None => wm.t()?,
-        };
-        let y = cols.matmul(&wmt)?.apply_op2(&self.bias, kernels::AddBias)?;
-        Ok(y.reshape((n, oh, ow, c_out))?)
-    }
-
-    /// Channels-last input-VJP on the CPU kernels: `g: [N, h', w', c_out] -> col2im(g wm): [N, h, w, c_in]`.
-    pub fn vjp_nhwc(&self, g: &Tensor, wm: &Tensor) -> Result<Tensor> {
-        if let Some(parts) = self.batch_blocks(g.dim(0)?) {
-            let outs = parts
-                .into_iter()
-                .map(|(start, len)| self.vjp_nhwc_block(&g.narrow(0, start, len)?, wm))
-                .collect::<Result<Vec<_>>>()?;
-            return Ok(Tensor::cat(&outs, 0)?);
-        }
-        self.vjp_nhwc_block(g, wm)
-    }
-
-    fn vjp_nhwc_block(&self, g: &Tensor, wm: &Tensor) -> Result<Tensor> {
-        let n = g.dim(0)?;
-        let (c_out, oh, ow) = self.out_shape;
-        let dcols = g.reshape((n * oh * ow, c_out))?.matmul(wm)?;
-        Ok(dcols.apply_op1(Col2Im(self.geom(n)))?)
-    }
-}
-
-/// Patch-matrix elements per block of [`Conv2d::batch_blocks`]: 2 MiB of f32, about the L2 cache. Measured on the
-/// conv DEEN (32-64-128, stride 1-2-2) at 256 chains, 1 thread: 220 ms per walk-jump step unblocked, 170 ms with
-/// blocks of 2^19, 162-178 ms for 2^18 to 2^21; no change at 64 chains.
-const CONV_BLOCK_ELEMS: usize = 1 << 19;
-
-/// Logistic sigmoid, stable and differentiable for any input: one fused pass on the CPU ([`kernels::Sigmoid`]),
-/// elsewhere written with `tanh`.
-pub fn sigmoid(h: &Tensor) -> Result<Tensor> {
-    if cpu_fast_path(h) {
-        return Ok(h.contiguous()?.apply_op1(kernels::Sigmoid)?);
-    }
-    Ok(((h * 0.5)?.tanh()? * 0.5)?.affine(1.0, 0.5)?)
-}
-
-/// SiLU `h * sigmoid(h)` and its derivative `sigmoid(h) (1 + h (1 - sigmoid(h)))`, both of `h`'s shape. On the
-/// CPU one fused pass ([`kernels::SiluPair`]); elsewhere [`silu_with_grad_generic`].
-pub fn silu_with_grad(h: &Tensor) -> Result<(Tensor, Tensor)> {
-    if cpu_fast_path(h) {
-        let pair = h.contiguous()?.apply_op1(SiluPair)?;
-        return Ok((pair.get(0)?, pair.get(1)?));
-    }
-    silu_with_grad_generic(h)
-}
-
-/// [`silu_with_grad`] as plain candle ops sharing one tanh-based sigmoid, for any device and dtype.
-pub fn silu_with_grad_generic(h: &Tensor) -> Result<(Tensor, Tensor)> {
-    let s = sigmoid(h)?;
-    let a = (h * &s)?;
-    // silu'(h) = s + h s (1 - s) = s + a (1 - s) = s + a - a s
-    let d = ((&s + &a)? - (&a * &s)?)?;
-    Ok((a, d))
-}
-
-/// Architecture of a feed-forward network with SiLU hidden units and a linear readout.
+/// Architecture of a network: the two classic shapes (SiLU hidden units and a linear readout), or any layer graph.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum NetConfig {
@@ -380,6 +48,8 @@ pub enum NetConfig {
         /// Widths of the fully connected hidden layers after the convolutions.
         fc: Vec<usize>,
     },
+    /// A layer graph (see [`graph`]): `{"type": "graph", "nodes": [...]}`.
+    Graph(GraphSpec),
 }
 
 impl NetConfig {
@@ -413,43 +83,101 @@ impl NetConfig {
                     )));
                 }
             }
+            NetConfig::Graph(_) => {}
         }
         Ok(())
     }
+
+    /// The network as a layer graph for inputs of `in_shape = (c, h, w)` and `out_dim` outputs. `mlp` and
+    /// `conv` keep their parameter names `l0`, `l1`, ... (one per dense or convolution layer), so old checkpoints
+    /// load unchanged; a `graph` is returned as it is (its last node must give `out_dim` values).
+    pub fn to_graph(&self, in_shape: (usize, usize, usize), out_dim: usize) -> Result<GraphSpec> {
+        self.validate()?;
+        let (c, h, w) = in_shape;
+        let mut nodes: Vec<NodeSpec> = Vec::new();
+        let mut layer = 0usize;
+        let mut push = |nodes: &mut Vec<NodeSpec>, op: Op, named: bool| {
+            let input = nodes.len();
+            let name = if named {
+                layer += 1;
+                format!("l{}", layer - 1)
+            } else {
+                String::new()
+            };
+            nodes.push(NodeSpec {
+                op,
+                inputs: vec![input],
+                name,
+            });
+        };
+        let (input, hidden) = match self {
+            NetConfig::Graph(spec) => return Ok(spec.clone()),
+            NetConfig::Mlp { hidden } => (vec![c * h * w], hidden),
+            NetConfig::Conv {
+                channels,
+                strides,
+                kernel,
+                fc,
+            } => {
+                for (&ch, &st) in channels.iter().zip(strides) {
+                    let op = Op::Conv2d {
+                        out: ch,
+                        kernel: *kernel,
+                        stride: st,
+                        padding: kernel / 2,
+                        bias: true,
+                    };
+                    push(&mut nodes, op, true);
+                    push(&mut nodes, Op::Silu, false);
+                }
+                push(&mut nodes, Op::Flatten, false);
+                (vec![c, h, w], fc)
+            }
+        };
+        for &width in hidden {
+            push(
+                &mut nodes,
+                Op::Linear {
+                    out: width,
+                    bias: true,
+                },
+                true,
+            );
+            push(&mut nodes, Op::Silu, false);
+        }
+        push(
+            &mut nodes,
+            Op::Linear {
+                out: out_dim,
+                bias: true,
+            },
+            true,
+        );
+        Ok(GraphSpec {
+            input: Some(input),
+            nodes,
+        })
+    }
 }
 
-#[derive(Clone, Debug)]
-enum Layer {
-    Conv(Conv2d),
-    Linear(Linear),
-}
-
-/// A SiLU network `R^{c*h*w} -> R^out` with an explicit input-VJP.
+/// A network `R^{c*h*w} -> R^out` with an explicit input-VJP, running on a [`Graph`].
 #[derive(Clone, Debug)]
 pub struct Net {
-    layers: Vec<Layer>,
+    graph: Graph,
     /// Input `(channels, height, width)`; flat inputs have `h = w = 1`.
     in_shape: (usize, usize, usize),
     out_dim: usize,
 }
 
-/// What the backward pass needs from the forward pass: `silu'(h)` of each hidden layer, and on the CPU fast path
-/// (channels-last activations) the GEMM weight matrix of each convolution.
-#[derive(Debug)]
-pub struct NetCache {
-    dact: Vec<Tensor>,
-    /// Per layer: `Some([c_out, k*k*c_in])` for a convolution on the channels-last path, else `None`.
-    conv_wm: Vec<Option<Tensor>>,
-    /// Whether convolution activations (and `dact` entries) are channels-last `[N, h, w, c]`.
-    nhwc: bool,
-}
+/// What the backward pass needs from the forward pass.
+pub type NetCache = GraphCache;
 
 impl Net {
     /// Whether the network has convolutions. Their GEMMs have a row per output pixel and scale over cores when a
     /// batch is cut into row blocks; a fully connected network instead splits each product by columns
     /// ([`kernels::PanelMatmul`]) and is best run on the whole batch.
     pub fn has_conv(&self) -> bool {
-        self.layers.iter().any(|l| matches!(l, Layer::Conv(_)))
+        self.graph.has_conv()
     }
 
     /// Whether a batch should be cut into row blocks, one per thread, rather than scored whole with each large
@@ -457,75 +185,41 @@ impl Net {
     /// weight of [`WHOLE_BATCH_MIN_ELEMS`] or more.
     pub fn prefers_row_blocks(&self) -> bool {
         self.has_conv()
-            || !self.layers.iter().any(|l| {
-                matches!(l, Layer::Linear(lin)
-                    if lin.panels.is_some() && lin.weight.elem_count() >= WHOLE_BATCH_MIN_ELEMS)
-            })
+            || !self
+                .graph
+                .linears()
+                .any(|lin| lin.panels.is_some() && lin.weight.elem_count() >= WHOLE_BATCH_MIN_ELEMS)
     }
 
-    /// Builds the network under `vb` with layer prefixes `l0`, `l1`, ... (`l{i}.weight`, `l{i}.bias`).
-    /// `in_shape` is `(channels, height, width)` of one input.
+    /// Builds the network under `vb`. `in_shape` is `(channels, height, width)` of one input; the network must
+    /// give `out_dim` values. `mlp` / `conv` layers are named `l0`, `l1`, ... (`l{i}.weight`, `l{i}.bias`).
     pub fn new(
         vb: &VarBuilder,
         cfg: &NetConfig,
         in_shape: (usize, usize, usize),
         out_dim: usize,
     ) -> Result<Self> {
-        cfg.validate()?;
-        let mut layers = Vec::new();
+        let spec = cfg.to_graph(in_shape, out_dim)?;
         let (c, h, w) = in_shape;
-        let mut flat = c * h * w;
-        match cfg {
-            NetConfig::Mlp { hidden } => {
-                for &width in hidden {
-                    layers.push(Layer::Linear(Linear::new(
-                        &vb.pp(format!("l{}", layers.len())),
-                        flat,
-                        width,
-                    )?));
-                    flat = width;
-                }
-            }
-            NetConfig::Conv {
-                channels,
-                strides,
-                kernel,
-                fc,
-            } => {
-                let mut shape = in_shape;
-                for (&ch, &st) in channels.iter().zip(strides) {
-                    let conv = Conv2d::new(
-                        &vb.pp(format!("l{}", layers.len())),
-                        shape,
-                        ch,
-                        *kernel,
-                        st,
-                        kernel / 2,
-                    )?;
-                    shape = conv.out_shape;
-                    layers.push(Layer::Conv(conv));
-                }
-                flat = shape.0 * shape.1 * shape.2;
-                for &width in fc {
-                    layers.push(Layer::Linear(Linear::new(
-                        &vb.pp(format!("l{}", layers.len())),
-                        flat,
-                        width,
-                    )?));
-                    flat = width;
-                }
-            }
+        let graph = Graph::new(vb, &spec, ValueShape::Image(c, h, w))?;
+        let out = graph.output_shape();
+        if out.numel() != out_dim {
+            return Err(Error::Architecture(format!(
+                "the network gives {} values per input ({}), the model needs {out_dim}",
+                out.numel(),
+                out.describe()
+            )));
         }
-        layers.push(Layer::Linear(Linear::new(
-            &vb.pp(format!("l{}", layers.len())),
-            flat,
-            out_dim,
-        )?));
         Ok(Self {
-            layers,
+            graph,
             in_shape,
             out_dim,
         })
+    }
+
+    /// The layer graph.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
     }
 
     /// Output width.
@@ -540,79 +234,13 @@ impl Net {
 
     /// Multiply-adds of one forward pass for one input (for FLOP counts in benchmarks).
     pub fn macs(&self) -> usize {
-        self.layers
-            .iter()
-            .map(|l| match l {
-                Layer::Linear(l) => l.weight.elem_count(),
-                Layer::Conv(c) => c.weight.elem_count() * c.out_shape.1 * c.out_shape.2,
-            })
-            .sum()
+        self.graph.macs()
     }
 
-    /// `x: [N, c*h*w] -> [N, out]`, keeping what the VJP needs. On the CPU the convolutions run channels-last
-    /// (`[N, h, w, c]`); the flattening before the first linear layer is channels-first either way, as in the
-    /// checkpoint format.
+    /// `x: [N, c*h*w] -> [N, out]`, keeping what the VJP needs. On the CPU images run channels-last
+    /// (`[N, h, w, c]`); flattening is channels-first either way, as in the checkpoint format.
     pub fn forward_cached(&self, x: &Tensor) -> Result<(Tensor, NetCache)> {
-        let n = x.dim(0)?;
-        let (c, h, w) = self.in_shape;
-        let nhwc = cpu_fast_path(x);
-        let mut dact = Vec::with_capacity(self.layers.len());
-        let mut conv_wm = Vec::with_capacity(self.layers.len());
-        let mut a = x.clone();
-        let last = self.layers.len() - 1;
-        for (i, layer) in self.layers.iter().enumerate() {
-            let pre = match layer {
-                Layer::Conv(conv) => {
-                    if a.rank() == 2 {
-                        a = a.reshape((n, c, h, w))?;
-                        if nhwc {
-                            a = a.permute((0, 2, 3, 1))?.contiguous()?;
-                        }
-                    }
-                    if nhwc {
-                        let wm = conv.weight_matrix()?;
-                        let y = conv.forward_nhwc(&a, &wm)?;
-                        conv_wm.push(Some(wm));
-                        y
-                    } else {
-                        conv_wm.push(None);
-                        conv.forward(&a)?
-                    }
-                }
-                Layer::Linear(lin) => {
-                    if a.rank() != 2 {
-                        if nhwc {
-                            a = a.permute((0, 3, 1, 2))?;
-                        }
-                        a = a.flatten_from(1)?;
-                    }
-                    conv_wm.push(None);
-                    if i != last
-                        && let Some((act, d)) = lin.forward_silu(&a)?
-                    {
-                        dact.push(d);
-                        a = act;
-                        continue;
-                    }
-                    lin.forward(&a)?
-                }
-            };
-            if i == last {
-                a = pre;
-            } else {
-                let (act, d) = silu_with_grad(&pre)?;
-                dact.push(d);
-                a = act;
-            }
-        }
-        Ok((
-            a,
-            NetCache {
-                dact,
-                conv_wm,
-                nhwc,
-            },
-        ))
+        self.graph.forward_cached(x)
     }
 
     /// `x: [N, c*h*w] -> [N, out]`.
@@ -622,62 +250,7 @@ impl Net {
 
     /// Vector-Jacobian product: `g: [N, out] -> g * d(out)/d(x): [N, c*h*w]`.
     pub fn vjp(&self, cache: &NetCache, g: &Tensor) -> Result<Tensor> {
-        let mismatch = || Error::Unsupported("network cache does not match".into());
-        let n = g.dim(0)?;
-        let mut g = g.clone();
-        // Whether `g` already carries the activation derivative of layer i (fused into the previous VJP).
-        let mut multiplied = false;
-        for (i, layer) in self.layers.iter().enumerate().rev() {
-            if i < self.layers.len() - 1 && !std::mem::take(&mut multiplied) {
-                let d = cache.dact.get(i).ok_or_else(mismatch)?;
-                if g.rank() != d.rank() {
-                    g = if cache.nhwc && d.rank() == 4 {
-                        // Channels-first flat gradient of the first linear layer -> channels-last.
-                        let (_, dh, dw, dc) = d.dims4()?;
-                        g.reshape((n, dc, dh, dw))?
-                            .permute((0, 2, 3, 1))?
-                            .contiguous()?
-                    } else {
-                        g.reshape(d.shape())?
-                    };
-                }
-                g = (g * d)?;
-            }
-            g = match layer {
-                Layer::Linear(lin) => {
-                    let below = i.checked_sub(1).and_then(|j| cache.dact.get(j));
-                    match below.filter(|d| d.rank() == 2) {
-                        Some(d) => match lin.vjp_mul(&g, d)? {
-                            Some(gd) => {
-                                multiplied = true;
-                                gd
-                            }
-                            None => lin.vjp(&g)?,
-                        },
-                        None => lin.vjp(&g)?,
-                    }
-                }
-                Layer::Conv(conv) if cache.nhwc => {
-                    let wm = cache
-                        .conv_wm
-                        .get(i)
-                        .and_then(Option::as_ref)
-                        .ok_or_else(mismatch)?;
-                    conv.vjp_nhwc(&g, wm)?
-                }
-                Layer::Conv(conv) => {
-                    if g.rank() == 2 {
-                        let (co, oh, ow) = conv.out_shape;
-                        g = g.reshape((n, co, oh, ow))?;
-                    }
-                    conv.vjp(&g)?
-                }
-            };
-        }
-        if cache.nhwc && g.rank() == 4 {
-            g = g.permute((0, 3, 1, 2))?;
-        }
-        Ok(g.flatten_from(1)?)
+        self.graph.vjp(cache, g)
     }
 
     /// Scalar network (`out = 1`): `f(x): [N]` and `grad_x f: [N, c*h*w]`.
@@ -686,6 +259,11 @@ impl Net {
         let ones = Tensor::ones(out.shape(), out.dtype(), out.device())?;
         let g = self.vjp(&cache, &ones)?;
         Ok((out.squeeze(D::Minus1)?, g))
+    }
+
+    #[cfg(test)]
+    fn first_conv(&self) -> Option<&Conv2d> {
+        self.graph.convs().next()
     }
 }
 
@@ -736,9 +314,7 @@ mod tests {
         let g = Tensor::from_vec(rng.normal_vec(n), (n, 1), &Device::Cpu)
             .and_then(|t| t.to_dtype(DType::F64))
             .expect("g");
-        let Layer::Conv(first) = &net.layers[0] else {
-            panic!("conv first")
-        };
+        let first = net.first_conv().expect("conv first");
         assert!(first.batch_blocks(n).is_some_and(|b| b.len() == 2));
         assert!(first.batch_blocks(n / 2).is_none());
         let run = |x: &Tensor, g: &Tensor| {

@@ -1,0 +1,1265 @@
+//! The layer graph every network in walkjump runs on: a DAG of ops, each with a forward pass and an explicit
+//! input-VJP written as candle tensor expressions (never candle's autograd, which is several times slower for a
+//! score; and the VJP expressions stay differentiable in the weights, which is what training needs).
+//!
+//! A [`GraphSpec`] is the serialisable description (the `arch` metadata of a checkpoint, `{"type": "graph", ...}`,
+//! or what the ONNX import produces); [`Graph::new`] checks it, infers the shape of every value and loads the
+//! parameters; [`Graph::forward_cached`] and [`Graph::vjp`] run it. The older `mlp` / `conv` architectures are
+//! lowered to the same graph ([`super::NetConfig::to_graph`]).
+//!
+//! Values are batches of flat vectors `[N, d]` or images. On the CPU fast path (`f32` / `f64`) images are kept
+//! channels-last, `[N, h, w, c]`, because the convolutions run as im2col + GEMM there; elsewhere they are
+//! `[N, c, h, w]`. Every op handles both layouts. Flattening is channels-first either way, as PyTorch's.
+//! Two fusions keep the dense networks as fast as the hand-written chain they replace: a `linear` whose only
+//! consumer is the next node's `silu` runs as one panel product with the activation in its epilogue, and a `linear`
+//! whose input is an activation used only by it multiplies the activation's derivative into its VJP.
+
+use candle_core::Tensor;
+use candle_nn::{Init, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use super::kernels::cpu_fast_path;
+use super::layers::{Conv2d, Linear, sigmoid, silu_with_grad};
+use crate::error::{Error, Result};
+
+/// Shape of one sample of a value: a flat vector or an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueShape {
+    /// `[d]`
+    Flat(usize),
+    /// `[c, h, w]`
+    Image(usize, usize, usize),
+}
+
+impl ValueShape {
+    /// Elements per sample.
+    pub fn numel(&self) -> usize {
+        match *self {
+            ValueShape::Flat(d) => d,
+            ValueShape::Image(c, h, w) => c * h * w,
+        }
+    }
+
+    /// `[d]` or `[c, h, w]`, for messages.
+    pub fn describe(&self) -> String {
+        match *self {
+            ValueShape::Flat(d) => format!("[{d}]"),
+            ValueShape::Image(c, h, w) => format!("[{c}, {h}, {w}]"),
+        }
+    }
+
+    fn from_dims(dims: &[usize]) -> Result<Self> {
+        match *dims {
+            [d] => Ok(ValueShape::Flat(d)),
+            [c, h, w] => Ok(ValueShape::Image(c, h, w)),
+            _ => Err(Error::Architecture(format!(
+                "graph input shape {dims:?} must be [d] or [c, h, w]"
+            ))),
+        }
+    }
+}
+
+/// A network as a list of nodes in evaluation order. Values are numbered: 0 is the network's input, `i + 1` the
+/// output of node `i`; the output of the last node is the network's output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GraphSpec {
+    /// Shape of one input, `[d]` or `[c, h, w]`. Omitted: the model's input as an image `[c, h, w]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Vec<usize>>,
+    /// The nodes, each reading only values computed before it.
+    pub nodes: Vec<NodeSpec>,
+}
+
+/// One node: an op, the values it reads, and the prefix of its parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeSpec {
+    /// What the node computes.
+    #[serde(flatten)]
+    pub op: Op,
+    /// Values read (0 is the input, `i + 1` node `i`'s output).
+    #[serde(rename = "in")]
+    pub inputs: Vec<usize>,
+    /// Parameter prefix: the node's tensors are `{name}.weight`, `{name}.bias`, ... Empty for ops without any.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+}
+
+fn yes() -> bool {
+    true
+}
+fn is_true(b: &bool) -> bool {
+    *b
+}
+fn one() -> usize {
+    1
+}
+fn one_f() -> f64 {
+    1.0
+}
+fn is_one_f(x: &f64) -> bool {
+    *x == 1.0
+}
+fn is_zero(x: &usize) -> bool {
+    *x == 0
+}
+fn is_zero_f(x: &f64) -> bool {
+    *x == 0.0
+}
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+fn leaky_alpha() -> f64 {
+    0.01
+}
+fn norm_eps() -> f64 {
+    1e-5
+}
+
+/// The ops of the graph. Shapes are per sample; parameters live under the node's `name`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// `[d] -> [out]`: `x W^T + b`; `weight [out, d]`, `bias [out]`.
+    Linear {
+        /// Output width.
+        out: usize,
+        /// Whether there is a bias (else zero).
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        bias: bool,
+    },
+    /// `[c, h, w] -> [out, h', w']`: square kernel, stride and symmetric zero padding; `weight [out, c, k, k]`,
+    /// `bias [out]`.
+    Conv2d {
+        /// Output channels.
+        out: usize,
+        /// Kernel size.
+        kernel: usize,
+        /// Stride.
+        #[serde(default = "one")]
+        stride: usize,
+        /// Zero padding on every side.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        padding: usize,
+        /// Whether there is a bias (else zero).
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        bias: bool,
+    },
+    /// `x sigmoid(x)`.
+    Silu,
+    /// `max(x, 0)`.
+    Relu,
+    /// `x` for `x > 0`, else `alpha x`.
+    LeakyRelu {
+        /// Slope for negative inputs.
+        #[serde(default = "leaky_alpha")]
+        alpha: f64,
+    },
+    /// `x` for `x > 0`, else `alpha (exp(x) - 1)`.
+    Elu {
+        /// Scale of the negative part.
+        #[serde(default = "one_f")]
+        alpha: f64,
+    },
+    /// `x Phi(x)` (erf form), or its tanh approximation.
+    Gelu {
+        /// The tanh approximation instead of erf.
+        #[serde(default, skip_serializing_if = "is_false")]
+        tanh: bool,
+    },
+    /// `log(1 + exp(beta x)) / beta`.
+    Softplus {
+        /// Sharpness.
+        #[serde(default = "one_f", skip_serializing_if = "is_one_f")]
+        beta: f64,
+    },
+    /// `tanh(x)`.
+    Tanh,
+    /// `1 / (1 + exp(-x))`.
+    Sigmoid,
+    /// `a + b` (same shapes).
+    Add,
+    /// `a - b` (same shapes).
+    Sub,
+    /// `a * b` elementwise (same shapes).
+    Mul,
+    /// Join along channels (images with equal `h, w`) or features (flat values).
+    Concat,
+    /// `[c, h, w] -> [c h w]`, channels first.
+    Flatten,
+    /// `[c h w] -> [c, h, w]`.
+    Unflatten {
+        /// `[c, h, w]`.
+        shape: [usize; 3],
+    },
+    /// Nearest-neighbour upsampling by an integer factor: `[c, h, w] -> [c, s h, s w]`.
+    Upsample {
+        /// Factor in both directions.
+        scale: usize,
+    },
+    /// Average pooling with stride equal to the square kernel, no padding (rows and columns past the last whole
+    /// window are dropped): `[c, h, w] -> [c, h / k, w / k]`.
+    AvgPool {
+        /// Kernel size and stride.
+        kernel: usize,
+    },
+    /// Mean over each channel: `[c, h, w] -> [c, 1, 1]`.
+    GlobalAvgPool,
+    /// Group normalisation of images (biased variance, as PyTorch); `weight [c]`, `bias [c]`.
+    GroupNorm {
+        /// Number of groups (divides c).
+        groups: usize,
+        /// Added to the variance.
+        #[serde(default = "norm_eps")]
+        eps: f64,
+    },
+    /// Layer normalisation of flat values over all features; `weight [d]`, `bias [d]`.
+    LayerNorm {
+        /// Added to the variance.
+        #[serde(default = "norm_eps")]
+        eps: f64,
+    },
+    /// Batch normalisation in inference form, per channel (images) or feature (flat); `weight`, `bias`,
+    /// `running_mean`, `running_var`, each `[c]`.
+    BatchNorm {
+        /// Added to the variance.
+        #[serde(default = "norm_eps")]
+        eps: f64,
+    },
+    /// Multiply each channel (images) or feature (flat) by its own factor; `weight [c]`.
+    ChannelMul,
+    /// Add to each channel (images) or feature (flat) its own offset; `bias [c]`.
+    ChannelAdd,
+    /// `mul x + add` with constants.
+    Affine {
+        /// Factor.
+        #[serde(default = "one_f")]
+        mul: f64,
+        /// Offset.
+        #[serde(default, skip_serializing_if = "is_zero_f")]
+        add: f64,
+    },
+    /// Sum over all elements of a sample: `-> [1]`.
+    ReduceSum,
+    /// Mean over all elements of a sample: `-> [1]`.
+    ReduceMean,
+}
+
+impl Op {
+    /// The op's name as written in the `arch` JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Linear { .. } => "linear",
+            Op::Conv2d { .. } => "conv2d",
+            Op::Silu => "silu",
+            Op::Relu => "relu",
+            Op::LeakyRelu { .. } => "leaky_relu",
+            Op::Elu { .. } => "elu",
+            Op::Gelu { .. } => "gelu",
+            Op::Softplus { .. } => "softplus",
+            Op::Tanh => "tanh",
+            Op::Sigmoid => "sigmoid",
+            Op::Add => "add",
+            Op::Sub => "sub",
+            Op::Mul => "mul",
+            Op::Concat => "concat",
+            Op::Flatten => "flatten",
+            Op::Unflatten { .. } => "unflatten",
+            Op::Upsample { .. } => "upsample",
+            Op::AvgPool { .. } => "avg_pool",
+            Op::GlobalAvgPool => "global_avg_pool",
+            Op::GroupNorm { .. } => "group_norm",
+            Op::LayerNorm { .. } => "layer_norm",
+            Op::BatchNorm { .. } => "batch_norm",
+            Op::ChannelMul => "channel_mul",
+            Op::ChannelAdd => "channel_add",
+            Op::Affine { .. } => "affine",
+            Op::ReduceSum => "reduce_sum",
+            Op::ReduceMean => "reduce_mean",
+        }
+    }
+
+    fn activation(&self) -> Option<Activation> {
+        Some(match *self {
+            Op::Silu => Activation::Silu,
+            Op::Relu => Activation::Relu,
+            Op::LeakyRelu { alpha } => Activation::LeakyRelu(alpha),
+            Op::Elu { alpha } => Activation::Elu(alpha),
+            Op::Gelu { tanh: false } => Activation::Gelu,
+            Op::Gelu { tanh: true } => Activation::GeluTanh,
+            Op::Softplus { beta } => Activation::Softplus(beta),
+            Op::Tanh => Activation::Tanh,
+            Op::Sigmoid => Activation::Sigmoid,
+            _ => return None,
+        })
+    }
+
+    fn arity(&self) -> usize {
+        match self {
+            Op::Add | Op::Sub | Op::Mul => 2,
+            Op::Concat => usize::MAX,
+            _ => 1,
+        }
+    }
+}
+
+/// Elementwise activations: each returns its value and its derivative.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    /// SiLU.
+    Silu,
+    /// ReLU.
+    Relu,
+    /// Leaky ReLU with this slope.
+    LeakyRelu(f64),
+    /// ELU with this alpha.
+    Elu(f64),
+    /// GELU, erf form.
+    Gelu,
+    /// GELU, tanh approximation.
+    GeluTanh,
+    /// Softplus with this beta.
+    Softplus(f64),
+    /// tanh.
+    Tanh,
+    /// Logistic sigmoid.
+    Sigmoid,
+}
+
+impl Activation {
+    /// `h -> (a(h), a'(h))`, both of `h`'s shape, differentiable in `h` (for training through the VJP).
+    pub fn apply(self, h: &Tensor) -> Result<(Tensor, Tensor)> {
+        let dt = h.dtype();
+        Ok(match self {
+            Activation::Silu => silu_with_grad(h)?,
+            Activation::Relu => {
+                let m = h.gt(0.0)?.to_dtype(dt)?;
+                ((h * &m)?, m)
+            }
+            Activation::LeakyRelu(alpha) => {
+                let d = h.gt(0.0)?.to_dtype(dt)?.affine(1.0 - alpha, alpha)?;
+                ((h * &d)?, d)
+            }
+            Activation::Elu(alpha) => {
+                let m = h.gt(0.0)?.to_dtype(dt)?;
+                let e = h.minimum(0.0)?.exp()?;
+                let a = (h.relu()? + (e.affine(alpha, -alpha))?)?;
+                let d = (&m + ((m.affine(-1.0, 1.0)? * e)? * alpha)?)?;
+                (a, d)
+            }
+            Activation::Gelu => {
+                let cdf = (h * std::f64::consts::FRAC_1_SQRT_2)?
+                    .erf()?
+                    .affine(0.5, 0.5)?;
+                let pdf = (h.sqr()? * -0.5)?.exp()?
+                    * (0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2);
+                let a = (h * &cdf)?;
+                let d = (cdf + (h * pdf?)?)?;
+                (a, d)
+            }
+            Activation::GeluTanh => {
+                let c = (2.0 / std::f64::consts::PI).sqrt();
+                let h2 = h.sqr()?;
+                let u = ((h * &h2)?.affine(0.044715 * c, 0.0)? + (h * c)?)?;
+                let t = u.tanh()?;
+                let half_one_plus_t = t.affine(0.5, 0.5)?;
+                let a = (h * &half_one_plus_t)?;
+                let du = h2.affine(3.0 * 0.044715 * c, c)?;
+                let d = (&half_one_plus_t + ((h * t.sqr()?.affine(-0.5, 0.5)?)? * du)?)?;
+                (a, d)
+            }
+            Activation::Softplus(beta) => {
+                let bh = (h * beta)?;
+                let a = ((bh.relu()? + bh.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?)? / beta)?;
+                (a, sigmoid(&bh)?)
+            }
+            Activation::Tanh => {
+                let t = h.tanh()?;
+                let d = t.sqr()?.affine(-1.0, 1.0)?;
+                (t, d)
+            }
+            Activation::Sigmoid => {
+                let s = sigmoid(h)?;
+                let d = (&s * s.affine(-1.0, 1.0)?)?;
+                (s, d)
+            }
+        })
+    }
+}
+
+/// Largest number of nodes, elements of one sample's value, and width, so that a hostile file cannot ask for
+/// absurd networks.
+const MAX_NODES: usize = 4096;
+const MAX_VALUE_ELEMS: usize = 1 << 24;
+const MAX_WIDTH: usize = 1 << 16;
+
+#[derive(Clone, Debug)]
+enum Node {
+    Linear(Linear),
+    Conv(Conv2d),
+    Act(Activation),
+    Add,
+    Sub,
+    Mul,
+    Concat,
+    Flatten,
+    Unflatten,
+    Upsample(usize),
+    AvgPool(usize, usize),
+    /// Group norm (images) or layer norm (flat, one group, per-feature `gamma`).
+    Norm {
+        groups: usize,
+        eps: f64,
+        gamma: Tensor,
+        beta: Tensor,
+    },
+    /// `x scale + shift` per channel or feature (batch norm folded).
+    ChannelAffine {
+        scale: Tensor,
+        shift: Tensor,
+    },
+    Affine(f64, f64),
+    Reduce {
+        mean: bool,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct Step {
+    node: Node,
+    inputs: Vec<usize>,
+    shape: ValueShape,
+    op: &'static str,
+}
+
+/// A built graph with its parameters.
+#[derive(Clone, Debug)]
+pub struct Graph {
+    steps: Vec<Step>,
+    input: ValueShape,
+    /// Number of readers of each value (the output counts one).
+    uses: Vec<usize>,
+}
+
+/// What a node keeps from the forward pass for its VJP.
+#[derive(Debug)]
+enum Saved {
+    None,
+    /// The activation's derivative.
+    Deriv(Tensor),
+    /// Both operands of a product.
+    Operands(Tensor, Tensor),
+    /// Normalised values (in the grouped view) and `1 / std`.
+    Norm(Tensor, Tensor),
+    /// The convolution's GEMM weight on the channels-last path.
+    ConvWm(Tensor),
+    /// The input's dims (reductions).
+    Dims(Vec<usize>),
+}
+
+/// What [`Graph::vjp`] needs from [`Graph::forward_cached`].
+#[derive(Debug)]
+pub struct GraphCache {
+    saved: Vec<Saved>,
+    /// Whether image values are channels-last.
+    nhwc: bool,
+}
+
+fn arch_err(i: usize, op: &str, msg: impl std::fmt::Display) -> Error {
+    Error::Architecture(format!("node {i} ({op}): {msg}"))
+}
+
+impl Graph {
+    /// Checks `spec`, infers every value's shape from `input` (used when the spec has none) and loads each
+    /// node's parameters under `vb.pp(name)`.
+    pub fn new(vb: &VarBuilder, spec: &GraphSpec, input: ValueShape) -> Result<Self> {
+        let input = match &spec.input {
+            Some(dims) => {
+                let s = ValueShape::from_dims(dims)?;
+                if s.numel() != input.numel() {
+                    return Err(Error::Architecture(format!(
+                        "the graph's input {} does not hold the model's {} values",
+                        s.describe(),
+                        input.numel()
+                    )));
+                }
+                s
+            }
+            None => input,
+        };
+        if spec.nodes.is_empty() || spec.nodes.len() > MAX_NODES {
+            return Err(Error::Architecture(format!(
+                "a graph needs 1 to {MAX_NODES} nodes, this one has {}",
+                spec.nodes.len()
+            )));
+        }
+        let mut shapes = vec![input];
+        let mut uses = vec![0usize; spec.nodes.len() + 1];
+        let mut steps: Vec<Step> = Vec::with_capacity(spec.nodes.len());
+        for (i, ns) in spec.nodes.iter().enumerate() {
+            let op = ns.op.name();
+            let err = |msg: String| arch_err(i, op, msg);
+            let arity = ns.op.arity();
+            let arity_ok = if arity == usize::MAX {
+                !ns.inputs.is_empty()
+            } else {
+                ns.inputs.len() == arity
+            };
+            if !arity_ok {
+                return Err(err(format!(
+                    "takes {} inputs, got {}",
+                    if arity == usize::MAX {
+                        "one or more".to_string()
+                    } else {
+                        arity.to_string()
+                    },
+                    ns.inputs.len()
+                )));
+            }
+            if let Some(&bad) = ns.inputs.iter().find(|&&v| v > i) {
+                return Err(err(format!(
+                    "reads value {bad}, which is not computed before it (values 0..={i})"
+                )));
+            }
+            for &v in &ns.inputs {
+                uses[v] += 1;
+            }
+            let ins: Vec<ValueShape> = ns.inputs.iter().map(|&v| shapes[v]).collect();
+            let x = ins[0];
+            let pvb = vb.pp(&ns.name);
+            let needs_name = || -> Result<()> {
+                if ns.name.is_empty() {
+                    Err(err("needs a name for its parameters".into()))
+                } else {
+                    Ok(())
+                }
+            };
+            let image = |s: ValueShape| -> Result<(usize, usize, usize)> {
+                match s {
+                    ValueShape::Image(c, h, w) => Ok((c, h, w)),
+                    ValueShape::Flat(d) => Err(err(format!(
+                        "needs an image input, got a flat [{d}] (add an unflatten node)"
+                    ))),
+                }
+            };
+            let width_ok = |w: usize| -> Result<()> {
+                if w == 0 || w > MAX_WIDTH {
+                    Err(err(format!("width {w} is out of range 1..={MAX_WIDTH}")))
+                } else {
+                    Ok(())
+                }
+            };
+            let (node, shape) = match &ns.op {
+                Op::Linear { out, bias } => {
+                    needs_name()?;
+                    width_ok(*out)?;
+                    let d = match x {
+                        ValueShape::Flat(d) => d,
+                        other => {
+                            return Err(err(format!(
+                                "needs a flat input, got an image {} (add a flatten node)",
+                                other.describe()
+                            )));
+                        }
+                    };
+                    (
+                        Node::Linear(Linear::with_bias(&pvb, d, *out, *bias)?),
+                        ValueShape::Flat(*out),
+                    )
+                }
+                Op::Conv2d {
+                    out,
+                    kernel,
+                    stride,
+                    padding,
+                    bias,
+                } => {
+                    needs_name()?;
+                    width_ok(*out)?;
+                    if *kernel == 0 || *kernel > 15 || *stride == 0 || *stride > 8 || *padding > 15
+                    {
+                        return Err(err(format!(
+                            "kernel {kernel}, stride {stride}, padding {padding} out of range (kernel 1..=15, stride 1..=8, padding 0..=15)"
+                        )));
+                    }
+                    let conv =
+                        Conv2d::new(&pvb, image(x)?, *out, *kernel, *stride, *padding, *bias)?;
+                    let (c, h, w) = conv.out_shape;
+                    (Node::Conv(conv), ValueShape::Image(c, h, w))
+                }
+                Op::Add | Op::Sub | Op::Mul => {
+                    if ins[0] != ins[1] {
+                        return Err(err(format!(
+                            "operands differ in shape: {} and {}",
+                            ins[0].describe(),
+                            ins[1].describe()
+                        )));
+                    }
+                    let node = match ns.op {
+                        Op::Add => Node::Add,
+                        Op::Sub => Node::Sub,
+                        _ => Node::Mul,
+                    };
+                    (node, x)
+                }
+                Op::Concat => match x {
+                    ValueShape::Flat(_) => {
+                        let mut d = 0;
+                        for s in &ins {
+                            match s {
+                                ValueShape::Flat(k) => d += k,
+                                other => {
+                                    return Err(err(format!(
+                                        "cannot join a flat value with an image {}",
+                                        other.describe()
+                                    )));
+                                }
+                            }
+                        }
+                        (Node::Concat, ValueShape::Flat(d))
+                    }
+                    ValueShape::Image(_, h, w) => {
+                        let mut c = 0;
+                        for s in &ins {
+                            match *s {
+                                ValueShape::Image(k, hh, ww) if hh == h && ww == w => c += k,
+                                other => {
+                                    return Err(err(format!(
+                                        "joins images along channels, their sizes must match: [_, {h}, {w}] and {}",
+                                        other.describe()
+                                    )));
+                                }
+                            }
+                        }
+                        (Node::Concat, ValueShape::Image(c, h, w))
+                    }
+                },
+                Op::Flatten => (Node::Flatten, ValueShape::Flat(x.numel())),
+                Op::Unflatten { shape } => {
+                    let [c, h, w] = *shape;
+                    if c * h * w != x.numel() || c == 0 {
+                        return Err(err(format!(
+                            "cannot view {} values as [{c}, {h}, {w}]",
+                            x.numel()
+                        )));
+                    }
+                    (Node::Unflatten, ValueShape::Image(c, h, w))
+                }
+                Op::Upsample { scale } => {
+                    let (c, h, w) = image(x)?;
+                    if *scale == 0 || *scale > 16 {
+                        return Err(err(format!("scale {scale} out of range 1..=16")));
+                    }
+                    (
+                        Node::Upsample(*scale),
+                        ValueShape::Image(c, h * scale, w * scale),
+                    )
+                }
+                Op::AvgPool { kernel } => {
+                    let (c, h, w) = image(x)?;
+                    if *kernel == 0 || *kernel > h || *kernel > w {
+                        return Err(err(format!("kernel {kernel} does not fit a {h}x{w} image")));
+                    }
+                    (
+                        Node::AvgPool(*kernel, *kernel),
+                        ValueShape::Image(c, h / kernel, w / kernel),
+                    )
+                }
+                Op::GlobalAvgPool => {
+                    let (c, h, w) = image(x)?;
+                    (Node::AvgPool(h, w), ValueShape::Image(c, 1, 1))
+                }
+                Op::GroupNorm { groups, eps } => {
+                    needs_name()?;
+                    let (c, _, _) = image(x)?;
+                    if *groups == 0 || c % groups != 0 {
+                        return Err(err(format!("{groups} groups do not divide {c} channels")));
+                    }
+                    if !(eps.is_finite() && *eps > 0.0) {
+                        return Err(err(format!("eps {eps} must be positive")));
+                    }
+                    let gamma = pvb.get_with_hints(c, "weight", Init::Const(1.0))?;
+                    let beta = pvb.get(c, "bias")?;
+                    (
+                        Node::Norm {
+                            groups: *groups,
+                            eps: *eps,
+                            gamma,
+                            beta,
+                        },
+                        x,
+                    )
+                }
+                Op::LayerNorm { eps } => {
+                    needs_name()?;
+                    let d = match x {
+                        ValueShape::Flat(d) => d,
+                        other => {
+                            return Err(err(format!(
+                                "normalises flat values, got an image {} (use group_norm with one group)",
+                                other.describe()
+                            )));
+                        }
+                    };
+                    if !(eps.is_finite() && *eps > 0.0) {
+                        return Err(err(format!("eps {eps} must be positive")));
+                    }
+                    let gamma = pvb.get_with_hints(d, "weight", Init::Const(1.0))?;
+                    let beta = pvb.get(d, "bias")?;
+                    (
+                        Node::Norm {
+                            groups: 1,
+                            eps: *eps,
+                            gamma,
+                            beta,
+                        },
+                        x,
+                    )
+                }
+                Op::BatchNorm { eps } => {
+                    needs_name()?;
+                    let c = match x {
+                        ValueShape::Flat(d) => d,
+                        ValueShape::Image(c, _, _) => c,
+                    };
+                    if !(eps.is_finite() && *eps > 0.0) {
+                        return Err(err(format!("eps {eps} must be positive")));
+                    }
+                    let gamma = pvb.get_with_hints(c, "weight", Init::Const(1.0))?;
+                    let beta = pvb.get(c, "bias")?;
+                    let mean = pvb.get(c, "running_mean")?;
+                    let var = pvb.get_with_hints(c, "running_var", Init::Const(1.0))?;
+                    let scale = (gamma / (var + *eps)?.sqrt()?)?;
+                    let shift = (beta - (mean * &scale)?)?;
+                    (Node::ChannelAffine { scale, shift }, x)
+                }
+                Op::ChannelMul | Op::ChannelAdd => {
+                    needs_name()?;
+                    let c = match x {
+                        ValueShape::Flat(d) => d,
+                        ValueShape::Image(c, _, _) => c,
+                    };
+                    let node = if matches!(ns.op, Op::ChannelMul) {
+                        let scale = pvb.get_with_hints(c, "weight", Init::Const(1.0))?;
+                        let shift = scale.zeros_like()?;
+                        Node::ChannelAffine { scale, shift }
+                    } else {
+                        let shift = pvb.get(c, "bias")?;
+                        let scale = shift.ones_like()?;
+                        Node::ChannelAffine { scale, shift }
+                    };
+                    (node, x)
+                }
+                Op::Affine { mul, add } => {
+                    if !(mul.is_finite() && add.is_finite()) {
+                        return Err(err(format!("constants {mul}, {add} must be finite")));
+                    }
+                    (Node::Affine(*mul, *add), x)
+                }
+                Op::ReduceSum => (Node::Reduce { mean: false }, ValueShape::Flat(1)),
+                Op::ReduceMean => (Node::Reduce { mean: true }, ValueShape::Flat(1)),
+                other => match other.activation() {
+                    Some(a) => {
+                        if let Activation::Softplus(b) = a
+                            && !(b.is_finite() && b > 0.0)
+                        {
+                            return Err(err(format!("beta {b} must be positive")));
+                        }
+                        (Node::Act(a), x)
+                    }
+                    None => return Err(err("is not supported here".into())),
+                },
+            };
+            if shape.numel() == 0 || shape.numel() > MAX_VALUE_ELEMS {
+                return Err(err(format!(
+                    "output {} has {} values per sample (allowed 1..={MAX_VALUE_ELEMS})",
+                    shape.describe(),
+                    shape.numel()
+                )));
+            }
+            shapes.push(shape);
+            steps.push(Step {
+                node,
+                inputs: ns.inputs.clone(),
+                shape,
+                op,
+            });
+        }
+        uses[spec.nodes.len()] += 1;
+        Ok(Self { steps, input, uses })
+    }
+
+    /// Shape of one input.
+    pub fn input_shape(&self) -> ValueShape {
+        self.input
+    }
+
+    /// Shape of one output.
+    pub fn output_shape(&self) -> ValueShape {
+        self.steps.last().map_or(self.input, |s| s.shape)
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Whether the graph has no nodes (never true for a built graph).
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// `(op name, output shape)` of each node, for `inspect`.
+    pub fn describe_nodes(&self) -> Vec<(&'static str, ValueShape)> {
+        self.steps.iter().map(|s| (s.op, s.shape)).collect()
+    }
+
+    /// Whether the graph has convolutions.
+    pub fn has_conv(&self) -> bool {
+        self.steps.iter().any(|s| matches!(s.node, Node::Conv(_)))
+    }
+
+    /// The dense layers, for decisions about how to split a batch.
+    pub fn linears(&self) -> impl Iterator<Item = &Linear> {
+        self.steps.iter().filter_map(|s| match &s.node {
+            Node::Linear(l) => Some(l),
+            _ => None,
+        })
+    }
+
+    /// The convolution layers.
+    pub fn convs(&self) -> impl Iterator<Item = &Conv2d> {
+        self.steps.iter().filter_map(|s| match &s.node {
+            Node::Conv(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// Multiply-adds of one forward pass for one input (dense and convolution layers).
+    pub fn macs(&self) -> usize {
+        self.steps
+            .iter()
+            .map(|s| match (&s.node, s.shape) {
+                (Node::Linear(l), _) => l.weight.elem_count(),
+                (Node::Conv(c), ValueShape::Image(_, h, w)) => c.weight.elem_count() * h * w,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// `x: [N, d_in] -> [N, d_out]` (flat, channels-first), keeping what the VJP needs.
+    pub fn forward_cached(&self, x: &Tensor) -> Result<(Tensor, GraphCache)> {
+        self.forward_layout(x, cpu_fast_path(x))
+    }
+
+    /// [`Graph::forward_cached`] with images channels-last (`nhwc`, the CPU kernels) or channels-first.
+    fn forward_layout(&self, x: &Tensor, nhwc: bool) -> Result<(Tensor, GraphCache)> {
+        let n = x.dim(0)?;
+        let lay = Layout { n, nhwc };
+        let mut values: Vec<Option<Tensor>> = Vec::with_capacity(self.steps.len() + 1);
+        values.push(Some(lay.image_of(x, self.input)?));
+        let mut saved: Vec<Saved> = Vec::with_capacity(self.steps.len());
+        // Readers still to come of each value: a value is dropped after its last reader, as a hand-written chain
+        // would, so that big batches keep only what the VJP needs.
+        let mut pending = self.uses.clone();
+        let mut i = 0;
+        while i < self.steps.len() {
+            let step = &self.steps[i];
+            let arg = |k: usize| -> Result<&Tensor> {
+                values[step.inputs[k]]
+                    .as_ref()
+                    .ok_or_else(|| Error::Unsupported("graph value used after fusion".into()))
+            };
+            // Linear + SiLU as one panel product (the linear's output has no other reader).
+            if let Node::Linear(lin) = &step.node
+                && let Some(next) = self.steps.get(i + 1)
+                && matches!(next.node, Node::Act(Activation::Silu))
+                && next.inputs == [i + 1]
+                && self.uses[i + 1] == 1
+                && let Some((a, d)) = lin.forward_silu(arg(0)?)?
+            {
+                let x = step.inputs[0];
+                pending[x] -= 1;
+                if pending[x] == 0 {
+                    values[x] = None;
+                }
+                values.push(None);
+                saved.push(Saved::None);
+                values.push(Some(a));
+                saved.push(Saved::Deriv(d));
+                i += 2;
+                continue;
+            }
+            let (y, s) = match &step.node {
+                Node::Linear(lin) => (lin.forward(arg(0)?)?, Saved::None),
+                Node::Conv(conv) => {
+                    if nhwc {
+                        let wm = conv.weight_matrix()?;
+                        (conv.forward_nhwc(arg(0)?, &wm)?, Saved::ConvWm(wm))
+                    } else {
+                        (conv.forward(arg(0)?)?, Saved::None)
+                    }
+                }
+                Node::Act(a) => {
+                    let (y, d) = a.apply(arg(0)?)?;
+                    (y, Saved::Deriv(d))
+                }
+                Node::Add => ((arg(0)? + arg(1)?)?, Saved::None),
+                Node::Sub => ((arg(0)? - arg(1)?)?, Saved::None),
+                Node::Mul => {
+                    let (a, b) = (arg(0)?.clone(), arg(1)?.clone());
+                    ((&a * &b)?, Saved::Operands(a, b))
+                }
+                Node::Concat => {
+                    let parts = (0..step.inputs.len())
+                        .map(|k| arg(k).cloned())
+                        .collect::<Result<Vec<_>>>()?;
+                    let axis = lay.feature_axis(step.shape);
+                    (Tensor::cat(&parts, axis)?, Saved::None)
+                }
+                Node::Flatten => (lay.flat_of(arg(0)?)?, Saved::None),
+                Node::Unflatten => (lay.image_of(arg(0)?, step.shape)?, Saved::None),
+                Node::Upsample(s) => (lay.upsample(arg(0)?, *s)?, Saved::None),
+                Node::AvgPool(kh, kw) => (lay.avg_pool(arg(0)?, *kh, *kw)?, Saved::None),
+                Node::Norm {
+                    groups,
+                    eps,
+                    gamma,
+                    beta,
+                } => {
+                    let x = arg(0)?;
+                    let view = lay.group_view(x, *groups)?;
+                    let axes = lay.group_axes(x.rank());
+                    let mean = view.mean_keepdim(axes.clone())?;
+                    let centred = view.broadcast_sub(&mean)?;
+                    let var = centred.sqr()?.mean_keepdim(axes)?;
+                    let inv_std = (var + *eps)?.sqrt()?.recip()?;
+                    let xhat = centred.broadcast_mul(&inv_std)?;
+                    let y = xhat
+                        .reshape(x.shape())?
+                        .broadcast_mul(&lay.per_channel(gamma, x.rank())?)?
+                        .broadcast_add(&lay.per_channel(beta, x.rank())?)?;
+                    (y, Saved::Norm(xhat, inv_std))
+                }
+                Node::ChannelAffine { scale, shift } => {
+                    let x = arg(0)?;
+                    let y = x
+                        .broadcast_mul(&lay.per_channel(scale, x.rank())?)?
+                        .broadcast_add(&lay.per_channel(shift, x.rank())?)?;
+                    (y, Saved::None)
+                }
+                Node::Affine(m, a) => (arg(0)?.affine(*m, *a)?, Saved::None),
+                Node::Reduce { mean } => {
+                    let x = arg(0)?;
+                    let s = x.flatten_from(1)?.sum_keepdim(1)?;
+                    let count = x.elem_count() / n.max(1);
+                    let y = if *mean { (s / count as f64)? } else { s };
+                    (y, Saved::Dims(x.dims().to_vec()))
+                }
+            };
+            for &v in &step.inputs {
+                pending[v] -= 1;
+                if pending[v] == 0 {
+                    values[v] = None;
+                }
+            }
+            values.push(Some(y));
+            saved.push(s);
+            i += 1;
+        }
+        let out = values
+            .pop()
+            .flatten()
+            .ok_or_else(|| Error::Unsupported("graph has no output".into()))?;
+        let out = match self.output_shape() {
+            ValueShape::Image(..) => lay.flat_of(&out)?,
+            ValueShape::Flat(_) => out,
+        };
+        Ok((out, GraphCache { saved, nhwc }))
+    }
+
+    /// Vector-Jacobian product: `g: [N, d_out] -> g d(out)/d(x): [N, d_in]`.
+    pub fn vjp(&self, cache: &GraphCache, g: &Tensor) -> Result<Tensor> {
+        let mismatch = || Error::Unsupported("network cache does not match".into());
+        if cache.saved.len() != self.steps.len() {
+            return Err(mismatch());
+        }
+        let n = g.dim(0)?;
+        let lay = Layout {
+            n,
+            nhwc: cache.nhwc,
+        };
+        let mut grads: Vec<Option<Tensor>> = vec![None; self.steps.len() + 1];
+        grads[self.steps.len()] = Some(lay.image_of(g, self.output_shape())?);
+        let mut done = vec![false; self.steps.len()];
+        let shape_of = |v: usize| {
+            if v == 0 {
+                self.input
+            } else {
+                self.steps[v - 1].shape
+            }
+        };
+        for i in (0..self.steps.len()).rev() {
+            if done[i] {
+                continue;
+            }
+            let step = &self.steps[i];
+            let Some(g) = grads[i + 1].take() else {
+                continue;
+            };
+            let x0 = step.inputs[0];
+            match (&step.node, &cache.saved[i]) {
+                (Node::Linear(lin), _) => {
+                    // Fold the derivative of the activation below into this VJP when it is only read here.
+                    if x0 > 0
+                        && self.uses[x0] == 1
+                        && let Saved::Deriv(d) = &cache.saved[x0 - 1]
+                        && d.rank() == 2
+                        && let Some(gd) = lin.vjp_mul(&g, d)?
+                    {
+                        done[x0 - 1] = true;
+                        let below = self.steps[x0 - 1].inputs[0];
+                        accumulate(&mut grads, below, gd)?;
+                        continue;
+                    }
+                    accumulate(&mut grads, x0, lin.vjp(&g)?)?;
+                }
+                (Node::Conv(conv), Saved::ConvWm(wm)) => {
+                    accumulate(&mut grads, x0, conv.vjp_nhwc(&g, wm)?)?;
+                }
+                (Node::Conv(conv), _) => accumulate(&mut grads, x0, conv.vjp(&g)?)?,
+                (Node::Act(_), Saved::Deriv(d)) => accumulate(&mut grads, x0, (g * d)?)?,
+                (Node::Add, _) => {
+                    accumulate(&mut grads, step.inputs[1], g.clone())?;
+                    accumulate(&mut grads, x0, g)?;
+                }
+                (Node::Sub, _) => {
+                    accumulate(&mut grads, step.inputs[1], g.neg()?)?;
+                    accumulate(&mut grads, x0, g)?;
+                }
+                (Node::Mul, Saved::Operands(a, b)) => {
+                    accumulate(&mut grads, step.inputs[1], (&g * a)?)?;
+                    accumulate(&mut grads, x0, (g * b)?)?;
+                }
+                (Node::Concat, _) => {
+                    let axis = lay.feature_axis(step.shape);
+                    let mut start = 0;
+                    for &v in &step.inputs {
+                        let len = match shape_of(v) {
+                            ValueShape::Flat(d) => d,
+                            ValueShape::Image(c, _, _) => c,
+                        };
+                        accumulate(&mut grads, v, g.narrow(axis, start, len)?.contiguous()?)?;
+                        start += len;
+                    }
+                }
+                (Node::Flatten, _) => accumulate(&mut grads, x0, lay.image_of(&g, shape_of(x0))?)?,
+                (Node::Unflatten, _) => accumulate(&mut grads, x0, lay.flat_of(&g)?)?,
+                (Node::Upsample(s), _) => accumulate(&mut grads, x0, lay.upsample_vjp(&g, *s)?)?,
+                (Node::AvgPool(kh, kw), _) => {
+                    let ValueShape::Image(_, h, w) = shape_of(x0) else {
+                        return Err(mismatch());
+                    };
+                    accumulate(&mut grads, x0, lay.avg_pool_vjp(&g, *kh, *kw, h, w)?)?;
+                }
+                (Node::Norm { groups, gamma, .. }, Saved::Norm(xhat, inv_std)) => {
+                    let rank = g.rank();
+                    let gx = g.broadcast_mul(&lay.per_channel(gamma, rank)?)?;
+                    let gv = lay.group_view(&gx, *groups)?;
+                    let axes = lay.group_axes(rank);
+                    let m1 = gv.mean_keepdim(axes.clone())?;
+                    let m2 = (&gv * xhat)?.mean_keepdim(axes)?;
+                    let inner = (gv.broadcast_sub(&m1)? - xhat.broadcast_mul(&m2)?)?;
+                    let gx = inner.broadcast_mul(inv_std)?.reshape(g.shape())?;
+                    accumulate(&mut grads, x0, gx)?;
+                }
+                (Node::ChannelAffine { scale, .. }, _) => {
+                    let gx = g.broadcast_mul(&lay.per_channel(scale, g.rank())?)?;
+                    accumulate(&mut grads, x0, gx)?;
+                }
+                (Node::Affine(m, _), _) => accumulate(&mut grads, x0, (g * *m)?)?,
+                (Node::Reduce { mean }, Saved::Dims(dims)) => {
+                    let count: usize = dims.iter().skip(1).product();
+                    let g = if *mean { (g / count as f64)? } else { g };
+                    let gx = g
+                        .broadcast_as((n, count))?
+                        .contiguous()?
+                        .reshape(dims.as_slice())?;
+                    accumulate(&mut grads, x0, gx)?;
+                }
+                _ => return Err(mismatch()),
+            }
+        }
+        match grads[0].take() {
+            Some(g) => match self.input {
+                ValueShape::Image(..) => lay.flat_of(&g),
+                ValueShape::Flat(_) => Ok(g),
+            },
+            None => Ok(Tensor::zeros(
+                (n, self.input.numel()),
+                g.dtype(),
+                g.device(),
+            )?),
+        }
+    }
+}
+
+fn accumulate(grads: &mut [Option<Tensor>], v: usize, g: Tensor) -> Result<()> {
+    let slot = &mut grads[v];
+    *slot = Some(match slot.take() {
+        Some(prev) => (prev + g)?,
+        None => g,
+    });
+    Ok(())
+}
+
+/// How image values are laid out in one pass.
+#[derive(Clone, Copy)]
+struct Layout {
+    n: usize,
+    nhwc: bool,
+}
+
+impl Layout {
+    /// Flat channels-first `[N, c h w]` to this pass's layout for `shape` (flat stays flat).
+    fn image_of(self, x: &Tensor, shape: ValueShape) -> Result<Tensor> {
+        match shape {
+            ValueShape::Flat(_) => Ok(x.clone()),
+            ValueShape::Image(c, h, w) => {
+                let x = x.reshape((self.n, c, h, w))?;
+                if self.nhwc {
+                    Ok(x.permute((0, 2, 3, 1))?.contiguous()?)
+                } else {
+                    Ok(x)
+                }
+            }
+        }
+    }
+
+    /// An image value to flat channels-first `[N, c h w]`.
+    fn flat_of(self, x: &Tensor) -> Result<Tensor> {
+        if x.rank() != 4 {
+            return Ok(x.clone());
+        }
+        let x = if self.nhwc {
+            x.permute((0, 3, 1, 2))?
+        } else {
+            x.clone()
+        };
+        Ok(x.flatten_from(1)?)
+    }
+
+    /// The axis that holds channels (images) or features (flat).
+    fn feature_axis(&self, shape: ValueShape) -> usize {
+        match (shape, self.nhwc) {
+            (ValueShape::Flat(_), _) => 1,
+            (ValueShape::Image(..), true) => 3,
+            (ValueShape::Image(..), false) => 1,
+        }
+    }
+
+    /// Spatial axes `(h, w)`.
+    fn spatial(&self) -> (usize, usize) {
+        if self.nhwc { (1, 2) } else { (2, 3) }
+    }
+
+    fn upsample(&self, x: &Tensor, s: usize) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let (ah, aw) = self.spatial();
+        let mut expanded = dims.clone();
+        expanded.insert(aw + 1, 1);
+        expanded.insert(ah + 1, 1);
+        let mut target = expanded.clone();
+        target[ah + 1] = s;
+        target[aw + 2] = s;
+        let mut out = dims;
+        out[ah] *= s;
+        out[aw] *= s;
+        Ok(x.reshape(expanded)?
+            .broadcast_as(target)?
+            .contiguous()?
+            .reshape(out)?)
+    }
+
+    fn upsample_vjp(&self, g: &Tensor, s: usize) -> Result<Tensor> {
+        let dims = g.dims().to_vec();
+        let (ah, aw) = self.spatial();
+        let mut split = dims.clone();
+        split[ah] /= s;
+        split[aw] /= s;
+        split.insert(aw + 1, s);
+        split.insert(ah + 1, s);
+        Ok(g.reshape(split)?.sum((ah + 1, aw + 2))?)
+    }
+
+    fn avg_pool(&self, x: &Tensor, kh: usize, kw: usize) -> Result<Tensor> {
+        let (ah, aw) = self.spatial();
+        let dims = x.dims().to_vec();
+        let (oh, ow) = (dims[ah] / kh, dims[aw] / kw);
+        let x = x.narrow(ah, 0, oh * kh)?.narrow(aw, 0, ow * kw)?;
+        let mut split = dims.clone();
+        split[ah] = oh;
+        split[aw] = ow;
+        split.insert(aw + 1, kw);
+        split.insert(ah + 1, kh);
+        Ok(x.contiguous()?.reshape(split)?.mean((ah + 1, aw + 2))?)
+    }
+
+    fn avg_pool_vjp(&self, g: &Tensor, kh: usize, kw: usize, h: usize, w: usize) -> Result<Tensor> {
+        let (ah, aw) = self.spatial();
+        let dims = g.dims().to_vec();
+        let mut expanded = dims.clone();
+        expanded.insert(aw + 1, 1);
+        expanded.insert(ah + 1, 1);
+        let mut target = expanded.clone();
+        target[ah + 1] = kh;
+        target[aw + 2] = kw;
+        let mut out = dims.clone();
+        out[ah] *= kh;
+        out[aw] *= kw;
+        let up = (g
+            .reshape(expanded)?
+            .broadcast_as(target)?
+            .contiguous()?
+            .reshape(out.clone())?
+            / (kh * kw) as f64)?;
+        Ok(up
+            .pad_with_zeros(ah, 0, h - out[ah])?
+            .pad_with_zeros(aw, 0, w - out[aw])?)
+    }
+
+    /// A per-channel (images) or per-feature (flat) vector `[c]` shaped to broadcast against a value of `rank`.
+    fn per_channel(&self, v: &Tensor, rank: usize) -> Result<Tensor> {
+        let c = v.dim(0)?;
+        Ok(match (rank, self.nhwc) {
+            (4, true) => v.reshape((1, 1, 1, c))?,
+            (4, false) => v.reshape((1, c, 1, 1))?,
+            _ => v.reshape((1, c))?,
+        })
+    }
+
+    /// The value regrouped so that each normalisation group is reduced over [`Layout::group_axes`].
+    fn group_view(&self, x: &Tensor, groups: usize) -> Result<Tensor> {
+        if x.rank() != 4 {
+            return Ok(x.reshape((self.n, 1, x.elem_count() / self.n.max(1)))?);
+        }
+        let dims = x.dims4()?;
+        Ok(if self.nhwc {
+            let (_, h, w, c) = dims;
+            x.reshape((self.n, h * w, groups, c / groups))?
+        } else {
+            let (_, c, h, w) = dims;
+            x.reshape((self.n, groups, c / groups * h * w))?
+        })
+    }
+
+    fn group_axes(&self, rank: usize) -> Vec<usize> {
+        if rank == 4 && self.nhwc {
+            vec![1, 3]
+        } else {
+            vec![2]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
