@@ -23,6 +23,9 @@ pub enum Error {
     /// A convergence diagnostic could not be computed.
     #[error(transparent)]
     Diagnostics(#[from] DiagnosticsError),
+    /// An ONNX file could not be imported.
+    #[error(transparent)]
+    Onnx(#[from] crate::onnx::OnnxError),
     /// The checkpoint's tensors do not fit its architecture.
     #[error("checkpoint does not match its architecture: {0}")]
     Architecture(String),

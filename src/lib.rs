@@ -15,6 +15,7 @@ pub mod error;
 pub mod lab;
 pub mod models;
 pub mod nn;
+pub mod onnx;
 pub mod parallel;
 pub mod parity;
 pub mod quality;

@@ -12,6 +12,7 @@ use walkjump::data::{Dataset, Split};
 use walkjump::models::checkpoint::inspect;
 use walkjump::models::load::read_checkpoint_bytes;
 use walkjump::models::{Model, ScoreModel, ZMode};
+use walkjump::onnx::ImportOptions;
 use walkjump::render::{Grid, write_atomic};
 use walkjump::run::{self, EvalResult, evaluate, noisy_batch};
 use walkjump::sampling::chain::jump_of_jump;
@@ -48,7 +49,46 @@ struct Common {
     /// Seed for every random draw.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    #[command(flatten)]
+    onnx: OnnxArgs,
 }
+
+/// What an `.onnx` model is when its metadata does not say (`walkjump.role`, `walkjump.sigma`, `walkjump.shape`).
+#[derive(Args, Clone, Default)]
+struct OnnxArgs {
+    /// ONNX only: what the network computes: energy f(y) -> [N], denoiser D(y), or score s(y).
+    #[arg(long, value_enum)]
+    role: Option<walkjump::onnx::Role>,
+    /// ONNX only: the noise level sigma the network was trained for.
+    #[arg(long = "onnx-sigma", value_name = "SIGMA")]
+    onnx_sigma: Option<f64>,
+    /// ONNX only: shape c,h,w of one clean sample (e.g. 3,32,32).
+    #[arg(long = "onnx-shape", value_name = "C,H,W")]
+    onnx_shape: Option<String>,
+    /// ONNX only: number of noisy measurements M the network reads.
+    #[arg(long = "onnx-measurements", value_name = "M")]
+    onnx_measurements: Option<usize>,
+}
+
+impl OnnxArgs {
+    fn options(&self) -> Result<ImportOptions> {
+        let shape = match &self.onnx_shape {
+            Some(s) => Some(
+                walkjump::onnx::parse_shape(s).map_err(|e| anyhow::anyhow!("--onnx-shape: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(ImportOptions {
+            role: self.role,
+            sigma: self.onnx_sigma,
+            shape,
+            measurements: self.onnx_measurements,
+        })
+    }
+}
+
+/// The ONNX settings of this run's command line (set once in `dispatch`, read by `load_model`).
+static ONNX_OPTIONS: std::sync::OnceLock<ImportOptions> = std::sync::OnceLock::new();
 
 #[derive(Subcommand)]
 enum Command {
@@ -123,11 +163,26 @@ enum Command {
     /// Print a checkpoint's metadata, tensor table, parameter count and sha256.
     #[command(after_help = "Example:\n  walkjump inspect checkpoints/deen-mlp-s1.0.safetensors")]
     Inspect {
-        /// The checkpoint file.
+        /// The checkpoint file (.safetensors) or ONNX model (.onnx).
         file: PathBuf,
         /// Device: cpu, cuda, cuda:N or metal (accepted for uniformity: inspect reads metadata only, on the CPU).
         #[arg(long, default_value = "cpu")]
         device: String,
+        #[command(flatten)]
+        onnx: OnnxArgs,
+    },
+    /// Translate an ONNX model into a walkjump checkpoint (graph in `arch`, weights as tensors).
+    #[command(
+        after_help = "Examples:\n  walkjump convert model.onnx --out model.safetensors\n  walkjump convert unet.onnx --role denoiser --onnx-sigma 0.5 --onnx-shape 1,28,28 --out unet.safetensors"
+    )]
+    Convert {
+        /// The ONNX file.
+        file: PathBuf,
+        /// The checkpoint to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        onnx: OnnxArgs,
     },
 }
 
@@ -444,6 +499,17 @@ fn keep_freed_memory() {
 fn keep_freed_memory() {}
 
 fn dispatch(cli: Cli) -> Result<()> {
+    let onnx = match &cli.command {
+        Some(Command::Sample(a) | Command::Quality(a)) => Some(&a.common.onnx),
+        Some(Command::Nebula(a)) => Some(&a.common.onnx),
+        Some(Command::Eval(a)) => Some(&a.common.onnx),
+        Some(Command::Probe(a)) => Some(&a.common.onnx),
+        Some(Command::Inspect { onnx, .. } | Command::Convert { onnx, .. }) => Some(onnx),
+        _ => None,
+    };
+    if let Some(o) = onnx {
+        let _ = ONNX_OPTIONS.set(o.options()?);
+    }
     match cli.command {
         None => cmd_gui(GuiArgs {
             device: "cpu".into(),
@@ -460,8 +526,39 @@ fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::Bench(a)) => cmd_bench(a),
         Some(Command::Probe(a)) => cmd_probe(a),
         Some(Command::Parity(a)) => cmd_parity(a),
-        Some(Command::Inspect { file, device }) => {
+        Some(Command::Convert { file, out, .. }) => {
+            let opts = ONNX_OPTIONS.get().cloned().unwrap_or_default();
+            let (ckpt, _) = walkjump::onnx::checkpoint_from_file(&file, &opts)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            // Building the model checks every tensor against the graph before anything is written.
+            Model::from_checkpoint(&ckpt, &candle_core::Device::Cpu)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            ckpt.save(&out)
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "wrote {} ({} {}, sigma {}, {} parameters)",
+                out.display(),
+                ckpt.meta.kind.as_str(),
+                ckpt.meta.extra.get("onnx_role").map_or("", String::as_str),
+                ckpt.meta.sigma,
+                ckpt.param_count()
+            );
+            Ok(())
+        }
+        Some(Command::Inspect { file, device, .. }) => {
             cpu_only_command("inspect", &device)?;
+            if walkjump::onnx::is_onnx_path(&file) {
+                let opts = ONNX_OPTIONS.get().cloned().unwrap_or_default();
+                let bytes = walkjump::onnx::read_onnx_file(&file)?;
+                let imported = walkjump::onnx::import_bytes(&bytes, &opts)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                print!("{}", imported.describe(&opts));
+                println!(
+                    "sha256       {}",
+                    walkjump::models::checkpoint::sha256_hex(&bytes)
+                );
+                return Ok(());
+            }
             let bytes = read_checkpoint_bytes(&file)?;
             print!(
                 "{}",
@@ -567,7 +664,8 @@ fn cpu_only_command(name: &str, spec: &str) -> Result<()> {
 }
 
 fn load_model(path: &Path, device: &candle_core::Device) -> Result<Model> {
-    Model::load(path, device).map_err(|e| match e {
+    let opts = ONNX_OPTIONS.get().cloned().unwrap_or_default();
+    Model::load_with(path, device, &opts).map_err(|e| match e {
         // I/O errors already name the file.
         walkjump::Error::Io { .. } => anyhow::anyhow!(e),
         other => anyhow::anyhow!("{}: {other}", path.display()),

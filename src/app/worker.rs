@@ -20,7 +20,7 @@ use super::messages::{
 use crate::data::geometry::{ChiStats, chi_stats};
 use crate::data::{Dataset, Split};
 use crate::models::checkpoint::{Checkpoint, sha256_hex};
-use crate::models::load::read_checkpoint_bytes;
+use crate::models::load::read_model_file;
 use crate::models::{Model, ScoreModel};
 use crate::run::{Thinned, denoise_with, mixing, noisy_batch, recommended_sampler};
 use crate::sampling::chain::{Chain, ChainConfig, jump_of_jump};
@@ -292,11 +292,10 @@ impl Worker {
     }
 
     fn read_model(&self, path: &Path) -> crate::Result<(Model, usize, Arc<Vec<u8>>)> {
-        let bytes = read_checkpoint_bytes(path)?;
-        let ckpt = Checkpoint::from_bytes(&bytes)?;
-        let mut model = Model::from_checkpoint(&ckpt, &self.device)?;
-        model.sha256 = sha256_hex(&bytes);
-        Ok((model, ckpt.param_count(), Arc::new(bytes)))
+        let file = read_model_file(path, &crate::onnx::ImportOptions::default())?;
+        let mut model = Model::from_checkpoint(&file.checkpoint, &self.device)?;
+        model.sha256 = file.sha256;
+        Ok((model, file.checkpoint.param_count(), Arc::new(file.bytes)))
     }
 
     /// The device models, chains and flows live on.

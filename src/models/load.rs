@@ -12,6 +12,7 @@ use candle_nn::{Init, VarBuilder};
 use super::checkpoint::{Checkpoint, sha256_hex};
 use super::{Model, tensors_on_device};
 use crate::error::{Error, Result};
+use crate::onnx::ImportOptions;
 
 /// A backend over the checkpoint's tensors that remembers which names were asked for.
 struct TrackingBackend {
@@ -105,10 +106,18 @@ impl Model {
         Ok(model)
     }
 
-    /// Reads, validates and builds a checkpoint file; the model records the file's sha256.
+    /// Reads, validates and builds a model file (a checkpoint, or an `.onnx` file described by its own
+    /// metadata); the model records the file's sha256.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
-        let bytes = read_checkpoint_bytes(path)?;
-        Self::from_bytes(&bytes, device)
+        Self::load_with(path, device, &ImportOptions::default())
+    }
+
+    /// [`Model::load`] with settings for what an `.onnx` file does not say (role, sigma, shape).
+    pub fn load_with(path: &Path, device: &Device, opts: &ImportOptions) -> Result<Self> {
+        let file = read_model_file(path, opts)?;
+        let mut model = Self::from_checkpoint(&file.checkpoint, device)?;
+        model.sha256 = file.sha256;
+        Ok(model)
     }
 
     /// Validates and builds a checkpoint from its bytes.
@@ -117,6 +126,50 @@ impl Model {
         let mut model = Self::from_checkpoint(&ckpt, device)?;
         model.sha256 = sha256_hex(bytes);
         Ok(model)
+    }
+}
+
+/// A model file as read: the checkpoint, its safetensors bytes (for an `.onnx` file, of the translated checkpoint)
+/// and the sha256 of the file itself.
+#[derive(Debug)]
+pub struct ModelFile {
+    /// The validated checkpoint.
+    pub checkpoint: Checkpoint,
+    /// The checkpoint as safetensors bytes.
+    pub bytes: Vec<u8>,
+    /// sha256 of the file on disk.
+    pub sha256: String,
+}
+
+/// Reads a walkjump checkpoint, or translates an `.onnx` file (by extension) into one.
+pub fn read_model_file(path: &Path, opts: &ImportOptions) -> Result<ModelFile> {
+    if crate::onnx::is_onnx_path(path) {
+        let (checkpoint, sha256) =
+            crate::onnx::checkpoint_from_file(path, opts).map_err(|e| with_path(e, path))?;
+        let bytes = checkpoint.to_bytes()?;
+        return Ok(ModelFile {
+            checkpoint,
+            bytes,
+            sha256,
+        });
+    }
+    let bytes = read_checkpoint_bytes(path)?;
+    let checkpoint = Checkpoint::from_bytes(&bytes)?;
+    Ok(ModelFile {
+        sha256: sha256_hex(&bytes),
+        checkpoint,
+        bytes,
+    })
+}
+
+/// ONNX errors name a node but not the file; I/O errors already do.
+fn with_path(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Onnx(o) => Error::Onnx(crate::onnx::OnnxError::Model(format!(
+            "{}: {o}",
+            path.display()
+        ))),
+        other => other,
     }
 }
 

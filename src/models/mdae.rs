@@ -20,30 +20,42 @@ pub struct Mdae {
     pub sigma: f64,
     /// Number of measurements M.
     pub measurements: usize,
+    /// Factor applied to `y` before the network: `1 / sqrt(0.225^2 + sigma^2)` (seed 002), or 1 for imported
+    /// denoisers.
+    pub input_scale: f64,
 }
 
 impl Mdae {
-    /// Builds nu for `m` measurements of data of `shape = (c, h, w)`.
+    /// Builds nu for `m` measurements of data of `shape = (c, h, w)`; `scaled`: with seed 002's input scaling.
     pub fn new(
         vb: &VarBuilder,
         cfg: &NetConfig,
         shape: (usize, usize, usize),
         m: usize,
         sigma: f64,
+        scaled: bool,
     ) -> Result<Self> {
         let (c, h, w) = shape;
         let net = Net::new(&vb.pp("net"), cfg, (m * c, h, w), m * c * h * w)?;
+        let input_scale = if scaled {
+            1.0 / (DATA_SCALE * DATA_SCALE + sigma * sigma).sqrt()
+        } else {
+            1.0
+        };
         Ok(Self {
             net,
             sigma,
             measurements: m,
+            input_scale,
         })
     }
 
     /// `y: [N, M*d] -> nu(y): [N, M*d]`.
     pub fn nu(&self, y: &Tensor) -> Result<Tensor> {
-        let scale = 1.0 / (DATA_SCALE * DATA_SCALE + self.sigma * self.sigma).sqrt();
-        self.net.forward(&(y * scale)?)
+        if self.input_scale == 1.0 {
+            return self.net.forward(y);
+        }
+        self.net.forward(&(y * self.input_scale)?)
     }
 
     /// `y: [N, M*d] -> (nu(y) - y) / sigma^2: [N, M*d]`.

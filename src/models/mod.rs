@@ -70,6 +70,10 @@ pub struct Arch {
     /// and the network only has to learn the (bounded) clean estimate instead of the identity.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub quadratic: bool,
+    /// MDAE only: the network sees `y` as it is, without seed 002's input scaling (denoisers and score nets
+    /// imported from ONNX).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub raw_input: bool,
 }
 
 impl Arch {
@@ -83,6 +87,7 @@ impl Arch {
             prior_hidden: None,
             classes: None,
             quadratic: false,
+            raw_input: false,
         }
     }
 
@@ -160,7 +165,14 @@ impl Model {
             ModelKind::Deen => {
                 ModelInner::Deen(Deen::new(vb, &arch.net, shape, meta.sigma, arch.quadratic)?)
             }
-            ModelKind::Mdae => ModelInner::Mdae(Mdae::new(vb, &arch.net, shape, m, meta.sigma)?),
+            ModelKind::Mdae => ModelInner::Mdae(Mdae::new(
+                vb,
+                &arch.net,
+                shape,
+                m,
+                meta.sigma,
+                !arch.raw_input,
+            )?),
             ModelKind::Classifier => {
                 let classes = Arch::require(arch.classes, "classes", kind)?;
                 if !(2..=1000).contains(&classes) {

@@ -1,0 +1,288 @@
+//! ONNX import: four architecture families exported by `torch.onnx.export` (bench/onnx_families.py) against what
+//! PyTorch autograd computed for the same inputs, the native checkpoint written by `walkjump convert`, the CLI on
+//! an imported model, and hostile files.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use common::*;
+use walkjump::models::{Model, ScoreModel};
+use walkjump::onnx::{ImportOptions, OnnxError, Role, import_bytes, proto};
+use walkjump::sampling::rng::Rng;
+
+const FAMILIES: [&str; 4] = ["res_energy", "unet_denoiser", "colour_energy", "mlp_score"];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/onnx")
+        .join(name)
+}
+
+fn expected(name: &str) -> std::collections::HashMap<String, Tensor> {
+    candle_core::safetensors::load(
+        fixture(&format!("{name}.expected.safetensors")),
+        &Device::Cpu,
+    )
+    .expect("expected outputs")
+}
+
+/// Largest absolute difference, relative to the largest expected magnitude (at least 1).
+fn rel_err(got: &Tensor, want: &Tensor) -> f32 {
+    assert_eq!(got.dims(), want.dims(), "shapes");
+    let scale = want
+        .abs()
+        .and_then(|t| t.max_all())
+        .and_then(|t| t.to_scalar::<f32>())
+        .expect("scale")
+        .max(1.0);
+    (got - want)
+        .and_then(|d| d.abs())
+        .and_then(|d| d.max_all())
+        .and_then(|d| d.to_scalar::<f32>())
+        .expect("err")
+        / scale
+}
+
+/// Score and jump of each imported family equal PyTorch autograd's within 1e-4 (the energy too, where there is one).
+#[test]
+fn four_families_match_pytorch_autograd() {
+    for name in FAMILIES {
+        let model = Model::load(&fixture(&format!("{name}.onnx")), &Device::Cpu)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let want = expected(name);
+        let y = &want["y"];
+        let mut rng = Rng::new(0);
+        let (energy, score) = model.energy_and_score(y, &mut rng).expect("score");
+        let jump = model.jump(y, &mut rng).expect("jump");
+        let e_score = rel_err(&score, &want["score"]);
+        let e_jump = rel_err(&jump, &want["jump"]);
+        assert!(e_score < 1e-4, "{name}: score differs by {e_score}");
+        assert!(e_jump < 1e-4, "{name}: jump differs by {e_jump}");
+        if name.ends_with("energy") {
+            let f = energy
+                .expect("an energy")
+                .reshape(want["out"].shape())
+                .expect("f");
+            let e_f = rel_err(&f, &want["out"]);
+            assert!(e_f < 1e-4, "{name}: energy differs by {e_f}");
+        }
+        eprintln!("{name}: score {e_score:.1e}, jump {e_jump:.1e}");
+    }
+}
+
+/// `walkjump convert` writes a native checkpoint that gives the same scores as the ONNX file, and the sampler
+/// runs on it and on the ONNX file directly.
+#[test]
+fn convert_writes_a_checkpoint_that_scores_the_same_and_samples() {
+    let dir = temp_dir("onnx-convert");
+    let out = dir.join("unet.safetensors");
+    let src = fixture("unet_denoiser.onnx");
+    let o = walkjump(&[
+        "convert",
+        src.to_str().expect("utf8"),
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let a = Model::load(&src, &Device::Cpu).expect("onnx");
+    let b = Model::load(&out, &Device::Cpu).expect("converted");
+    let y = &expected("unet_denoiser")["y"];
+    let mut rng = Rng::new(1);
+    let (_, sa) = a.energy_and_score(y, &mut rng).expect("a");
+    let (_, sb) = b.energy_and_score(y, &mut rng).expect("b");
+    assert_eq!(rel_err(&sa, &sb), 0.0);
+    assert_eq!(
+        b.meta.extra.get("onnx_role").map(String::as_str),
+        Some("denoiser")
+    );
+    for model in [src.clone(), out.clone(), fixture("res_energy.onnx")] {
+        let strip = dir.join("strip.png");
+        let o = walkjump(&[
+            "sample",
+            "-c",
+            model.to_str().expect("utf8"),
+            "--chains",
+            "4",
+            "--steps",
+            "20",
+            "--out",
+            strip.to_str().expect("utf8"),
+        ]);
+        assert!(
+            o.status.success(),
+            "{}: {}",
+            model.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(strip.exists());
+    }
+}
+
+/// Without metadata the flags say what the file is; without either, one line says what to pass.
+#[test]
+fn role_and_sigma_come_from_flags_when_the_file_has_no_metadata() {
+    let bytes = std::fs::read(fixture("unet_denoiser.onnx")).expect("read");
+    let mut model = walkjump::onnx::parse(&bytes).expect("parse");
+    model.metadata_props.clear();
+    let bare = prost::Message::encode_to_vec(&model);
+    let imported = import_bytes(&bare, &ImportOptions::default()).expect("translate");
+    let err = imported
+        .to_checkpoint(&ImportOptions::default(), "bare.onnx")
+        .expect_err("no role");
+    assert!(
+        err.to_string().contains("--role denoiser or --role score"),
+        "{err}"
+    );
+    let err = imported
+        .to_checkpoint(
+            &ImportOptions {
+                role: Some(Role::Denoiser),
+                ..Default::default()
+            },
+            "bare.onnx",
+        )
+        .expect_err("no sigma");
+    assert!(err.to_string().contains("pass --sigma"), "{err}");
+    let ck = imported
+        .to_checkpoint(
+            &ImportOptions {
+                role: Some(Role::Denoiser),
+                sigma: Some(0.5),
+                ..Default::default()
+            },
+            "bare.onnx",
+        )
+        .expect("with flags");
+    assert_eq!(ck.meta.sigma, 0.5);
+    assert_eq!(
+        (
+            ck.meta.data.channels,
+            ck.meta.data.height,
+            ck.meta.data.width
+        ),
+        (1, 28, 28)
+    );
+
+    let dir = temp_dir("onnx-flags");
+    let path = dir.join("bare.onnx");
+    std::fs::write(&path, &bare).expect("write");
+    let o = walkjump(&["inspect", path.to_str().expect("utf8")]);
+    assert!(o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("missing"),
+        "inspect says what is missing"
+    );
+    let o = walkjump(&[
+        "sample",
+        "-c",
+        path.to_str().expect("utf8"),
+        "--role",
+        "denoiser",
+        "--onnx-sigma",
+        "0.5",
+        "--chains",
+        "2",
+        "--steps",
+        "5",
+        "--out",
+        dir.join("s.png").to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn node(op: &str, inputs: &[&str], output: &str) -> proto::NodeProto {
+    proto::NodeProto {
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.to_string()],
+        name: format!("{op}_0"),
+        op_type: op.to_string(),
+        ..Default::default()
+    }
+}
+
+fn input(name: &str, dims: &[i64]) -> proto::ValueInfoProto {
+    proto::ValueInfoProto {
+        name: name.to_string(),
+        r#type: Some(proto::TypeProto {
+            tensor_type: Some(proto::TensorTypeProto {
+                elem_type: 1,
+                shape: Some(proto::TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|&d| proto::Dimension {
+                            dim_value: d,
+                            dim_param: if d == 0 {
+                                "batch".into()
+                            } else {
+                                String::new()
+                            },
+                        })
+                        .collect(),
+                }),
+            }),
+        }),
+    }
+}
+
+fn model(nodes: Vec<proto::NodeProto>, opset: i64) -> proto::ModelProto {
+    proto::ModelProto {
+        ir_version: 8,
+        opset_import: vec![proto::OperatorSetIdProto {
+            domain: String::new(),
+            version: opset,
+        }],
+        graph: Some(proto::GraphProto {
+            node: nodes,
+            input: vec![input("y", &[0, 4])],
+            output: vec![input("out", &[0, 4])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Unsupported ops, wrong opsets, unknown inputs and garbage give one line naming the node, never a panic.
+#[test]
+fn hostile_files_are_refused_in_one_line() {
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (vec![], "the file is empty"),
+        (b"\xff\xff\xff\xff garbage".to_vec(), "not an ONNX model"),
+        (
+            prost::Message::encode_to_vec(&model(vec![node("Cos", &["y"], "out")], 20)),
+            "node 'Cos_0' (Cos): is not supported",
+        ),
+        (
+            prost::Message::encode_to_vec(&model(vec![node("Relu", &["y"], "out")], 3)),
+            "opset 3 is outside",
+        ),
+        (
+            prost::Message::encode_to_vec(&model(vec![node("Add", &["y", "w"], "out")], 20)),
+            "node 'Add_0' (Add): reads 'w', which no earlier node",
+        ),
+        (
+            prost::Message::encode_to_vec(&model(vec![node("ConvTranspose", &["y"], "out")], 20)),
+            "transposed convolutions",
+        ),
+        (
+            prost::Message::encode_to_vec(&model(vec![node("Relu", &["y"], "z")], 20)),
+            "output 'out' is never computed",
+        ),
+    ];
+    for (bytes, want) in cases {
+        let err = match import_bytes(&bytes, &ImportOptions::default()) {
+            Ok(_) => panic!("{want}: accepted"),
+            Err(e) => e,
+        };
+        let msg = err.to_string();
+        assert!(msg.contains(want), "{msg:?} should say {want:?}");
+        assert!(!msg.contains('\n'), "one line: {msg:?}");
+        let _: &OnnxError = &err;
+    }
+    // A truncated real file at many lengths: an error or (rarely) a smaller valid graph, never a panic.
+    let bytes = std::fs::read(fixture("res_energy.onnx")).expect("read");
+    for cut in (1..bytes.len()).step_by(997) {
+        let _ = import_bytes(&bytes[..cut], &ImportOptions::default());
+    }
+}
