@@ -722,8 +722,8 @@ fn cmd_nebula(a: NebulaArgs) -> Result<()> {
         |_| {},
     )?;
     let secs = t0.elapsed().as_secs_f64();
-    let (_, h, w) = model.data_shape();
-    let mut grid = Grid::new(h, w, 16);
+    let (c, h, w) = model.data_shape();
+    let mut grid = Grid::with_channels(c, h, w, 16);
     for f in &res.finals {
         grid.push(f);
     }
@@ -741,7 +741,7 @@ fn cmd_nebula(a: NebulaArgs) -> Result<()> {
     }
     grid.save_png(&a.out)?;
     if let Some(g) = &a.gallery {
-        let mut gal = Grid::new(h, w, 2);
+        let mut gal = Grid::with_channels(c, h, w, 2);
         for at in &res.attractors {
             gal.push(&at.image);
             match (train.as_ref(), at.nearest) {
@@ -855,7 +855,7 @@ fn cmd_denoise(a: DenoiseArgs) -> Result<()> {
         cols.push(run::denoise_with(m, &label, &batch, a.seed)?);
     }
     let spec = &data.spec;
-    let mut grid = Grid::new(spec.height, spec.width, 2 + cols.len());
+    let mut grid = Grid::with_channels(spec.channels, spec.height, spec.width, 2 + cols.len());
     for i in 0..batch.clean.len() {
         grid.push(&batch.clean[i]);
         grid.push(&batch.noisy[i][..data.dim()]);

@@ -1,13 +1,14 @@
-//! Turning batches of images into pictures: grids and film strips as 8-bit grey PNGs, and animated GIFs.
+//! Turning batches of images into pictures: grids and film strips as 8-bit PNGs (grey, or RGB for 3-channel
+//! images), and animated GIFs.
 
 use std::io::Cursor;
 use std::path::Path;
 
-use image::{ImageBuffer, Luma};
+use image::{DynamicImage, ImageBuffer, Luma, Rgb};
 
 use crate::error::{Error, Result};
 
-/// A grid of equally sized grey tiles, `cols` wide, with a 1-pixel mid-grey gutter.
+/// A grid of equally sized tiles, `cols` wide, with a 1-pixel mid-grey gutter; grey, or colour for 3 channels.
 #[derive(Clone, Debug)]
 pub struct Grid {
     /// Tile height.
@@ -16,8 +17,10 @@ pub struct Grid {
     pub width: usize,
     /// Tiles per row.
     pub cols: usize,
-    /// Tiles, each `[height * width]`, row-major; values are clamped to [0, 1] for display.
+    /// Tiles, each `[channels * height * width]`, channel-major; values are clamped to [0, 1] for display.
     pub tiles: Vec<Vec<f32>>,
+    /// 1 (grey) or 3 (RGB).
+    pub channels: usize,
 }
 
 impl Grid {
@@ -28,46 +31,93 @@ impl Grid {
             width,
             cols: cols.max(1),
             tiles: Vec::new(),
+            channels: 1,
         }
+    }
+
+    /// An empty grid of `c x height x width` tiles: RGB when `c = 3`, else the first channel in grey.
+    pub fn with_channels(c: usize, height: usize, width: usize, cols: usize) -> Self {
+        Self {
+            channels: if c == 3 { 3 } else { 1 },
+            ..Self::new(height, width, cols)
+        }
+    }
+
+    /// A grid for tiles like `sample` (a flat image of `h x w` pixels): colour when it holds exactly three planes.
+    pub fn like(sample: Option<&[f32]>, height: usize, width: usize, cols: usize) -> Self {
+        let c = match sample {
+            Some(t) if height * width > 0 && t.len() == 3 * height * width => 3,
+            _ => 1,
+        };
+        Self::with_channels(c, height, width, cols)
     }
 
     /// Appends a tile (missing pixels are black, extra ones ignored).
     pub fn push(&mut self, tile: &[f32]) {
-        let n = self.height * self.width;
+        let n = self.channels * self.height * self.width;
         let mut t = tile.iter().take(n).copied().collect::<Vec<_>>();
         t.resize(n, 0.0);
         self.tiles.push(t);
     }
 
-    /// Renders to an 8-bit grey image.
+    /// Renders to an 8-bit grey image (channel 0 of each tile).
     pub fn to_image(&self) -> ImageBuffer<Luma<u8>, Vec<u8>> {
+        let (w, h) = self.canvas();
+        let mut img = ImageBuffer::from_pixel(w as u32, h as u32, Luma([128u8]));
+        self.paint(|x, y, k, p| {
+            if k == 0 {
+                img.put_pixel(x, y, Luma([p]));
+            }
+        });
+        img
+    }
+
+    /// Renders to an 8-bit image: RGB for 3-channel tiles, else grey.
+    pub fn to_dynamic(&self) -> DynamicImage {
+        if self.channels != 3 {
+            return DynamicImage::ImageLuma8(self.to_image());
+        }
+        let (w, h) = self.canvas();
+        let mut img = ImageBuffer::from_pixel(w as u32, h as u32, Rgb([128u8, 128, 128]));
+        self.paint(|x, y, k, p| img.get_pixel_mut(x, y).0[k] = p);
+        DynamicImage::ImageRgb8(img)
+    }
+
+    fn canvas(&self) -> (usize, usize) {
         let rows = self.tiles.len().div_ceil(self.cols).max(1);
         let cols = self.cols.min(self.tiles.len().max(1));
-        let w = cols * (self.width + 1) + 1;
-        let h = rows * (self.height + 1) + 1;
-        let mut img = ImageBuffer::from_pixel(w as u32, h as u32, Luma([128u8]));
+        (cols * (self.width + 1) + 1, rows * (self.height + 1) + 1)
+    }
+
+    /// Calls `put(x, y, channel, value)` for every pixel of every tile.
+    fn paint(&self, mut put: impl FnMut(u32, u32, usize, u8)) {
+        let plane = self.height * self.width;
         for (k, tile) in self.tiles.iter().enumerate() {
             let (r, c) = (k / self.cols, k % self.cols);
             let (ox, oy) = (1 + c * (self.width + 1), 1 + r * (self.height + 1));
-            for y in 0..self.height {
-                for x in 0..self.width {
-                    let v = tile[y * self.width + x];
-                    let p = if v.is_finite() {
-                        (v.clamp(0.0, 1.0) * 255.0).round() as u8
-                    } else {
-                        0
-                    };
-                    img.put_pixel((ox + x) as u32, (oy + y) as u32, Luma([p]));
+            for ch in 0..self.channels {
+                for y in 0..self.height {
+                    for x in 0..self.width {
+                        let v = tile
+                            .get(ch * plane + y * self.width + x)
+                            .copied()
+                            .unwrap_or(0.0);
+                        let p = if v.is_finite() {
+                            (v.clamp(0.0, 1.0) * 255.0).round() as u8
+                        } else {
+                            0
+                        };
+                        put((ox + x) as u32, (oy + y) as u32, ch, p);
+                    }
                 }
             }
         }
-        img
     }
 
     /// PNG bytes (deterministic for the same tiles).
     pub fn png_bytes(&self) -> Result<Vec<u8>> {
         let mut buf = Cursor::new(Vec::new());
-        self.to_image()
+        self.to_dynamic()
             .write_to(&mut buf, image::ImageFormat::Png)
             .map_err(|e| Error::Image(e.to_string()))?;
         Ok(buf.into_inner())
@@ -184,11 +234,7 @@ pub fn gif_bytes(frames: &[Grid], delay_ms: u32) -> Result<Vec<u8>> {
         enc.set_repeat(Repeat::Infinite)
             .map_err(|e| Error::Image(e.to_string()))?;
         for g in frames {
-            let grey = g.to_image();
-            let rgba = RgbaImage::from_fn(grey.width(), grey.height(), |x, y| {
-                let v = grey.get_pixel(x, y).0[0];
-                image::Rgba([v, v, v, 255])
-            });
+            let rgba: RgbaImage = g.to_dynamic().to_rgba8();
             let frame = Frame::from_parts(rgba, 0, 0, Delay::from_numer_denom_ms(delay_ms, 1));
             enc.encode_frame(frame)
                 .map_err(|e| Error::Image(e.to_string()))?;
@@ -200,6 +246,27 @@ pub fn gif_bytes(frames: &[Grid], delay_ms: u32) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn three_channel_tiles_render_in_colour_and_one_channel_in_grey() {
+        // One 1x2 tile: pixel 0 red, pixel 1 half blue (channel-major planes R, G, B).
+        let tile = [1.0, 0.0, 0.0, 0.0, 0.0, 0.5];
+        let mut g = Grid::with_channels(3, 1, 2, 1);
+        g.push(&tile);
+        let img = g.to_dynamic().to_rgb8();
+        assert_eq!(img.get_pixel(1, 1).0, [255, 0, 0]);
+        assert_eq!(img.get_pixel(2, 1).0, [0, 0, 128]);
+        assert_eq!(img.get_pixel(0, 0).0, [128, 128, 128], "gutter");
+        let decoded = image::load_from_memory(&g.png_bytes().expect("png")).expect("decode");
+        assert_eq!(decoded.color(), image::ColorType::Rgb8);
+        // The same values as a grey grid show channel 0 only, and `like` picks colour by tile length.
+        let mut grey = Grid::new(1, 2, 1);
+        grey.push(&tile);
+        assert_eq!(grey.to_dynamic().color(), image::ColorType::L8);
+        assert_eq!(grey.to_image().get_pixel(1, 1).0, [255]);
+        assert_eq!(Grid::like(Some(&tile), 1, 2, 1).channels, 3);
+        assert_eq!(Grid::like(Some(&tile[..2]), 1, 2, 1).channels, 1);
+    }
 
     #[test]
     fn png_text_chunks_round_trip_and_keep_the_image() {

@@ -1678,3 +1678,61 @@ fn nebula_flows_can_hold_part_of_each_start() {
         }
     }
 }
+
+/// An `.onnx` file with its metadata opens directly; one without asks for role, sigma and shape in a small window,
+/// then opens with what was typed (a bad sigma is refused in the window).
+#[test]
+fn onnx_models_open_and_a_bare_one_asks_what_it_is() {
+    let dir = temp_dir("app-onnx");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx/unet_denoiser.onnx");
+    let bytes = std::fs::read(&fixture).expect("fixture");
+    let mut m = walkjump::onnx::parse(&bytes).expect("parse");
+    m.metadata_props.clear();
+    let bare = dir.join("bare.onnx");
+    std::fs::write(&bare, prost::Message::encode_to_vec(&m)).expect("write");
+
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.open_path(&fixture);
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    assert_eq!(h.state().current(), Some(fixture.as_path()));
+    h.get_by_label("model: unet_denoiser (mdae, sigma 0.5)");
+
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(Dropped(bare.clone())));
+    h.run();
+    pump(&mut h, &mut worker, 0);
+    assert_eq!(h.state().onnx_question(), Some(bare.as_path()));
+    assert!(h.state().banner().is_none(), "asks instead of failing");
+    h.get_by_label("Open ONNX model");
+    h.get_by_label("score").click();
+    h.run();
+    // A bad sigma stays in the window with a message.
+    h.get_by_role_and_label(egui::accesskit::Role::TextInput, "sigma")
+        .click();
+    h.run();
+    h.get_by_role_and_label(egui::accesskit::Role::TextInput, "sigma")
+        .type_text("x");
+    h.run();
+    h.get_by_label("Open").click();
+    h.run();
+    h.get_by_label_contains("is not a positive number");
+    assert_eq!(h.state().onnx_question(), Some(bare.as_path()));
+    h.get_by_role_and_label(egui::accesskit::Role::TextInput, "sigma")
+        .set_text_value_accesskit("1.0");
+    h.run();
+    h.get_by_label("Open").click();
+    h.run();
+    let sent = pump(&mut h, &mut worker, 0);
+    assert!(
+        matches!(&sent[..], [WorkerCommand::LoadOnnx { path, onnx }]
+            if path == &bare && onnx.role == Some(walkjump::onnx::Role::Score) && onnx.sigma == Some(1.0)),
+        "{sent:?}"
+    );
+    assert!(h.state().onnx_question().is_none());
+    assert_eq!(h.state().current(), Some(bare.as_path()));
+    h.get_by_label("model: bare (mdae, sigma 1)");
+}

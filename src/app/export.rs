@@ -75,8 +75,8 @@ impl PendingDialog {
             .spawn(move || {
                 let path = match purpose {
                     DialogPurpose::Open => rfd::FileDialog::new()
-                        .set_title("Open a walkjump checkpoint")
-                        .add_filter("safetensors checkpoint", &["safetensors"])
+                        .set_title("Open a walkjump checkpoint or an ONNX model")
+                        .add_filter("model (checkpoint or ONNX)", &["safetensors", "onnx"])
                         .pick_file(),
                     DialogPurpose::OpenImages => rfd::FileDialog::new()
                         .set_title("Images to hold (one per chain)")
@@ -109,7 +109,7 @@ impl PendingDialog {
 /// Writes the grid of the latest jumps as a PNG (one tile per chain, `cols` per row).
 pub fn save_jump_grid(frame: &WalkFrame, cols: usize, path: &Path, run: &str) -> crate::Result<()> {
     let (h, w) = frame.image_hw;
-    let mut grid = Grid::new(h, w, cols);
+    let mut grid = Grid::like(frame.jumps.first().map(Vec::as_slice), h, w, cols);
     for t in frame.jumps.iter() {
         grid.push(t);
     }
@@ -119,7 +119,7 @@ pub fn save_jump_grid(frame: &WalkFrame, cols: usize, path: &Path, run: &str) ->
 /// Writes the film strip of the selected chain as a PNG (jumps in reading order).
 pub fn save_film_strip(frame: &WalkFrame, path: &Path, run: &str) -> crate::Result<()> {
     let (h, w) = frame.image_hw;
-    let mut grid = Grid::new(h, w, 12);
+    let mut grid = Grid::like(frame.film.first().map(Vec::as_slice), h, w, 12);
     for t in &frame.film {
         grid.push(t);
     }
@@ -150,7 +150,7 @@ pub fn save_chain_gif(frame: &WalkFrame, path: &Path) -> crate::Result<()> {
         .iter()
         .enumerate()
         .map(|(k, a)| {
-            let mut g = Grid::new(h, w, if b.is_some() { 2 } else { 1 });
+            let mut g = Grid::like(Some(a.as_slice()), h, w, if b.is_some() { 2 } else { 1 });
             g.push(a);
             if let Some(b) = b {
                 g.push(b.film.get(k).map(Vec::as_slice).unwrap_or(&[]));
@@ -215,7 +215,8 @@ fn save_tiles<'a>(
     tiles: impl Iterator<Item = &'a Vec<f32>>,
     path: &Path,
 ) -> crate::Result<()> {
-    let mut grid = Grid::new(h, w, cols);
+    let tiles: Vec<&Vec<f32>> = tiles.collect();
+    let mut grid = Grid::like(tiles.first().map(|t| t.as_slice()), h, w, cols);
     for t in tiles {
         grid.push(t);
     }

@@ -22,6 +22,13 @@ pub enum WorkerCommand {
         /// Make it the current model once loaded.
         select: bool,
     },
+    /// Load an `.onnx` file with settings for what it does not say, and make it current.
+    LoadOnnx {
+        /// The file.
+        path: PathBuf,
+        /// Role, sigma, shape, M.
+        onnx: crate::onnx::ImportOptions,
+    },
     /// Make an already loaded model the current one (walks and flows restart on it).
     Select(PathBuf),
     /// Walk-Jump workspace.

@@ -13,6 +13,7 @@ pub mod lab;
 pub mod messages;
 pub mod models;
 pub mod nebula;
+pub mod onnx_dialog;
 pub mod walk;
 pub mod widgets;
 pub mod worker;
@@ -422,6 +423,8 @@ pub struct App {
     started: Instant,
     theme_applied: Option<bool>,
     meter: Option<FrameMeter>,
+    /// An `.onnx` file waiting for its role / sigma / shape.
+    onnx_ask: Option<onnx_dialog::OnnxAsk>,
 }
 
 /// The `.safetensors` files of a folder, sorted, without the classifier.
@@ -477,6 +480,7 @@ impl App {
             started: Instant::now(),
             theme_applied: None,
             meter: None,
+            onnx_ask: None,
         }
     }
 
@@ -846,7 +850,13 @@ impl App {
                 self.slots
                     .retain(|s| s.path != path || s.bundled || s.info.is_some());
                 let err = error.lines().next().unwrap_or("").to_string();
-                self.banner = Some(format!("could not open {}: {err}", path.display()));
+                match onnx_dialog::OnnxAsk::after_failure(&path, &err) {
+                    // An ONNX file that only lacks its metadata: ask instead of failing.
+                    Some(ask) => self.onnx_ask = Some(ask),
+                    None => {
+                        self.banner = Some(format!("could not open {}: {err}", path.display()));
+                    }
+                }
             }
             Frame::Walk(f) => self.walk.apply(*f),
             Frame::Nebula(f) => self.nebula.apply(*f),
@@ -1121,6 +1131,7 @@ impl App {
         }
         self.autostart_step(&mut actions);
         self.help_window(&ctx);
+        self.onnx_window(&ctx);
         self.drop_hint(&ctx);
         self.apply_actions(actions);
         self.screenshot_step(&ctx);
@@ -1302,7 +1313,7 @@ impl App {
         painter.text(
             rect.center(),
             egui::Align2::CENTER_CENTER,
-            "Drop a .safetensors checkpoint to open it, or a .png / .npy to hold in the chains",
+            "Drop a .safetensors checkpoint or an .onnx model to open it, or a .png / .npy to hold in the chains",
             egui::FontId::proportional(24.0),
             Color32::WHITE,
         );
@@ -1417,7 +1428,7 @@ impl App {
                 }
                 if ui
                     .button("Open...")
-                    .on_hover_text("open a .safetensors checkpoint (or drop one on the window)")
+                    .on_hover_text("open a .safetensors checkpoint or an .onnx model (or drop one on the window)")
                     .clicked()
                 {
                     actions.open_dialog = true;
@@ -1516,6 +1527,34 @@ impl App {
                 }
             });
         });
+    }
+
+    fn onnx_window(&mut self, ctx: &egui::Context) {
+        let Some(ask) = self.onnx_ask.as_mut() else {
+            return;
+        };
+        match ask.show(ctx) {
+            onnx_dialog::Outcome::Pending => {}
+            onnx_dialog::Outcome::Cancelled => self.onnx_ask = None,
+            onnx_dialog::Outcome::Open(cmd) => {
+                let path = ask.path.clone();
+                self.onnx_ask = None;
+                if !self.slots.iter().any(|s| s.path == path) {
+                    self.slots.push(ModelSlot {
+                        label: stem(&path),
+                        path,
+                        bundled: false,
+                        info: None,
+                    });
+                }
+                self.send(cmd);
+            }
+        }
+    }
+
+    /// The `.onnx` file waiting for its role / sigma / shape, if any.
+    pub fn onnx_question(&self) -> Option<&Path> {
+        self.onnx_ask.as_ref().map(|a| a.path.as_path())
     }
 
     fn help_window(&mut self, ctx: &egui::Context) {

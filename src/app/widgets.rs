@@ -6,17 +6,26 @@ use egui::{Color32, ColorImage, Rect, Response, Sense, TextureHandle, TextureOpt
 /// Grey value of the gutter between tiles.
 const GUTTER: u8 = 96;
 
-/// Converts one tile (values in [0, 1], clamped; non-finite shown black) to grey pixels.
+/// Converts one tile (values in [0, 1], clamped; non-finite shown black) to pixels: a tile of exactly
+/// `3 * h * w` values is a channel-major RGB image, any other is grey (its first `h * w` values).
 fn tile_pixels(tile: &[f32], h: usize, w: usize) -> Vec<Color32> {
-    (0..h * w)
+    let byte = |k: usize| {
+        let v = tile.get(k).copied().unwrap_or(0.0);
+        if v.is_finite() {
+            (v.clamp(0.0, 1.0) * 255.0).round() as u8
+        } else {
+            0
+        }
+    };
+    let plane = h * w;
+    let colour = plane > 0 && tile.len() == 3 * plane;
+    (0..plane)
         .map(|k| {
-            let v = tile.get(k).copied().unwrap_or(0.0);
-            let g = if v.is_finite() {
-                (v.clamp(0.0, 1.0) * 255.0).round() as u8
+            if colour {
+                Color32::from_rgb(byte(k), byte(plane + k), byte(2 * plane + k))
             } else {
-                0
-            };
-            Color32::from_gray(g)
+                Color32::from_gray(byte(k))
+            }
         })
         .collect()
 }

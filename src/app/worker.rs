@@ -193,7 +193,11 @@ impl Worker {
     pub fn handle(&mut self, cmd: WorkerCommand) {
         let result = match cmd {
             WorkerCommand::Load { path, select } => {
-                self.load(&path, select);
+                self.load(&path, select, &crate::onnx::ImportOptions::default());
+                Ok(())
+            }
+            WorkerCommand::LoadOnnx { path, onnx } => {
+                self.load(&path, true, &onnx);
                 Ok(())
             }
             WorkerCommand::Select(path) => self.select(&path),
@@ -248,14 +252,14 @@ impl Worker {
 
     // ---- models ----------------------------------------------------------------------------------------------
 
-    fn load(&mut self, path: &Path, select: bool) {
+    fn load(&mut self, path: &Path, select: bool, onnx: &crate::onnx::ImportOptions) {
         if let Some(i) = self.models.iter().position(|m| m.path == path) {
             if select {
                 self.set_current(i);
             }
             return;
         }
-        match self.read_model(path) {
+        match self.read_model(path, onnx) {
             Ok((model, parameters, bytes)) => {
                 if model.classifier().is_some() {
                     self.classifier = Some(model);
@@ -291,8 +295,12 @@ impl Worker {
         }
     }
 
-    fn read_model(&self, path: &Path) -> crate::Result<(Model, usize, Arc<Vec<u8>>)> {
-        let file = read_model_file(path, &crate::onnx::ImportOptions::default())?;
+    fn read_model(
+        &self,
+        path: &Path,
+        onnx: &crate::onnx::ImportOptions,
+    ) -> crate::Result<(Model, usize, Arc<Vec<u8>>)> {
+        let file = read_model_file(path, onnx)?;
         let mut model = Model::from_checkpoint(&file.checkpoint, &self.device)?;
         model.sha256 = file.sha256;
         Ok((model, file.checkpoint.param_count(), Arc::new(file.bytes)))

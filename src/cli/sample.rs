@@ -451,9 +451,9 @@ pub(crate) fn cmd_sample(a: SampleArgs, quality_command: bool) -> Result<()> {
     let secs = t0.elapsed().as_secs_f64();
 
     // Film strip: one row per chain.
-    let (_, h, w) = model.data_shape();
+    let (c, h, w) = model.data_shape();
     let cols = out.frames.len().max(1);
-    let mut grid = Grid::new(h, w, cols);
+    let mut grid = Grid::with_channels(c, h, w, cols);
     for chain in 0..spec.chain.chains {
         for frame in &out.frames {
             grid.push(&frame[chain]);
@@ -618,8 +618,8 @@ fn sample_latent(
     let x = e
         .sample(a.chains, steps, step, &mut rng, &like)?
         .to_vec2::<f32>()?;
-    let (_, h, w) = model.data_shape();
-    let mut grid = Grid::new(h, w, 8);
+    let (c, h, w) = model.data_shape();
+    let mut grid = Grid::with_channels(c, h, w, 8);
     for img in &x {
         grid.push(img);
     }

@@ -11,6 +11,70 @@ use crate::error::{Error, Result};
 /// Largest file read as images (bytes).
 const MAX_BYTES: u64 = 1 << 30;
 
+/// The image shape `(c, h, w)` a file or folder holds: from a `.npy` header, the first PNG (colour images give
+/// 3 channels, grey ones 1), or an IDX header (1 channel).
+pub fn image_shape(path: &Path) -> Result<(usize, usize, usize)> {
+    let shown = path.display().to_string();
+    let io = |err| Error::Io {
+        path: shown.clone(),
+        err,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    let png = if meta.is_dir() {
+        let mut files: Vec<_> = std::fs::read_dir(path)
+            .map_err(io)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
+            .collect();
+        files.sort();
+        Some(
+            files
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::Data(format!("{shown} holds no .png files")))?,
+        )
+    } else {
+        None
+    };
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let png = png.or_else(|| (ext == "png").then(|| path.to_path_buf()));
+    if let Some(p) = png {
+        let shown = p.display().to_string();
+        let (w, h) = image::image_dimensions(&p)
+            .map_err(|e| Error::Data(format!("{shown} is not a readable image: {e}")))?;
+        let colour = image::ImageReader::open(&p)
+            .map_err(|err| Error::Io {
+                path: shown.clone(),
+                err,
+            })?
+            .with_guessed_format()
+            .map_err(|err| Error::Io {
+                path: shown.clone(),
+                err,
+            })?
+            .decode()
+            .map_err(|e| Error::Data(format!("{shown} is not a readable image: {e}")))?
+            .color()
+            .has_color();
+        return Ok((if colour { 3 } else { 1 }, h as usize, w as usize));
+    }
+    if ext == "npy" {
+        if meta.len() > MAX_BYTES {
+            return Err(Error::Data(format!(
+                "{shown} is larger than {MAX_BYTES} bytes"
+            )));
+        }
+        let bytes = std::fs::read(path).map_err(io)?;
+        return npy_image_shape(&bytes).map_err(|e| prefix(&shown, e));
+    }
+    let data = super::Dataset::from_idx_file(path, None)?;
+    Ok((1, data.spec.height, data.spec.width))
+}
+
 /// Reads images of `c x h x w` from `path` (IDX, PNG, a folder of PNGs, or `.npy`): `[N][c * h * w]` in `[0, 1]`.
 pub fn read_images(path: &Path, c: usize, h: usize, w: usize) -> Result<Vec<Vec<f32>>> {
     let shown = path.display().to_string();
@@ -57,7 +121,7 @@ pub fn read_images(path: &Path, c: usize, h: usize, w: usize) -> Result<Vec<Vec<
                 parse_npy(&bytes, c, h, w).map_err(|e| prefix(&shown, e))?
             }
             _ => {
-                let data = super::Dataset::from_files(path, None)?;
+                let data = super::Dataset::from_idx_file(path, None)?;
                 if c != 1 || data.spec.height != h || data.spec.width != w {
                     return Err(Error::Data(format!(
                         "{shown} holds 1x{}x{} images, the model takes {c}x{h}x{w}",
@@ -145,6 +209,24 @@ fn read_png(path: &Path, c: usize, h: usize, w: usize) -> Result<Vec<f32>> {
 /// Parses a `.npy` array (format 1.0-3.0, C order) of `uint8`, `float32` or `float64`, shape `[N, h, w]` (c = 1)
 /// or `[N, c, h, w]`.
 pub fn parse_npy(bytes: &[u8], c: usize, h: usize, w: usize) -> Result<Vec<Vec<f32>>> {
+    let (descr, shape, end) = npy_header(bytes)?;
+    parse_npy_body(bytes, &descr, &shape, end, c, h, w)
+}
+
+/// The image shape `(c, h, w)` of a `.npy` array `[N, h, w]` or `[N, c, h, w]`.
+pub fn npy_image_shape(bytes: &[u8]) -> Result<(usize, usize, usize)> {
+    let (_, shape, _) = npy_header(bytes)?;
+    match shape.as_slice() {
+        [_, h, w] => Ok((1, *h, *w)),
+        [_, c, h, w] => Ok((*c, *h, *w)),
+        other => Err(Error::Data(format!(
+            "not a usable .npy array: shape {other:?}; expected [N, h, w] or [N, c, h, w]"
+        ))),
+    }
+}
+
+/// `(descr, shape, offset of the data)` of a `.npy` file.
+fn npy_header(bytes: &[u8]) -> Result<(String, Vec<usize>, usize)> {
     let bad = |m: &str| Error::Data(format!("not a usable .npy array: {m}"));
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(bad("no NumPy magic"));
@@ -194,7 +276,20 @@ pub fn parse_npy(bytes: &[u8], c: usize, h: usize, w: usize) -> Result<Vec<Vec<f
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().map_err(|_| bad("shape is not integers")))
         .collect::<Result<_>>()?;
-    let (n, sc, sh, sw) = match shape.as_slice() {
+    Ok((descr.to_string(), shape, end))
+}
+
+fn parse_npy_body(
+    bytes: &[u8],
+    descr: &str,
+    shape: &[usize],
+    end: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+) -> Result<Vec<Vec<f32>>> {
+    let bad = |m: &str| Error::Data(format!("not a usable .npy array: {m}"));
+    let (n, sc, sh, sw) = match shape {
         [n, sh, sw] => (*n, 1, *sh, *sw),
         [n, sc, sh, sw] => (*n, *sc, *sh, *sw),
         other => {
@@ -274,6 +369,50 @@ mod tests {
         out.extend_from_slice(header.as_bytes());
         out.extend_from_slice(body);
         out
+    }
+
+    /// Colour data sets load with their shape read from the file: a `.npy` `[N, 3, h, w]` and a folder of RGB
+    /// PNGs (grey PNGs give one channel).
+    #[test]
+    fn colour_data_sets_load_with_their_own_shape() {
+        let dir = std::env::temp_dir().join(format!("walkjump-colour-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("pngs")).expect("dir");
+        let body: Vec<u8> = (0..2 * 3 * 4 * 5).map(|i| (i * 2) as u8).collect();
+        let path = dir.join("c.npy");
+        std::fs::write(&path, npy("|u1", "(2, 3, 4, 5)", &body)).expect("write");
+        assert_eq!(image_shape(&path).expect("shape"), (3, 4, 5));
+        let data = super::super::Dataset::from_files(&path, None).expect("npy data");
+        assert_eq!(
+            (data.spec.channels, data.spec.height, data.spec.width),
+            (3, 4, 5)
+        );
+        assert_eq!(data.len(), 2);
+        assert!((data.images[61] - 122.0 / 255.0).abs() < 1e-7);
+        for k in 0..3u8 {
+            let img =
+                image::RgbImage::from_fn(6, 7, |x, _| image::Rgb([40 * k, x as u8 * 10, 200]));
+            img.save(dir.join(format!("pngs/{k}.png"))).expect("png");
+        }
+        let data = super::super::Dataset::from_files(&dir.join("pngs"), None).expect("png data");
+        assert_eq!(
+            (
+                data.spec.channels,
+                data.spec.height,
+                data.spec.width,
+                data.len()
+            ),
+            (3, 7, 6, 3)
+        );
+        // Image 2, blue plane, first pixel.
+        assert!((data.images[2 * 126 + 2 * 42] - 200.0 / 255.0).abs() < 1e-7);
+        let grey = image::GrayImage::from_pixel(3, 3, image::Luma([9]));
+        grey.save(dir.join("g.png")).expect("grey");
+        assert_eq!(
+            image_shape(&dir.join("g.png")).expect("grey shape"),
+            (1, 3, 3)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
