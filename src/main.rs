@@ -350,7 +350,8 @@ struct TrainArgs {
     /// Seed for initialisation, batches and noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Architecture as JSON (see README); default depends on the kind.
+    /// Architecture as JSON, inline or `@FILE` (see README; `{"net": {"type": "graph", ...}}` for a layer
+    /// graph); default depends on the kind.
     #[arg(long)]
     arch: Option<String>,
     /// Recommended sampler stored in the checkpoint, as JSON {"sampler": {...}, "every": K}.
@@ -997,7 +998,22 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     };
     let arch = match (&a.arch, &resume) {
         (Some(s), _) => {
-            serde_json::from_str::<Arch>(s).context("--arch is not a valid architecture")?
+            // `@FILE` (or a path to a .json file) reads the architecture from a file: layer graphs are long.
+            let text = match s.strip_prefix('@') {
+                Some(p) => {
+                    std::fs::read_to_string(p).with_context(|| format!("--arch: reading {p}"))?
+                }
+                None if s.ends_with(".json") && Path::new(s).is_file() => {
+                    std::fs::read_to_string(s).with_context(|| format!("--arch: reading {s}"))?
+                }
+                None => s.clone(),
+            };
+            serde_json::from_str::<Arch>(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "--arch is not a valid architecture: {}",
+                    e.to_string().lines().next().unwrap_or("")
+                )
+            })?
         }
         (None, Some(ck)) => Arch::from_json(&ck.meta.arch)?,
         (None, None) => default_arch(kind),

@@ -149,7 +149,8 @@ pub fn metadata_for(cfg: &TrainConfig, data: &Dataset) -> Result<Metadata> {
 }
 
 /// Deterministic initialisation from the project's RNG (candle's CPU RNG cannot be seeded): weights uniform in
-/// `+-1/sqrt(fan_in)`, biases zero, GRBM prior at `mu = 0, s = 1`, small `W`.
+/// `+-1/sqrt(fan_in)`, biases zero, scales of normalisations (1-D weights) one, GRBM prior at `mu = 0, s = 1`,
+/// small `W`.
 fn init_vars(varmap: &VarMap, rng: &mut Rng) -> Result<()> {
     let data = varmap
         .data()
@@ -162,7 +163,12 @@ fn init_vars(varmap: &VarMap, rng: &mut Rng) -> Result<()> {
         let shape = var.shape().clone();
         let dims = shape.dims().to_vec();
         let n = shape.elem_count();
-        let values: Vec<f32> = if name.ends_with(".weight") || name.ends_with("prior.w") {
+        let values: Vec<f32> = if (name.ends_with(".weight") && dims.len() == 1)
+            || name.ends_with(".running_var")
+        {
+            // Scales of normalisations and per-channel products start as the identity.
+            vec![1.0; n]
+        } else if name.ends_with(".weight") || name.ends_with("prior.w") {
             let fan_in: usize = dims.iter().skip(1).product::<usize>().max(1);
             let bound = if name.ends_with("prior.w") {
                 0.01
