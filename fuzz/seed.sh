@@ -16,3 +16,6 @@ cp "$src"/*.json corpus/run_json/
 for t in checkpoint idx_images idx_labels run_json; do
   echo "$t: $(ls corpus/$t | wc -l) seed files"
 done
+mkdir -p corpus/onnx
+cp "$src"/onnx-*.onnx ../tests/fixtures/onnx/*.onnx corpus/onnx/
+echo "onnx: $(ls corpus/onnx | wc -l) seed files"

@@ -15,7 +15,7 @@ use common::*;
 use walkjump::Error;
 use walkjump::data::idx::{IdxError, parse_images, parse_labels, read_images, read_labels};
 use walkjump::models::checkpoint::{Checkpoint, CheckpointError, ModelKind};
-use walkjump::models::{Arch, Model};
+use walkjump::models::{Arch, Model, ScoreModel};
 use walkjump::run::RunRecord;
 use walkjump::sampling::langevin::Sampler;
 
@@ -785,7 +785,14 @@ fn one_line_error(what: &str, msg: String) {
 fn fuzz_regressions_stay_fixed() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions");
     let mut seen = 0;
-    for target in ["checkpoint", "idx_images", "idx_labels", "run_json", "npy"] {
+    for target in [
+        "checkpoint",
+        "idx_images",
+        "idx_labels",
+        "run_json",
+        "npy",
+        "onnx",
+    ] {
         let Ok(dir) = std::fs::read_dir(root.join(target)) else {
             continue;
         };
@@ -818,6 +825,11 @@ fn fuzz_regressions_stay_fixed() {
                     let c = if pick & 1 == 0 { 1 } else { 3 };
                     let side = 1 + (pick as usize >> 1) % 8;
                     if let Err(e) = walkjump::data::images::parse_npy(rest, c, side, side) {
+                        one_line_error(&what, e.to_string());
+                    }
+                }
+                "onnx" => {
+                    if let Err(e) = walkjump::onnx::import_bytes(&data, &Default::default()) {
                         one_line_error(&what, e.to_string());
                     }
                 }
@@ -959,4 +971,79 @@ fn nonsense_parameters_are_refused_in_one_line() {
         !Path::new(&png).exists(),
         "nothing is written for a refused run"
     );
+}
+
+/// The crafted ONNX files (tests/corpus/make_onnx.py): the valid ones load and score, every other one is refused
+/// in one line that says what is wrong.
+#[test]
+fn onnx_corpus_is_refused_or_loads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    let expect: &[(&str, &str)] = &[
+        (
+            "onnx-conv-asymmetric-pads.onnx",
+            "node 'conv' (Conv): has pads [1, 0, 1, 2]",
+        ),
+        ("onnx-conv-dilated.onnx", "node 'conv' (Conv): is dilated"),
+        (
+            "onnx-external-data.onnx",
+            "keeps its values in an external file",
+        ),
+        ("onnx-local-function.onnx", "defines local function 'f'"),
+        ("onnx-no-sigma.onnx", "does not say its noise level"),
+        ("onnx-not-protobuf.onnx", "not an ONNX model"),
+        ("onnx-old-opset.onnx", "opset 5 is outside"),
+        ("onnx-reads-itself.onnx", "node 'loop' (Add): reads 'out'"),
+        (
+            "onnx-reshape-across-batch.onnx",
+            "node 'reshape' (Reshape): reshapes across the batch",
+        ),
+        ("onnx-short-raw-data.onnx", "has 124 bytes for 32 values"),
+        ("onnx-truncated.onnx", "not an ONNX model"),
+        ("onnx-two-inputs.onnx", "the graph has 2 inputs"),
+        ("onnx-undefined-input.onnx", "reads 'nowhere'"),
+        ("onnx-unknown-shape.onnx", "pass --onnx-shape"),
+        (
+            "onnx-unsupported-op.onnx",
+            "node 'cos' (Cos): is not supported",
+        ),
+        (
+            "onnx-wrong-role.onnx",
+            "a denoiser network must give 4 value(s)",
+        ),
+    ];
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("corpus") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .to_string();
+        if !name.starts_with("onnx-") || !name.ends_with(".onnx") {
+            continue;
+        }
+        seen += 1;
+        let result = Model::load(&path, &Device::Cpu);
+        if name.starts_with("onnx-valid-") {
+            let model = result.unwrap_or_else(|e| panic!("{name}: {e}"));
+            let y =
+                candle_core::Tensor::ones((3, model.dim()), candle_core::DType::F32, &Device::Cpu)
+                    .expect("y");
+            let (_, score) = model
+                .energy_and_score(&y, &mut walkjump::sampling::rng::Rng::new(0))
+                .expect("score");
+            assert_eq!(score.dims(), [3, model.dim()], "{name}");
+            continue;
+        }
+        let Some((_, want)) = expect.iter().find(|(n, _)| *n == name) else {
+            panic!("{name}: no expected error listed");
+        };
+        let msg = match result {
+            Ok(_) => panic!("{name}: loaded"),
+            Err(e) => e.to_string(),
+        };
+        one_line_error(&name, msg.clone());
+        assert!(msg.contains(want), "{name}: {msg:?} should say {want:?}");
+    }
+    assert_eq!(seen, expect.len() + 2, "every crafted file checked");
 }

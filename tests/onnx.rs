@@ -144,7 +144,7 @@ fn role_and_sigma_come_from_flags_when_the_file_has_no_metadata() {
             "bare.onnx",
         )
         .expect_err("no sigma");
-    assert!(err.to_string().contains("pass --sigma"), "{err}");
+    assert!(err.to_string().contains("pass --onnx-sigma"), "{err}");
     let ck = imported
         .to_checkpoint(
             &ImportOptions {

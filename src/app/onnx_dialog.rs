@@ -36,7 +36,7 @@ impl OnnxAsk {
     /// The question to ask after `path` failed to load with `error`, when it is an `.onnx` file that only lacks a
     /// role, a noise level or a shape.
     pub fn after_failure(path: &Path, error: &str) -> Option<Self> {
-        let missing = ["--role", "--sigma", "--shape"]
+        let missing = ["--role", "--onnx-sigma", "--onnx-shape"]
             .iter()
             .any(|f| error.contains(f));
         if !(crate::onnx::is_onnx_path(path) && missing) {

@@ -192,7 +192,7 @@ impl Imported {
                 })?,
                 None => {
                     return Err(OnnxError::Model(
-                        "the file does not say its noise level: pass --sigma (or set metadata walkjump.sigma)".into(),
+                        "the file does not say its noise level: pass --onnx-sigma (or set metadata walkjump.sigma)".into(),
                     ));
                 }
             },
@@ -229,7 +229,7 @@ impl Imported {
                     let side = ((d / m) as f64).sqrt().round() as usize;
                     if side * side != d / m {
                         return Err(OnnxError::Model(format!(
-                            "the input is {} values, not an image: pass --shape c,h,w",
+                            "the input is {} values, not an image: pass --onnx-shape c,h,w",
                             d
                         )));
                     }

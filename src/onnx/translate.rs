@@ -300,6 +300,9 @@ fn f32s(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()
 }
 
+/// Largest constant made by folding an elementwise op on two constants.
+const MAX_FOLDED_ELEMS: usize = 1 << 22;
+
 /// Broadcast result dims of two constants (numpy rules).
 fn broadcast_dims(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let r = a.len().max(b.len());
@@ -329,7 +332,8 @@ fn broadcast_dims(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
 fn broadcast_binary(a: &Const, b: &Const, f: impl Fn(f64, f64) -> f64) -> Option<Const> {
     let dims = broadcast_dims(&a.dims, &b.dims)?;
     let count: usize = dims.iter().product();
-    if count > MAX_CONST_ELEMS {
+    // Shape arithmetic never needs large products; a hostile file must not turn two small constants into a huge one.
+    if count > MAX_FOLDED_ELEMS {
         return None;
     }
     let index = |c: &Const, flat: usize| -> usize {
@@ -1390,7 +1394,7 @@ fn input_shape(v: &ValueInfoProto, opts: &ImportOptions) -> Result<ValueShape> {
     let dims = declared_shape(v).unwrap_or_default();
     let need = |what: &str| {
         OnnxError::Model(format!(
-            "input '{name}' has {what}; pass --shape c,h,w (or export with a fixed shape)"
+            "input '{name}' has {what}; pass --onnx-shape c,h,w (or export with a fixed shape)"
         ))
     };
     match dims.as_slice() {

@@ -163,24 +163,23 @@ fn init_vars(varmap: &VarMap, rng: &mut Rng) -> Result<()> {
         let shape = var.shape().clone();
         let dims = shape.dims().to_vec();
         let n = shape.elem_count();
-        let values: Vec<f32> = if (name.ends_with(".weight") && dims.len() == 1)
-            || name.ends_with(".running_var")
-        {
-            // Scales of normalisations and per-channel products start as the identity.
-            vec![1.0; n]
-        } else if name.ends_with(".weight") || name.ends_with("prior.w") {
-            let fan_in: usize = dims.iter().skip(1).product::<usize>().max(1);
-            let bound = if name.ends_with("prior.w") {
-                0.01
+        let values: Vec<f32> =
+            if (name.ends_with(".weight") && dims.len() == 1) || name.ends_with(".running_var") {
+                // Scales of normalisations and per-channel products start as the identity.
+                vec![1.0; n]
+            } else if name.ends_with(".weight") || name.ends_with("prior.w") {
+                let fan_in: usize = dims.iter().skip(1).product::<usize>().max(1);
+                let bound = if name.ends_with("prior.w") {
+                    0.01
+                } else {
+                    1.0 / (fan_in as f64).sqrt()
+                };
+                (0..n)
+                    .map(|_| ((2.0 * rng.uniform() - 1.0) * bound) as f32)
+                    .collect()
             } else {
-                1.0 / (fan_in as f64).sqrt()
+                vec![0.0; n]
             };
-            (0..n)
-                .map(|_| ((2.0 * rng.uniform() - 1.0) * bound) as f32)
-                .collect()
-        } else {
-            vec![0.0; n]
-        };
         var.set(&Tensor::from_vec(values, dims.as_slice(), var.device())?)?;
     }
     Ok(())
