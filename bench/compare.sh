@@ -2,6 +2,8 @@
 # walkjump vs its PyTorch twin on the same checkpoints: parity of energy / score / jump, then speed ratios.
 #
 #   bench/compare.sh [CHECKPOINT ...]     (default: every checkpoints/*.safetensors)
+#   bench/compare.sh --onnx               the four ONNX families of bench/onnx_families.py: re-export, parity of
+#                                         score and jump (tests/onnx.rs on the fresh files), speed at 64 chains
 #
 # Environment: THREADS (default: nproc; both sides use it), BUDGET (seconds per measurement, default 1),
 # BATCHES (default 1,64,256), OUT (default bench/out), WALKJUMP (a prebuilt binary instead of cargo build --release).
@@ -42,6 +44,28 @@ if ! "$WJ" probe --help > /dev/null 2>&1; then
   echo "error: $WJ has no 'probe' command: it is not this checkout's build (shared CARGO_TARGET_DIR?)." >&2
   echo "       Rebuild with a private CARGO_TARGET_DIR, or pass WALKJUMP=path/to/this/checkout's/walkjump." >&2
   exit 2
+fi
+
+if [ "${1:-}" = "--onnx" ]; then
+  "$VENV/bin/pip" install --quiet onnx onnxscript
+  echo "== exporting the four ONNX families to $OUT/onnx"
+  "$PY" bench/onnx_families.py "$OUT/onnx" 2>/dev/null
+  echo "== parity: walkjump vs PyTorch autograd on the fresh exports (within 1e-4)"
+  status=0
+  WALKJUMP_ONNX_FIXTURES="$ROOT/$OUT/onnx" cargo test --release --locked --quiet --test onnx four_families \
+    -- --nocapture 2>&1 | grep -E "score|test result" || status=1
+  echo "== timing, $THREADS threads each: walk-jump step at 64 chains"
+  WJ_JSON=()
+  for f in "$OUT"/onnx/*.onnx; do
+    name=$(basename "$f" .onnx)
+    RAYON_NUM_THREADS=$THREADS "$WJ" bench -c "$f" --batches 64 --budget "$BUDGET" --no-train \
+      --json "$OUT/walkjump-onnx-$name.json" > /dev/null
+    WJ_JSON+=(--walkjump-json "$OUT/walkjump-onnx-$name.json")
+  done
+  "$PY" bench/onnx_families.py time --threads "$THREADS" --budget "$BUDGET" --json "$OUT/torch-onnx.json"
+  "$PY" $REF ratios "${WJ_JSON[@]}" --torch-json "$OUT/torch-onnx.json" | grep -E "walkjump|PyTorch|model|walk-jump" \
+    | tee "$OUT/ratios-onnx.txt"
+  exit $status
 fi
 
 if [ $# -gt 0 ]; then CKPTS=("$@"); else CKPTS=("$ROOT"/checkpoints/*.safetensors); fi

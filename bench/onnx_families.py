@@ -1,6 +1,7 @@
 """Four network families that walkjump's old checkpoint format could not hold, exported from PyTorch to ONNX.
 
     bench/.venv/bin/python bench/onnx_families.py [OUT_DIR]      (default: tests/fixtures/onnx)
+    bench/.venv/bin/python bench/onnx_families.py time --threads T --budget S --json OUT.json
 
 For each family it writes
   NAME.onnx                    torch.onnx.export (the default exporter), with walkjump.role / sigma / shape in
@@ -13,6 +14,10 @@ Roles, as walkjump reads them:
   energy    f(y) -> [N]        score = -grad f (autograd here),  jump = y - sigma^2 grad f
   denoiser  D(y) -> [N, ...]   score = (D(y) - y) / sigma^2,     jump = D(y)
   score     s(y) -> [N, ...]   score = s(y),                     jump = y + sigma^2 s(y)
+
+`time` measures PyTorch eager on the same models (same seed, so the same weights) the way `walkjump bench`
+measures the imported files: one walk-jump step of 64 chains with the sampler walkjump picks for them, rows in the
+JSON format of bench/torch_reference.py (whose `ratios` joins the two). bench/compare.sh --onnx runs it all.
 
 Exporting your own model is the same call as `export()` below: one input (the noisy batch), one output, a
 dynamic batch dimension, then the three metadata entries.
@@ -155,9 +160,8 @@ def expected(model, role, sigma, y):
     return {"y": flat(y), "out": flat(out.reshape(y.shape[0], -1)), "score": flat(score), "jump": flat(jump)}
 
 
-def main():
-    out_dir = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/onnx"
-    os.makedirs(out_dir, exist_ok=True)
+def built_models():
+    """The four models with the weights the export writes (same seed, same order)."""
     torch.manual_seed(0)
     for name, cls, role, sigma, in_shape, shape in FAMILIES:
         model = cls().eval()
@@ -170,6 +174,12 @@ def main():
                 if isinstance(mod, nn.BatchNorm2d):
                     mod.running_mean.uniform_(-0.2, 0.2)
                     mod.running_var.uniform_(0.5, 2.0)
+        yield name, model, role, sigma, in_shape, shape
+
+
+def export_all(out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    for name, model, role, sigma, in_shape, shape in built_models():
         gen = torch.Generator().manual_seed(1)
         y = torch.rand((4,) + in_shape, generator=gen) + sigma * torch.randn((4,) + in_shape, generator=gen)
         path = os.path.join(out_dir, f"{name}.onnx")
@@ -177,6 +187,66 @@ def main():
         save_file(expected(model, role, sigma, y), os.path.join(out_dir, f"{name}.expected.safetensors"))
         ops = sorted({n.op_type for n in onnx.load(path).graph.node})
         print(f"{name}: {os.path.getsize(path)} bytes, ops {', '.join(ops)}")
+
+
+def time_all(threads, budget, json_path):
+    """PyTorch eager walk-jump steps at 64 chains on each family (rows like `walkjump bench --json`)."""
+    import json
+    import math
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import torch_reference as ref
+
+    torch.set_num_threads(threads)
+    rows = []
+    for name, model, role, sigma, in_shape, shape in built_models():
+        model.requires_grad_(False)
+        dim = int(np.prod(in_shape))
+
+        def score(y, model=model, role=role, sigma=sigma, in_shape=in_shape):
+            y4 = y.reshape((y.shape[0],) + in_shape)
+            if role == "energy":
+                with torch.enable_grad():
+                    y4 = y4.detach().requires_grad_(True)
+                    (g,) = torch.autograd.grad(model(y4).sum(), y4)
+                return -g.reshape(y.shape[0], -1)
+            with torch.no_grad():
+                out = model(y4).reshape(y.shape[0], -1)
+            return (out - y) / sigma**2 if role == "denoiser" else out
+
+        class Twin:
+            pass
+
+        twin = Twin()
+        twin.dim = dim
+        twin.score = score
+        # walkjump's default for an imported model of M = 1 (run::recommended_sampler).
+        sampler = {"kind": "overdamped", "delta": math.sqrt(2) * 0.2 * sigma}
+        rows.append(ref.row(name, "walk-jump step", 64, ref.time_median(budget, ref.walk_jump_stepper(twin, sampler, 64))))
+        print(f"{name:<16} walk-jump step  64 {rows[-1]['ms']:9.3f} ms", file=sys.stderr)
+    report = {
+        "device": f"cpu, torch {torch.__version__}",
+        "threads": torch.get_num_threads(),
+        "gemm_gflops": ref.gemm_peak(budget),
+        "rows": rows,
+    }
+    with open(json_path, "w") as f:
+        json.dump(report, f, indent=2)
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "time":
+        import argparse
+
+        p = argparse.ArgumentParser()
+        p.add_argument("cmd")
+        p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+        p.add_argument("--budget", type=float, default=1.0)
+        p.add_argument("--json", required=True)
+        a = p.parse_args()
+        time_all(a.threads, a.budget, a.json)
+        return
+    export_all(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/onnx")
 
 
 if __name__ == "__main__":

@@ -14,10 +14,14 @@ use walkjump::sampling::rng::Rng;
 
 const FAMILIES: [&str; 4] = ["res_energy", "unet_denoiser", "colour_energy", "mlp_score"];
 
+/// A file of tests/fixtures/onnx, or of `WALKJUMP_ONNX_FIXTURES` (bench/compare.sh --onnx points it at fresh exports).
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/onnx")
-        .join(name)
+    match std::env::var_os("WALKJUMP_ONNX_FIXTURES") {
+        Some(dir) => PathBuf::from(dir).join(name),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/onnx")
+            .join(name),
+    }
 }
 
 fn expected(name: &str) -> std::collections::HashMap<String, Tensor> {
