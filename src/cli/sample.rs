@@ -16,7 +16,7 @@ use walkjump::sampling::langevin::Sampler;
 use walkjump::sampling::rng::Rng;
 use walkjump::{CLASSIFIER_CHECKPOINT, checkpoints_dir};
 
-use crate::{Common, load_model, open_device, parse_z, resolve_checkpoint};
+use super::{Common, load_model, open_device, parse_z, resolve_checkpoint};
 
 #[derive(Args)]
 pub(crate) struct SampleArgs {
