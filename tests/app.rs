@@ -1736,3 +1736,31 @@ fn onnx_models_open_and_a_bare_one_asks_what_it_is() {
     assert_eq!(h.state().current(), Some(bare.as_path()));
     h.get_by_label("model: bare (mdae, sigma 1)");
 }
+
+/// A colour 3x32x32 ONNX energy walks in the app; its jumps are 3-plane tiles and the exported grid is an RGB PNG.
+#[test]
+fn colour_onnx_model_walks_and_exports_in_colour() {
+    let colour =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx/colour_energy.onnx");
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.open_path(&colour);
+    app.settings.walk.chains = 4;
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    h.get_by_label("model: colour_energy (deen, sigma 0.3)");
+    h.get_by_label("Step").click();
+    h.run();
+    pump(&mut h, &mut worker, 200);
+    let f = h.state().walk_frame().expect("a frame").clone();
+    assert_eq!(f.image_hw, (32, 32));
+    assert_eq!(f.jumps.len(), 4);
+    assert!(f.jumps.iter().all(|t| t.len() == 3 * 32 * 32));
+    let out = temp_dir("app-colour");
+    let png = out.join("jumps.png");
+    h.state_mut()
+        .export_to(SaveKind::JumpGrid, &png)
+        .expect("png");
+    let img = image::open(&png).expect("decode");
+    assert_eq!(img.color(), image::ColorType::Rgb8);
+}
