@@ -12,7 +12,7 @@ use super::cpu_only_command;
 
 #[derive(Args)]
 pub(crate) struct ChiArgs {
-    /// IDX images (default: the bundled digits).
+    /// Images: IDX, a folder of PNGs or a .npy [N, c, h, w] (default: the bundled digits).
     #[arg(long)]
     data: Option<PathBuf>,
     /// Number of random pairs.

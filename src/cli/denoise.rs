@@ -36,7 +36,7 @@ pub(crate) struct DenoiseArgs {
     /// How VAEs pick z: sample, mean, or average:K.
     #[arg(long, default_value = "sample")]
     z: String,
-    /// IDX images (default: the bundled test split).
+    /// Images: IDX, a folder of PNGs or a .npy [N, c, h, w] (default: the bundled test split).
     #[arg(long)]
     data: Option<PathBuf>,
     /// IDX labels for --data.

@@ -15,7 +15,7 @@ use super::{Common, load_model, open_device, parse_z, resolve_checkpoint};
 pub(crate) struct EvalArgs {
     #[command(flatten)]
     pub(crate) common: Common,
-    /// IDX images (default: the bundled digits' test split).
+    /// Images: IDX, a folder of PNGs or a .npy [N, c, h, w] (default: the bundled digits' test split).
     #[arg(long)]
     data: Option<PathBuf>,
     /// IDX labels (needed for a classifier with --data).

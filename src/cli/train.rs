@@ -20,7 +20,7 @@ pub(crate) struct TrainArgs {
     /// Number of measurements M (mdae).
     #[arg(long, default_value_t = 1)]
     measurements: usize,
-    /// IDX images (default: the bundled digits). Training uses the first 90%, the rest is the test split.
+    /// Images: IDX, a folder of PNGs or a .npy [N, c, h, w] (default: the bundled digits). Training uses the first 90%, the rest is the test split.
     #[arg(long)]
     data: Option<PathBuf>,
     /// IDX labels (classifier).
