@@ -5,6 +5,9 @@ use crate::models::checkpoint::CheckpointError;
 use crate::models::mixture::MixtureError;
 use crate::sampling::diagnostics::DiagnosticsError;
 
+// `one_line` lives in `crate::text`, which imports nothing; it stays reachable as `error::one_line` for its callers.
+pub(crate) use crate::text::one_line;
+
 /// Result alias for the engine.
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -52,20 +55,6 @@ pub enum Error {
     /// A tensor operation failed (a bug or an out-of-memory condition, not a user error).
     #[error("tensor operation failed: {0}")]
     Candle(#[from] candle_core::Error),
-}
-
-/// Escapes control characters (newlines included), so that text from a file, echoed in an error message, keeps the
-/// message on one line: serde's "unknown variant" and "unknown field" errors quote the offending string verbatim.
-pub(crate) fn one_line(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
 }
 
 impl Error {

@@ -22,6 +22,7 @@ pub mod quality;
 pub mod render;
 pub mod run;
 pub mod sampling;
+mod text;
 pub mod train;
 
 pub use error::{Error, Result};

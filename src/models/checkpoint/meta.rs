@@ -1,0 +1,356 @@
+//! The walkjump metadata of a checkpoint ([`Metadata`], [`ModelKind`], [`DataSpec`]), its tensors
+//! ([`TensorData`]), and their validation: the string map read from `__metadata__` to [`Metadata`] and back, and the
+//! invariants loading and saving both enforce.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::json::{canonical_json, json_type, write_json_str};
+use super::{CheckpointError, FORMAT, MAX_DATA_DIM, MAX_MEASUREMENTS, RESERVED_KEYS, VERSION};
+
+/// The kind of model a checkpoint holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// Deep energy estimator network (`deen`).
+    Deen,
+    /// Unnormalized variational Bayes model (`uvb`).
+    Uvb,
+    /// Sigma-VAE (`sigma_vae`).
+    SigmaVae,
+    /// Alpha-VAE (`alpha_vae`).
+    AlphaVae,
+    /// Plain VAE (`vae`).
+    Vae,
+    /// Multimeasurement denoising autoencoder (`mdae`).
+    Mdae,
+    /// Energy-based VAE (`ebm_vae`).
+    EbmVae,
+    /// Classifier (`classifier`); the only kind allowed `sigma = 0`.
+    Classifier,
+}
+
+impl ModelKind {
+    /// Every model kind, in declaration order.
+    pub const ALL: [ModelKind; 8] = [
+        ModelKind::Deen,
+        ModelKind::Uvb,
+        ModelKind::SigmaVae,
+        ModelKind::AlphaVae,
+        ModelKind::Vae,
+        ModelKind::Mdae,
+        ModelKind::EbmVae,
+        ModelKind::Classifier,
+    ];
+
+    /// The snake_case name stored in checkpoints (same as the serde name).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ModelKind::Deen => "deen",
+            ModelKind::Uvb => "uvb",
+            ModelKind::SigmaVae => "sigma_vae",
+            ModelKind::AlphaVae => "alpha_vae",
+            ModelKind::Vae => "vae",
+            ModelKind::Mdae => "mdae",
+            ModelKind::EbmVae => "ebm_vae",
+            ModelKind::Classifier => "classifier",
+        }
+    }
+
+    /// Parses the exact snake_case name; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The data set a model was trained on, stored as the JSON `data` key.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DataSpec {
+    /// Data set name, e.g. `mnist-10k`.
+    pub name: String,
+    /// Number of channels (>= 1).
+    pub channels: usize,
+    /// Image height (>= 1).
+    pub height: usize,
+    /// Image width (>= 1).
+    pub width: usize,
+}
+
+impl DataSpec {
+    /// Flattened data dimension `channels * height * width` (saturating, so an
+    /// unvalidated spec never panics; validated specs are at most
+    /// [`MAX_DATA_DIM`]).
+    pub fn dim(&self) -> usize {
+        self.channels
+            .saturating_mul(self.height)
+            .saturating_mul(self.width)
+    }
+
+    /// Checks every dimension is >= 1 and the product is <= [`MAX_DATA_DIM`].
+    pub fn validate(&self) -> Result<(), CheckpointError> {
+        let dim = self
+            .channels
+            .checked_mul(self.height)
+            .and_then(|d| d.checked_mul(self.width));
+        let ok = self.channels >= 1
+            && self.height >= 1
+            && self.width >= 1
+            && dim.is_some_and(|d| d <= MAX_DATA_DIM);
+        if ok {
+            Ok(())
+        } else {
+            Err(CheckpointError::DataDims {
+                channels: self.channels,
+                height: self.height,
+                width: self.width,
+            })
+        }
+    }
+}
+
+/// The walkjump metadata of a checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metadata {
+    /// Model kind (`kind` key).
+    pub kind: ModelKind,
+    /// Format version (`version` key), 1..=[`VERSION`].
+    pub version: u32,
+    /// Noise level (`sigma` key): finite, >= 0, and > 0 unless the kind is
+    /// [`ModelKind::Classifier`].
+    pub sigma: f64,
+    /// Number of measurements `M` (`measurements` key), 1..=[`MAX_MEASUREMENTS`].
+    pub measurements: usize,
+    /// Data set description (`data` key).
+    pub data: DataSpec,
+    /// Architecture config (`arch` key); always a JSON object.
+    pub arch: Value,
+    /// Training-run record (`train` key), if present.
+    pub train: Option<Value>,
+    /// Every other metadata key, verbatim (e.g. `sampler`).
+    pub extra: BTreeMap<String, String>,
+}
+
+impl Metadata {
+    /// Checks the invariants loading enforces (version, sigma, measurements,
+    /// data dims, `arch` is an object, no reserved key in `extra`).
+    pub fn validate(&self) -> Result<(), CheckpointError> {
+        if self.version == 0 {
+            return Err(CheckpointError::InvalidVersion {
+                value: self.version.to_string(),
+            });
+        }
+        if self.version > VERSION {
+            return Err(CheckpointError::UnsupportedVersion {
+                found: u64::from(self.version),
+            });
+        }
+        check_sigma(self.kind, self.sigma, &format!("{:?}", self.sigma))?;
+        check_measurements(self.measurements)?;
+        self.data.validate()?;
+        if !self.arch.is_object() {
+            return Err(CheckpointError::ArchNotObject {
+                found: json_type(&self.arch),
+            });
+        }
+        if let Some(key) = self
+            .extra
+            .keys()
+            .find(|k| RESERVED_KEYS.contains(&k.as_str()))
+        {
+            return Err(CheckpointError::ReservedExtraKey { key: key.clone() });
+        }
+        Ok(())
+    }
+}
+
+impl Metadata {
+    /// The `__metadata__` string map written by [`Checkpoint::to_bytes`](super::Checkpoint::to_bytes).
+    pub(super) fn to_strings(&self) -> BTreeMap<String, String> {
+        let mut m: BTreeMap<String, String> = self.extra.clone();
+        m.insert("format".into(), FORMAT.into());
+        m.insert("version".into(), self.version.to_string());
+        m.insert("kind".into(), self.kind.as_str().into());
+        // `{:?}` is the shortest representation that parses back to the same
+        // f64, with an exponent for very large or small values.
+        m.insert("sigma".into(), format!("{:?}", self.sigma));
+        m.insert("measurements".into(), self.measurements.to_string());
+        let mut data = String::from("{\"name\":");
+        write_json_str(&mut data, &self.data.name);
+        let _ = write!(
+            data,
+            ",\"channels\":{},\"height\":{},\"width\":{}}}",
+            self.data.channels, self.data.height, self.data.width
+        );
+        m.insert("data".into(), data);
+        m.insert("arch".into(), canonical_json(&self.arch));
+        if let Some(t) = &self.train {
+            m.insert("train".into(), canonical_json(t));
+        }
+        m
+    }
+}
+
+/// One tensor's shape and row-major `f32` values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorData {
+    /// Dimensions, outermost first; `[]` is a scalar.
+    pub shape: Vec<usize>,
+    /// Row-major values; `data.len()` equals the product of `shape`.
+    pub data: Vec<f32>,
+}
+
+impl TensorData {
+    /// Number of elements implied by `shape` (`None` on overflow).
+    pub fn numel(&self) -> Option<usize> {
+        self.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+    }
+}
+
+fn check_sigma(kind: ModelKind, sigma: f64, text: &str) -> Result<(), CheckpointError> {
+    if !sigma.is_finite() {
+        return Err(CheckpointError::SigmaNotFinite {
+            value: text.to_string(),
+        });
+    }
+    if sigma < 0.0 {
+        return Err(CheckpointError::SigmaNegative {
+            value: text.to_string(),
+        });
+    }
+    if sigma == 0.0 && kind != ModelKind::Classifier {
+        return Err(CheckpointError::SigmaZero { kind });
+    }
+    Ok(())
+}
+
+fn check_measurements(m: usize) -> Result<(), CheckpointError> {
+    if (1..=MAX_MEASUREMENTS).contains(&m) {
+        Ok(())
+    } else {
+        Err(CheckpointError::MeasurementsOutOfRange { value: m as u64 })
+    }
+}
+
+/// Parses the metadata strings into [`Metadata`], validating each key.
+pub(super) fn parse_metadata(map: &HashMap<String, String>) -> Result<Metadata, CheckpointError> {
+    let get = |key: &'static str| {
+        map.get(key)
+            .map(String::as_str)
+            .ok_or(CheckpointError::MissingKey { key })
+    };
+    match map.get("format") {
+        Some(f) if f == FORMAT => {}
+        found => {
+            return Err(CheckpointError::NotWalkjump {
+                found: found.cloned(),
+            });
+        }
+    }
+    let vtext = get("version")?;
+    let version = match vtext.trim().parse::<u64>() {
+        Ok(0) | Err(_) => {
+            return Err(CheckpointError::InvalidVersion {
+                value: vtext.to_string(),
+            });
+        }
+        Ok(v) if v > u64::from(VERSION) => {
+            return Err(CheckpointError::UnsupportedVersion { found: v });
+        }
+        // v <= VERSION, so it fits in u32.
+        Ok(v) => v as u32,
+    };
+    let ktext = get("kind")?;
+    let kind = ModelKind::parse(ktext).ok_or_else(|| CheckpointError::UnknownKind {
+        value: ktext.to_string(),
+    })?;
+    let stext = get("sigma")?;
+    let sigma = stext
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| CheckpointError::SigmaNotNumber {
+            value: stext.to_string(),
+        })?;
+    // The trimmed text parsed as a number, so it is safe to echo (the raw text may hold newlines around it).
+    check_sigma(kind, sigma, stext.trim())?;
+    let mtext = get("measurements")?;
+    let m = mtext
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| CheckpointError::MeasurementsInvalid {
+            value: mtext.to_string(),
+        })?;
+    if !(1..=MAX_MEASUREMENTS as u64).contains(&m) {
+        return Err(CheckpointError::MeasurementsOutOfRange { value: m });
+    }
+    let measurements = m as usize;
+    let data: DataSpec =
+        serde_json::from_str(get("data")?).map_err(|e| CheckpointError::DataInvalid {
+            reason: e.to_string(),
+        })?;
+    data.validate()?;
+    let arch: Value =
+        serde_json::from_str(get("arch")?).map_err(|e| CheckpointError::ArchNotJson {
+            reason: e.to_string(),
+        })?;
+    if !arch.is_object() {
+        return Err(CheckpointError::ArchNotObject {
+            found: json_type(&arch),
+        });
+    }
+    let train =
+        match map.get("train") {
+            None => None,
+            Some(t) => Some(serde_json::from_str::<Value>(t).map_err(|e| {
+                CheckpointError::TrainNotJson {
+                    reason: e.to_string(),
+                }
+            })?),
+        };
+    let extra = map
+        .iter()
+        .filter(|(k, _)| !RESERVED_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ok(Metadata {
+        kind,
+        version,
+        sigma,
+        measurements,
+        data,
+        arch,
+        train,
+        extra,
+    })
+}
+
+/// Counts NaN and infinite values.
+fn count_non_finite(data: &[f32]) -> (usize, usize) {
+    data.iter().fold((0, 0), |(nan, inf), v| {
+        (
+            nan + usize::from(v.is_nan()),
+            inf + usize::from(v.is_infinite()),
+        )
+    })
+}
+
+/// Refuses a tensor holding NaN or infinite values, counting both.
+pub(super) fn check_finite(name: &str, data: &[f32]) -> Result<(), CheckpointError> {
+    let (nan, inf) = count_non_finite(data);
+    if nan + inf > 0 {
+        return Err(CheckpointError::NonFinite {
+            name: name.to_string(),
+            nan,
+            inf,
+            total: data.len(),
+        });
+    }
+    Ok(())
+}
