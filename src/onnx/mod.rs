@@ -135,7 +135,7 @@ pub fn parse(bytes: &[u8]) -> Result<ModelProto> {
 }
 
 pub(crate) fn one_line(s: &str) -> String {
-    crate::error::one_line(s)
+    crate::text::one_line(s)
 }
 
 fn prop<'a>(props: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {

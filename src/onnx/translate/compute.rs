@@ -1,0 +1,574 @@
+//! Translations that emit graph nodes: activations, arithmetic with constants, reshapes, convolutions, dense
+//! layers and reductions.
+
+use super::*;
+
+impl Translator {
+    pub(super) fn act(&mut self, n: &NodeProto, op: Op) -> Result<()> {
+        let (id, s) = self.dynamic(n, 0)?;
+        let sigmoid = matches!(op, Op::Sigmoid);
+        let softplus = matches!(op, Op::Softplus { .. });
+        let out = self.push(op, vec![id], vec![]);
+        if sigmoid {
+            self.sigmoid_of.insert(out, id);
+        }
+        if softplus {
+            self.softplus_of.insert(out, id);
+        }
+        self.set(n, Val::Dyn(out, s))
+    }
+
+    /// `x op c` (or `c op x` when `const_first`) for a graph value and a constant.
+    pub(super) fn with_const(
+        &mut self,
+        n: &NodeProto,
+        op: &str,
+        (id, s): (usize, ValueShape),
+        c: &Const,
+        const_first: bool,
+        dyn_input: usize,
+    ) -> Result<()> {
+        let affine = |m: f64, a: f64| Op::Affine { mul: m, add: a };
+        if let Some(k) = c.scalar() {
+            let op =
+                match (op, const_first) {
+                    ("Add", _) => affine(1.0, k),
+                    ("Mul", _) => affine(k, 0.0),
+                    ("Sub", false) => affine(1.0, -k),
+                    ("Sub", true) => affine(-1.0, k),
+                    ("Div", false) if k != 0.0 => affine(1.0 / k, 0.0),
+                    _ => return Err(self.fail(
+                        n,
+                        "divides by the input-dependent value, which walkjump's graph cannot hold",
+                    )),
+                };
+            let out = self.push(op, vec![id], vec![]);
+            return self.set(n, Val::Dyn(out, s));
+        }
+        let Some(v) = per_channel(c, s) else {
+            return Err(self.fail(
+                n,
+                format!(
+                    "combines a value of shape {} with a constant of shape {:?}; walkjump takes scalars and per-channel constants",
+                    s.describe(),
+                    c.dims
+                ),
+            ));
+        };
+        let fold = single_reader(self, n, dyn_input);
+        match (op, const_first) {
+            ("Add", _) | ("Sub", false) => {
+                let sign = if op == "Sub" { -1.0 } else { 1.0 };
+                let add: Vec<f64> = v.iter().map(|x| sign * x).collect();
+                if fold && let Some(&node) = self.biased.get(&id) {
+                    let key = format!("{}.bias", self.nodes[node].name);
+                    if let Some((_, b)) = self.tensors.get_mut(&key)
+                        && b.len() == add.len()
+                    {
+                        for (b, a) in b.iter_mut().zip(&add) {
+                            *b += *a as f32;
+                        }
+                        // The node's own value now stands for this Add's output.
+                        return self.set(n, Val::Dyn(id, s));
+                    }
+                }
+                let out = self.push(
+                    Op::ChannelAdd,
+                    vec![id],
+                    vec![("bias", vec![v.len()], f32s(&add))],
+                );
+                self.set(n, Val::Dyn(out, s))
+            }
+            ("Mul", _) | ("Div", false) => {
+                if op == "Div" && v.contains(&0.0) {
+                    return Err(self.fail(n, "divides by a constant with zeros"));
+                }
+                let m: Vec<f64> = if op == "Div" {
+                    v.iter().map(|x| 1.0 / x).collect()
+                } else {
+                    v
+                };
+                let out = self.push(
+                    Op::ChannelMul,
+                    vec![id],
+                    vec![("weight", vec![m.len()], f32s(&m))],
+                );
+                self.set(n, Val::Dyn(out, s))
+            }
+            ("Sub", true) => {
+                let neg = self.push(affine(-1.0, 0.0), vec![id], vec![]);
+                let out = self.push(
+                    Op::ChannelAdd,
+                    vec![neg],
+                    vec![("bias", vec![v.len()], f32s(&v))],
+                );
+                self.set(n, Val::Dyn(out, s))
+            }
+            _ => Err(self.fail(
+                n,
+                "divides by the input-dependent value, which walkjump's graph cannot hold",
+            )),
+        }
+    }
+
+    pub(super) fn arith(&mut self, n: &NodeProto) -> Result<()> {
+        let op = n.op_type.as_str();
+        let (a, b) = (self.get(n, 0)?, self.get(n, 1)?);
+        match (a, b) {
+            (Val::Const(a), Val::Const(b)) => {
+                let f: fn(f64, f64) -> f64 = match op {
+                    "Add" => |x, y| x + y,
+                    "Sub" => |x, y| x - y,
+                    "Mul" => |x, y| x * y,
+                    _ => |x, y| x / y,
+                };
+                let c = broadcast_binary(&a, &b, f).ok_or_else(|| {
+                    self.fail(
+                        n,
+                        format!("cannot broadcast {:?} against {:?}", a.dims, b.dims),
+                    )
+                })?;
+                self.set(n, Val::Const(c))
+            }
+            (Val::Dyn(x, sx), Val::Dyn(y, sy)) => {
+                if op == "Mul" {
+                    for (p, q) in [(x, y), (y, x)] {
+                        if self.sigmoid_of.get(&q) == Some(&p) {
+                            let out = self.push(Op::Silu, vec![p], vec![]);
+                            return self.set(n, Val::Dyn(out, sx));
+                        }
+                    }
+                }
+                if sx != sy {
+                    return Err(self.fail(
+                        n,
+                        format!("combines values of shapes {} and {}; walkjump's graph needs equal shapes", sx.describe(), sy.describe()),
+                    ));
+                }
+                let gop = match op {
+                    "Add" => Op::Add,
+                    "Sub" => Op::Sub,
+                    "Mul" => Op::Mul,
+                    _ => return Err(self.fail(
+                        n,
+                        "divides two input-dependent values, which walkjump's graph cannot hold",
+                    )),
+                };
+                let out = self.push(gop, vec![x, y], vec![]);
+                self.set(n, Val::Dyn(out, sx))
+            }
+            (Val::Dyn(x, s), Val::Const(c)) => self.with_const(n, op, (x, s), &c, false, 0),
+            (Val::Const(c), Val::Dyn(x, s)) => self.with_const(n, op, (x, s), &c, true, 1),
+            _ => Err(self.fail(
+                n,
+                "reads an intermediate pattern walkjump does not recognise here",
+            )),
+        }
+    }
+
+    /// Per-sample target dims of a `Reshape` of a value whose full dims are `[N, sample...]`; `None` when the
+    /// first target dimension is not the batch.
+    pub(super) fn reshape_target(
+        &self,
+        n: &NodeProto,
+        s: ValueShape,
+        target: &Const,
+    ) -> Result<Option<Vec<usize>>> {
+        let allowzero = attr_i(n, "allowzero", 0) != 0;
+        let full = full_dims(s);
+        let t = ints(target);
+        let numel = s.numel();
+        // [-1] or [N] for a one-value sample: the batch itself.
+        if t.len() == 1 && (t[0].is_none() || t[0] == Some(-1)) && numel == 1 {
+            return Ok(Some(vec![]));
+        }
+        match t.first() {
+            Some(None) => {}
+            Some(Some(0)) if !allowzero => {}
+            // [-1, rest...]: the batch, when the rest is explicit and holds one sample.
+            Some(Some(-1))
+                if t[1..].iter().all(|v| v.is_some_and(|d| d > 0))
+                    && t[1..].iter().flatten().product::<i64>() == numel as i64 => {}
+            _ => return Ok(None),
+        }
+        let mut out: Vec<Option<usize>> = Vec::with_capacity(t.len() - 1);
+        for (k, v) in t.iter().enumerate().skip(1) {
+            out.push(match v {
+                None => return Err(self.fail(n, "uses the batch size in a non-batch dimension")),
+                Some(-1) => None,
+                Some(0) if !allowzero => {
+                    let d = full.get(k).copied().and_then(as_usize);
+                    Some(d.ok_or_else(|| {
+                        self.fail(n, "copies a dimension the input does not have")
+                    })?)
+                }
+                Some(d) if *d > 0 => Some(*d as usize),
+                Some(d) => return Err(self.fail(n, format!("has target dimension {d}"))),
+            });
+        }
+        let known: usize = out.iter().flatten().product();
+        let unknown = out.iter().filter(|d| d.is_none()).count();
+        let dims: Vec<usize> = match unknown {
+            0 => out.into_iter().flatten().collect(),
+            1 if known > 0 && numel.is_multiple_of(known) => out
+                .into_iter()
+                .map(|d| d.unwrap_or(numel / known))
+                .collect(),
+            _ => {
+                return Err(self.fail(
+                    n,
+                    format!("cannot infer the target shape {t:?} for {numel} values"),
+                ));
+            }
+        };
+        if dims.iter().product::<usize>() != numel {
+            return Err(self.fail(n, format!("reshapes {} values into {dims:?}", numel)));
+        }
+        Ok(Some(dims))
+    }
+
+    pub(super) fn reshape(&mut self, n: &NodeProto) -> Result<()> {
+        let target = self.konst(n, 1, "the target shape")?;
+        match self.get(n, 0)? {
+            Val::Const(c) => {
+                let t = ints(&target);
+                let count = c.data.len();
+                let known: usize = t
+                    .iter()
+                    .map(|v| match v {
+                        Some(d) if *d > 0 => *d as usize,
+                        _ => 1,
+                    })
+                    .product();
+                let mut dims = Vec::new();
+                for (k, v) in t.iter().enumerate() {
+                    dims.push(match v {
+                        Some(-1) if known > 0 => count / known,
+                        Some(0) => c.dims.get(k).copied().unwrap_or(0),
+                        Some(d) if *d > 0 => *d as usize,
+                        _ => return Err(self.fail(n, "reshapes a constant with the batch size")),
+                    });
+                }
+                if dims.iter().product::<usize>() != count {
+                    return Err(
+                        self.fail(n, format!("reshapes {count} constant values into {dims:?}"))
+                    );
+                }
+                self.set(n, Val::Const(Const { dims, data: c.data }))
+            }
+            Val::Dyn(id, s) => {
+                let Some(dims) = self.reshape_target(n, s, &target)? else {
+                    return Err(self.fail(n, "reshapes across the batch dimension"));
+                };
+                let v = match (dims.as_slice(), s) {
+                    ([], _) => Val::Dyn(id, s),
+                    ([_], ValueShape::Flat(_)) => Val::Dyn(id, s),
+                    ([d], ValueShape::Image(..)) => Val::Dyn(
+                        self.push(Op::Flatten, vec![id], vec![]),
+                        ValueShape::Flat(*d),
+                    ),
+                    (&[c, h, w], ValueShape::Image(c0, h0, w0)) if (c, h, w) == (c0, h0, w0) => {
+                        Val::Dyn(id, s)
+                    }
+                    (&[c, h, w], ValueShape::Flat(_)) => Val::Dyn(
+                        self.push(Op::Unflatten { shape: [c, h, w] }, vec![id], vec![]),
+                        ValueShape::Image(c, h, w),
+                    ),
+                    (&[c, h, w], ValueShape::Image(..)) => {
+                        let f = self.push(Op::Flatten, vec![id], vec![]);
+                        Val::Dyn(
+                            self.push(Op::Unflatten { shape: [c, h, w] }, vec![f], vec![]),
+                            ValueShape::Image(c, h, w),
+                        )
+                    }
+                    (&[g, _], ValueShape::Image(c, _, _)) if g > 0 && c % g == 0 => {
+                        Val::Grouped(id, s, g)
+                    }
+                    _ => {
+                        return Err(self.fail(
+                            n,
+                            format!(
+                                "reshapes {} into {dims:?}, which walkjump's graph cannot hold",
+                                s.describe()
+                            ),
+                        ));
+                    }
+                };
+                self.set(n, v)
+            }
+            Val::GroupNormed(id, s) => {
+                let dims = self.reshape_target(n, s, &target)?;
+                match (dims.as_deref(), s) {
+                    (Some(&[c, h, w]), ValueShape::Image(c0, h0, w0))
+                        if (c, h, w) == (c0, h0, w0) =>
+                    {
+                        self.set(n, Val::Dyn(id, s))
+                    }
+                    _ => Err(self.fail(
+                        n,
+                        "reshapes a group-normalised value to something other than its image shape",
+                    )),
+                }
+            }
+            _ => Err(self.fail(
+                n,
+                "reads an intermediate pattern walkjump does not recognise here",
+            )),
+        }
+    }
+
+    pub(super) fn conv(&mut self, n: &NodeProto) -> Result<()> {
+        let (id, s) = self.dynamic(n, 0)?;
+        let ValueShape::Image(c, h, wd) = s else {
+            return Err(self.fail(n, format!("needs an image input, got {}", s.describe())));
+        };
+        let w = self.konst(n, 1, "the weight")?;
+        let &[out, cin, kh, kw] = w.dims.as_slice() else {
+            return Err(self.fail(
+                n,
+                format!(
+                    "has a weight of shape {:?}; walkjump reads 2D convolutions",
+                    w.dims
+                ),
+            ));
+        };
+        let group = attr_i(n, "group", 1);
+        if group != 1 {
+            return Err(self.fail(
+                n,
+                format!("has {group} groups; walkjump's convolutions have one"),
+            ));
+        }
+        if cin != c {
+            return Err(self.fail(n, format!("has {cin} input channels for an input of {c}")));
+        }
+        if kh != kw {
+            return Err(self.fail(
+                n,
+                format!("has a {kh}x{kw} kernel; walkjump's convolutions are square"),
+            ));
+        }
+        if attr_ints(n, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1)) {
+            return Err(self.fail(n, "is dilated; walkjump's convolutions have dilation 1"));
+        }
+        let strides = attr_ints(n, "strides").unwrap_or_else(|| vec![1, 1]);
+        let stride = match strides.as_slice() {
+            [a, b] if a == b && *a > 0 => *a as usize,
+            other => {
+                return Err(self.fail(
+                    n,
+                    format!("has strides {other:?}; walkjump needs equal strides"),
+                ));
+            }
+        };
+        let auto = attr_s(n, "auto_pad").unwrap_or_default();
+        let padding =
+            match auto.as_str() {
+                "" | "NOTSET" => {
+                    let pads = attr_ints(n, "pads").unwrap_or_else(|| vec![0; 4]);
+                    match pads.as_slice() {
+                        [a, b, c2, d] if a == b && b == c2 && c2 == d && *a >= 0 => *a as usize,
+                        other => return Err(self.fail(
+                            n,
+                            format!(
+                                "has pads {other:?}; walkjump needs the same padding on every side"
+                            ),
+                        )),
+                    }
+                }
+                "VALID" => 0,
+                "SAME_UPPER" | "SAME_LOWER" if stride == 1 && kh % 2 == 1 => kh / 2,
+                other => {
+                    return Err(self.fail(
+                        n,
+                        format!("has auto_pad {other} with stride {stride} and kernel {kh}"),
+                    ));
+                }
+            };
+        if h + 2 * padding < kh || wd + 2 * padding < kh {
+            return Err(self.fail(
+                n,
+                format!("has a {kh}x{kh} kernel larger than its padded {h}x{wd} input"),
+            ));
+        }
+        let bias = match self.opt(n, 2)? {
+            Some(Val::Const(b)) if b.data.len() == out => b.data,
+            Some(_) => {
+                return Err(self.fail(
+                    n,
+                    "has a bias that is not a constant of one value per output channel",
+                ));
+            }
+            None => vec![0.0; out],
+        };
+        let op = Op::Conv2d {
+            out,
+            kernel: kh,
+            stride,
+            padding,
+            bias: true,
+        };
+        let node = self.nodes.len();
+        let o = self.push(
+            op,
+            vec![id],
+            vec![
+                ("weight", w.dims.clone(), f32s(&w.data)),
+                ("bias", vec![out], f32s(&bias)),
+            ],
+        );
+        self.biased.insert(o, node);
+        let oh = (h + 2 * padding - kh) / stride + 1;
+        let ow = (wd + 2 * padding - kh) / stride + 1;
+        self.set(n, Val::Dyn(o, ValueShape::Image(out, oh, ow)))
+    }
+
+    pub(super) fn dense(&mut self, n: &NodeProto, gemm: bool) -> Result<()> {
+        let (id, s) = self.dynamic(n, 0)?;
+        let ValueShape::Flat(d) = s else {
+            return Err(self.fail(
+                n,
+                format!(
+                    "needs a flat input, got {} (flatten it first)",
+                    s.describe()
+                ),
+            ));
+        };
+        let b = self.konst(n, 1, "the weight")?;
+        let &[r, c] = b.dims.as_slice() else {
+            return Err(self.fail(
+                n,
+                format!(
+                    "has a weight of shape {:?}; walkjump reads 2D weights",
+                    b.dims
+                ),
+            ));
+        };
+        let (trans_b, alpha, beta) = if gemm {
+            if attr_i(n, "transA", 0) != 0 {
+                return Err(self.fail(n, "transposes its input (transA = 1)"));
+            }
+            (
+                attr_i(n, "transB", 0) != 0,
+                attr_f(n, "alpha", 1.0),
+                attr_f(n, "beta", 1.0),
+            )
+        } else {
+            (false, 1.0, 1.0)
+        };
+        // Weight as [out, in].
+        let (out, inn) = if trans_b { (r, c) } else { (c, r) };
+        if inn != d {
+            return Err(self.fail(
+                n,
+                format!("has a weight for {inn} inputs, the input has {d}"),
+            ));
+        }
+        let mut w = vec![0f32; out * inn];
+        for o in 0..out {
+            for i in 0..inn {
+                let v = if trans_b {
+                    b.data[o * inn + i]
+                } else {
+                    b.data[i * out + o]
+                };
+                w[o * inn + i] = (alpha * v) as f32;
+            }
+        }
+        let bias = match if gemm { self.opt(n, 2)? } else { None } {
+            Some(Val::Const(cb)) => match per_channel(&cb, ValueShape::Flat(out)) {
+                Some(v) => v.iter().map(|x| beta * x).collect(),
+                None => {
+                    return Err(self.fail(
+                        n,
+                        format!("has a bias of shape {:?} for {out} outputs", cb.dims),
+                    ));
+                }
+            },
+            Some(_) => return Err(self.fail(n, "has a bias that is not a constant")),
+            None => vec![0.0; out],
+        };
+        let node = self.nodes.len();
+        let o = self.push(
+            Op::Linear { out, bias: true },
+            vec![id],
+            vec![
+                ("weight", vec![out, inn], w),
+                ("bias", vec![out], f32s(&bias)),
+            ],
+        );
+        self.biased.insert(o, node);
+        self.set(n, Val::Dyn(o, ValueShape::Flat(out)))
+    }
+
+    /// Axes of a reduce node (attribute or, in newer opsets, input 1), normalised to `0..rank`.
+    pub(super) fn axes(&self, n: &NodeProto, rank: usize) -> Result<Option<Vec<usize>>> {
+        let raw: Option<Vec<i64>> = match attr_ints(n, "axes") {
+            Some(a) => Some(a),
+            None => match self.opt(n, 1)? {
+                Some(Val::Const(c)) => Some(c.data.iter().map(|&v| v as i64).collect()),
+                Some(_) => return Err(self.fail(n, "has axes that are not constant")),
+                None => None,
+            },
+        };
+        let Some(raw) = raw else { return Ok(None) };
+        let mut axes = Vec::new();
+        for a in raw {
+            let a = if a < 0 { a + rank as i64 } else { a };
+            if a < 0 || a >= rank as i64 {
+                return Err(self.fail(n, format!("has axis {a} for rank {rank}")));
+            }
+            axes.push(a as usize);
+        }
+        axes.sort_unstable();
+        axes.dedup();
+        Ok(Some(axes))
+    }
+
+    pub(super) fn reduce(&mut self, n: &NodeProto) -> Result<()> {
+        let (id, s) = self.dynamic(n, 0)?;
+        let mean = n.op_type == "ReduceMean";
+        let rank = full_dims(s).len();
+        let keep = attr_i(n, "keepdims", 1) != 0;
+        let axes = match self.axes(n, rank)? {
+            Some(a) if !a.is_empty() => a,
+            _ if attr_i(n, "noop_with_empty_axes", 0) != 0 => return self.set(n, Val::Dyn(id, s)),
+            _ => return Err(self.fail(n, "reduces over the batch dimension too")),
+        };
+        if axes.contains(&0) {
+            return Err(self.fail(n, "reduces over the batch dimension"));
+        }
+        if axes.len() == rank - 1 {
+            let op = if mean { Op::ReduceMean } else { Op::ReduceSum };
+            let o = self.push(op, vec![id], vec![]);
+            return self.set(n, Val::Dyn(o, ValueShape::Flat(1)));
+        }
+        if let ValueShape::Image(c, h, w) = s
+            && axes == [2, 3]
+        {
+            let mut o = self.push(Op::GlobalAvgPool, vec![id], vec![]);
+            if !mean {
+                o = self.push(
+                    Op::Affine {
+                        mul: (h * w) as f64,
+                        add: 0.0,
+                    },
+                    vec![o],
+                    vec![],
+                );
+            }
+            if keep {
+                return self.set(n, Val::Dyn(o, ValueShape::Image(c, 1, 1)));
+            }
+            let f = self.push(Op::Flatten, vec![o], vec![]);
+            return self.set(n, Val::Dyn(f, ValueShape::Flat(c)));
+        }
+        Err(self.fail(
+            n,
+            format!(
+                "reduces over axes {axes:?} of a value of shape {}",
+                s.describe()
+            ),
+        ))
+    }
+}
