@@ -402,3 +402,25 @@ fn class_draws_stay_bounded_and_visited_counts_every_jump() {
     }
     assert!(out.class_mixing().is_some());
 }
+
+/// Every bundled checkpoint written before the canonical JSON moved to serde_json re-serialises to the same bytes.
+#[test]
+fn bundled_checkpoints_reserialise_byte_for_byte() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("checkpoints");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("checkpoints") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "safetensors") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).expect("read");
+        let ck = walkjump::models::checkpoint::Checkpoint::from_bytes(&bytes).expect("parse");
+        assert!(
+            ck.to_bytes().expect("bytes") == bytes,
+            "{} changed",
+            path.display()
+        );
+        seen += 1;
+    }
+    assert!(seen >= 10, "{seen} checkpoints");
+}

@@ -1,71 +1,18 @@
-//! The canonical JSON writer: compact, object keys sorted, so that checkpoint headers and metadata values come out
-//! byte-identical for the same checkpoint whatever the map ordering (e.g. serde_json's `preserve_order` feature).
-
-use std::fmt::Write as _;
+//! Canonical JSON: compact, object keys sorted, so that checkpoint headers and metadata values come out
+//! byte-identical for the same checkpoint. serde_json does it: without its `preserve_order` feature (a test below
+//! fails if a dependency turns it on) a `Value`'s objects are `BTreeMap`s, serialised in key order.
 
 use serde_json::Value;
 
 /// Appends `s` as a JSON string literal.
 pub(super) fn write_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    out.push_str(&canonical_json(&Value::String(s.to_string())));
 }
 
-/// Appends `v` as compact JSON with object keys sorted, so the output does
-/// not depend on map ordering (e.g. serde_json's `preserve_order` feature).
-fn write_json(out: &mut String, v: &Value) {
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::String(s) => write_json_str(out, s),
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_json(out, x);
-            }
-            out.push(']');
-        }
-        Value::Object(m) => {
-            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (i, (k, x)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_json_str(out, k);
-                out.push(':');
-                write_json(out, x);
-            }
-            out.push('}');
-        }
-    }
-}
-
-/// `v` as compact JSON with object keys sorted (see [`write_json`]).
+/// `v` as compact JSON with object keys sorted.
 pub(super) fn canonical_json(v: &Value) -> String {
-    let mut s = String::new();
-    write_json(&mut s, v);
-    s
+    // Serialising a `Value` into a `String` cannot fail (no I/O, keys are strings).
+    serde_json::to_string(v).unwrap_or_default()
 }
 
 /// The JSON type of `v`, as error messages name it (`object`, `array` ...).
@@ -77,5 +24,28 @@ pub(super) fn json_type(v: &Value) -> &'static str {
         Value::String(_) => "string",
         Value::Array(_) => "array",
         Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The canonical form relies on serde_json sorting object keys: insertion order must not show.
+    #[test]
+    fn objects_come_out_with_sorted_keys_whatever_the_insertion_order() {
+        let mut m = serde_json::Map::new();
+        m.insert("zeta".into(), Value::from(1));
+        m.insert(
+            "alpha".into(),
+            serde_json::json!({"y": [1.5, "t\n"], "b": null}),
+        );
+        assert_eq!(
+            canonical_json(&Value::Object(m)),
+            r#"{"alpha":{"b":null,"y":[1.5,"t\n"]},"zeta":1}"#
+        );
+        let mut s = String::new();
+        write_json_str(&mut s, "q\"\u{1}");
+        assert_eq!(s, r#""q\"\u0001""#);
     }
 }
