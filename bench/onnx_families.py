@@ -123,18 +123,35 @@ FAMILIES = [
 ]
 
 
-def export(model, example, path, role, sigma, shape):
-    """One call: the dynamo exporter with a dynamic batch, then walkjump's metadata."""
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    torch.onnx.export(
-        model,
-        (example,),
-        path,
-        input_names=["y"],
-        output_names=["out"],
-        dynamic_shapes={"y": {0: batch}},
-        external_data=False,
-    )
+# Families also exported with the older TorchScript exporter (dynamo=False, opset 17), whose graphs differ: GELU
+# as Div/Erf/Add/Mul, Flatten, Reshape with Constant shapes, GroupNorm through Constant-shaped Reshapes.
+LEGACY = ["res_energy", "colour_energy"]
+
+
+def export(model, example, path, role, sigma, shape, legacy=False):
+    """One call: the dynamo exporter with a dynamic batch (or the legacy one), then walkjump's metadata."""
+    if legacy:
+        torch.onnx.export(
+            model,
+            (example,),
+            path,
+            input_names=["y"],
+            output_names=["out"],
+            dynamic_axes={"y": {0: "batch"}, "out": {0: "batch"}},
+            dynamo=False,
+            opset_version=17,
+        )
+    else:
+        batch = torch.export.Dim("batch", min=1, max=4096)
+        torch.onnx.export(
+            model,
+            (example,),
+            path,
+            input_names=["y"],
+            output_names=["out"],
+            dynamic_shapes={"y": {0: batch}},
+            external_data=False,
+        )
     m = onnx.load(path)
     onnx.helper.set_model_props(
         m, {"walkjump.role": role, "walkjump.sigma": str(sigma), "walkjump.shape": shape}
@@ -184,6 +201,8 @@ def export_all(out_dir):
         y = torch.rand((4,) + in_shape, generator=gen) + sigma * torch.randn((4,) + in_shape, generator=gen)
         path = os.path.join(out_dir, f"{name}.onnx")
         export(model, y[:2], path, role, sigma, shape)
+        if name in LEGACY:
+            export(model, y[:2], os.path.join(out_dir, f"{name}_legacy.onnx"), role, sigma, shape, legacy=True)
         save_file(expected(model, role, sigma, y), os.path.join(out_dir, f"{name}.expected.safetensors"))
         ops = sorted({n.op_type for n in onnx.load(path).graph.node})
         print(f"{name}: {os.path.getsize(path)} bytes, ops {', '.join(ops)}")

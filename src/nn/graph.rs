@@ -176,6 +176,8 @@ pub enum Op {
     Tanh,
     /// `1 / (1 + exp(-x))`.
     Sigmoid,
+    /// The error function (GELU as older exporters write it: `x (1 + erf(x / sqrt 2)) / 2`).
+    Erf,
     /// `a + b` (same shapes).
     Add,
     /// `a - b` (same shapes).
@@ -258,6 +260,7 @@ impl Op {
             Op::Softplus { .. } => "softplus",
             Op::Tanh => "tanh",
             Op::Sigmoid => "sigmoid",
+            Op::Erf => "erf",
             Op::Add => "add",
             Op::Sub => "sub",
             Op::Mul => "mul",
@@ -289,6 +292,7 @@ impl Op {
             Op::Softplus { beta } => Activation::Softplus(beta),
             Op::Tanh => Activation::Tanh,
             Op::Sigmoid => Activation::Sigmoid,
+            Op::Erf => Activation::Erf,
             _ => return None,
         })
     }
@@ -323,6 +327,8 @@ pub enum Activation {
     Tanh,
     /// Logistic sigmoid.
     Sigmoid,
+    /// The error function.
+    Erf,
 }
 
 impl Activation {
@@ -381,6 +387,11 @@ impl Activation {
                 let s = sigmoid(h)?;
                 let d = (&s * s.affine(-1.0, 1.0)?)?;
                 (s, d)
+            }
+            Activation::Erf => {
+                // erf'(h) = 2 / sqrt(pi) exp(-h^2)
+                let d = (h.sqr()?.neg()?.exp()? * std::f64::consts::FRAC_2_SQRT_PI)?;
+                (h.erf()?, d)
             }
         })
     }

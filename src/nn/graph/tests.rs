@@ -45,7 +45,8 @@ fn unet_like() -> GraphSpec {
             {"op": "gelu", "in": [23], "tanh": true},
             {"op": "relu", "in": [24]},
             {"op": "channel_mul", "in": [25], "name": "cm"},
-            {"op": "channel_add", "in": [26], "name": "ca"}
+            {"op": "channel_add", "in": [26], "name": "ca"},
+            {"op": "erf", "in": [27]}
         ]
     }))
 }
@@ -236,7 +237,7 @@ fn shapes_are_inferred_per_node() {
     assert_eq!(shapes[8], "conv2d[2, 3, 3]");
     assert_eq!(shapes[13], "flatten[72]");
     assert_eq!(graph.output_shape(), ValueShape::Flat(5));
-    assert_eq!(graph.len(), 27);
+    assert_eq!(graph.len(), 28);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use super::*;
 
-const SUPPORTED: &str = "Add, AveragePool, BatchNormalization, Cast, Concat, Constant, Conv, Div, Dropout, Elu, Flatten, Gather, Gelu, Gemm, GlobalAveragePool, Greater/Where (Softplus threshold), GroupNormalization, Identity, InstanceNormalization, LayerNormalization, LeakyRelu, MatMul, Mul, Neg, Pow (2), ReduceMean, ReduceSum, Relu, Reshape, Resize/Upsample (nearest, integer scale), Shape, Sigmoid, Slice, Softplus, Squeeze, Sub, Tanh, Unsqueeze";
+const SUPPORTED: &str = "Add, AveragePool, BatchNormalization, Cast, Concat, Constant, Conv, Div, Dropout, Elu, Erf, Flatten, Gather, Gelu, Gemm, GlobalAveragePool, Greater/Where (Softplus threshold), GroupNormalization, Identity, InstanceNormalization, LayerNormalization, LeakyRelu, MatMul, Mul, Neg, Pow (2), ReduceMean, ReduceSum, Relu, Reshape, Resize/Upsample (nearest, integer scale), Shape, Sigmoid, Slice, Softplus, Squeeze, Sub, Tanh, Unsqueeze";
 
 impl Translator {
     pub(super) fn node(&mut self, n: &NodeProto, opset: i64) -> Result<()> {
@@ -239,6 +239,7 @@ impl Translator {
             "Relu" => self.act(n, Op::Relu),
             "Sigmoid" => self.act(n, Op::Sigmoid),
             "Tanh" => self.act(n, Op::Tanh),
+            "Erf" => self.act(n, Op::Erf),
             "Softplus" => self.act(n, Op::Softplus { beta: 1.0 }),
             "Elu" => self.act(n, Op::Elu { alpha: attr_f(n, "alpha", 1.0) }),
             "LeakyRelu" => self.act(n, Op::LeakyRelu { alpha: attr_f(n, "alpha", 0.01) }),
