@@ -1,0 +1,323 @@
+//! What persists between sessions: the open workspace ([`Tab`]) and the parameters of every workspace
+//! ([`Settings`]), kept as JSON text in eframe's storage and read back with the values the app cannot use replaced.
+
+use serde::{Deserialize, Serialize};
+
+use super::{denoise, lab, nebula, walk};
+
+/// The workspaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Tab {
+    /// Walk-jump chains.
+    WalkJump,
+    /// NEBULA flows.
+    Nebula,
+    /// Denoising comparison.
+    Denoise,
+    /// Analytic 2D mixtures, shader-rendered density, particles (teaching).
+    Lab,
+    /// Checkpoint metadata and chi.
+    Models,
+}
+
+impl Tab {
+    /// Every workspace, in the order of the tab bar.
+    pub const ALL: [Tab; 5] = [
+        Tab::WalkJump,
+        Tab::Nebula,
+        Tab::Denoise,
+        Tab::Lab,
+        Tab::Models,
+    ];
+
+    /// The workspace named `name` on the command line (`walk-jump`, `nebula`, `denoise`, `lab`, `models`).
+    pub fn from_name(name: &str) -> Option<Tab> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "walk-jump" | "walkjump" | "walk" => Some(Tab::WalkJump),
+            "nebula" => Some(Tab::Nebula),
+            "denoise" => Some(Tab::Denoise),
+            "lab" | "2d-lab" => Some(Tab::Lab),
+            "models" => Some(Tab::Models),
+            _ => None,
+        }
+    }
+
+    /// Name on the tab.
+    pub fn label(self) -> &'static str {
+        match self {
+            Tab::WalkJump => "Walk-Jump",
+            Tab::Nebula => "NEBULA",
+            Tab::Denoise => "Denoise",
+            Tab::Lab => "2D Lab",
+            Tab::Models => "Models",
+        }
+    }
+}
+
+/// Everything that persists between sessions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Dark theme (else light).
+    pub dark: bool,
+    /// Open workspace.
+    pub tab: Tab,
+    /// Walk-Jump parameters.
+    pub walk: walk::WalkSettings,
+    /// NEBULA parameters.
+    pub nebula: nebula::NebulaSettings,
+    /// Denoise parameters.
+    pub denoise: denoise::DenoiseSettings,
+    /// 2D Lab parameters.
+    pub lab: lab::LabSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            dark: true,
+            tab: Tab::WalkJump,
+            walk: Default::default(),
+            nebula: Default::default(),
+            denoise: Default::default(),
+            lab: Default::default(),
+        }
+    }
+}
+
+/// Key of the settings (JSON text) in eframe's storage.
+pub const SETTINGS_KEY: &str = "walkjump.settings";
+
+impl Settings {
+    /// Reads saved settings. Unreadable text falls back to the defaults, and values out of range (NaN or
+    /// non-positive step sizes, zero chains, ...) are replaced by their defaults; the second value says what was
+    /// done, in one line, when anything was.
+    pub fn from_json(text: &str) -> (Settings, Option<String>) {
+        match serde_json::from_str::<Settings>(text) {
+            Ok(mut s) => {
+                let fixed = s.sanitize();
+                let note = (!fixed.is_empty()).then(|| {
+                    format!(
+                        "saved settings had invalid values ({}); defaults used for those",
+                        fixed.join(", ")
+                    )
+                });
+                (s, note)
+            }
+            Err(e) => (
+                Settings::default(),
+                Some(format!(
+                    "saved settings are unreadable ({}); using the defaults",
+                    crate::error::one_line(&e.to_string())
+                )),
+            ),
+        }
+    }
+
+    /// Replaces every value the app cannot use by its default; returns the names of the fields replaced.
+    pub fn sanitize(&mut self) -> Vec<&'static str> {
+        let mut fixed = Vec::new();
+        let (w, wd) = (&mut self.walk, walk::WalkSettings::default());
+        for (name, v, d) in [
+            ("delta", &mut w.delta, wd.delta),
+            ("gamma", &mut w.gamma, wd.gamma),
+            ("u", &mut w.u, wd.u),
+        ] {
+            if !(v.is_finite() && *v > 0.0) {
+                *v = d;
+                fixed.push(name);
+            }
+        }
+        let bd = walk::SideB::default();
+        for (name, v, d) in [
+            ("delta B", &mut w.b.delta, bd.delta),
+            ("gamma B", &mut w.b.gamma, bd.gamma),
+            ("u B", &mut w.b.u, bd.u),
+        ] {
+            if !(v.is_finite() && *v > 0.0) {
+                *v = d;
+                fixed.push(name);
+            }
+        }
+        if !(1..=256).contains(&w.chains) {
+            w.chains = wd.chains;
+            fixed.push("chains");
+        }
+        if !(1..=100_000).contains(&w.every) {
+            w.every = wd.every;
+            fixed.push("steps per jump");
+        }
+        let (n, nd) = (&mut self.nebula, nebula::NebulaSettings::default());
+        if n.eta.is_some_and(|e| !(e.is_finite() && e > 0.0)) {
+            n.eta = nd.eta;
+            fixed.push("eta");
+        }
+        for (name, v, d) in [
+            ("tol", &mut n.tol, nd.tol),
+            ("merge", &mut n.merge, nd.merge),
+            ("creative", &mut n.creative, nd.creative),
+        ] {
+            if !(v.is_finite() && *v > 0.0) {
+                *v = d;
+                fixed.push(name);
+            }
+        }
+        if !(1..=1024).contains(&n.starts) {
+            n.starts = nd.starts;
+            fixed.push("starts");
+        }
+        if !(1..=10_000_000).contains(&n.max_steps) {
+            n.max_steps = nd.max_steps;
+            fixed.push("max steps");
+        }
+        let (d, dd) = (&mut self.denoise, denoise::DenoiseSettings::default());
+        if !(d.level.is_finite() && d.level >= 0.0) {
+            d.level = dd.level;
+            fixed.push("noise level");
+        }
+        if d.class.is_some_and(|c| c > 9) {
+            d.class = None;
+            fixed.push("class");
+        }
+        if !(1..=32).contains(&d.count) {
+            d.count = dd.count;
+            fixed.push("digits shown");
+        }
+        if !(1..=8).contains(&d.draws) {
+            d.draws = dd.draws;
+            fixed.push("posterior draws");
+        }
+        if !(1..=1000).contains(&d.aggregate) {
+            d.aggregate = dd.aggregate;
+            fixed.push("aggregate digits");
+        }
+        fixed.extend(self.lab.sanitize());
+        fixed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    #[test]
+    fn settings_fill_missing_fields_with_defaults() {
+        // An older settings file with only some keys still loads.
+        let s: Settings = serde_json::from_str(r#"{"dark": false, "walk": {"chains": 64}}"#)
+            .expect("partial settings");
+        assert!(!s.dark);
+        assert_eq!(s.walk.chains, 64);
+        assert_eq!(s.walk.every, walk::WalkSettings::default().every);
+        assert_eq!(s.tab, Tab::WalkJump);
+        let back: Settings =
+            serde_json::from_str(&serde_json::to_string(&s).expect("json")).expect("round trip");
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn corrupted_settings_fall_back_to_defaults_with_a_message() {
+        let (s, note) = Settings::from_json("{\"dark\": false, \"walk\": {\"chains\": 6");
+        assert_eq!(s, Settings::default());
+        let note = note.expect("a message");
+        assert!(note.contains("unreadable"), "{note}");
+        assert!(!note.contains('\n'));
+        let (s, note) = Settings::from_json("not json at all \u{0}\u{ff}");
+        assert_eq!(s, Settings::default());
+        assert!(note.is_some());
+        // Readable but unusable values are replaced one by one; the rest is kept.
+        let (s, note) = Settings::from_json(
+            r#"{"dark": false, "walk": {"delta": -1.0, "gamma": 0.0, "chains": 100000, "seed": 9},
+                "nebula": {"eta": -3.0, "starts": 0}, "denoise": {"class": 42, "count": 0}}"#,
+        );
+        let note = note.expect("a message");
+        for field in [
+            "delta",
+            "gamma",
+            "chains",
+            "eta",
+            "starts",
+            "class",
+            "digits shown",
+        ] {
+            assert!(note.contains(field), "{field}: {note}");
+        }
+        assert!(!s.dark);
+        assert_eq!(s.walk.seed, 9);
+        assert_eq!(s.walk.delta, walk::WalkSettings::default().delta);
+        assert_eq!(s.walk.chains, walk::WalkSettings::default().chains);
+        assert_eq!(s.nebula.eta, None);
+        assert_eq!(s.denoise.class, None);
+        // Good settings pass untouched.
+        let text = serde_json::to_string(&Settings::default()).expect("json");
+        assert_eq!(Settings::from_json(&text), (Settings::default(), None));
+    }
+
+    /// A seeded mutation fuzzer over the settings text (the settings live in the app, whose dependencies do not
+    /// build under cargo-fuzz in reasonable time here): whatever the bytes, reading them never panics and always
+    /// gives settings the app can use. `WALKJUMP_SETTINGS_FUZZ_SECS=600` runs it for ten minutes instead of 20 000
+    /// inputs, and prints how many it tried.
+    #[test]
+    fn mutated_settings_never_panic_and_are_always_usable() {
+        let secs: Option<f64> = std::env::var("WALKJUMP_SETTINGS_FUZZ_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        let iters = if secs.is_some() { usize::MAX } else { 20_000 };
+        let start = Instant::now();
+        let mut tried = 0usize;
+        let mut base = Settings::default();
+        base.walk.tuned_for = Some("ab".repeat(32));
+        base.nebula.eta = Some(0.1);
+        base.denoise.class = Some(3);
+        let seed_text = serde_json::to_string_pretty(&base).expect("json");
+        let tokens: [&[u8]; 12] = [
+            b"-1",
+            b"0",
+            b"1e400",
+            b"NaN",
+            b"null",
+            b"\"",
+            b"{",
+            b"}",
+            b"[",
+            b"18446744073709551616",
+            b"\"Sachs\"",
+            b"\\u0000",
+        ];
+        let mut rng = crate::sampling::rng::Rng::new(11);
+        let mut pick = |n: usize| (rng.next_u64() % n.max(1) as u64) as usize;
+        for _ in 0..iters {
+            if secs.is_some_and(|s| start.elapsed().as_secs_f64() > s) {
+                break;
+            }
+            tried += 1;
+            let mut bytes = seed_text.as_bytes().to_vec();
+            for _ in 0..1 + pick(4) {
+                let at = pick(bytes.len() + 1);
+                match pick(4) {
+                    0 if at < bytes.len() => bytes[at] = pick(256) as u8,
+                    1 if at < bytes.len() => {
+                        let end = (at + 1 + pick(8)).min(bytes.len());
+                        bytes.drain(at..end);
+                    }
+                    _ => {
+                        let t = tokens[pick(tokens.len())];
+                        bytes.splice(at..at, t.iter().copied());
+                    }
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            let (mut s, note) = Settings::from_json(&text);
+            if let Some(n) = &note {
+                assert!(!n.contains('\n'), "{n}");
+            }
+            assert!(s.sanitize().is_empty(), "{text}");
+            assert!(s.walk.sampler().delta() > 0.0);
+        }
+        eprintln!(
+            "settings fuzz: {tried} mutated inputs in {:.1} s",
+            start.elapsed().as_secs_f64()
+        );
+    }
+}
