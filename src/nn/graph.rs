@@ -572,9 +572,9 @@ impl Graph {
                     let x = arg(0)?;
                     let view = lay.group_view(x, *groups)?;
                     let axes = lay.group_axes(x.rank());
-                    let mean = view.mean_keepdim(axes.clone())?;
+                    let mean = lay.group_mean(&view, *groups, &axes)?;
                     let centred = view.broadcast_sub(&mean)?;
-                    let var = centred.sqr()?.mean_keepdim(axes)?;
+                    let var = lay.group_mean(&centred.sqr()?, *groups, &axes)?;
                     let inv_std = (var + *eps)?.sqrt()?.recip()?;
                     let xhat = centred.broadcast_mul(&inv_std)?;
                     let y = xhat
@@ -709,8 +709,8 @@ impl Graph {
                     let gx = g.broadcast_mul(&lay.per_channel(gamma, rank)?)?;
                     let gv = lay.group_view(&gx, *groups)?;
                     let axes = lay.group_axes(rank);
-                    let m1 = gv.mean_keepdim(axes.clone())?;
-                    let m2 = (&gv * xhat)?.mean_keepdim(axes)?;
+                    let m1 = lay.group_mean(&gv, *groups, &axes)?;
+                    let m2 = lay.group_mean(&(&gv * xhat)?, *groups, &axes)?;
                     let inner = (gv.broadcast_sub(&m1)? - xhat.broadcast_mul(&m2)?)?;
                     let gx = inner.broadcast_mul(inv_std)?.reshape(g.shape())?;
                     accumulate(&mut grads, x0, gx)?;

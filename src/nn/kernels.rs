@@ -12,6 +12,10 @@
 //! The ops run on the CPU for `f32` and `f64` only; [`cpu_fast_path`] tells the layers whether to use them, and
 //! the layers keep their generic tensor-op path for every other device and dtype.
 
+mod fused;
+
+pub use fused::{ActPair, GroupSums, fused_path};
+
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
 

@@ -3,6 +3,7 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
+use crate::nn::kernels::{ActPair, fused_path};
 use crate::nn::layers::{sigmoid, silu_with_grad};
 
 /// Elementwise activations: each returns its value and its derivative.
@@ -34,6 +35,11 @@ impl Activation {
     /// `h -> (a(h), a'(h))`, both of `h`'s shape, differentiable in `h` (for training through the VJP).
     pub fn apply(self, h: &Tensor) -> Result<(Tensor, Tensor)> {
         let dt = h.dtype();
+        if !matches!(self, Activation::Silu) && fused_path(h) {
+            // Sampling: value and derivative in one pass (SiLU has its own SIMD kernel).
+            let pair = h.contiguous()?.apply_op1_no_bwd(&ActPair(self))?;
+            return Ok((pair.get(0)?, pair.get(1)?));
+        }
         Ok(match self {
             Activation::Silu => silu_with_grad(h)?,
             Activation::Relu => {

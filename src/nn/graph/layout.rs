@@ -5,6 +5,7 @@ use candle_core::Tensor;
 
 use super::ValueShape;
 use crate::error::Result;
+use crate::nn::kernels::{GroupSums, fused_path};
 
 /// How image values are laid out in one pass.
 #[derive(Clone, Copy)]
@@ -151,6 +152,28 @@ impl Layout {
             let (_, c, h, w) = dims;
             x.reshape((self.n, groups, c / groups * h * w))?
         })
+    }
+
+    /// Mean of a [`Layout::group_view`] over each group, keeping dims. Channels-last views on the sampling path
+    /// (nothing to differentiate) take one pass of [`GroupSums`] instead of candle's strided two-axis reduction.
+    pub(super) fn group_mean(
+        &self,
+        view: &Tensor,
+        groups: usize,
+        axes: &[usize],
+    ) -> Result<Tensor> {
+        if self.nhwc
+            && view.rank() == 4
+            && fused_path(view)
+            && let Ok((n, m, g, per)) = view.dims4()
+        {
+            let sums = view
+                .contiguous()?
+                .reshape((n, m, g * per))?
+                .apply_op1_no_bwd(&GroupSums(groups))?;
+            return Ok((sums / (m * per) as f64)?.reshape((n, 1, g, 1))?);
+        }
+        Ok(view.mean_keepdim(axes.to_vec())?)
     }
 
     pub(super) fn group_axes(&self, rank: usize) -> Vec<usize> {

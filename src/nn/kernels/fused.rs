@@ -1,0 +1,286 @@
+//! Two CPU kernels for the layer graph's sampling path (frozen weights, nothing to differentiate): any activation
+//! with its derivative in one pass ([`ActPair`]), and the per-group sums of channels-last images that group
+//! normalisation needs ([`GroupSums`]), in place of chains of candle ops each of which walks the whole tensor.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+
+use super::{contiguous_slice, pair_shape};
+use crate::nn::graph::Activation;
+
+/// `h: [..] -> [2, ..]`: the activation and its derivative, one pass, `f32` / `f64` CPU, no backward (use it only
+/// on tensors that track no gradient).
+#[derive(Clone, Copy, Debug)]
+pub struct ActPair(pub Activation);
+
+fn sigmoid(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// `(a(h), a'(h))` of one value, in f64.
+fn act_pair(act: Activation, h: f64) -> (f64, f64) {
+    use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI, PI};
+    match act {
+        Activation::Silu => {
+            let s = sigmoid(h);
+            (h * s, s * (1.0 + h * (1.0 - s)))
+        }
+        Activation::Relu if h > 0.0 => (h, 1.0),
+        Activation::Relu => (0.0, 0.0),
+        Activation::LeakyRelu(_) if h > 0.0 => (h, 1.0),
+        Activation::LeakyRelu(alpha) => (alpha * h, alpha),
+        Activation::Elu(_) if h > 0.0 => (h, 1.0),
+        Activation::Elu(alpha) => {
+            let e = h.exp();
+            (alpha * (e - 1.0), alpha * e)
+        }
+        Activation::Gelu => {
+            let cdf = 0.5 * (1.0 + candle_core::cpu::erf::erf_f64(h * FRAC_1_SQRT_2));
+            let pdf = (-0.5 * h * h).exp() * (0.5 * FRAC_2_SQRT_PI * FRAC_1_SQRT_2);
+            (h * cdf, cdf + h * pdf)
+        }
+        Activation::GeluTanh => {
+            let c = (2.0 / PI).sqrt();
+            let t = (c * (h + 0.044715 * h * h * h)).tanh();
+            let half = 0.5 * (1.0 + t);
+            let d = half + 0.5 * h * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * h * h);
+            (h * half, d)
+        }
+        Activation::Softplus(beta) => {
+            let b = beta * h;
+            ((b.max(0.0) + (-b.abs()).exp().ln_1p()) / beta, sigmoid(b))
+        }
+        Activation::Tanh => {
+            let t = h.tanh();
+            (t, 1.0 - t * t)
+        }
+        Activation::Sigmoid => {
+            let s = sigmoid(h);
+            (s, s * (1.0 - s))
+        }
+        Activation::Erf => (
+            candle_core::cpu::erf::erf_f64(h),
+            FRAC_2_SQRT_PI * (-h * h).exp(),
+        ),
+    }
+}
+
+fn sigmoid_f32(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// [`act_pair`] in f32 arithmetic (f32's `exp` / `ln_1p` are several times cheaper than f64's).
+fn act_pair_f32(act: Activation, h: f32) -> (f32, f32) {
+    use std::f32::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI, PI};
+    match act {
+        Activation::Silu => {
+            let s = sigmoid_f32(h);
+            (h * s, s * (1.0 + h * (1.0 - s)))
+        }
+        Activation::Relu if h > 0.0 => (h, 1.0),
+        Activation::Relu => (0.0, 0.0),
+        Activation::LeakyRelu(_) if h > 0.0 => (h, 1.0),
+        Activation::LeakyRelu(alpha) => (alpha as f32 * h, alpha as f32),
+        Activation::Elu(_) if h > 0.0 => (h, 1.0),
+        Activation::Elu(alpha) => {
+            let (a, e) = (alpha as f32, h.exp());
+            (a * (e - 1.0), a * e)
+        }
+        Activation::Gelu => {
+            let cdf = 0.5 * (1.0 + candle_core::cpu::erf::erf_f32(h * FRAC_1_SQRT_2));
+            let pdf = (-0.5 * h * h).exp() * (0.5 * FRAC_2_SQRT_PI * FRAC_1_SQRT_2);
+            (h * cdf, cdf + h * pdf)
+        }
+        Activation::GeluTanh => {
+            let c = (2.0 / PI).sqrt();
+            let t = (c * (h + 0.044715 * h * h * h)).tanh();
+            let half = 0.5 * (1.0 + t);
+            let d = half + 0.5 * h * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * h * h);
+            (h * half, d)
+        }
+        Activation::Softplus(beta) => {
+            let beta = beta as f32;
+            let b = beta * h;
+            (
+                (b.max(0.0) + (-b.abs()).exp().ln_1p()) / beta,
+                sigmoid_f32(b),
+            )
+        }
+        Activation::Tanh => {
+            let t = h.tanh();
+            (t, 1.0 - t * t)
+        }
+        Activation::Sigmoid => {
+            let s = sigmoid_f32(h);
+            (s, s * (1.0 - s))
+        }
+        Activation::Erf => (
+            candle_core::cpu::erf::erf_f32(h),
+            FRAC_2_SQRT_PI * (-h * h).exp(),
+        ),
+    }
+}
+
+impl CustomOp1 for ActPair {
+    fn name(&self) -> &'static str {
+        "walkjump-act-pair"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let act = self.0;
+        let out = match s {
+            CpuStorage::F32(v) => {
+                let h = contiguous_slice(v, l, self.name())?;
+                let mut out = vec![0f32; 2 * h.len()];
+                let (a, d) = out.split_at_mut(h.len());
+                for ((a, d), &h) in a.iter_mut().zip(d.iter_mut()).zip(h) {
+                    (*a, *d) = act_pair_f32(act, h);
+                }
+                CpuStorage::F32(out)
+            }
+            CpuStorage::F64(v) => {
+                let h = contiguous_slice(v, l, self.name())?;
+                let mut out = vec![0f64; 2 * h.len()];
+                let (a, d) = out.split_at_mut(h.len());
+                for ((a, d), &h) in a.iter_mut().zip(d.iter_mut()).zip(h) {
+                    (*a, *d) = act_pair(act, h);
+                }
+                CpuStorage::F64(out)
+            }
+            other => candle_core::bail!("act-pair: unsupported dtype {:?}", other.dtype()),
+        };
+        Ok((out, pair_shape(l)))
+    }
+}
+
+/// `x: [n, m, c] -> [n, groups]`: sums over `m` and over each group of `c / groups` consecutive channels, `f32` /
+/// `f64` CPU, accumulated in f64; no backward (use it only on tensors that track no gradient).
+#[derive(Clone, Copy, Debug)]
+pub struct GroupSums(pub usize);
+
+fn group_sums<T: Copy + Into<f64>>(x: &[T], dims: (usize, usize, usize), g: usize) -> Vec<f64> {
+    let (n, m, c) = dims;
+    let per = c / g;
+    let mut out = vec![0f64; n * g];
+    let mut chan = vec![0f64; c];
+    for (i, sample) in x.chunks_exact((m * c).max(1)).enumerate().take(n) {
+        chan.iter_mut().for_each(|s| *s = 0.0);
+        for px in sample.chunks_exact(c) {
+            for (s, &v) in chan.iter_mut().zip(px) {
+                *s += v.into();
+            }
+        }
+        for (k, s) in chan.iter().enumerate() {
+            out[i * g + k / per] += s;
+        }
+    }
+    out
+}
+
+impl CustomOp1 for GroupSums {
+    fn name(&self) -> &'static str {
+        "walkjump-group-sums"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let &[n, m, c] = l.dims() else {
+            candle_core::bail!("group-sums: input {:?} is not [n, m, c]", l.dims());
+        };
+        let g = self.0;
+        if g == 0 || c == 0 || c % g != 0 {
+            candle_core::bail!("group-sums: {g} groups for {c} channels");
+        }
+        let out = match s {
+            CpuStorage::F32(v) => {
+                let x = contiguous_slice(v, l, self.name())?;
+                let sums = group_sums(x, (n, m, c), g);
+                CpuStorage::F32(sums.into_iter().map(|v| v as f32).collect())
+            }
+            CpuStorage::F64(v) => {
+                let x = contiguous_slice(v, l, self.name())?;
+                CpuStorage::F64(group_sums(x, (n, m, c), g))
+            }
+            other => candle_core::bail!("group-sums: unsupported dtype {:?}", other.dtype()),
+        };
+        Ok((out, Shape::from((n, g))))
+    }
+}
+
+/// Whether the fused kernels apply to `t`: CPU `f32` / `f64` and no gradient to track through it.
+pub fn fused_path(t: &Tensor) -> bool {
+    super::cpu_fast_path(t) && !t.track_op()
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Var};
+
+    use super::*;
+
+    /// The fused pair equals the differentiable candle expressions (what training uses) for every activation, in
+    /// f32 and f64; the group sums equal candle's reduction.
+    #[test]
+    fn fused_kernels_match_the_candle_expressions() {
+        let xs: Vec<f32> = (0..401).map(|i| (i as f32 - 200.0) / 37.0).collect();
+        for act in [
+            Activation::Silu,
+            Activation::Relu,
+            Activation::LeakyRelu(0.1),
+            Activation::Elu(1.3),
+            Activation::Gelu,
+            Activation::GeluTanh,
+            Activation::Softplus(2.0),
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Activation::Erf,
+        ] {
+            for dtype in [candle_core::DType::F32, candle_core::DType::F64] {
+                let h = Tensor::new(xs.as_slice(), &Device::Cpu)
+                    .and_then(|t| t.to_dtype(dtype))
+                    .expect("h");
+                // A variable tracks gradients, so `apply` takes the candle-expression path.
+                let var = Var::from_tensor(&h).expect("var");
+                let (a0, d0) = act.apply(var.as_tensor()).expect("generic");
+                let pair = h.apply_op1_no_bwd(&ActPair(act)).expect("fused");
+                let tol = if dtype == candle_core::DType::F32 {
+                    2e-6
+                } else {
+                    1e-12
+                };
+                for (got, want) in [(pair.get(0).expect("a"), a0), (pair.get(1).expect("d"), d0)] {
+                    let err = (got.to_dtype(candle_core::DType::F64).expect("g")
+                        - want.to_dtype(candle_core::DType::F64).expect("w"))
+                    .and_then(|e| e.abs())
+                    .and_then(|e| e.max_all())
+                    .and_then(|e| e.to_scalar::<f64>())
+                    .expect("err");
+                    assert!(err < tol, "{act:?} {dtype:?}: {err}");
+                }
+            }
+        }
+        let x = Tensor::new(xs[..2 * 5 * 6].to_vec(), &Device::Cpu)
+            .and_then(|t| t.reshape((2, 5, 6)))
+            .expect("x");
+        let sums = x.apply_op1_no_bwd(&GroupSums(3)).expect("sums");
+        let want = x
+            .reshape((2, 5, 3, 2))
+            .and_then(|t| t.sum((1, 3)))
+            .expect("want");
+        let err = (sums - want)
+            .and_then(|e| e.abs())
+            .and_then(|e| e.max_all())
+            .and_then(|e| e.to_scalar::<f32>())
+            .expect("err");
+        assert!(err < 1e-5, "group sums: {err}");
+    }
+}
