@@ -19,13 +19,18 @@ CMD[mdae-1x4-s1.0]='train --kind mdae --sigma 1.0 --measurements 4 --epochs 40 -
 CMD[deen-conv-s0.3]='train --kind deen --sigma 0.3 --epochs 16 --batch 128 --lr 3e-4 --seed 9 --arch {"net":{"type":"conv","channels":[32,64,128],"strides":[1,2,2],"kernel":3,"fc":[256]},"quadratic":true}'
 CMD[deen-conv-s0.3-long]='train --kind deen --sigma 0.3 --epochs 40 --batch 128 --lr 3e-4 --seed 9 --arch {"net":{"type":"conv","channels":[32,64,128],"strides":[1,2,2],"kernel":3,"fc":[256]},"quadratic":true}'
 CMD[ebm-vae-s0.3]="train --kind ebm-vae --sigma 0.3 --epochs 30 --batch 128 --lr 1e-3 --seed 8"
-ORDER=(deen-mlp-s1.0 classifier deen-mlp-s0.3 deen-conv-s0.3 deen-conv-s0.3-long uvb-mlp-s1.0 uvb-conv-s1.0 sigma-vae-s0.9 vae-bernoulli mdae-1x4-s1.0 ebm-vae-s0.3)
+# Seed 002's U-Net MDAE on the layer graph: 14 epochs, then resumed to 24 (how the bundled file was made).
+CMD[mdae-unet-1x4-s1.0]='train --kind mdae --sigma 1.0 --measurements 4 --epochs 14 --batch 128 --lr 1e-3 --seed 7 --arch @scripts/arch/mdae-unet-1x4.json --sampler {"sampler":{"kind":"sachs","delta":1.0,"gamma":0.25,"u":1.0},"every":10}'
+CMD[mdae-unet-1x4-s1.0-resume]='train --kind mdae --sigma 1.0 --measurements 4 --epochs 24 --batch 128 --lr 1e-3 --seed 7 --arch @scripts/arch/mdae-unet-1x4.json --sampler {"sampler":{"kind":"sachs","delta":1.0,"gamma":0.25,"u":1.0},"every":10} --resume checkpoints/mdae-unet-1x4-s1.0.safetensors'
+ORDER=(deen-mlp-s1.0 classifier deen-mlp-s0.3 deen-conv-s0.3 deen-conv-s0.3-long uvb-mlp-s1.0 uvb-conv-s1.0 sigma-vae-s0.9 vae-bernoulli mdae-1x4-s1.0 ebm-vae-s0.3 mdae-unet-1x4-s1.0 mdae-unet-1x4-s1.0-resume)
 
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=("${ORDER[@]}")
 for name in "${names[@]}"; do
   args=${CMD[$name]:?unknown checkpoint $name}
-  echo "== $name: walkjump $args --out checkpoints/$name.safetensors"
+  out=${name%-resume}
+  echo "== $name: walkjump $args --out checkpoints/$out.safetensors"
   # shellcheck disable=SC2086
-  $WJ $args --out "checkpoints/$name.safetensors" 2>&1 | tee "checkpoints/logs/$name.log"
+  if [ "$out" = "$name" ]; then log=(tee "checkpoints/logs/$out.log"); else log=(tee -a "checkpoints/logs/$out.log"); fi
+  $WJ $args --out "checkpoints/$out.safetensors" 2>&1 | "${log[@]}"
 done

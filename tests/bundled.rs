@@ -170,3 +170,38 @@ fn models_that_meet_the_quality_targets_still_do() {
         );
     }
 }
+
+/// Seed 002's U-Net MDAE under seed 002's own preset (Sachs delta 1, gamma 1/4, u 1, its recommended sampler): no
+/// chain diverges or is trapped, and the chains mix across classes (MODELS.md: 64 x 2 000 steps, three seeds, 0
+/// diverged, 61 of 64 chains see all ten classes). Here 32 chains x 600 steps (60 jumps each).
+#[test]
+fn unet_mdae_holds_seed_002s_preset() {
+    let file = checkpoints().join("mdae-unet-1x4-s1.0.safetensors");
+    let json = std::env::temp_dir().join(format!("walkjump-q-unet-{}.json", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_walkjump"))
+        .args([
+            "quality", "--chains", "32", "--steps", "600", "--seed", "3", "-c",
+        ])
+        .arg(&file)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run walkjump quality");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(r#""kind":"sachs","delta":1.0,"gamma":0.25,"u":1.0"#),
+        "{stdout}"
+    );
+    assert!(stdout.contains("diverged  0 of 32"), "{stdout}");
+    let q: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("json");
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(q["trapped"], 0, "trapped chains");
+    let classes = q["mean_classes_visited"].as_f64().expect("classes");
+    assert!(classes >= 8.0, "chains visit {classes} classes on average");
+}
