@@ -279,7 +279,7 @@ impl Graph {
                 Op::Flatten => (Node::Flatten, ValueShape::Flat(x.numel())),
                 Op::Unflatten { shape } => {
                     let [c, h, w] = *shape;
-                    if c * h * w != x.numel() || c == 0 {
+                    if ValueShape::Image(c, h, w).numel() != x.numel() || c == 0 {
                         return Err(err(format!(
                             "cannot view {} values as [{c}, {h}, {w}]",
                             x.numel()

@@ -237,7 +237,11 @@ impl Imported {
                 }
             },
         };
-        if shape.0 * shape.1 * shape.2 * m != d {
+        if ValueShape::Image(shape.0, shape.1, shape.2)
+            .numel()
+            .checked_mul(m)
+            != Some(d)
+        {
             return Err(OnnxError::Model(format!(
                 "shape {}x{}x{} with {m} measurement(s) does not match the input's {d} values",
                 shape.0, shape.1, shape.2

@@ -299,6 +299,11 @@ impl Translator {
     }
 }
 
+/// Product of sizes, `None` on overflow.
+fn checked_product(it: impl IntoIterator<Item = usize>) -> Option<usize> {
+    it.into_iter().try_fold(1usize, |a, d| a.checked_mul(d))
+}
+
 fn f32s(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()
 }
@@ -334,7 +339,7 @@ fn broadcast_dims(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
 
 fn broadcast_binary(a: &Const, b: &Const, f: impl Fn(f64, f64) -> f64) -> Option<Const> {
     let dims = broadcast_dims(&a.dims, &b.dims)?;
-    let count: usize = dims.iter().product();
+    let count = checked_product(dims.iter().copied())?;
     // Shape arithmetic never needs large products; a hostile file must not turn two small constants into a huge one.
     if count > MAX_FOLDED_ELEMS {
         return None;
@@ -402,7 +407,7 @@ fn single_reader(t: &Translator, n: &NodeProto, k: usize) -> bool {
 fn input_shape(v: &ValueInfoProto, opts: &ImportOptions) -> Result<ValueShape> {
     let name = one_line(&v.name);
     let m = opts.measurements.unwrap_or(1);
-    let hint = opts.shape.map(|(c, h, w)| (c * m, h, w));
+    let hint = opts.shape.map(|(c, h, w)| (c.saturating_mul(m), h, w));
     let dims = declared_shape(v).unwrap_or_default();
     let need = |what: &str| {
         OnnxError::Model(format!(
@@ -412,7 +417,7 @@ fn input_shape(v: &ValueInfoProto, opts: &ImportOptions) -> Result<ValueShape> {
     match dims.as_slice() {
         [_, d] => match (d, hint) {
             (Some(d), _) => Ok(ValueShape::Flat(*d)),
-            (None, Some((c, h, w))) => Ok(ValueShape::Flat(c * h * w)),
+            (None, Some((c, h, w))) => Ok(ValueShape::Flat(ValueShape::Image(c, h, w).numel())),
             (None, None) => Err(need("an unknown width")),
         },
         [_, c, h, w] => match (c, h, w, hint) {

@@ -15,11 +15,11 @@ pub enum ValueShape {
 }
 
 impl ValueShape {
-    /// Elements per sample.
+    /// Elements per sample (saturating: a hostile shape gives `usize::MAX`, which every size check refuses).
     pub fn numel(&self) -> usize {
         match *self {
             ValueShape::Flat(d) => d,
-            ValueShape::Image(c, h, w) => c * h * w,
+            ValueShape::Image(c, h, w) => c.saturating_mul(h).saturating_mul(w),
         }
     }
 

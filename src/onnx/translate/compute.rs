@@ -188,7 +188,11 @@ impl Translator {
             // [-1, rest...]: the batch, when the rest is explicit and holds one sample.
             Some(Some(-1))
                 if t[1..].iter().all(|v| v.is_some_and(|d| d > 0))
-                    && t[1..].iter().flatten().product::<i64>() == numel as i64 => {}
+                    && t[1..]
+                        .iter()
+                        .flatten()
+                        .try_fold(1i64, |a, &d| a.checked_mul(d))
+                        == Some(numel as i64) => {}
             _ => return Ok(None),
         }
         let mut out: Vec<Option<usize>> = Vec::with_capacity(t.len() - 1);
@@ -206,7 +210,8 @@ impl Translator {
                 Some(d) => return Err(self.fail(n, format!("has target dimension {d}"))),
             });
         }
-        let known: usize = out.iter().flatten().product();
+        let known = checked_product(out.iter().flatten().copied())
+            .ok_or_else(|| self.fail(n, format!("has a target shape {t:?} too large to hold")))?;
         let unknown = out.iter().filter(|d| d.is_none()).count();
         let dims: Vec<usize> = match unknown {
             0 => out.into_iter().flatten().collect(),
@@ -221,7 +226,7 @@ impl Translator {
                 ));
             }
         };
-        if dims.iter().product::<usize>() != numel {
+        if checked_product(dims.iter().copied()) != Some(numel) {
             return Err(self.fail(n, format!("reshapes {} values into {dims:?}", numel)));
         }
         Ok(Some(dims))
@@ -233,13 +238,13 @@ impl Translator {
             Val::Const(c) => {
                 let t = ints(&target);
                 let count = c.data.len();
-                let known: usize = t
-                    .iter()
-                    .map(|v| match v {
-                        Some(d) if *d > 0 => *d as usize,
-                        _ => 1,
-                    })
-                    .product();
+                let known = checked_product(t.iter().map(|v| match v {
+                    Some(d) if *d > 0 => *d as usize,
+                    _ => 1,
+                }))
+                .ok_or_else(|| {
+                    self.fail(n, format!("has a target shape {t:?} too large to hold"))
+                })?;
                 let mut dims = Vec::new();
                 for (k, v) in t.iter().enumerate() {
                     dims.push(match v {
@@ -249,7 +254,7 @@ impl Translator {
                         _ => return Err(self.fail(n, "reshapes a constant with the batch size")),
                     });
                 }
-                if dims.iter().product::<usize>() != count {
+                if checked_product(dims.iter().copied()) != Some(count) {
                     return Err(
                         self.fail(n, format!("reshapes {count} constant values into {dims:?}"))
                     );
@@ -385,6 +390,12 @@ impl Translator {
                     ));
                 }
             };
+        if kh > 15 || padding > 15 || stride > 8 {
+            return Err(self.fail(
+                n,
+                format!("has kernel {kh}, padding {padding}, stride {stride}; walkjump takes kernels up to 15, padding up to 15, strides up to 8"),
+            ));
+        }
         if h + 2 * padding < kh || wd + 2 * padding < kh {
             return Err(self.fail(
                 n,
