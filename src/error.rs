@@ -26,9 +26,10 @@ pub enum Error {
     /// A convergence diagnostic could not be computed.
     #[error(transparent)]
     Diagnostics(#[from] DiagnosticsError),
-    /// An ONNX file could not be imported.
-    #[error(transparent)]
-    Onnx(#[from] crate::onnx::OnnxError),
+    /// An ONNX file could not be imported: the import's one-line message (`onnx::OnnxError` converts into this
+    /// in `src/onnx`, so that this module, below `onnx`, does not import it).
+    #[error("{0}")]
+    Onnx(String),
     /// The checkpoint's tensors do not fit its architecture.
     #[error("checkpoint does not match its architecture: {0}")]
     Architecture(String),

@@ -165,10 +165,7 @@ pub fn read_model_file(path: &Path, opts: &ImportOptions) -> Result<ModelFile> {
 /// ONNX errors name a node but not the file; I/O errors already do.
 fn with_path(e: Error, path: &Path) -> Error {
     match e {
-        Error::Onnx(o) => Error::Onnx(crate::onnx::OnnxError::Model(format!(
-            "{}: {o}",
-            path.display()
-        ))),
+        Error::Onnx(o) => Error::Onnx(format!("{}: {o}", path.display())),
         other => other,
     }
 }

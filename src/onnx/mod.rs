@@ -58,6 +58,12 @@ pub enum OnnxError {
 
 type Result<T> = std::result::Result<T, OnnxError>;
 
+impl From<OnnxError> for crate::Error {
+    fn from(e: OnnxError) -> Self {
+        crate::Error::Onnx(e.to_string())
+    }
+}
+
 /// What the network is, and the noise model around it; from the file's `metadata_props` or from flags.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
