@@ -16,34 +16,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::nn::{Net, NetConfig};
 use crate::parallel::{per_rows, per_rows2};
+pub use crate::sampling::ScoreModel;
 use crate::sampling::rng::Rng;
 pub use checkpoint::{Checkpoint, DataSpec, Metadata, ModelKind};
 pub use deen::Deen;
 pub use mdae::Mdae;
 pub use vae::{Classifier, EbmVae, Grbm, LatentVae, VaeDecoder, ZMode};
-
-/// What every noise-level model can be asked for; the samplers and the CLI only see this. `Sync`: the samplers
-/// score on one rayon thread while drawing noise on another.
-pub trait ScoreModel: Sync {
-    /// Noise level sigma of each measurement.
-    fn sigma(&self) -> f64;
-    /// Number of measurements M.
-    fn measurements(&self) -> usize;
-    /// Dimension d of one clean sample.
-    fn data_dim(&self) -> usize;
-    /// Dimension `M * d` of the noisy variable y.
-    fn dim(&self) -> usize {
-        self.measurements() * self.data_dim()
-    }
-    /// Whether `energy_and_score` returns an energy.
-    fn has_energy(&self) -> bool;
-    /// Whether this model has a score of y at all (VAEs do not).
-    fn has_score(&self) -> bool;
-    /// `y: [N, M*d] -> (f(y): [N] where defined, score(y) = -grad f: [N, M*d])`.
-    fn energy_and_score(&self, y: &Tensor, rng: &mut Rng) -> Result<(Option<Tensor>, Tensor)>;
-    /// The empirical-Bayes jump `x_hat(y): [N, d]` (for M > 1 the mean of the M per-channel estimates).
-    fn jump(&self, y: &Tensor, rng: &mut Rng) -> Result<Tensor>;
-}
 
 /// Architecture configuration stored in the checkpoint's `arch` metadata.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

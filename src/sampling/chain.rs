@@ -4,12 +4,12 @@
 use candle_core::{D, DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::ScoreModel;
 use super::condition::{Condition, HeldState};
 use super::langevin::Sampler;
 use super::rng::Rng;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::models::ScoreModel;
 
 /// How chains start (REFERENCE.md §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

@@ -7,9 +7,11 @@ pub mod diagnostics;
 pub mod langevin;
 pub mod nebula;
 pub mod rng;
+pub mod score;
 
 pub use chain::{Chain, ChainConfig, ChainInit, StepStats, check_jump_model};
 pub use condition::{Condition, Held, named_mask};
 pub use langevin::Sampler;
 pub use nebula::{Attractor, NebulaConfig, NebulaInit, NebulaResult};
 pub use rng::Rng;
+pub use score::ScoreModel;

@@ -7,11 +7,11 @@
 use candle_core::{D, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::ScoreModel;
 use super::chain::{ChainInit, initial_state};
 use super::rng::Rng;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::models::ScoreModel;
 
 /// Where NEBULA flows start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
