@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use walkjump::checkpoints_dir;
 use walkjump::render::write_atomic;
 
-use super::{load_model, open_device};
+use super::{given_or_bundled, load_model, open_device};
 
 #[derive(Args)]
 pub(crate) struct BenchArgs {
@@ -45,17 +44,7 @@ pub(crate) fn run(a: BenchArgs) -> Result<()> {
     if batches.contains(&0) || !(a.budget.is_finite() && a.budget > 0.0) {
         bail!("batch sizes and --budget must be positive");
     }
-    let paths = if a.checkpoints.is_empty() {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(checkpoints_dir())
-            .context("no checkpoints folder; pass --checkpoint")?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-            .collect();
-        v.sort();
-        v
-    } else {
-        a.checkpoints.clone()
-    };
+    let paths = given_or_bundled(&a.checkpoints)?;
     let gemm = gemm_peak(&device, a.budget)?;
     let mut rows = Vec::new();
     for p in &paths {

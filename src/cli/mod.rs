@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use walkjump::models::{Model, ZMode};
@@ -117,4 +117,18 @@ pub(crate) fn parse_z(s: &str) -> Result<ZMode> {
             _ => bail!("--z must be sample, mean or average:K with 1 <= K <= 1024, got '{other}'"),
         },
     })
+}
+
+/// The checkpoints given with `-c`, or every bundled `.safetensors` file, sorted.
+pub(crate) fn given_or_bundled(given: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    if !given.is_empty() {
+        return Ok(given.to_vec());
+    }
+    let mut v: Vec<PathBuf> = std::fs::read_dir(checkpoints_dir())
+        .context("no checkpoints folder; pass --checkpoint")?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    v.sort();
+    Ok(v)
 }

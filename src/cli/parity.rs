@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use walkjump::checkpoints_dir;
 use walkjump::models::load::read_checkpoint_bytes;
 use walkjump::render::write_atomic;
 
-use super::open_device;
+use super::{given_or_bundled, open_device};
 
 #[derive(Args)]
 pub(crate) struct ParityArgs {
@@ -73,17 +72,7 @@ pub(crate) fn run(a: ParityArgs) -> Result<()> {
         seed: a.seed,
     };
     cfg.validate()?;
-    let paths = if a.checkpoints.is_empty() {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(checkpoints_dir())
-            .context("no checkpoints folder; pass --checkpoint")?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-            .collect();
-        v.sort();
-        v
-    } else {
-        a.checkpoints.clone()
-    };
+    let paths = given_or_bundled(&a.checkpoints)?;
     if paths.is_empty() {
         bail!("no checkpoints to compare; pass --checkpoint");
     }
