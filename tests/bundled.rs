@@ -113,38 +113,42 @@ fn figures_are_read_from_the_last_cell() {
     assert_eq!(first_number(" see below "), None);
 }
 
+/// `walkjump quality --chains 32 --steps 600 --seed SEED` on a bundled checkpoint: the JSON report and the printout.
+fn quality(name: &str, seed: u64) -> (serde_json::Value, String) {
+    let file = checkpoints().join(format!("{name}.safetensors"));
+    let json = std::env::temp_dir().join(format!("walkjump-q-{name}-{}.json", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_walkjump"))
+        .args(["quality", "--chains", "32", "--steps", "600", "--seed"])
+        .arg(seed.to_string())
+        .arg("-c")
+        .arg(&file)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run walkjump quality");
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let q = serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("json");
+    let _ = std::fs::remove_file(&json);
+    (q, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The bundled models that MODELS.md says meet the quality targets.
+const MEETS_QUALITY_TARGETS: &[&str] = &["uvb-conv-s1.0"];
+
 /// The sample-quality targets of MODELS.md ("Sample quality"), on a shorter run than the table's (32 chains x 600
 /// steps instead of 64 x 2 000), for the bundled models that meet them: no trapped chain, at most 5% junk and at
 /// least 75% confident jumps. Tolerances come from the run itself: the chains are independent, so the standard
 /// error of a share is the standard deviation of the per-chain shares over sqrt(chains); a model fails when its
 /// share is more than three standard errors on the wrong side of the target. (The fourth target, half the chains
 /// visiting all ten classes, no bundled model meets yet; MODELS.md says so.)
-/// The bundled models that MODELS.md says meet the quality targets.
-const MEETS_QUALITY_TARGETS: &[&str] = &["uvb-conv-s1.0"];
-
 #[test]
 fn models_that_meet_the_quality_targets_still_do() {
     for name in MEETS_QUALITY_TARGETS {
-        let file = checkpoints().join(format!("{name}.safetensors"));
-        let json =
-            std::env::temp_dir().join(format!("walkjump-q-{name}-{}.json", std::process::id()));
-        let out = Command::new(env!("CARGO_BIN_EXE_walkjump"))
-            .args([
-                "quality", "--chains", "32", "--steps", "600", "--seed", "7", "-c",
-            ])
-            .arg(&file)
-            .arg("--json")
-            .arg(&json)
-            .output()
-            .expect("run walkjump quality");
-        assert!(
-            out.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let q: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("json");
-        let _ = std::fs::remove_file(&json);
+        let (q, _) = quality(name, 7);
         assert_eq!(q["trapped"], 0, "{name}: trapped chains");
         let chains = q["per_chain"].as_array().expect("per-chain figures");
         let stats = |key: &str| -> (f64, f64) {
@@ -176,31 +180,12 @@ fn models_that_meet_the_quality_targets_still_do() {
 /// diverged, 61 of 64 chains see all ten classes). Here 32 chains x 600 steps (60 jumps each).
 #[test]
 fn unet_mdae_holds_seed_002s_preset() {
-    let file = checkpoints().join("mdae-unet-1x4-s1.0.safetensors");
-    let json = std::env::temp_dir().join(format!("walkjump-q-unet-{}.json", std::process::id()));
-    let out = Command::new(env!("CARGO_BIN_EXE_walkjump"))
-        .args([
-            "quality", "--chains", "32", "--steps", "600", "--seed", "3", "-c",
-        ])
-        .arg(&file)
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .expect("run walkjump quality");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (q, stdout) = quality("mdae-unet-1x4-s1.0", 3);
     assert!(
         stdout.contains(r#""kind":"sachs","delta":1.0,"gamma":0.25,"u":1.0"#),
         "{stdout}"
     );
     assert!(stdout.contains("diverged  0 of 32"), "{stdout}");
-    let q: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("json");
-    let _ = std::fs::remove_file(&json);
     assert_eq!(q["trapped"], 0, "trapped chains");
     let classes = q["mean_classes_visited"].as_f64().expect("classes");
     assert!(classes >= 8.0, "chains visit {classes} classes on average");
