@@ -13,123 +13,75 @@ use crate::nn::graph::Activation;
 #[derive(Clone, Copy, Debug)]
 pub struct ActPair(pub Activation);
 
-fn sigmoid(x: f64) -> f64 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
+/// One `(a(h), a'(h))` function per float type, from one body.
+macro_rules! act_pair_fn {
+    ($name:ident, $sigmoid:ident, $t:ident, $erf:path) => {
+        fn $sigmoid(x: $t) -> $t {
+            if x >= 0.0 {
+                1.0 / (1.0 + (-x).exp())
+            } else {
+                let e = x.exp();
+                e / (1.0 + e)
+            }
+        }
+
+        /// `(a(h), a'(h))` of one value, in this float type's arithmetic.
+        #[allow(clippy::unnecessary_cast)]
+        fn $name(act: Activation, h: $t) -> ($t, $t) {
+            use std::$t::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI, PI};
+            match act {
+                Activation::Silu => {
+                    let s = $sigmoid(h);
+                    (h * s, s * (1.0 + h * (1.0 - s)))
+                }
+                Activation::Relu if h > 0.0 => (h, 1.0),
+                Activation::Relu => (0.0, 0.0),
+                Activation::LeakyRelu(_) if h > 0.0 => (h, 1.0),
+                Activation::LeakyRelu(alpha) => (alpha as $t * h, alpha as $t),
+                Activation::Elu(_) if h > 0.0 => (h, 1.0),
+                Activation::Elu(alpha) => {
+                    let (a, e) = (alpha as $t, h.exp());
+                    (a * (e - 1.0), a * e)
+                }
+                Activation::Gelu => {
+                    let cdf = 0.5 * (1.0 + $erf(h * FRAC_1_SQRT_2));
+                    let pdf = (-0.5 * h * h).exp() * (0.5 * FRAC_2_SQRT_PI * FRAC_1_SQRT_2);
+                    (h * cdf, cdf + h * pdf)
+                }
+                Activation::GeluTanh => {
+                    let c = (2.0 / PI).sqrt();
+                    let t = (c * (h + 0.044715 * h * h * h)).tanh();
+                    let half = 0.5 * (1.0 + t);
+                    let d = half + 0.5 * h * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * h * h);
+                    (h * half, d)
+                }
+                Activation::Softplus(beta) => {
+                    let beta = beta as $t;
+                    let b = beta * h;
+                    ((b.max(0.0) + (-b.abs()).exp().ln_1p()) / beta, $sigmoid(b))
+                }
+                Activation::Tanh => {
+                    let t = h.tanh();
+                    (t, 1.0 - t * t)
+                }
+                Activation::Sigmoid => {
+                    let s = $sigmoid(h);
+                    (s, s * (1.0 - s))
+                }
+                Activation::Erf => ($erf(h), FRAC_2_SQRT_PI * (-h * h).exp()),
+            }
+        }
+    };
 }
 
-/// `(a(h), a'(h))` of one value, in f64.
-fn act_pair(act: Activation, h: f64) -> (f64, f64) {
-    use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI, PI};
-    match act {
-        Activation::Silu => {
-            let s = sigmoid(h);
-            (h * s, s * (1.0 + h * (1.0 - s)))
-        }
-        Activation::Relu if h > 0.0 => (h, 1.0),
-        Activation::Relu => (0.0, 0.0),
-        Activation::LeakyRelu(_) if h > 0.0 => (h, 1.0),
-        Activation::LeakyRelu(alpha) => (alpha * h, alpha),
-        Activation::Elu(_) if h > 0.0 => (h, 1.0),
-        Activation::Elu(alpha) => {
-            let e = h.exp();
-            (alpha * (e - 1.0), alpha * e)
-        }
-        Activation::Gelu => {
-            let cdf = 0.5 * (1.0 + candle_core::cpu::erf::erf_f64(h * FRAC_1_SQRT_2));
-            let pdf = (-0.5 * h * h).exp() * (0.5 * FRAC_2_SQRT_PI * FRAC_1_SQRT_2);
-            (h * cdf, cdf + h * pdf)
-        }
-        Activation::GeluTanh => {
-            let c = (2.0 / PI).sqrt();
-            let t = (c * (h + 0.044715 * h * h * h)).tanh();
-            let half = 0.5 * (1.0 + t);
-            let d = half + 0.5 * h * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * h * h);
-            (h * half, d)
-        }
-        Activation::Softplus(beta) => {
-            let b = beta * h;
-            ((b.max(0.0) + (-b.abs()).exp().ln_1p()) / beta, sigmoid(b))
-        }
-        Activation::Tanh => {
-            let t = h.tanh();
-            (t, 1.0 - t * t)
-        }
-        Activation::Sigmoid => {
-            let s = sigmoid(h);
-            (s, s * (1.0 - s))
-        }
-        Activation::Erf => (
-            candle_core::cpu::erf::erf_f64(h),
-            FRAC_2_SQRT_PI * (-h * h).exp(),
-        ),
-    }
-}
-
-fn sigmoid_f32(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
-
-/// [`act_pair`] in f32 arithmetic (f32's `exp` / `ln_1p` are several times cheaper than f64's).
-fn act_pair_f32(act: Activation, h: f32) -> (f32, f32) {
-    use std::f32::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI, PI};
-    match act {
-        Activation::Silu => {
-            let s = sigmoid_f32(h);
-            (h * s, s * (1.0 + h * (1.0 - s)))
-        }
-        Activation::Relu if h > 0.0 => (h, 1.0),
-        Activation::Relu => (0.0, 0.0),
-        Activation::LeakyRelu(_) if h > 0.0 => (h, 1.0),
-        Activation::LeakyRelu(alpha) => (alpha as f32 * h, alpha as f32),
-        Activation::Elu(_) if h > 0.0 => (h, 1.0),
-        Activation::Elu(alpha) => {
-            let (a, e) = (alpha as f32, h.exp());
-            (a * (e - 1.0), a * e)
-        }
-        Activation::Gelu => {
-            let cdf = 0.5 * (1.0 + candle_core::cpu::erf::erf_f32(h * FRAC_1_SQRT_2));
-            let pdf = (-0.5 * h * h).exp() * (0.5 * FRAC_2_SQRT_PI * FRAC_1_SQRT_2);
-            (h * cdf, cdf + h * pdf)
-        }
-        Activation::GeluTanh => {
-            let c = (2.0 / PI).sqrt();
-            let t = (c * (h + 0.044715 * h * h * h)).tanh();
-            let half = 0.5 * (1.0 + t);
-            let d = half + 0.5 * h * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * h * h);
-            (h * half, d)
-        }
-        Activation::Softplus(beta) => {
-            let beta = beta as f32;
-            let b = beta * h;
-            (
-                (b.max(0.0) + (-b.abs()).exp().ln_1p()) / beta,
-                sigmoid_f32(b),
-            )
-        }
-        Activation::Tanh => {
-            let t = h.tanh();
-            (t, 1.0 - t * t)
-        }
-        Activation::Sigmoid => {
-            let s = sigmoid_f32(h);
-            (s, s * (1.0 - s))
-        }
-        Activation::Erf => (
-            candle_core::cpu::erf::erf_f32(h),
-            FRAC_2_SQRT_PI * (-h * h).exp(),
-        ),
-    }
-}
+act_pair_fn!(act_pair, sigmoid, f64, candle_core::cpu::erf::erf_f64);
+// f32 data in f32 arithmetic: f32's `exp` / `ln_1p` are several times cheaper than f64's.
+act_pair_fn!(
+    act_pair_f32,
+    sigmoid_f32,
+    f32,
+    candle_core::cpu::erf::erf_f32
+);
 
 impl CustomOp1 for ActPair {
     fn name(&self) -> &'static str {
