@@ -25,7 +25,7 @@ pub use activation::Activation;
 use layout::Layout;
 pub use spec::{GraphSpec, NodeSpec, Op, ValueShape};
 
-use super::kernels::cpu_fast_path;
+use super::kernels::{NormStats, cpu_fast_path, group_norm_forward, group_norm_vjp};
 use super::layers::{Conv2d, Linear};
 use crate::error::{Error, Result};
 
@@ -93,6 +93,8 @@ enum Saved {
     Operands(Tensor, Tensor),
     /// Normalised values (in the grouped view) and `1 / std`.
     Norm(Tensor, Tensor),
+    /// The input and its statistics, on the fused CPU path.
+    NormFused(Tensor, NormStats),
     /// The convolution's GEMM weight on the channels-last path.
     ConvWm(Tensor),
     /// The input's dims (reductions).
@@ -568,6 +570,15 @@ impl Graph {
                     eps,
                     gamma,
                     beta,
+                } if let Some(v) = lay.fused_norm_view(arg(0)?)? => {
+                    let (y, stats) = group_norm_forward(&v, *groups, *eps, gamma, beta)?;
+                    (y.reshape(arg(0)?.shape())?, Saved::NormFused(v, stats))
+                }
+                Node::Norm {
+                    groups,
+                    eps,
+                    gamma,
+                    beta,
                 } => {
                     let x = arg(0)?;
                     let view = lay.group_view(x, *groups)?;
@@ -703,6 +714,11 @@ impl Graph {
                         return Err(mismatch());
                     };
                     accumulate(&mut grads, x0, lay.avg_pool_vjp(&g, *kh, *kw, h, w)?)?;
+                }
+                (Node::Norm { groups, gamma, .. }, Saved::NormFused(x, stats)) => {
+                    let gv = g.contiguous()?.reshape(x.shape())?;
+                    let gx = group_norm_vjp(&gv, x, stats, *groups, gamma)?.reshape(g.shape())?;
+                    accumulate(&mut grads, x0, gx)?;
                 }
                 (Node::Norm { groups, gamma, .. }, Saved::Norm(xhat, inv_std)) => {
                     let rank = g.rank();

@@ -13,8 +13,10 @@
 //! the layers keep their generic tensor-op path for every other device and dtype.
 
 mod fused;
+mod norm;
 
 pub use fused::{ActPair, GroupSums, fused_path};
+pub use norm::{NormStats, group_norm_forward, group_norm_vjp};
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};

@@ -51,6 +51,9 @@ struct Translator {
     sigmoid_of: HashMap<usize, usize>,
     /// Graph value -> index of the node that made it when that node is a linear / conv2d with a bias to fold into.
     biased: HashMap<usize, usize>,
+    /// Graph value -> index of the node that made it when that node is a normalisation whose per-channel `weight`
+    /// and `bias` can absorb a following per-channel `Mul` (the exporters' GroupNorm idiom ends in one).
+    scaled: HashMap<usize, usize>,
     /// Graph value -> the value a `softplus` node read (for the `Where` threshold idiom).
     softplus_of: HashMap<usize, usize>,
 }
@@ -479,6 +482,7 @@ pub fn translate(model: &ModelProto, opts: &ImportOptions) -> Result<Imported> {
         readers: HashMap::new(),
         sigmoid_of: HashMap::new(),
         biased: HashMap::new(),
+        scaled: HashMap::new(),
         softplus_of: HashMap::new(),
     };
     for init in &graph.initializer {

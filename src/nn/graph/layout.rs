@@ -176,6 +176,22 @@ impl Layout {
         Ok(view.mean_keepdim(axes.to_vec())?)
     }
 
+    /// `x` as `[n, m, c]` (`m` pixels of `c` channels, or `[n, 1, d]` flat) for the fused normalisation kernels,
+    /// when they apply: CPU, channels-last, nothing to differentiate.
+    pub(super) fn fused_norm_view(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        if !fused_path(x) {
+            return Ok(None);
+        }
+        Ok(match x.rank() {
+            4 if self.nhwc => {
+                let (n, h, w, c) = x.dims4()?;
+                Some(x.reshape((n, h * w, c))?)
+            }
+            2 => Some(x.reshape((self.n, 1, x.dim(1)?))?),
+            _ => None,
+        })
+    }
+
     pub(super) fn group_axes(&self, rank: usize) -> Vec<usize> {
         if rank == 4 && self.nhwc {
             vec![1, 3]

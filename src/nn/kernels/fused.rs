@@ -5,7 +5,7 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
-use super::{contiguous_slice, pair_shape};
+use super::{SimdKernel, contiguous_slice, exp_f32, pair_shape, with_best_simd};
 use crate::nn::graph::Activation;
 
 /// `h: [..] -> [2, ..]`: the activation and its derivative, one pass, `f32` / `f64` CPU, no backward (use it only
@@ -83,6 +83,76 @@ act_pair_fn!(
     candle_core::cpu::erf::erf_f32
 );
 
+/// `ln(1 + z)` for `z` in `[0, 1]` in plain arithmetic that the compiler vectorises: `2 atanh(z / (2 + z))` by its
+/// odd series, whose argument is at most 1/3, cut after the `t^13` term (relative error below 1e-7).
+#[inline(always)]
+fn ln_1p_unit_f32(z: f32) -> f32 {
+    let t = z / (2.0 + z);
+    let t2 = t * t;
+    let mut p = 1.0 / 13.0_f32;
+    p = p * t2 + 1.0 / 11.0;
+    p = p * t2 + 1.0 / 9.0;
+    p = p * t2 + 1.0 / 7.0;
+    p = p * t2 + 1.0 / 5.0;
+    p = p * t2 + 1.0 / 3.0;
+    p = p * t2 + 1.0;
+    2.0 * t * p
+}
+
+/// `(a(h), a'(h))` of the activations built on `exp`, in `f32` with [`exp_f32`] and [`ln_1p_unit_f32`]; the others
+/// fall back to [`act_pair_f32`]. Hoisted out of the loop by matching before it, so each loop body is branch-free.
+struct ActPairF32<'a> {
+    act: Activation,
+    h: &'a [f32],
+    a: &'a mut [f32],
+    d: &'a mut [f32],
+}
+
+#[inline(always)]
+fn each_pair(h: &[f32], a: &mut [f32], d: &mut [f32], f: impl Fn(f32) -> (f32, f32)) {
+    for ((a, d), &h) in a.iter_mut().zip(d.iter_mut()).zip(h) {
+        (*a, *d) = f(h);
+    }
+}
+
+impl SimdKernel for ActPairF32<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let Self { act, h, a, d } = self;
+        match act {
+            Activation::Silu => each_pair(h, a, d, |h| {
+                let s = 1.0 / (1.0 + exp_f32(-h));
+                let y = h * s;
+                (y, s + y * (1.0 - s))
+            }),
+            Activation::Sigmoid => each_pair(h, a, d, |h| {
+                let s = 1.0 / (1.0 + exp_f32(-h));
+                (s, s * (1.0 - s))
+            }),
+            Activation::Softplus(beta) => {
+                let beta = beta as f32;
+                each_pair(h, a, d, |h| {
+                    // One exp serves both: e = exp(-|b|) in (0, 1].
+                    let b = beta * h;
+                    let e = exp_f32(-b.abs());
+                    let top = if b >= 0.0 { 1.0 } else { e };
+                    ((b.max(0.0) + ln_1p_unit_f32(e)) / beta, top / (1.0 + e))
+                })
+            }
+            Activation::Elu(alpha) => {
+                let alpha = alpha as f32;
+                each_pair(h, a, d, |h| {
+                    let e = alpha * exp_f32(h.min(0.0));
+                    if h > 0.0 { (h, 1.0) } else { (e - alpha, e) }
+                })
+            }
+            other => each_pair(h, a, d, |h| act_pair_f32(other, h)),
+        }
+    }
+}
+
 impl CustomOp1 for ActPair {
     fn name(&self) -> &'static str {
         "walkjump-act-pair"
@@ -95,9 +165,7 @@ impl CustomOp1 for ActPair {
                 let h = contiguous_slice(v, l, self.name())?;
                 let mut out = vec![0f32; 2 * h.len()];
                 let (a, d) = out.split_at_mut(h.len());
-                for ((a, d), &h) in a.iter_mut().zip(d.iter_mut()).zip(h) {
-                    (*a, *d) = act_pair_f32(act, h);
-                }
+                with_best_simd(ActPairF32 { act, h, a, d });
                 CpuStorage::F32(out)
             }
             CpuStorage::F64(v) => {

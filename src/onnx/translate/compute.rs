@@ -88,6 +88,23 @@ impl Translator {
                 } else {
                     v
                 };
+                // `(gamma xhat + beta) m = (gamma m) xhat + beta m`: one node instead of two.
+                if fold && let Some(&node) = self.scaled.get(&id) {
+                    let name = &self.nodes[node].name;
+                    let (wk, bk) = (format!("{name}.weight"), format!("{name}.bias"));
+                    let fits =
+                        |k: &str| self.tensors.get(k).is_some_and(|(_, t)| t.len() == m.len());
+                    if fits(&wk) && fits(&bk) {
+                        for k in [wk, bk] {
+                            if let Some((_, t)) = self.tensors.get_mut(&k) {
+                                for (t, f) in t.iter_mut().zip(&m) {
+                                    *t = (*t as f64 * f) as f32;
+                                }
+                            }
+                        }
+                        return self.set(n, Val::Dyn(id, s));
+                    }
+                }
                 let out = self.push(
                     Op::ChannelMul,
                     vec![id],

@@ -370,6 +370,7 @@ impl Translator {
                     vec![("weight", vec![c], wv), ("bias", vec![c], bv)],
                 );
                 self.biased.insert(o, node);
+                self.scaled.insert(o, node);
                 self.set(n, if back_to_image { Val::Dyn(o, s) } else { Val::GroupNormed(o, s) })
             }
             "LayerNormalization" => {
@@ -397,6 +398,7 @@ impl Translator {
                     vec![("weight", vec![d], f32s(&scale.data)), ("bias", vec![d], f32s(&bias))],
                 );
                 self.biased.insert(o, node);
+                self.scaled.insert(o, node);
                 self.set(n, Val::Dyn(o, s))
             }
             "BatchNormalization" => {
