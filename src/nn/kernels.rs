@@ -14,9 +14,11 @@
 
 mod fused;
 mod norm;
+mod pool;
 
 pub use fused::{ActPair, GroupSums, fused_path};
 pub use norm::{NormStats, group_norm_forward, group_norm_vjp};
+pub use pool::{avg_pool_nhwc, avg_pool_nhwc_vjp, upsample_nhwc, upsample_nhwc_vjp};
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
@@ -104,10 +106,21 @@ impl ConvGeom {
             .filter(|&i| i < size)
     }
 
-    /// Calls `f(image_offset, cols_offset)` for every in-image `c`-long run, in a fixed order; the runs that fall
-    /// on the padding are left to the caller (zeros in `cols`, nothing in the image).
+    /// The kernel columns `kx` in `lo..hi` whose source column `ox + kx - pad` lies inside the image, for stride 1
+    /// (where they are one contiguous run of the image row).
     #[inline]
-    fn for_each_run(&self, mut f: impl FnMut(usize, usize)) {
+    fn inside_columns(&self, ox: usize) -> (usize, usize) {
+        let k = self.k;
+        let lo = self.pad.saturating_sub(ox).min(k);
+        let hi = (self.w + self.pad).saturating_sub(ox).min(k).max(lo);
+        (lo, hi)
+    }
+
+    /// Calls `f(image_offset, cols_offset, len)` for every in-image run of `len` values, in increasing
+    /// `cols_offset` order; the runs that fall on the padding are left to the caller (zeros in `cols`, nothing in
+    /// the image). With stride 1 the `k` kernel columns of a patch row are one run (`len` up to `k c`), else `c`.
+    #[inline]
+    fn for_each_run(&self, mut f: impl FnMut(usize, usize, usize)) {
         let (k, c) = (self.k, self.c);
         let row_len = k * k * c;
         for b in 0..self.n {
@@ -118,14 +131,20 @@ impl ConvGeom {
                         let Some(iy) = self.source(oy, ky, self.h) else {
                             continue;
                         };
+                        let line = (b * self.h + iy) * self.w;
+                        if self.stride == 1 {
+                            let (lo, hi) = self.inside_columns(ox);
+                            if hi > lo {
+                                let ix = ox + lo - self.pad;
+                                f((line + ix) * c, row + (ky * k + lo) * c, (hi - lo) * c);
+                            }
+                            continue;
+                        }
                         for kx in 0..k {
                             let Some(ix) = self.source(ox, kx, self.w) else {
                                 continue;
                             };
-                            f(
-                                ((b * self.h + iy) * self.w + ix) * c,
-                                row + (ky * k + kx) * c,
-                            );
+                            f((line + ix) * c, row + (ky * k + kx) * c, c);
                         }
                     }
                 }
@@ -133,18 +152,22 @@ impl ConvGeom {
         }
     }
 
+    /// The patch matrix, written front to back (no zero-fill pass first: the padding runs are written as zeros).
     fn im2col<T: Copy + Default>(&self, x: &[T]) -> Vec<T> {
-        let c = self.c;
-        let mut cols = vec![T::default(); self.cols_len()];
-        self.for_each_run(|src, dst| cols[dst..dst + c].copy_from_slice(&x[src..src + c]));
+        let len = self.cols_len();
+        let mut cols = Vec::with_capacity(len);
+        self.for_each_run(|src, dst, run| {
+            cols.resize(dst, T::default());
+            cols.extend_from_slice(&x[src..src + run]);
+        });
+        cols.resize(len, T::default());
         cols
     }
 
     fn col2im<T: Copy + Default + std::ops::AddAssign>(&self, cols: &[T]) -> Vec<T> {
-        let c = self.c;
         let mut x = vec![T::default(); self.image_len()];
-        self.for_each_run(|dst, src| {
-            for (o, i) in x[dst..dst + c].iter_mut().zip(&cols[src..src + c]) {
+        self.for_each_run(|dst, src, run| {
+            for (o, i) in x[dst..dst + run].iter_mut().zip(&cols[src..src + run]) {
                 *o += *i;
             }
         });

@@ -5,7 +5,9 @@ use candle_core::Tensor;
 
 use super::ValueShape;
 use crate::error::Result;
-use crate::nn::kernels::{GroupSums, fused_path};
+use crate::nn::kernels::{
+    GroupSums, avg_pool_nhwc, avg_pool_nhwc_vjp, fused_path, upsample_nhwc, upsample_nhwc_vjp,
+};
 
 /// How image values are laid out in one pass.
 #[derive(Clone, Copy)]
@@ -58,6 +60,9 @@ impl Layout {
     }
 
     pub(super) fn upsample(&self, x: &Tensor, s: usize) -> Result<Tensor> {
+        if self.nhwc && x.rank() == 4 && fused_path(x) {
+            return Ok(upsample_nhwc(x, s)?);
+        }
         let dims = x.dims().to_vec();
         let (ah, aw) = self.spatial();
         let mut expanded = dims.clone();
@@ -76,6 +81,9 @@ impl Layout {
     }
 
     pub(super) fn upsample_vjp(&self, g: &Tensor, s: usize) -> Result<Tensor> {
+        if self.nhwc && g.rank() == 4 && fused_path(g) {
+            return Ok(upsample_nhwc_vjp(g, s)?);
+        }
         let dims = g.dims().to_vec();
         let (ah, aw) = self.spatial();
         let mut split = dims.clone();
@@ -87,6 +95,9 @@ impl Layout {
     }
 
     pub(super) fn avg_pool(&self, x: &Tensor, kh: usize, kw: usize) -> Result<Tensor> {
+        if self.nhwc && x.rank() == 4 && fused_path(x) {
+            return Ok(avg_pool_nhwc(x, kh, kw)?);
+        }
         let (ah, aw) = self.spatial();
         let dims = x.dims().to_vec();
         let (oh, ow) = (dims[ah] / kh, dims[aw] / kw);
@@ -107,6 +118,9 @@ impl Layout {
         h: usize,
         w: usize,
     ) -> Result<Tensor> {
+        if self.nhwc && g.rank() == 4 && fused_path(g) {
+            return Ok(avg_pool_nhwc_vjp(g, kh, kw, h, w)?);
+        }
         let (ah, aw) = self.spatial();
         let dims = g.dims().to_vec();
         let mut expanded = dims.clone();

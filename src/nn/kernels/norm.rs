@@ -14,14 +14,17 @@ use super::{SimdKernel, with_best_simd};
 pub struct NormStats(Vec<(f64, f64)>);
 
 /// Runs `f` on the contiguous CPU data of `t`.
-fn on_slice<T: WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> candle_core::Result<R> {
+pub(super) fn on_slice<T: WithDType, R>(
+    t: &Tensor,
+    f: impl FnOnce(&[T]) -> R,
+) -> candle_core::Result<R> {
     let (storage, layout) = t.storage_and_layout();
     let Storage::Cpu(cpu) = &*storage else {
-        candle_core::bail!("group-norm kernel: the value is not on the CPU");
+        candle_core::bail!("CPU kernel: the value is not on the CPU");
     };
     let data = T::cpu_storage_as_slice(cpu)?;
     let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("group-norm kernel: the value must be contiguous");
+        candle_core::bail!("CPU kernel: the value must be contiguous");
     };
     Ok(f(&data[start..end]))
 }
@@ -220,7 +223,7 @@ fn vjp<T: WithDType>(
     let per = c / groups;
     let count = (m * per).max(1) as f64;
     let mut out = vec![T::zero(); n * m * c];
-    let (mut s1, mut s2) = (vec![0f64; c], vec![0f64; c]);
+    let (mut s1, mut s2, mut mu) = (vec![0f64; c], vec![0f64; c], vec![0f64; c]);
     let (mut ga, mut a, mut b) = (vec![T::zero(); c], vec![T::zero(); c], vec![T::zero(); c]);
     let size = (m * c).max(1);
     let blocks = gs.chunks_exact(size).zip(xs.chunks_exact(size));
@@ -228,11 +231,15 @@ fn vjp<T: WithDType>(
         let st = &stats[i * groups..(i + 1) * groups];
         // s1_k = sum_p g, s2_k = sum_p g (x - mean): one pass over both.
         s1.iter_mut().chain(s2.iter_mut()).for_each(|s| *s = 0.0);
+        for (k, mu) in mu.iter_mut().enumerate() {
+            *mu = st[k / per].0;
+        }
         for (gp, xp) in g.chunks_exact(c).zip(x.chunks_exact(c)) {
-            for k in 0..c {
-                let gv = gp[k].to_f64();
-                s1[k] += gv;
-                s2[k] += gv * (xp[k].to_f64() - st[k / per].0);
+            let sums = s1.iter_mut().zip(s2.iter_mut()).zip(&mu);
+            for (((s1, s2), &mu), (&gv, &xv)) in sums.zip(gp.iter().zip(xp)) {
+                let gv = gv.to_f64();
+                *s1 += gv;
+                *s2 += gv * (xv.to_f64() - mu);
             }
         }
         for (j, &(mean, inv)) in st.iter().enumerate() {
