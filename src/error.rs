@@ -1,8 +1,8 @@
 //! The engine's error type: every failure a user can cause ends here, as one clear sentence.
 
+use crate::checkpoint::CheckpointError;
 use crate::data::idx::IdxError;
-use crate::models::checkpoint::CheckpointError;
-use crate::models::mixture::MixtureError;
+use crate::mixture::MixtureError;
 use crate::sampling::diagnostics::DiagnosticsError;
 
 // `one_line` lives in `crate::text`, which imports nothing; it stays reachable as `error::one_line` for its callers.

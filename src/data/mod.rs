@@ -9,8 +9,8 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
+use crate::checkpoint::DataSpec;
 use crate::error::{Error, Result};
-use crate::models::DataSpec;
 
 /// The bundled 10 000 MNIST digits (see `assets/README.md` for provenance).
 const BUNDLED_IMAGES: &[u8] = include_bytes!("../../assets/mnist-10k-images-idx3-ubyte.gz");

@@ -10,8 +10,8 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use crate::rng::Rng;
 use crate::sampling::langevin::{Sampler, cheng_coefficients};
-use crate::sampling::rng::Rng;
 
 use super::LabError;
 use super::field::Field2;
@@ -380,7 +380,7 @@ impl ParticleSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::mixture::GaussianMixture;
+    use crate::mixture::GaussianMixture;
 
     fn config(sampler: Sampler, n: usize, seed: u64) -> ParticleConfig {
         ParticleConfig {

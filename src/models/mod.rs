@@ -2,12 +2,14 @@
 //! analytic Gaussian mixture. All tensors are flat: a batch of noisy inputs is `y: [N, M*d]` (channel-major over the
 //! M measurements), clean images are `x: [N, d]` with `d = channels * height * width`.
 
-pub mod checkpoint;
 pub mod deen;
 pub mod load;
 pub mod mdae;
-pub mod mixture;
 pub mod vae;
+
+// The checkpoint format and the analytic mixture sit at the bottom of the crate (`src/checkpoint/`,
+// `src/mixture.rs`), below `error` and `data`; they stay reachable here under their old paths.
+pub use crate::{checkpoint, mixture};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -16,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::nn::{Net, NetConfig};
 use crate::parallel::{per_rows, per_rows2};
+use crate::rng::Rng;
 pub use crate::sampling::ScoreModel;
-use crate::sampling::rng::Rng;
 pub use checkpoint::{Checkpoint, DataSpec, Metadata, ModelKind};
 pub use deen::Deen;
 pub use mdae::Mdae;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{Arch, ModelKind};
 use crate::error::{Error, Result};
 use crate::nn::{Net, NetConfig, sigmoid};
-use crate::sampling::rng::Rng;
+use crate::rng::Rng;
 
 /// How z is chosen when the model needs one z per y (UVB energy, VAE denoising).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

@@ -275,7 +275,7 @@ mod tests {
     use candle_nn::VarMap;
 
     use super::*;
-    use crate::sampling::rng::Rng;
+    use crate::rng::Rng;
 
     #[test]
     fn blocked_frozen_convolutions_match_smaller_batches() {

@@ -6,8 +6,9 @@ pub mod condition;
 pub mod diagnostics;
 pub mod langevin;
 pub mod nebula;
-pub mod rng;
 pub mod score;
+
+pub use crate::rng;
 
 pub use chain::{Chain, ChainConfig, ChainInit, StepStats, check_jump_model};
 pub use condition::{Condition, Held, named_mask};

@@ -4,8 +4,8 @@
 
 use candle_core::Tensor;
 
-use super::rng::Rng;
 use crate::error::Result;
+use crate::rng::Rng;
 
 /// What every noise-level model can be asked for; the samplers and the CLI only see this. `Sync`: the samplers
 /// score on one rayon thread while drawing noise on another.

@@ -16,13 +16,13 @@ use candle_core::{D, DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{Checkpoint, FORMAT, Metadata, ModelKind, TensorData, VERSION};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::models::checkpoint::{Checkpoint, FORMAT, Metadata, ModelKind, TensorData, VERSION};
 use crate::models::{Arch, LatentVae, Model, ModelInner, ScoreModel};
 use crate::parallel::map_row_blocks;
+use crate::rng::Rng;
 use crate::sampling::chain::tile_measurements;
-use crate::sampling::rng::Rng;
 
 /// Everything that defines a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -8,9 +8,9 @@ use super::{PUBLISH_EVERY, Worker};
 use crate::app::messages::{Frame, NebulaCommand, NebulaFrame, NebulaSource};
 use crate::data::Split;
 use crate::models::ScoreModel;
+use crate::rng::Rng;
 use crate::sampling::chain::jump_of_jump;
 use crate::sampling::nebula::{Nebula, NebulaConfig, NebulaInit, merge_attractors};
-use crate::sampling::rng::Rng;
 
 /// A flow in progress.
 pub(super) struct NebulaRun {
