@@ -318,7 +318,7 @@ pub fn batch_loss_and_block_grads(
 ) -> Result<(f64, Vec<GradStore>)> {
     let draws = Draws::new(model, x, rng)?;
     let b = x.dim(0)?;
-    let parts = map_row_blocks(b, x.device(), |start, len| {
+    let parts = map_row_blocks(b, x.device(), |start, len| -> Result<_> {
         let loss = block_loss(model, x, labels, &draws, b, start, len)?;
         let grads = loss.backward()?;
         Ok((loss.to_scalar::<f32>()? as f64, grads))
