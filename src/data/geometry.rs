@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::Dataset;
-use crate::error::{Error, Result};
+use crate::data::{Error, Result};
 use crate::rng::Rng;
 
 /// Summary of chi over sampled pairs.

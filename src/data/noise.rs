@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::data::{Error, Result};
 use crate::rng::Rng;
 
 /// A noise kind and its level.

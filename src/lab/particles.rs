@@ -76,7 +76,7 @@ pub struct ParticleSet {
     diverged: usize,
 }
 
-fn sampler_error(e: crate::Error) -> LabError {
+fn sampler_error(e: crate::sampling::Error) -> LabError {
     LabError::Param {
         name: "sampler",
         reason: e.to_string(),

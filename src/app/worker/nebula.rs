@@ -60,7 +60,7 @@ impl Worker {
                         }
                     }
                 }
-                return Nebula::from_points(y, n, model, &self.device, rng);
+                return Ok(Nebula::from_points(y, n, model, &self.device, rng)?);
             }
         };
         if init != NebulaInit::Uniform && test.is_none() {
@@ -72,7 +72,7 @@ impl Worker {
             init,
             ..cfg.clone()
         };
-        Nebula::new(model, &cfg, test.as_ref(), &self.device)
+        Ok(Nebula::new(model, &cfg, test.as_ref(), &self.device)?)
     }
 
     pub(super) fn nebula_command(&mut self, cmd: NebulaCommand) -> crate::Result<()> {

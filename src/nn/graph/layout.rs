@@ -4,7 +4,7 @@
 use candle_core::Tensor;
 
 use super::ValueShape;
-use crate::error::Result;
+use crate::nn::Result;
 use crate::nn::kernels::{GroupSums, fused_path};
 
 /// How image values are laid out in one pass.
