@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::models::{Model, ScoreModel};
+use crate::rng::Rng;
 use crate::run::recommended_sampler;
 use crate::sampling::chain::{Chain, ChainConfig, ChainInit};
-use crate::sampling::rng::Rng;
 
 /// One measured operation.
 #[derive(Clone, Debug, Serialize)]

@@ -8,7 +8,18 @@ use std::fmt;
 
 use candle_core::Device;
 
-use crate::error::{Error, Result};
+use crate::text::one_line;
+
+/// Why a device spec was refused; the crate-wide `Error` takes it in as `Error::Param` (same message).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The spec is not a device (`gpu`, `cuda:x` ...).
+    #[error("invalid parameter: {0}")]
+    Param(String),
+}
+
+/// Result alias for device selection.
+pub type Result<T> = std::result::Result<T, Error>;
 
 /// The device specs accepted everywhere, for help texts and selectors.
 pub const SPECS: &str = "cpu, cuda, cuda:N, metal";
@@ -42,14 +53,14 @@ impl DeviceSpec {
                 return n.parse::<usize>().map(Self::Cuda).map_err(|_| {
                     Error::Param(format!(
                         "bad CUDA device '{}' (use cuda or cuda:N)",
-                        crate::error::one_line(spec.trim())
+                        one_line(spec.trim())
                     ))
                 });
             }
         }
         Err(Error::Param(format!(
             "unknown device '{}' (use {SPECS})",
-            crate::error::one_line(spec.trim())
+            one_line(spec.trim())
         )))
     }
 
@@ -89,7 +100,7 @@ pub fn select(spec: &str) -> Result<(Device, Option<String>)> {
 #[cfg(any(feature = "cuda", feature = "metal"))]
 fn first_line(e: &dyn fmt::Display) -> String {
     let text = e.to_string();
-    crate::error::one_line(text.lines().next().unwrap_or(""))
+    one_line(text.lines().next().unwrap_or(""))
 }
 
 #[cfg(feature = "cuda")]

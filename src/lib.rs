@@ -9,10 +9,12 @@
 #[cfg(feature = "gui")]
 pub mod app;
 pub mod bench;
+pub mod checkpoint;
 pub mod data;
 pub mod device;
 pub mod error;
 pub mod lab;
+pub mod mixture;
 pub mod models;
 pub mod nn;
 pub mod onnx;
@@ -20,8 +22,10 @@ pub mod parallel;
 pub mod parity;
 pub mod quality;
 pub mod render;
+pub mod rng;
 pub mod run;
 pub mod sampling;
+pub mod simd;
 mod text;
 pub mod train;
 

@@ -13,11 +13,13 @@
 //! result is computed by one thread in a fixed order, and blocks are joined in row order. So the same seed gives
 //! the same bits for the same thread count. Rows are mathematically independent, so results with a different
 //! thread count differ only by float rounding inside the GEMM (tested to be within 1e-5 relative).
+//!
+//! The functions here fail only where their closure does (or a candle operation): they are generic over the
+//! closure's error type, so `nn`, `models` and `train` each use them with their own error. This module imports
+//! nothing from the crate.
 
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
-
-use crate::error::Result;
 
 /// Rows below which a block is not worth a thread of its own (the GEMM then runs mostly on packing overhead).
 pub const MIN_BLOCK_ROWS: usize = 8;
@@ -53,10 +55,11 @@ pub fn row_blocks(n: usize, threads: usize) -> Vec<(usize, usize)> {
 /// Runs `f(start, len)` on each row block of a batch of `n` rows living on `device`, in parallel on rayon's
 /// threads when the device is the CPU and more than one block results; the outputs come back in row order.
 /// Off the CPU (CUDA, Metal) `f(0, n)` runs once: the device parallelises on its own.
-pub fn map_row_blocks<T, F>(n: usize, device: &Device, f: F) -> Result<Vec<T>>
+pub fn map_row_blocks<T, E, F>(n: usize, device: &Device, f: F) -> Result<Vec<T>, E>
 where
     T: Send,
-    F: Fn(usize, usize) -> Result<T> + Sync,
+    E: Send,
+    F: Fn(usize, usize) -> Result<T, E> + Sync,
 {
     if !device.is_cpu() {
         return Ok(vec![f(0, n)?]);
@@ -99,29 +102,31 @@ fn max_blocks_env() -> usize {
 }
 
 /// Joins per-block results along the rows: `[n_b, ...]` each -> `[sum n_b, ...]` (no copy for one block).
-pub fn cat_rows(mut parts: Vec<Tensor>) -> Result<Tensor> {
+pub fn cat_rows(mut parts: Vec<Tensor>) -> candle_core::Result<Tensor> {
     if parts.len() == 1
         && let Some(t) = parts.pop()
     {
         return Ok(t);
     }
-    Ok(Tensor::cat(&parts, 0)?)
+    Tensor::cat(&parts, 0)
 }
 
 /// [`map_row_blocks`] for a function of the rows of `y: [N, ...]` returning one tensor `[n_b, ...]` per block;
 /// the result is `[N, ...]`. With `split` false, `f(y)` runs once on the whole batch (for networks that
 /// parallelise inside each product instead, see `Net::prefers_row_blocks`).
-pub fn per_rows<F>(split: bool, y: &Tensor, f: F) -> Result<Tensor>
+pub fn per_rows<E, F>(split: bool, y: &Tensor, f: F) -> Result<Tensor, E>
 where
-    F: Fn(&Tensor) -> Result<Tensor> + Sync,
+    E: From<candle_core::Error> + Send,
+    F: Fn(&Tensor) -> Result<Tensor, E> + Sync,
 {
     per_rows_indexed(split, y, |_, y| f(y))
 }
 
 /// [`per_rows`] whose function also gets the block's first row (to pick its rows of pre-drawn noise).
-pub fn per_rows_indexed<F>(split: bool, y: &Tensor, f: F) -> Result<Tensor>
+pub fn per_rows_indexed<E, F>(split: bool, y: &Tensor, f: F) -> Result<Tensor, E>
 where
-    F: Fn(usize, &Tensor) -> Result<Tensor> + Sync,
+    E: From<candle_core::Error> + Send,
+    F: Fn(usize, &Tensor) -> Result<Tensor, E> + Sync,
 {
     if !split {
         return f(0, y);
@@ -129,13 +134,14 @@ where
     let parts = map_row_blocks(y.dim(0)?, y.device(), |start, len| {
         f(start, &y.narrow(0, start, len)?)
     })?;
-    cat_rows(parts)
+    Ok(cat_rows(parts)?)
 }
 
 /// [`per_rows`] for a function returning two row-aligned tensors; it also gets the block's first row.
-pub fn per_rows2<F>(split: bool, y: &Tensor, f: F) -> Result<(Tensor, Tensor)>
+pub fn per_rows2<E, F>(split: bool, y: &Tensor, f: F) -> Result<(Tensor, Tensor), E>
 where
-    F: Fn(usize, &Tensor) -> Result<(Tensor, Tensor)> + Sync,
+    E: From<candle_core::Error> + Send,
+    F: Fn(usize, &Tensor) -> Result<(Tensor, Tensor), E> + Sync,
 {
     if !split {
         return f(0, y);
@@ -178,20 +184,22 @@ mod tests {
     }
 
     #[test]
-    fn per_rows_matches_the_whole_batch_and_keeps_order() -> Result<()> {
+    fn per_rows_matches_the_whole_batch_and_keeps_order() -> candle_core::Result<()> {
         let dev = Device::Cpu;
         let y = Tensor::arange(0f32, 64.0 * 5.0, &dev)?.reshape((64, 5))?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(4)
             .build()
-            .map_err(|e| crate::Error::Param(e.to_string()))?;
-        let (a, b) = pool.install(|| per_rows2(true, &y, |_, x| Ok((x.sqr()?, (x * 2.0)?))))?;
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let (a, b) = pool.install(|| {
+            per_rows2::<candle_core::Error, _>(true, &y, |_, x| Ok((x.sqr()?, (x * 2.0)?)))
+        })?;
         assert_eq!(a.to_vec2::<f32>()?, y.sqr()?.to_vec2::<f32>()?);
         assert_eq!(b.to_vec2::<f32>()?, (&y * 2.0)?.to_vec2::<f32>()?);
         let err = pool.install(|| {
             per_rows(true, &y, |x| {
                 if x.dim(0)? == 16 {
-                    Err(crate::Error::Param("block failed".into()))
+                    Err(candle_core::Error::Msg("block failed".into()))
                 } else {
                     Ok(x.clone())
                 }

@@ -20,10 +20,10 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::models::{Model, ModelInner, ScoreModel, ZMode};
+use crate::rng::Rng;
 use crate::run::{default_init, recommended_sampler};
 use crate::sampling::chain::{Chain, ChainConfig};
 use crate::sampling::diagnostics::ess_basic;
-use crate::sampling::rng::Rng;
 
 /// What to compare.
 #[derive(Clone, Debug, PartialEq, Serialize)]

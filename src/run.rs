@@ -11,11 +11,11 @@ use crate::data::noise::Noise;
 use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
 use crate::models::{Classifier, Metadata, Model, ModelInner, ModelKind, ScoreModel};
+use crate::rng::Rng;
 use crate::sampling::chain::{Chain, ChainConfig, ChainInit, check_jump_model};
 use crate::sampling::condition::Condition;
 use crate::sampling::diagnostics::{ess_bulk, split_rhat};
 use crate::sampling::langevin::Sampler;
-use crate::sampling::rng::Rng;
 
 /// The sampler and jump interval a model recommends: the checkpoint's `sampler` metadata if present
 /// (`{"sampler": {...}, "every": k}`), otherwise derived from sigma and M following REFERENCE.md §6.

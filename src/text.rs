@@ -1,5 +1,5 @@
 //! Text helpers for messages, at the bottom of the crate: this module imports nothing from it, so every module (the
-//! error types of `models::checkpoint`, `data::idx` ... included) can use it without an import loop.
+//! error types of `checkpoint`, `data::idx` ... included) can use it without an import loop.
 
 /// Escapes control characters (newlines included), so that text from a file, echoed in an error message, keeps the
 /// message on one line: serde's "unknown variant" and "unknown field" errors quote the offending string verbatim.

@@ -731,6 +731,8 @@ fn run_param_err(name: &str) -> String {
 }
 
 fn run_invalid(name: &str) -> String {
+    // The chain's parameters are checked by `sampling`, whose error type is its own.
+    use walkjump::sampling::Error;
     let rec =
         RunRecord::from_json(&run_text(name)).unwrap_or_else(|e| panic!("{name} must parse: {e}"));
     match rec.spec.chain.validate() {

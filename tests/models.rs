@@ -183,7 +183,7 @@ impl ScoreModel for HalfStiff {
         &self,
         y: &Tensor,
         _: &mut Rng,
-    ) -> walkjump::Result<(Option<Tensor>, Tensor)> {
+    ) -> walkjump::sampling::Result<(Option<Tensor>, Tensor)> {
         let n = y.dim(0)?;
         let k: Vec<f32> = (0..n)
             .map(|i| if i % 2 == 0 { 100.0 } else { 1.0 })
@@ -191,7 +191,7 @@ impl ScoreModel for HalfStiff {
         let k = Tensor::from_vec(k, (n, 1), y.device())?;
         Ok((None, y.broadcast_mul(&k)?.neg()?))
     }
-    fn jump(&self, y: &Tensor, _: &mut Rng) -> walkjump::Result<Tensor> {
+    fn jump(&self, y: &Tensor, _: &mut Rng) -> walkjump::sampling::Result<Tensor> {
         Ok(y.clone())
     }
 }

@@ -285,7 +285,7 @@ mod tests {
             b"\"Sachs\"",
             b"\\u0000",
         ];
-        let mut rng = crate::sampling::rng::Rng::new(11);
+        let mut rng = crate::rng::Rng::new(11);
         let mut pick = |n: usize| (rng.next_u64() % n.max(1) as u64) as usize;
         for _ in 0..iters {
             if secs.is_some_and(|s| start.elapsed().as_secs_f64() > s) {

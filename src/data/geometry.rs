@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use super::Dataset;
-use crate::error::{Error, Result};
-use crate::sampling::rng::Rng;
+use crate::data::{Error, Result};
+use crate::rng::Rng;
 
 /// Summary of chi over sampled pairs.
 #[derive(Clone, Debug, PartialEq, Serialize)]

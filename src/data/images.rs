@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::data::{Error, Result};
 
 /// Largest file read as images (bytes).
 const MAX_BYTES: u64 = 1 << 30;
@@ -335,7 +335,7 @@ fn parse_npy_body(
             // The dtype is text from the file: escaped, so the message stays on one line.
             return Err(bad(&format!(
                 "dtype {}; use uint8, float32 or float64 (little-endian)",
-                crate::error::one_line(other)
+                crate::text::one_line(other)
             )));
         }
     };

@@ -9,8 +9,36 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
-use crate::error::{Error, Result};
-use crate::models::DataSpec;
+use crate::checkpoint::DataSpec;
+
+/// Why data could not be read or used. The crate-wide `Error` takes each variant in as its variant of the same name,
+/// with the same message, so `data` needs nothing from `error`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An IDX data file is malformed.
+    #[error(transparent)]
+    Idx(#[from] idx::IdxError),
+    /// A parameter is out of its valid range (a noise level, a pair count ...).
+    #[error("invalid parameter: {0}")]
+    Param(String),
+    /// Data does not fit (wrong image size, missing labels, an unreadable image ...).
+    #[error("data does not fit: {0}")]
+    Data(String),
+    /// Reading a file failed.
+    #[error("cannot access {path}: {err}")]
+    Io {
+        /// The file involved.
+        path: String,
+        /// The underlying error (kept out of the error chain: the message already says it).
+        err: std::io::Error,
+    },
+    /// A tensor operation failed (a bug or an out-of-memory condition, not a user error).
+    #[error("tensor operation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Result alias for data.
+pub type Result<T> = std::result::Result<T, Error>;
 
 /// The bundled 10 000 MNIST digits (see `assets/README.md` for provenance).
 const BUNDLED_IMAGES: &[u8] = include_bytes!("../../assets/mnist-10k-images-idx3-ubyte.gz");

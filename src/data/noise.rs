@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::sampling::rng::Rng;
+use crate::data::{Error, Result};
+use crate::rng::Rng;
 
 /// A noise kind and its level.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@
 //! This is the same law as [`GaussianMixture::log_density`], which the tests check; this form is what the shader
 //! evaluates per pixel.
 
-use crate::models::mixture::GaussianMixture;
+use crate::mixture::GaussianMixture;
 
 use super::LabError;
 

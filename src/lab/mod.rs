@@ -22,7 +22,7 @@ pub use field::{Field2, YComponent};
 pub use particles::{ParticleConfig, ParticleInit, ParticleSet};
 pub use scene::{LabPreset, Scene};
 
-use crate::models::mixture::MixtureError;
+use crate::mixture::MixtureError;
 
 /// Why a lab object could not be built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

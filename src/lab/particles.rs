@@ -10,8 +10,8 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use crate::rng::Rng;
 use crate::sampling::langevin::{Sampler, cheng_coefficients};
-use crate::sampling::rng::Rng;
 
 use super::LabError;
 use super::field::Field2;
@@ -76,7 +76,7 @@ pub struct ParticleSet {
     diverged: usize,
 }
 
-fn sampler_error(e: crate::Error) -> LabError {
+fn sampler_error(e: crate::sampling::Error) -> LabError {
     LabError::Param {
         name: "sampler",
         reason: e.to_string(),
@@ -380,7 +380,7 @@ impl ParticleSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::mixture::GaussianMixture;
+    use crate::mixture::GaussianMixture;
 
     fn config(sampler: Sampler, n: usize, seed: u64) -> ParticleConfig {
         ParticleConfig {

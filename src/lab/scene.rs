@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::models::mixture::{GaussianMixture, MixtureError};
+use crate::mixture::{GaussianMixture, MixtureError};
 
 use super::LabError;
 

@@ -173,7 +173,7 @@ fn with_path(e: Error, path: &Path) -> Error {
 /// Reads a checkpoint file after checking that it is a regular file of sane size whose 8-byte header length fits
 /// inside it (so a large file that is not a checkpoint is refused before it is read).
 pub fn read_checkpoint_bytes(path: &Path) -> Result<Vec<u8>> {
-    Ok(crate::models::checkpoint::read_checkpoint_file(path)?)
+    Ok(crate::checkpoint::read_checkpoint_file(path)?)
 }
 
 #[cfg(test)]

@@ -53,9 +53,9 @@ impl Mdae {
     /// `y: [N, M*d] -> nu(y): [N, M*d]`.
     pub fn nu(&self, y: &Tensor) -> Result<Tensor> {
         if self.input_scale == 1.0 {
-            return self.net.forward(y);
+            return Ok(self.net.forward(y)?);
         }
-        self.net.forward(&(y * self.input_scale)?)
+        Ok(self.net.forward(&(y * self.input_scale)?)?)
     }
 
     /// `y: [N, M*d] -> (nu(y) - y) / sigma^2: [N, M*d]`.

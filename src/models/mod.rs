@@ -2,12 +2,14 @@
 //! analytic Gaussian mixture. All tensors are flat: a batch of noisy inputs is `y: [N, M*d]` (channel-major over the
 //! M measurements), clean images are `x: [N, d]` with `d = channels * height * width`.
 
-pub mod checkpoint;
 pub mod deen;
 pub mod load;
 pub mod mdae;
-pub mod mixture;
 pub mod vae;
+
+// The checkpoint format and the analytic mixture sit at the bottom of the crate (`src/checkpoint/`,
+// `src/mixture.rs`), below `error` and `data`; they stay reachable here under their old paths.
+pub use crate::{checkpoint, mixture};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -16,8 +18,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::nn::{Net, NetConfig};
 use crate::parallel::{per_rows, per_rows2};
+use crate::rng::Rng;
+use crate::sampling;
 pub use crate::sampling::ScoreModel;
-use crate::sampling::rng::Rng;
 pub use checkpoint::{Checkpoint, DataSpec, Metadata, ModelKind};
 pub use deen::Deen;
 pub use mdae::Mdae;
@@ -271,7 +274,7 @@ impl Model {
     /// The "denoise" output for any denoiser: the jump for score models, `x_hat(z), z ~ q(z|y)` for the VAEs.
     /// `y: [N, M*d] -> [N, d]`.
     pub fn denoise(&self, y: &Tensor, rng: &mut Rng) -> Result<Tensor> {
-        self.jump(y, rng)
+        self.model_jump(y, rng)
     }
 
     /// Whether batches are scored as row blocks on rayon's threads rather than whole, with each large fully
@@ -311,7 +314,28 @@ impl ScoreModel for Model {
         )
     }
 
-    fn energy_and_score(&self, y: &Tensor, rng: &mut Rng) -> Result<(Option<Tensor>, Tensor)> {
+    fn energy_and_score(
+        &self,
+        y: &Tensor,
+        rng: &mut Rng,
+    ) -> sampling::Result<(Option<Tensor>, Tensor)> {
+        self.model_energy_and_score(y, rng)
+            .map_err(sampling::Error::model)
+    }
+
+    fn jump(&self, y: &Tensor, rng: &mut Rng) -> sampling::Result<Tensor> {
+        self.model_jump(y, rng).map_err(sampling::Error::model)
+    }
+}
+
+// The bodies of `impl ScoreModel for Model`, in this crate's `Error`: the samplers carry it boxed and hand it back
+// unchanged (`From<sampling::Error> for Error`).
+impl Model {
+    fn model_energy_and_score(
+        &self,
+        y: &Tensor,
+        rng: &mut Rng,
+    ) -> Result<(Option<Tensor>, Tensor)> {
         self.check_input(y, self.dim())?;
         // Rows are independent: each block of chains is scored on its own thread (crate::parallel).
         match &self.inner {
@@ -331,7 +355,7 @@ impl ScoreModel for Model {
         }
     }
 
-    fn jump(&self, y: &Tensor, rng: &mut Rng) -> Result<Tensor> {
+    fn model_jump(&self, y: &Tensor, rng: &mut Rng) -> Result<Tensor> {
         self.check_input(y, self.dim())?;
         match &self.inner {
             ModelInner::Deen(m) => per_rows(self.split_rows(), y, |y| m.jump(y)),
@@ -386,26 +410,43 @@ impl ScoreModel for mixture::GaussianMixture {
         true
     }
 
-    fn energy_and_score(&self, y: &Tensor, _rng: &mut Rng) -> Result<(Option<Tensor>, Tensor)> {
-        let (n, dim) = y.dims2()?;
-        let flat = y.flatten_all()?.to_vec1::<f32>()?;
-        let e: Vec<f32> = self
-            .energy_batch(&flat, n)?
-            .into_iter()
-            .map(|v| v as f32)
-            .collect();
-        let s = self.score_batch(&flat, n)?;
-        Ok((
-            Some(Tensor::from_vec(e, n, y.device())?),
-            Tensor::from_vec(s, (n, dim), y.device())?,
-        ))
+    fn energy_and_score(
+        &self,
+        y: &Tensor,
+        _rng: &mut Rng,
+    ) -> sampling::Result<(Option<Tensor>, Tensor)> {
+        mixture_energy_and_score(self, y).map_err(sampling::Error::model)
     }
 
     /// The exact posterior mean `E[X | y_1..y_M]`.
-    fn jump(&self, y: &Tensor, _rng: &mut Rng) -> Result<Tensor> {
-        let (n, _) = y.dims2()?;
-        let flat = y.flatten_all()?.to_vec1::<f32>()?;
-        let x = self.posterior_mean_batch(&flat, n)?;
-        Ok(Tensor::from_vec(x, (n, self.dim()), y.device())?)
+    fn jump(&self, y: &Tensor, _rng: &mut Rng) -> sampling::Result<Tensor> {
+        mixture_jump(self, y).map_err(sampling::Error::model)
     }
+}
+
+/// [`ScoreModel::energy_and_score`] of the mixture, in this crate's `Error` (as for `Model`).
+fn mixture_energy_and_score(
+    mix: &mixture::GaussianMixture,
+    y: &Tensor,
+) -> Result<(Option<Tensor>, Tensor)> {
+    let (n, dim) = y.dims2()?;
+    let flat = y.flatten_all()?.to_vec1::<f32>()?;
+    let e: Vec<f32> = mix
+        .energy_batch(&flat, n)?
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    let s = mix.score_batch(&flat, n)?;
+    Ok((
+        Some(Tensor::from_vec(e, n, y.device())?),
+        Tensor::from_vec(s, (n, dim), y.device())?,
+    ))
+}
+
+/// [`ScoreModel::jump`] of the mixture (the exact posterior mean), in this crate's `Error`.
+fn mixture_jump(mix: &mixture::GaussianMixture, y: &Tensor) -> Result<Tensor> {
+    let (n, _) = y.dims2()?;
+    let flat = y.flatten_all()?.to_vec1::<f32>()?;
+    let x = mix.posterior_mean_batch(&flat, n)?;
+    Ok(Tensor::from_vec(x, (n, mix.dim()), y.device())?)
 }

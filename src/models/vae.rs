@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{Arch, ModelKind};
 use crate::error::{Error, Result};
 use crate::nn::{Net, NetConfig, sigmoid};
-use crate::sampling::rng::Rng;
+use crate::rng::Rng;
 
 /// How z is chosen when the model needs one z per y (UVB energy, VAE denoising).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -130,7 +130,7 @@ impl LatentVae {
 
     /// `z: [N, dz] -> decoder mean sigmoid(logits): [N, d]`.
     pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
-        sigmoid(&self.dec.forward(z)?)
+        Ok(sigmoid(&self.dec.forward(z)?)?)
     }
 
     /// Per-sample KL(q(z|y) || N(0, I)) from `mu, lambda: [N, dz]` -> `[N]`.
@@ -411,7 +411,7 @@ pub struct Classifier {
 impl Classifier {
     /// `x: [N, d] -> logits: [N, classes]`.
     pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        self.net.forward(x)
+        Ok(self.net.forward(x)?)
     }
 
     /// `x: [N, d] -> predicted class per row`.

@@ -27,7 +27,7 @@ pub use spec::{GraphSpec, NodeSpec, Op, ValueShape};
 
 use super::kernels::{NormStats, cpu_fast_path, group_norm_forward, group_norm_vjp};
 use super::layers::{Conv2d, Linear};
-use crate::error::{Error, Result};
+use crate::nn::{Error, Result};
 
 /// Largest number of nodes, elements of one sample's value, and width, so that a hostile file cannot ask for
 /// absurd networks.

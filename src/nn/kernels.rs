@@ -23,34 +23,7 @@ pub use pool::{avg_pool_nhwc, avg_pool_nhwc_vjp, upsample_nhwc, upsample_nhwc_vj
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
 
-/// A loop to run under [`with_best_simd`]. `run` must be `#[inline(always)]` (and everything it calls in its hot
-/// loop too), so that it is compiled inside the dispatcher's target-feature function.
-pub trait SimdKernel {
-    /// What the loop returns.
-    type Output;
-    /// Runs the loop.
-    fn run(self) -> Self::Output;
-}
-
-struct Dispatch<K>(K);
-
-impl<K: SimdKernel> pulp::WithSimd for Dispatch<K> {
-    type Output = K::Output;
-
-    #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) -> K::Output {
-        self.0.run()
-    }
-}
-
-/// Runs `kernel` compiled for the widest vector instruction set this CPU has (AVX-512 or AVX2 + FMA on x86-64,
-/// detected at run time; plain code elsewhere), so that its loops vectorise beyond the SSE2 baseline of a
-/// portable build. The arithmetic is the same on every path (Rust never contracts `a * b + c` into an FMA), so the
-/// results are too.
-#[inline]
-pub fn with_best_simd<K: SimdKernel>(kernel: K) -> K::Output {
-    pulp::Arch::new().dispatch(Dispatch(kernel))
-}
+pub use crate::simd::{SimdKernel, with_best_simd};
 
 /// Whether the custom CPU kernels apply to tensors like `t` (CPU storage, `f32` or `f64`).
 pub fn cpu_fast_path(t: &Tensor) -> bool {
@@ -860,7 +833,7 @@ mod tests {
     }
 
     fn randn(shape: &[usize], seed: u64) -> Tensor {
-        let mut rng = crate::sampling::rng::Rng::new(seed);
+        let mut rng = crate::rng::Rng::new(seed);
         let n: usize = shape.iter().product();
         let v: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
         Tensor::from_vec(v, shape, &Device::Cpu).expect("tensor")
@@ -1082,7 +1055,7 @@ mod tests {
     fn dispatched_kernels_equal_the_baseline_code_bit_for_bit() {
         // with_best_simd runs the loops as AVX-512 / AVX2 code where the CPU has it; calling `run` directly gives
         // the portable baseline build. Same arithmetic, so the same bits (wide arguments cover exp's clamping).
-        let mut rng = crate::sampling::rng::Rng::new(21);
+        let mut rng = crate::rng::Rng::new(21);
         let h: Vec<f32> = rng.normal_vec(1003).iter().map(|x| x * 30.0).collect();
         let (ga, gd) = (rng.normal_vec(1003), rng.normal_vec(1003));
         let n = h.len();

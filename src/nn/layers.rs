@@ -21,7 +21,7 @@ use super::kernels::{
     cpu_fast_path,
 };
 
-use crate::error::{Error, Result};
+use crate::nn::{Error, Result};
 
 /// Fully connected layer `x W^T + b`.
 #[derive(Clone, Debug)]

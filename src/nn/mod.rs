@@ -26,7 +26,23 @@ pub use layers::{
     silu_with_grad_generic,
 };
 
-use crate::error::{Error, Result};
+/// Why a network could not be built or run. The crate-wide `Error` takes each variant in as its variant of the same
+/// name, with the same message, so `nn` needs nothing from `error`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The network description or its tensors do not fit together.
+    #[error("checkpoint does not match its architecture: {0}")]
+    Architecture(String),
+    /// The network cannot do what was asked (a cache from another network ...).
+    #[error("{0}")]
+    Unsupported(String),
+    /// A tensor operation failed (a bug or an out-of-memory condition, not a user error).
+    #[error("tensor operation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Result alias for the networks.
+pub type Result<T> = std::result::Result<T, Error>;
 
 /// Architecture of a network: the two classic shapes (SiLU hidden units and a linear readout), or any layer graph.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -275,7 +291,7 @@ mod tests {
     use candle_nn::VarMap;
 
     use super::*;
-    use crate::sampling::rng::Rng;
+    use crate::rng::Rng;
 
     #[test]
     fn blocked_frozen_convolutions_match_smaller_batches() {

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use prost::Message;
 use serde_json::json;
 
-use crate::models::checkpoint::{Checkpoint, DataSpec, Metadata, ModelKind, TensorData};
+use crate::checkpoint::{Checkpoint, DataSpec, Metadata, ModelKind, TensorData};
 use crate::nn::{GraphSpec, NodeSpec, Op, ValueShape};
 use proto::ModelProto;
 
@@ -215,7 +215,7 @@ impl Imported {
                 None => 1,
             },
         };
-        if m == 0 || m > crate::models::checkpoint::MAX_MEASUREMENTS {
+        if m == 0 || m > crate::checkpoint::MAX_MEASUREMENTS {
             return Err(OnnxError::Model(format!(
                 "{m} measurements is out of range"
             )));
@@ -318,7 +318,7 @@ impl Imported {
         extra.insert("onnx_source".to_string(), one_line(source));
         let meta = Metadata {
             kind,
-            version: crate::models::checkpoint::VERSION,
+            version: crate::checkpoint::VERSION,
             sigma,
             measurements: m,
             data: DataSpec {
@@ -445,7 +445,7 @@ pub fn checkpoint_from_file(
     opts: &ImportOptions,
 ) -> crate::Result<(Checkpoint, String)> {
     let bytes = read_onnx_file(path)?;
-    let sha = crate::models::checkpoint::sha256_hex(&bytes);
+    let sha = crate::checkpoint::sha256_hex(&bytes);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -506,7 +506,7 @@ pub fn translate(model: &ModelProto, opts: &ImportOptions) -> Result<Imported> {
         )));
     };
     let input = input_shape(input_info, opts)?;
-    if input.numel() == 0 || input.numel() > crate::models::checkpoint::MAX_DATA_DIM * 64 {
+    if input.numel() == 0 || input.numel() > crate::checkpoint::MAX_DATA_DIM * 64 {
         return Err(OnnxError::Model(format!(
             "input shape {} is out of range",
             input.describe()

@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::ScoreModel;
 use super::condition::{Condition, HeldState};
 use super::langevin::Sampler;
-use super::rng::Rng;
 use crate::data::Dataset;
-use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::sampling::{Error, Result};
 
 /// How chains start (REFERENCE.md §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

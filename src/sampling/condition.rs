@@ -12,8 +12,8 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::rng::Rng;
-use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::sampling::{Error, Result};
 
 /// What the held coordinates are held at.
 #[derive(Clone, Debug, PartialEq)]

@@ -6,8 +6,8 @@
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::sampling::rng::Rng;
+use crate::rng::Rng;
+use crate::sampling::{Error, Result};
 
 /// A Langevin sampler and its parameters: step `delta`, friction `gamma` (a rate: the per-step friction is
 /// `gamma * delta`), inverse mass `u`.

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::ScoreModel;
 use super::chain::{ChainInit, initial_state};
-use super::rng::Rng;
 use crate::data::Dataset;
-use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::sampling::{Error, Result};
 
 /// Where NEBULA flows start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

@@ -4,11 +4,17 @@
 
 use candle_core::Tensor;
 
-use super::rng::Rng;
-use crate::error::Result;
+use crate::rng::Rng;
+use crate::sampling::Result;
 
 /// What every noise-level model can be asked for; the samplers and the CLI only see this. `Sync`: the samplers
 /// score on one rayon thread while drawing noise on another.
+///
+/// Errors: the methods return `sampling::Result`, so that this module needs nothing of the crate-wide `Error`. A
+/// model with an error type of its own hands it over whole with [`Error::model`](super::Error::model); the crate's
+/// `models` do so with the crate's `Error`, and `From<sampling::Error> for walkjump::Error` unboxes it again, so a
+/// failure that went through a sampler reaches the caller as the same variant with the same message. (An associated
+/// error type would have kept the box away, but every `&dyn ScoreModel` in the crate would then have to name it.)
 pub trait ScoreModel: Sync {
     /// Noise level sigma of each measurement.
     fn sigma(&self) -> f64;

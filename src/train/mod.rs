@@ -16,13 +16,13 @@ use candle_core::{D, DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{Checkpoint, FORMAT, Metadata, ModelKind, TensorData, VERSION};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::models::checkpoint::{Checkpoint, FORMAT, Metadata, ModelKind, TensorData, VERSION};
 use crate::models::{Arch, LatentVae, Model, ModelInner, ScoreModel};
 use crate::parallel::map_row_blocks;
+use crate::rng::Rng;
 use crate::sampling::chain::tile_measurements;
-use crate::sampling::rng::Rng;
 
 /// Everything that defines a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -318,7 +318,7 @@ pub fn batch_loss_and_block_grads(
 ) -> Result<(f64, Vec<GradStore>)> {
     let draws = Draws::new(model, x, rng)?;
     let b = x.dim(0)?;
-    let parts = map_row_blocks(b, x.device(), |start, len| {
+    let parts = map_row_blocks(b, x.device(), |start, len| -> Result<_> {
         let loss = block_loss(model, x, labels, &draws, b, start, len)?;
         let grads = loss.backward()?;
         Ok((loss.to_scalar::<f32>()? as f64, grads))

@@ -3,7 +3,7 @@
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::sampling::rng::Rng;
+use crate::rng::Rng;
 
 /// A fitted linear denoiser for one noise level.
 #[derive(Clone, Debug)]

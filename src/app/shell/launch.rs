@@ -154,7 +154,7 @@ impl App {
         if let Some(rs) = cc.wgpu_render_state.as_ref() {
             lab::density::install(rs);
         }
-        let (device, note) = crate::device::select(spec)?;
+        let (device, note) = crate::device::select(spec).map_err(crate::Error::from)?;
         let device_label = crate::device::describe(&device);
         let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
         let (frame_tx, frame_rx) = std::sync::mpsc::channel();

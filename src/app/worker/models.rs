@@ -8,9 +8,9 @@ use candle_core::Device;
 
 use super::{Loaded, Worker};
 use crate::app::messages::{Frame, ModelInfo};
+use crate::checkpoint::{Checkpoint, sha256_hex};
 use crate::data::geometry::chi_stats;
 use crate::data::{Dataset, Split};
-use crate::models::checkpoint::{Checkpoint, sha256_hex};
 use crate::models::load::read_model_file;
 use crate::models::{Model, ScoreModel};
 use crate::run::recommended_sampler;

@@ -8,9 +8,9 @@ use super::{PUBLISH_EVERY, Worker};
 use crate::app::messages::{Frame, NebulaCommand, NebulaFrame, NebulaSource};
 use crate::data::Split;
 use crate::models::ScoreModel;
+use crate::rng::Rng;
 use crate::sampling::chain::jump_of_jump;
 use crate::sampling::nebula::{Nebula, NebulaConfig, NebulaInit, merge_attractors};
-use crate::sampling::rng::Rng;
 
 /// A flow in progress.
 pub(super) struct NebulaRun {
@@ -60,7 +60,7 @@ impl Worker {
                         }
                     }
                 }
-                return Nebula::from_points(y, n, model, &self.device, rng);
+                return Ok(Nebula::from_points(y, n, model, &self.device, rng)?);
             }
         };
         if init != NebulaInit::Uniform && test.is_none() {
@@ -72,7 +72,7 @@ impl Worker {
             init,
             ..cfg.clone()
         };
-        Nebula::new(model, &cfg, test.as_ref(), &self.device)
+        Ok(Nebula::new(model, &cfg, test.as_ref(), &self.device)?)
     }
 
     pub(super) fn nebula_command(&mut self, cmd: NebulaCommand) -> crate::Result<()> {

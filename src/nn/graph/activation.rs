@@ -2,7 +2,7 @@
 
 use candle_core::Tensor;
 
-use crate::error::Result;
+use crate::nn::Result;
 use crate::nn::kernels::{ActPair, fused_path};
 use crate::nn::layers::{sigmoid, silu_with_grad};
 

@@ -4,7 +4,7 @@
 use candle_core::Tensor;
 
 use super::ValueShape;
-use crate::error::Result;
+use crate::nn::Result;
 use crate::nn::kernels::{
     GroupSums, avg_pool_nhwc, avg_pool_nhwc_vjp, fused_path, upsample_nhwc, upsample_nhwc_vjp,
 };

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Activation;
-use crate::error::{Error, Result};
+use crate::nn::{Error, Result};
 
 /// Shape of one sample of a value: a flat vector or an image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Var};
 use candle_nn::VarMap;
 
 use super::*;
-use crate::sampling::rng::Rng;
+use crate::rng::Rng;
 
 fn spec(json: serde_json::Value) -> GraphSpec {
     serde_json::from_value(json).expect("graph spec")

@@ -112,7 +112,7 @@ impl Rng {
             }
         }
         let mut out = vec![0f32; n];
-        crate::nn::kernels::with_best_simd(ZigguratFill {
+        crate::simd::with_best_simd(ZigguratFill {
             rng: self,
             z,
             lanes: &mut lanes,
@@ -173,7 +173,7 @@ impl Rng {
 }
 
 /// Fills `out` with normals, one block of [`ZIG_LANES`] draws at a time (the body of [`Rng::normal_vec`], run under
-/// [`crate::nn::kernels::with_best_simd`] so that the lane loops vectorise).
+/// [`crate::simd::with_best_simd`] so that the lane loops vectorise).
 struct ZigguratFill<'a> {
     rng: &'a mut Rng,
     z: &'a Ziggurat,
@@ -181,7 +181,7 @@ struct ZigguratFill<'a> {
     out: &'a mut [f32],
 }
 
-impl crate::nn::kernels::SimdKernel for ZigguratFill<'_> {
+impl crate::simd::SimdKernel for ZigguratFill<'_> {
     type Output = ();
 
     #[inline(always)]

@@ -32,7 +32,7 @@
 //! are expected to be finite: non-finite coordinates give non-finite outputs, and so does a point so far away
 //! (beyond about `1e150` in units of the component widths) that every component's log-likelihood overflows.
 
-use crate::sampling::rng::Rng;
+use crate::rng::Rng;
 
 /// Why a mixture could not be built or evaluated.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
