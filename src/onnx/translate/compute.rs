@@ -42,6 +42,10 @@ impl Translator {
                         "divides by the input-dependent value, which walkjump's graph cannot hold",
                     )),
                 };
+            // `x * 1`, `x + 0` (exporters leave them, e.g. a scale of one) are the value itself.
+            if matches!(op, Op::Affine { mul, add } if mul == 1.0 && add == 0.0) {
+                return self.set(n, Val::Dyn(id, s));
+            }
             let out = self.push(op, vec![id], vec![]);
             return self.set(n, Val::Dyn(out, s));
         }
