@@ -12,10 +12,12 @@
 //! The ops run on the CPU for `f32` and `f64` only; [`cpu_fast_path`] tells the layers whether to use them, and
 //! the layers keep their generic tensor-op path for every other device and dtype.
 
+mod channels;
 mod fused;
 mod norm;
 mod pool;
 
+pub use channels::{to_channels_first, to_channels_last};
 pub use fused::{ActPair, GroupSums, fused_path};
 pub use norm::{NormStats, group_norm_forward, group_norm_vjp};
 pub use pool::{avg_pool_nhwc, avg_pool_nhwc_vjp, upsample_nhwc, upsample_nhwc_vjp};

@@ -6,7 +6,8 @@ use candle_core::Tensor;
 use super::ValueShape;
 use crate::nn::Result;
 use crate::nn::kernels::{
-    GroupSums, avg_pool_nhwc, avg_pool_nhwc_vjp, fused_path, upsample_nhwc, upsample_nhwc_vjp,
+    GroupSums, avg_pool_nhwc, avg_pool_nhwc_vjp, fused_path, to_channels_first, to_channels_last,
+    upsample_nhwc, upsample_nhwc_vjp,
 };
 
 /// How image values are laid out in one pass.
@@ -21,6 +22,9 @@ impl Layout {
     pub(super) fn image_of(self, x: &Tensor, shape: ValueShape) -> Result<Tensor> {
         match shape {
             ValueShape::Flat(_) => Ok(x.clone()),
+            ValueShape::Image(c, h, w) if self.nhwc && fused_path(x) => {
+                Ok(to_channels_last(x, (c, h, w))?)
+            }
             ValueShape::Image(c, h, w) => {
                 let x = x.reshape((self.n, c, h, w))?;
                 if self.nhwc {
@@ -36,6 +40,9 @@ impl Layout {
     pub(super) fn flat_of(self, x: &Tensor) -> Result<Tensor> {
         if x.rank() != 4 {
             return Ok(x.clone());
+        }
+        if self.nhwc && fused_path(x) {
+            return Ok(to_channels_first(x)?);
         }
         let x = if self.nhwc {
             x.permute((0, 3, 1, 2))?

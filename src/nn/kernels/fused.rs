@@ -116,6 +116,21 @@ fn tanh_f32(x: f32) -> f32 {
     if ax < 0.625 { small } else { large }
 }
 
+/// `erf(x)` for `f32` in plain arithmetic that the compiler vectorises: Abramowitz and Stegun 7.1.26 (absolute
+/// error below 1.5e-7), for GELU's `Phi`, where only absolute error matters (the `erf` op keeps candle's).
+#[inline(always)]
+fn erf_f32(x: f32) -> f32 {
+    let ax = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * ax);
+    let mut p = 1.061_405_4_f32;
+    p = p * t - 1.453_152;
+    p = p * t + 1.421_413_8;
+    p = p * t - 0.284_496_74;
+    p = p * t + 0.254_829_6;
+    let y = 1.0 - p * t * exp_f32(-ax * ax);
+    y.copysign(x)
+}
+
 /// `(a(h), a'(h))` of the activations built on `exp` or `tanh`, in `f32` with [`exp_f32`], [`ln_1p_unit_f32`] and
 /// [`tanh_f32`]; the others fall back to [`act_pair_f32`]. Hoisted out of the loop by matching before it, so each loop body is branch-free.
 struct ActPairF32<'a> {
@@ -165,6 +180,23 @@ impl SimdKernel for ActPairF32<'_> {
                     if h > 0.0 { (h, 1.0) } else { (e - alpha, e) }
                 })
             }
+            Activation::Relu => each_pair(h, a, d, |h| if h > 0.0 { (h, 1.0) } else { (0.0, 0.0) }),
+            Activation::LeakyRelu(alpha) => {
+                let alpha = alpha as f32;
+                each_pair(h, a, d, |h| {
+                    if h > 0.0 {
+                        (h, 1.0)
+                    } else {
+                        (alpha * h, alpha)
+                    }
+                })
+            }
+            Activation::Gelu => each_pair(h, a, d, |h| {
+                let cdf = 0.5 * (1.0 + erf_f32(h * std::f32::consts::FRAC_1_SQRT_2));
+                // 1 / sqrt(2 pi)
+                let pdf = exp_f32(-0.5 * h * h) * 0.398_942_3;
+                (h * cdf, cdf + h * pdf)
+            }),
             Activation::Tanh => each_pair(h, a, d, |h| {
                 let t = tanh_f32(h);
                 (t, 1.0 - t * t)
