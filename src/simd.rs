@@ -1,6 +1,7 @@
 //! Run-time SIMD dispatch, at the bottom of the crate: the CPU kernels of `nn::kernels` and the ziggurat normals of
-//! the RNG (`src/rng.rs`) both compile their hot loops through [`with_best_simd`]. This module imports nothing from
-//! the crate, so the RNG needs nothing from `nn`.
+//! the RNG (`src/rng.rs`) both compile their hot loops through [`with_best_simd`], and the CPU kernels of `nn` and
+//! `sampling` read tensor data in place through [`on_slice`]. This module imports nothing from the crate, so the
+//! RNG needs nothing from `nn`.
 
 /// A loop to run under [`with_best_simd`]. `run` must be `#[inline(always)]` (and everything it calls in its hot
 /// loop too), so that it is compiled inside the dispatcher's target-feature function.
@@ -29,4 +30,20 @@ impl<K: SimdKernel> pulp::WithSimd for Dispatch<K> {
 #[inline]
 pub fn with_best_simd<K: SimdKernel>(kernel: K) -> K::Output {
     pulp::Arch::new().dispatch(Dispatch(kernel))
+}
+
+/// Runs `f` on the data of `t`, which must be a contiguous CPU tensor of `T` (an error otherwise, never a panic).
+pub fn on_slice<T: candle_core::WithDType, R>(
+    t: &candle_core::Tensor,
+    f: impl FnOnce(&[T]) -> R,
+) -> candle_core::Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        candle_core::bail!("CPU kernel: the value is not on the CPU");
+    };
+    let data = T::cpu_storage_as_slice(cpu)?;
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("CPU kernel: the value must be contiguous");
+    };
+    Ok(f(&data[start..end]))
 }

@@ -695,7 +695,7 @@ fn panel_products(
         return Ok(out);
     }
     let dst = out.as_mut_ptr() as usize;
-    p.panels.par_iter().for_each(|(c0, w, b)| {
+    let panel = |(c0, w, b): &(usize, usize, Vec<f32>)| {
         let (c0, w) = (*c0, *w);
         // SAFETY: `x` is `[m, k]` row-major, `b` is `[k, w]` row-major, and the destination block is columns
         // `c0..c0 + w` of the row-major `[m, n]` buffer `out` (and of its second half for the pair), which
@@ -749,7 +749,13 @@ fn panel_products(
                 }
             }
         }
-    });
+    };
+    // Inside a row block the other threads have their own blocks: the panels run here, one after another.
+    if crate::parallel::in_row_block() {
+        p.panels.iter().for_each(panel);
+    } else {
+        p.panels.par_iter().for_each(panel);
+    }
     Ok(out)
 }
 

@@ -85,11 +85,9 @@ impl Linear {
     /// The panels to use for an input like `x`, if any: `f32` input, more than one rayon thread now, and not
     /// inside a row block (whose threads are already busy with the other blocks).
     fn panels_for(&self, x: &Tensor) -> Option<&(Arc<Panels>, Arc<Panels>)> {
-        self.panels.as_ref().filter(|_| {
-            x.dtype() == DType::F32
-                && rayon::current_num_threads() > 1
-                && !crate::parallel::in_row_block()
-        })
+        self.panels
+            .as_ref()
+            .filter(|_| x.dtype() == DType::F32 && rayon::current_num_threads() > 1)
     }
 
     /// `x: [N, in] -> [N, out]`

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ScoreModel;
 use super::condition::{Condition, HeldState};
+use super::fused::row_norms;
 use super::langevin::Sampler;
 use crate::data::Dataset;
 use crate::rng::Rng;
@@ -88,10 +89,6 @@ pub struct Chain {
     bound: f64,
     /// Held coordinates (conditional walk-jump), if any, and the condition they came from (for reset).
     held: Option<(HeldState, Condition)>,
-}
-
-fn row_norms(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(t.sqr()?.sum(D::Minus1)?.sqrt()?.to_vec1::<f32>()?)
 }
 
 impl Chain {

@@ -7,6 +7,7 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::rng::Rng;
+use crate::sampling::fused::lincomb;
 use crate::sampling::{Error, Result};
 
 /// A Langevin sampler and its parameters: step `delta`, friction `gamma` (a rate: the per-step friction is
@@ -147,19 +148,23 @@ impl Sampler {
             Sampler::Overdamped { delta } => {
                 let (scored, eps) = join(|| score(y), || noise(rng));
                 let ((e, psi), eps) = (scored?, eps?);
-                let y1 = ((y + (&psi * (0.5 * delta * delta))?)? + (eps * delta)?)?;
+                let y1 = lincomb(&[(y, 1.0), (&psi, 0.5 * delta * delta), (&eps, delta)])?;
                 Ok((y1, v.clone(), e, psi))
             }
             Sampler::Sachs { delta, gamma, u } => {
                 let z1 = (-gamma * delta).exp();
                 let z2 = (-2.0 * gamma * delta).exp();
-                let y_half = (y + (v * (0.5 * delta))?)?;
+                let y_half = lincomb(&[(y, 1.0), (v, 0.5 * delta)])?;
                 let (scored, eps) = join(|| score(&y_half), || noise(rng));
                 let ((e, psi), eps) = (scored?, eps?);
-                let kick = (&psi * (0.5 * u * delta))?;
-                let v_half = (v + &kick)?;
-                let v1 = (((v_half * z1)? + kick)? + (eps * (u * (1.0 - z2)).sqrt())?)?;
-                let y1 = (y_half + (&v1 * (0.5 * delta))?)?;
+                // v1 = (v + kick) z1 + kick + noise, kick = psi u delta / 2
+                let kick = 0.5 * u * delta;
+                let v1 = lincomb(&[
+                    (v, z1),
+                    (&psi, kick * (1.0 + z1)),
+                    (&eps, (u * (1.0 - z2)).sqrt()),
+                ])?;
+                let y1 = lincomb(&[(&y_half, 1.0), (&v1, 0.5 * delta)])?;
                 Ok((y1, v1, e, psi))
             }
             Sampler::Cheng { delta, gamma, u } => {
@@ -169,10 +174,8 @@ impl Sampler {
                     || -> Result<(Tensor, Tensor)> { Ok((noise(rng)?, noise(rng)?)) },
                 );
                 let ((e, psi), (e1, e2)) = (scored?, noises?);
-                let y_mean = ((y + (v * c.y_v)?)? + (&psi * c.y_psi)?)?;
-                let v_mean = ((v * c.z1)? + (&psi * c.v_psi)?)?;
-                let y1 = (y_mean + (&e1 * c.l11)?)?;
-                let v1 = ((v_mean + (e1 * c.l21)?)? + (e2 * c.l22)?)?;
+                let y1 = lincomb(&[(y, 1.0), (v, c.y_v), (&psi, c.y_psi), (&e1, c.l11)])?;
+                let v1 = lincomb(&[(v, c.z1), (&psi, c.v_psi), (&e1, c.l21), (&e2, c.l22)])?;
                 Ok((y1, v1, e, psi))
             }
         }

@@ -4,6 +4,7 @@
 pub mod chain;
 pub mod condition;
 pub mod diagnostics;
+mod fused;
 pub mod langevin;
 pub mod nebula;
 pub mod score;

@@ -4,7 +4,7 @@
 
 use candle_core::{DType, Tensor, WithDType};
 
-use super::norm::on_slice;
+use crate::simd::on_slice;
 
 /// `x: [n, c h w]` (or any shape of `n c h w` values, channels-first) `-> [n, h, w, c]`.
 pub fn to_channels_last(

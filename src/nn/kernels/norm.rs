@@ -4,30 +4,15 @@
 //! they replace walk the tensor about eight times each way and allocate as often. Statistics are accumulated in
 //! `f64`. No backward: use them only on tensors that track no gradient ([`super::fused_path`]).
 
-use candle_core::{DType, Storage, Tensor, WithDType};
+use candle_core::{DType, Tensor, WithDType};
 
 use super::{SimdKernel, with_best_simd};
+use crate::simd::on_slice;
 
 /// Per sample and group `(mean, 1 / sqrt(var + eps))` of a normalised value, kept by the forward pass for the VJP:
 /// `[n * groups]` pairs, sample-major.
 #[derive(Clone, Debug)]
 pub struct NormStats(Vec<(f64, f64)>);
-
-/// Runs `f` on the contiguous CPU data of `t`.
-pub(super) fn on_slice<T: WithDType, R>(
-    t: &Tensor,
-    f: impl FnOnce(&[T]) -> R,
-) -> candle_core::Result<R> {
-    let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        candle_core::bail!("CPU kernel: the value is not on the CPU");
-    };
-    let data = T::cpu_storage_as_slice(cpu)?;
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("CPU kernel: the value must be contiguous");
-    };
-    Ok(f(&data[start..end]))
-}
 
 /// Checks `x: [n, m, c]` (`m` pixels of `c` channels; `[n, 1, d]` for flat features) against `groups` and the
 /// per-channel vectors, returning `(n, m, c)`.

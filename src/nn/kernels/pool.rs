@@ -4,7 +4,7 @@
 
 use candle_core::{DType, Tensor, WithDType};
 
-use super::norm::on_slice;
+use crate::simd::on_slice;
 
 /// `x: [n, h, w, c] -> [n, h / kh, w / kw, c]`, the mean of each `kh x kw` window (rows and columns past the last
 /// whole window are dropped, as PyTorch's `AvgPool2d` does).
