@@ -17,6 +17,7 @@ BUDGET=${BUDGET:-1}
 BATCHES=${BATCHES:-1,64,256}
 OUT=${OUT:-bench/out}
 mkdir -p "$OUT"
+OUT_ABS=$(cd "$OUT" && pwd)  # OUT may be relative (to the repository) or absolute
 
 VENV=bench/.venv
 if ! "$VENV/bin/python" -c 'import torch, safetensors, numpy' 2>/dev/null; then
@@ -52,7 +53,7 @@ if [ "${1:-}" = "--onnx" ]; then
   "$PY" bench/onnx_families.py "$OUT/onnx" 2>/dev/null
   echo "== parity: walkjump vs PyTorch autograd on the fresh exports (within 1e-4)"
   status=0
-  WALKJUMP_ONNX_FIXTURES="$ROOT/$OUT/onnx" cargo test --release --locked --quiet --test onnx four_families \
+  WALKJUMP_ONNX_FIXTURES="$OUT_ABS/onnx" cargo test --release --locked --quiet --test onnx four_families \
     -- --nocapture 2>&1 | grep -E "score|test result" || status=1
   echo "== timing, $THREADS threads each: walk-jump step at 64 chains"
   WJ_JSON=()

@@ -141,6 +141,164 @@ class Net(nn.Module):
         return a
 
 
+class GraphNet(nn.Module):
+    """walkjump's layer graph (``{"type": "graph", "nodes": [...]}``, src/nn/graph.rs) in PyTorch, channels-first.
+
+    Value 0 is the input (``[N, d]`` flat, or ``[N, c, h, w]`` for an image input), value ``i + 1`` the output of
+    node ``i``; the last value, flattened, is the output. Each named node keeps its tensors under ``{name}.weight``,
+    ``{name}.bias`` (and ``running_mean`` / ``running_var`` for batch norm), so the checkpoint's state_dict loads as
+    is. Shapes are inferred here as in ``Graph::new``, so that the parameters exist before loading.
+    """
+
+    ACTS = {
+        "silu": lambda x, o: F.silu(x),
+        "relu": lambda x, o: F.relu(x),
+        "leaky_relu": lambda x, o: F.leaky_relu(x, o.get("alpha", 0.01)),
+        "elu": lambda x, o: F.elu(x, o.get("alpha", 1.0)),
+        "gelu": lambda x, o: F.gelu(x, approximate="tanh" if o.get("tanh") else "none"),
+        # walkjump's softplus has no linear threshold: log(1 + exp(beta x)) / beta exactly.
+        "softplus": lambda x, o: torch.logaddexp(o.get("beta", 1.0) * x, torch.zeros_like(x)) / o.get("beta", 1.0),
+        "tanh": lambda x, o: torch.tanh(x),
+        "sigmoid": lambda x, o: torch.sigmoid(x),
+        "erf": lambda x, o: torch.erf(x),
+    }
+
+    def __init__(self, cfg: dict, in_shape: tuple[int, int, int], out_dim: int) -> None:
+        super().__init__()
+        self.nodes = cfg["nodes"]
+        dims = cfg.get("input") or list(in_shape)
+        self.input = tuple(int(v) for v in dims)
+        shapes = [self.input]
+        for node in self.nodes:
+            op, ins = node["op"], [shapes[v] for v in node["in"]]
+            x = ins[0]
+            params: dict[str, list[int]] = {}
+            if op == "linear":
+                out = (node["out"],)
+                params = {"weight": [node["out"], x[0]]}
+                if node.get("bias", True):
+                    params["bias"] = [node["out"]]
+            elif op == "conv2d":
+                k, s, p = node["kernel"], node.get("stride", 1), node.get("padding", 0)
+                c, h, w = x
+                out = (node["out"], (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+                params = {"weight": [node["out"], c, k, k]}
+                if node.get("bias", True):
+                    params["bias"] = [node["out"]]
+            elif op == "concat":
+                out = (sum(s[0] for s in ins),) + tuple(x[1:])
+            elif op == "flatten":
+                out = (int(math.prod(x)),)
+            elif op == "unflatten":
+                out = tuple(node["shape"])
+            elif op == "upsample":
+                out = (x[0], x[1] * node["scale"], x[2] * node["scale"])
+            elif op == "avg_pool":
+                out = (x[0], x[1] // node["kernel"], x[2] // node["kernel"])
+            elif op == "global_avg_pool":
+                out = (x[0], 1, 1)
+            elif op in ("reduce_sum", "reduce_mean"):
+                out = (1,)
+            else:
+                out = x
+                c = x[0]
+                if op in ("group_norm", "layer_norm", "batch_norm"):
+                    params = {"weight": [c], "bias": [c]}
+                    if op == "batch_norm":
+                        params.update({"running_mean": [c], "running_var": [c]})
+                elif op == "channel_mul":
+                    params = {"weight": [c]}
+                elif op == "channel_add":
+                    params = {"bias": [c]}
+            if params:
+                holder = self
+                for part in node["name"].split("."):
+                    if not hasattr(holder, part):
+                        holder.add_module(part, nn.Module())
+                    holder = getattr(holder, part)
+                for key, shape in params.items():
+                    t = torch.zeros(shape)
+                    if key.startswith("running"):
+                        holder.register_buffer(key, t)
+                    else:
+                        holder.register_parameter(key, nn.Parameter(t))
+            shapes.append(out)
+        if int(math.prod(shapes[-1])) != out_dim:
+            raise ValueError(f"the graph gives {shapes[-1]}, the model needs {out_dim} values")
+
+    def _p(self, node: dict, key: str) -> Tensor:
+        holder = self
+        for part in node["name"].split("."):
+            holder = getattr(holder, part)
+        return getattr(holder, key)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n = x.shape[0]
+        values = [x.reshape(n, *self.input)]
+        for node in self.nodes:
+            op, a = node["op"], [values[v] for v in node["in"]]
+            x = a[0]
+
+            def per_channel(v: Tensor, x: Tensor = x) -> Tensor:
+                return v.reshape(1, -1, 1, 1) if x.dim() == 4 else v.reshape(1, -1)
+
+            bias = (lambda: self._p(node, "bias")) if node.get("bias", True) else (lambda: None)
+            if op == "linear":
+                y = F.linear(x, self._p(node, "weight"), bias())
+            elif op == "conv2d":
+                y = F.conv2d(x, self._p(node, "weight"), bias(), node.get("stride", 1), node.get("padding", 0))
+            elif op in self.ACTS:
+                y = self.ACTS[op](x, node)
+            elif op == "add":
+                y = a[0] + a[1]
+            elif op == "sub":
+                y = a[0] - a[1]
+            elif op == "mul":
+                y = a[0] * a[1]
+            elif op == "concat":
+                y = torch.cat(a, dim=1)
+            elif op == "flatten":
+                y = x.flatten(1)
+            elif op == "unflatten":
+                y = x.reshape(n, *node["shape"])
+            elif op == "upsample":
+                y = F.interpolate(x, scale_factor=node["scale"], mode="nearest")
+            elif op == "avg_pool":
+                y = F.avg_pool2d(x, node["kernel"])
+            elif op == "global_avg_pool":
+                y = x.mean((2, 3), keepdim=True)
+            elif op == "group_norm":
+                y = F.group_norm(x, node["groups"], self._p(node, "weight"), self._p(node, "bias"), node.get("eps", 1e-5))
+            elif op == "layer_norm":
+                y = F.layer_norm(x, x.shape[1:], self._p(node, "weight"), self._p(node, "bias"), node.get("eps", 1e-5))
+            elif op == "batch_norm":
+                y = F.batch_norm(
+                    x, self._p(node, "running_mean"), self._p(node, "running_var"), self._p(node, "weight"),
+                    self._p(node, "bias"), training=False, eps=node.get("eps", 1e-5),
+                )
+            elif op == "channel_mul":
+                y = x * per_channel(self._p(node, "weight"))
+            elif op == "channel_add":
+                y = x + per_channel(self._p(node, "bias"))
+            elif op == "affine":
+                y = x * node.get("mul", 1.0) + node.get("add", 0.0)
+            elif op == "reduce_sum":
+                y = x.flatten(1).sum(1, keepdim=True)
+            elif op == "reduce_mean":
+                y = x.flatten(1).mean(1, keepdim=True)
+            else:
+                raise ValueError(f"unknown graph op {op!r}")
+            values.append(y)
+        return values[-1].flatten(1)
+
+
+def make_net(cfg: dict, in_shape: tuple[int, int, int], out_dim: int) -> nn.Module:
+    """The twin of ``NetConfig``: the layer graph for ``graph``, the SiLU chain for ``mlp`` / ``conv``."""
+    if cfg["type"] == "graph":
+        return GraphNet(cfg, in_shape, out_dim)
+    return Net(cfg, in_shape, out_dim)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Model kinds (src/models)
 
@@ -208,7 +366,7 @@ class Deen(WalkJumpModel):
     def __init__(self, meta: Meta) -> None:
         super().__init__(meta)
         self.quadratic = bool(meta.arch.get("quadratic", False))
-        self.net = Net(meta.arch["net"], meta.shape, 1)
+        self.net = make_net(meta.arch["net"], meta.shape, 1)
 
     def energy(self, y: Tensor) -> Tensor:
         f = self.net(y).squeeze(-1)
@@ -240,9 +398,12 @@ class Mdae(WalkJumpModel):
         super().__init__(meta)
         c, h, w = meta.shape
         m = meta.measurements
-        self.net = Net(meta.arch["net"], (m * c, h, w), m * c * h * w)
+        self.net = make_net(meta.arch["net"], (m * c, h, w), m * c * h * w)
 
     def nu(self, y: Tensor) -> Tensor:
+        if self.meta.arch.get("raw_input"):
+            # Imported denoisers and score nets take y as it is.
+            return self.net(y)
         return self.net(y / math.sqrt(DATA_SCALE**2 + self.sigma**2))
 
     def score(self, y: Tensor) -> Tensor:
@@ -273,8 +434,8 @@ class LatentVae(WalkJumpModel):
         super().__init__(meta)
         latent = int(meta.arch["latent"])
         self.latent = latent
-        self.enc_mu = Net(meta.arch["net"], meta.shape, latent)
-        self.enc_lam = Net(meta.arch["net"], meta.shape, latent)
+        self.enc_mu = make_net(meta.arch["net"], meta.shape, latent)
+        self.enc_lam = make_net(meta.arch["net"], meta.shape, latent)
         self.dec = Net({"type": "mlp", "hidden": meta.arch.get("decoder") or []}, (latent, 1, 1), meta.data_dim)
 
     def encode(self, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -380,7 +541,7 @@ class Classifier(WalkJumpModel):
 
     def __init__(self, meta: Meta) -> None:
         super().__init__(meta)
-        self.net = Net(meta.arch["net"], meta.shape, int(meta.arch["classes"]))
+        self.net = make_net(meta.arch["net"], meta.shape, int(meta.arch["classes"]))
 
     def probe(self, y: Tensor) -> dict[str, Tensor]:
         return {"logits": self.net(y).detach()}
@@ -595,7 +756,69 @@ EXAMPLES: dict[str, Meta] = {
     "x-mdae-conv-1x3-s0.8": Meta("mdae", 0.8, 3, MNIST, {"net": SMALL_CONV}),
     "x-ebm-vae-s0.3": Meta("ebm_vae", 0.3, 1, MNIST, {**VAE_ARCH, "prior_hidden": 16}),
     "x-classifier-mlp": Meta("classifier", 1.0, 1, MNIST, {"net": {"type": "mlp", "hidden": [32]}, "classes": 10}),
+    # Layer graphs: every op of src/nn/graph.rs in one energy, and a small U-Net denoiser.
+    "x-deen-graph-s1.0": Meta("deen", 1.0, 1, MNIST, {"net": {"type": "graph", "nodes": [
+        {"op": "conv2d", "in": [0], "name": "c0", "out": 8, "kernel": 3, "padding": 1},
+        {"op": "group_norm", "in": [1], "name": "gn0", "groups": 2},
+        {"op": "softplus", "in": [2], "beta": 2.0},
+        {"op": "conv2d", "in": [3], "name": "c1", "out": 8, "kernel": 3, "padding": 1, "bias": False},
+        {"op": "batch_norm", "in": [4], "name": "bn1"},
+        {"op": "leaky_relu", "in": [5], "alpha": 0.1},
+        {"op": "add", "in": [6, 3]},
+        {"op": "avg_pool", "in": [7], "kernel": 2},
+        {"op": "conv2d", "in": [8], "name": "c2", "out": 16, "kernel": 3, "stride": 2, "padding": 1},
+        {"op": "elu", "in": [9], "alpha": 1.0},
+        {"op": "upsample", "in": [10], "scale": 2},
+        {"op": "concat", "in": [11, 8]},
+        {"op": "channel_mul", "in": [12], "name": "cm"},
+        {"op": "channel_add", "in": [13], "name": "ca"},
+        {"op": "sigmoid", "in": [14]},
+        {"op": "mul", "in": [14, 15]},
+        {"op": "global_avg_pool", "in": [16]},
+        {"op": "flatten", "in": [17]},
+        {"op": "linear", "in": [18], "name": "l0", "out": 16},
+        {"op": "layer_norm", "in": [19], "name": "ln"},
+        {"op": "gelu", "in": [20], "tanh": True},
+        {"op": "linear", "in": [21], "name": "l1", "out": 8},
+        {"op": "tanh", "in": [22]},
+        {"op": "erf", "in": [22]},
+        {"op": "sub", "in": [23, 24]},
+        {"op": "affine", "in": [25], "mul": 0.5, "add": 0.1},
+        {"op": "silu", "in": [26]},
+        {"op": "gelu", "in": [27]},
+        {"op": "unflatten", "in": [28], "shape": [2, 2, 2]},
+        {"op": "relu", "in": [29]},
+        {"op": "reduce_mean", "in": [30]},
+    ]}, "quadratic": True}),
+    "x-mdae-graph-unet-s0.5": Meta("mdae", 0.5, 1, MNIST, {"net": {"type": "graph", "nodes": [
+        {"op": "conv2d", "in": [0], "name": "d0", "out": 8, "kernel": 3, "padding": 1},
+        {"op": "silu", "in": [1]},
+        {"op": "avg_pool", "in": [2], "kernel": 2},
+        {"op": "conv2d", "in": [3], "name": "d1", "out": 8, "kernel": 3, "padding": 1},
+        {"op": "relu", "in": [4]},
+        {"op": "upsample", "in": [5], "scale": 2},
+        {"op": "concat", "in": [6, 2]},
+        {"op": "conv2d", "in": [7], "name": "out", "out": 1, "kernel": 1},
+        {"op": "flatten", "in": [8]},
+    ]}}),
 }
+
+
+def init_graph(model: nn.Module) -> None:
+    """Random values for a layer graph's tensors (``GraphNet`` starts at zeros): weights by fan-in, per-channel scales
+    near 1, offsets and running means near 0, running variances in [0.5, 1.5]."""
+    for net in model.modules():
+        if not isinstance(net, GraphNet):
+            continue
+        for name, t in list(net.named_parameters()) + list(net.named_buffers()):
+            if name.endswith("running_var"):
+                t.uniform_(0.5, 1.5)
+            elif name.endswith("running_mean") or name.endswith("bias"):
+                t.normal_(0.0, 0.2)
+            elif t.dim() == 1:
+                t.normal_(1.0, 0.2)
+            else:
+                t.normal_(0.0, 1.0 / math.sqrt(t[0].numel()))
 
 
 def cmd_export_examples(a: argparse.Namespace) -> int:
@@ -605,6 +828,7 @@ def cmd_export_examples(a: argparse.Namespace) -> int:
     for name, meta in EXAMPLES.items():
         model = build_twin(meta)
         with torch.no_grad():
+            init_graph(model)
             # PyTorch's default init shrinks signals layer by layer; scale weights up so that every term (the KL of
             # UVB, the SiLU curvature) is large enough for the parity check to notice a mistake in it.
             for pname, param in model.named_parameters():
