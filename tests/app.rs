@@ -1764,3 +1764,67 @@ fn colour_onnx_model_walks_and_exports_in_colour() {
     let img = image::open(&png).expect("decode");
     assert_eq!(img.color(), image::ColorType::Rgb8);
 }
+
+/// Images from a file go through a model of their shape in the Denoise workspace: a colour `.npy` dropped on the
+/// window while Denoise shows is read with the shape it declares, the colour ONNX energy gets a column of
+/// three-plane tiles, and a file that is not an image array gives a one-line banner and keeps the last comparison.
+#[test]
+fn denoise_takes_colour_images_from_a_dropped_file() {
+    let colour =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx/colour_energy.onnx");
+    let dir = temp_dir("app-denoise-colour");
+    let (n, c, hh, ww) = (5usize, 3usize, 32usize, 32usize);
+    let pixels: Vec<u8> = (0..n * c * hh * ww).map(|i| (i * 37 % 251) as u8).collect();
+    let mut header =
+        format!("{{'descr': '|u1', 'fortran_order': False, 'shape': ({n}, {c}, {hh}, {ww}), }}");
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    npy.extend_from_slice(header.as_bytes());
+    npy.extend_from_slice(&pixels);
+    let file = dir.join("colour.npy");
+    std::fs::write(&file, &npy).expect("write npy");
+
+    let mut worker = Worker::new(candle_core::Device::Cpu);
+    let mut app = App::new_for_test();
+    app.open_path(&colour);
+    app.settings.tab = walkjump::app::Tab::Denoise;
+    app.settings.denoise.count = 3;
+    let mut h = harness(app);
+    pump(&mut h, &mut worker, 0);
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(Dropped(file.clone())));
+    h.run();
+    let sent = pump(&mut h, &mut worker, 0);
+    assert!(
+        sent.iter()
+            .any(|s| matches!(s, WorkerCommand::DenoiseImages(p) if p == &file)),
+        "{sent:?}"
+    );
+    assert!(h.state().banner().is_none(), "{:?}", h.state().banner());
+    let f = h.state().denoise_frame().expect("a comparison").clone();
+    assert_eq!(f.image_hw, (32, 32));
+    assert_eq!(f.clean.len(), 3);
+    assert!(f.clean.iter().all(|t| t.len() == c * hh * ww));
+    let col = f
+        .columns
+        .iter()
+        .find(|col| col.label.contains("colour_energy"))
+        .expect("a column for the colour model");
+    assert!(col.outputs.iter().all(|t| t.len() == c * hh * ww));
+    assert!(h.state().settings.denoise.file, "the digits choice shows the file");
+
+    // Not an image array: one line, and the comparison stays.
+    let bad = dir.join("bad.npy");
+    std::fs::write(&bad, b"\x93NUMPY\x01\x00\x10\x00{'descr': 'x'}  \n").expect("write bad");
+    h.input_mut().dropped_files.push(Arc::new(Dropped(bad)));
+    h.run();
+    pump(&mut h, &mut worker, 0);
+    let banner = h.state().banner().expect("a banner").to_string();
+    assert!(!banner.contains('\n'), "{banner}");
+    assert!(h.state().denoise_frame().is_some());
+}

@@ -1,5 +1,5 @@
-//! The Denoise workspace: the same noisy test digits (random, of one class, or drawn with the mouse) through every
-//! loaded denoiser, side by side, with per-image MSE and pixel range, several posterior draws for the stochastic
+//! The Denoise workspace: the same noisy test digits (random, of one class, or drawn with the mouse), or images
+//! read from a file (any size, grey or colour), through every loaded denoiser, side by side, with per-image MSE and pixel range, several posterior draws for the stochastic
 //! denoisers (VAEs, UVB), and an aggregate MSE table over many digits.
 
 use egui::{RichText, Ui};
@@ -51,6 +51,10 @@ pub struct DenoiseSettings {
     pub drawn: bool,
     /// Outputs per stochastic denoiser (independent posterior draws of z).
     pub draws: usize,
+    /// Denoise the images read from a file (`DenoiseView::loaded`) instead of test digits; not kept between
+    /// sessions, as the images are not.
+    #[serde(skip)]
+    pub file: bool,
 }
 
 impl Default for DenoiseSettings {
@@ -64,6 +68,7 @@ impl Default for DenoiseSettings {
             seed: 0,
             drawn: false,
             draws: 3,
+            file: false,
         }
     }
 }
@@ -84,6 +89,7 @@ impl DenoiseSettings {
     pub fn request(&self) -> DenoiseRequest {
         DenoiseRequest {
             digits: match (self.drawn, self.class) {
+                _ if self.file => DigitChoice::Loaded,
                 (true, _) => DigitChoice::Drawn,
                 (false, Some(c)) => DigitChoice::Class(c),
                 (false, None) => DigitChoice::Random,
@@ -108,6 +114,8 @@ pub struct DenoiseView {
     columns: Vec<ImageGrid>,
     /// Why the last request was not sent.
     pub message: Option<String>,
+    /// The file the images to denoise were read from, once chosen.
+    pub loaded: Option<std::path::PathBuf>,
 }
 
 impl DenoiseView {
@@ -157,28 +165,54 @@ pub fn show(
             ui.heading("Digits and noise");
             egui::ComboBox::from_label("digits")
                 .selected_text(match (settings.drawn, settings.class) {
+                    _ if settings.file => "images from a file".to_string(),
                     (true, _) => "drawn digit".to_string(),
                     (false, None) => "random".to_string(),
                     (false, Some(c)) => format!("class {c}"),
                 })
                 .show_ui(ui, |ui| {
+                    let digits = !settings.file;
                     if ui
-                        .selectable_label(!settings.drawn && settings.class.is_none(), "random")
+                        .selectable_label(
+                            digits && !settings.drawn && settings.class.is_none(),
+                            "random",
+                        )
                         .clicked()
                     {
-                        (settings.drawn, settings.class) = (false, None);
+                        (settings.file, settings.drawn, settings.class) = (false, false, None);
                     }
-                    if ui.selectable_label(settings.drawn, "drawn digit").clicked() {
-                        settings.drawn = true;
+                    if ui
+                        .selectable_label(digits && settings.drawn, "drawn digit")
+                        .clicked()
+                    {
+                        (settings.file, settings.drawn) = (false, true);
                     }
                     for c in 0..10u8 {
-                        let on = !settings.drawn && settings.class == Some(c);
+                        let on = digits && !settings.drawn && settings.class == Some(c);
                         if ui.selectable_label(on, format!("class {c}")).clicked() {
-                            (settings.drawn, settings.class) = (false, Some(c));
+                            (settings.file, settings.drawn, settings.class) = (false, false, Some(c));
                         }
                     }
+                    if ui
+                        .selectable_label(settings.file, "images from a file")
+                        .on_hover_text(
+                            "a PNG, a folder of PNGs, a .npy [N, c, h, w] / [N, h, w] or IDX: any size, grey or \
+                             colour, for the loaded models of that shape (or drop the file on the window)",
+                        )
+                        .clicked()
+                    {
+                        settings.file = true;
+                    }
                 });
-            if settings.drawn {
+            if settings.file {
+                if ui.button("Choose images...").clicked() {
+                    actions.open_denoise_dialog = true;
+                }
+                if let Some(p) = &view.loaded {
+                    let name = p.file_name().map(|n| n.to_string_lossy().to_string());
+                    ui.label(RichText::new(name.unwrap_or_default()).weak());
+                }
+            } else if settings.drawn {
                 ui.label("draw a digit:");
                 if pad.show(ui, 140.0) {
                     actions.send(WorkerCommand::SetDrawn(pad.pixels.clone()));
@@ -223,11 +257,13 @@ pub fn show(
                 actions.load_all_bundled = true;
             }
             if ui.button("Denoise digits").clicked() {
-                if settings.drawn && pad.is_blank() {
+                if settings.file && view.loaded.is_none() {
+                    view.message = Some("choose images with \"Choose images...\" first".into());
+                } else if !settings.file && settings.drawn && pad.is_blank() {
                     view.message = Some("draw a digit on the pad first".into());
                 } else {
                     view.message = None;
-                    if settings.drawn {
+                    if settings.drawn && !settings.file {
                         actions.send(WorkerCommand::SetDrawn(pad.pixels.clone()));
                     }
                     actions.send(WorkerCommand::Denoise(settings.request()));

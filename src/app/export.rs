@@ -55,6 +55,8 @@ pub enum DialogPurpose {
     Open,
     /// Open images to hold in conditioned chains (PNG, a `.npy` array, IDX).
     OpenImages,
+    /// Open images to denoise (any shape the file gives).
+    OpenDenoiseImages,
     /// Save an export.
     Save(SaveKind),
 }
@@ -80,6 +82,10 @@ impl PendingDialog {
                         .pick_file(),
                     DialogPurpose::OpenImages => rfd::FileDialog::new()
                         .set_title("Images to hold (one per chain)")
+                        .add_filter("images", &["png", "npy", "idx", "gz", "ubyte"])
+                        .pick_file(),
+                    DialogPurpose::OpenDenoiseImages => rfd::FileDialog::new()
+                        .set_title("Images to denoise")
                         .add_filter("images", &["png", "npy", "idx", "gz", "ubyte"])
                         .pick_file(),
                     DialogPurpose::Save(kind) => {

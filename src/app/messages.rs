@@ -37,6 +37,9 @@ pub enum WorkerCommand {
     Nebula(NebulaCommand),
     /// Denoise the same noisy test digits with every loaded denoiser.
     Denoise(DenoiseRequest),
+    /// Read images for Denoise from a file (a PNG, a folder of PNGs, a `.npy` `[N, c, h, w]` / `[N, h, w]`, or
+    /// IDX), with the shape the file gives; [`DigitChoice::Loaded`] then draws from them.
+    DenoiseImages(PathBuf),
     /// Mean MSE of every loaded denoiser over `request.aggregate` test digits.
     DenoiseAggregate(DenoiseRequest),
     /// chi statistics of the bundled digits (computed once, then cached).
@@ -150,6 +153,8 @@ pub enum DigitChoice {
     Class(u8),
     /// The digit drawn with the mouse.
     Drawn,
+    /// The images read from a file with [`WorkerCommand::DenoiseImages`] (any shape: colour, other sizes).
+    Loaded,
 }
 
 /// A denoising comparison.

@@ -59,6 +59,8 @@ pub struct Actions {
     pub open_dialog: bool,
     /// Show the dialog that picks images for conditioned chains.
     pub open_images_dialog: bool,
+    /// Show the dialog that picks images to denoise.
+    pub open_denoise_dialog: bool,
     /// Load every bundled checkpoint not loaded yet.
     pub load_all_bundled: bool,
 }
@@ -371,6 +373,18 @@ impl App {
             why: None,
             eta: None,
         };
+    }
+
+    /// Asks the worker to read images to denoise from `path` (their shape from the file: colour or any size, for
+    /// models of that shape) and denoises them with the Denoise settings; a file that does not fit gives the
+    /// worker's one-line error in the banner.
+    pub fn load_denoise_images(&mut self, path: &Path) {
+        self.send(WorkerCommand::DenoiseImages(path.to_path_buf()));
+        self.settings.denoise.file = true;
+        self.denoise.loaded = Some(path.to_path_buf());
+        self.denoise.message = None;
+        self.send(WorkerCommand::Denoise(self.settings.denoise.request()));
+        self.notice = Some(format!("denoising images from {}", path.display()));
     }
 
     /// Reads images of the current model's shape from `path` (PNG, PNG folder, `.npy`, IDX) as the observations of
@@ -728,6 +742,9 @@ impl App {
         }
         if actions.open_images_dialog {
             self.start_dialog(DialogPurpose::OpenImages);
+        }
+        if actions.open_denoise_dialog {
+            self.start_dialog(DialogPurpose::OpenDenoiseImages);
         }
         if actions.load_all_bundled {
             let paths: Vec<PathBuf> = self

@@ -58,6 +58,8 @@ pub struct Worker {
     nebula: Option<NebulaRun>,
     /// The digit drawn in the UI `[h * w]`.
     drawn: Option<Vec<f32>>,
+    /// Images read for Denoise (`WorkerCommand::DenoiseImages`).
+    denoise_images: Option<Dataset>,
     chi: Option<ChiStats>,
     outbox: Vec<Frame>,
     walk_published: Option<Instant>,
@@ -81,6 +83,7 @@ impl Worker {
             jump_model: None,
             nebula: None,
             drawn: None,
+            denoise_images: None,
             chi: None,
             outbox: Vec::new(),
             walk_published: None,
@@ -115,6 +118,7 @@ impl Worker {
             WorkerCommand::Nebula(c) => self.nebula_command(c),
             WorkerCommand::Denoise(r) => self.denoise(&r),
             WorkerCommand::DenoiseAggregate(r) => self.aggregate(&r),
+            WorkerCommand::DenoiseImages(path) => self.read_denoise_images(&path),
             WorkerCommand::ComputeChi => self.compute_chi(),
             WorkerCommand::SetDrawn(pixels) => {
                 if pixels.iter().all(|v| v.is_finite()) {

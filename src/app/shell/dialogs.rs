@@ -102,6 +102,7 @@ impl App {
             match purpose {
                 DialogPurpose::Open => self.open_path(&path),
                 DialogPurpose::OpenImages => self.load_condition_images(&path),
+                DialogPurpose::OpenDenoiseImages => self.load_denoise_images(&path),
                 DialogPurpose::Save(kind) => {
                     if let Err(e) = self.export_to(kind, &path) {
                         self.banner = Some(format!("could not save {}: {e}", path.display()));

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use egui::Color32;
 
 use crate::app::App;
+use crate::app::settings::Tab;
 
 impl App {
     /// While a file is dragged over the window, says what dropping it does.
@@ -22,7 +23,7 @@ impl App {
         painter.text(
             rect.center(),
             egui::Align2::CENTER_CENTER,
-            "Drop a .safetensors checkpoint or an .onnx model to open it, or a .png / .npy to hold in the chains",
+            "Drop a .safetensors checkpoint or an .onnx model to open it, or a .png / .npy to hold in the chains (to denoise, in Denoise)",
             egui::FontId::proportional(24.0),
             Color32::WHITE,
         );
@@ -42,7 +43,9 @@ impl App {
                 let e = e.to_string_lossy().to_ascii_lowercase();
                 e == "png" || e == "npy"
             });
-            if image {
+            if image && self.settings.tab == Tab::Denoise {
+                self.load_denoise_images(&p);
+            } else if image {
                 self.load_condition_images(&p);
             } else {
                 self.open_path(&p);

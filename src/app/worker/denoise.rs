@@ -7,8 +7,27 @@ use crate::models::ScoreModel;
 use crate::run::{denoise_with, noisy_batch};
 
 impl Worker {
+    /// Reads the images [`DigitChoice::Loaded`] draws from; the file gives their shape.
+    pub(super) fn read_denoise_images(&mut self, path: &std::path::Path) -> crate::Result<()> {
+        self.denoise_images = None;
+        let data = Dataset::from_files(path, None)?;
+        if data.is_empty() {
+            return Err(crate::Error::Data(format!(
+                "{} holds no images",
+                path.display()
+            )));
+        }
+        self.denoise_images = Some(data);
+        Ok(())
+    }
+
     /// The test digits a request draws from.
     fn denoise_data(&mut self, req: &DenoiseRequest) -> crate::Result<Dataset> {
+        if req.digits == DigitChoice::Loaded {
+            return self.denoise_images.clone().ok_or_else(|| {
+                crate::Error::Data("choose images with \"Choose images...\" first".into())
+            });
+        }
         if req.digits == DigitChoice::Drawn {
             let x = self.drawn_for_model(self.current_model()?.data_dim())?;
             return Ok(Dataset {
@@ -19,7 +38,7 @@ impl Worker {
         }
         let test = self.dataset()?.split(Split::Test);
         match req.digits {
-            DigitChoice::Random | DigitChoice::Drawn => Ok(test),
+            DigitChoice::Random | DigitChoice::Drawn | DigitChoice::Loaded => Ok(test),
             DigitChoice::Class(c) => {
                 let labels = test
                     .labels
