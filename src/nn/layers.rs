@@ -279,6 +279,25 @@ impl Conv2d {
     /// Channels-last forward on the CPU kernels: `x: [N, h, w, c_in] -> [N, h', w', c_out]`, as
     /// `im2col(x) wm^T + b` with `wm` from [`Conv2d::weight_matrix`].
     pub fn forward_nhwc(&self, x: &Tensor, wm: &Tensor) -> Result<Tensor> {
+        if self.split_batch() {
+            let parts = crate::parallel::map_row_blocks(x.dim(0)?, x.device(), |s, l| {
+                self.forward_nhwc_serial(&x.narrow(0, s, l)?, wm)
+            })?;
+            return Ok(crate::parallel::cat_rows(parts)?);
+        }
+        self.forward_nhwc_serial(x, wm)
+    }
+
+    /// Whether a frozen convolution should cut its batch into row blocks itself: it runs on a whole batch (a model
+    /// that does not cut its batches, such as the UVB whose decoder prefers whole batches) with several threads.
+    /// Its im2col and col2im are single-threaded otherwise.
+    fn split_batch(&self) -> bool {
+        self.frozen_wm.is_some()
+            && rayon::current_num_threads() > 1
+            && !crate::parallel::in_row_block()
+    }
+
+    fn forward_nhwc_serial(&self, x: &Tensor, wm: &Tensor) -> Result<Tensor> {
         if let Some(parts) = self.batch_blocks(x.dim(0)?) {
             let outs = parts
                 .into_iter()
@@ -319,6 +338,16 @@ impl Conv2d {
 
     /// Channels-last input-VJP on the CPU kernels: `g: [N, h', w', c_out] -> col2im(g wm): [N, h, w, c_in]`.
     pub fn vjp_nhwc(&self, g: &Tensor, wm: &Tensor) -> Result<Tensor> {
+        if self.split_batch() {
+            let parts = crate::parallel::map_row_blocks(g.dim(0)?, g.device(), |s, l| {
+                self.vjp_nhwc_serial(&g.narrow(0, s, l)?, wm)
+            })?;
+            return Ok(crate::parallel::cat_rows(parts)?);
+        }
+        self.vjp_nhwc_serial(g, wm)
+    }
+
+    fn vjp_nhwc_serial(&self, g: &Tensor, wm: &Tensor) -> Result<Tensor> {
         if let Some(parts) = self.batch_blocks(g.dim(0)?) {
             let outs = parts
                 .into_iter()
