@@ -493,11 +493,18 @@ impl Graph {
 
     /// `x: [N, d_in] -> [N, d_out]` (flat, channels-first), keeping what the VJP needs.
     pub fn forward_cached(&self, x: &Tensor) -> Result<(Tensor, GraphCache)> {
-        self.forward_layout(x, cpu_fast_path(x))
+        self.forward_layout(x, cpu_fast_path(x), true)
     }
 
-    /// [`Graph::forward_cached`] with images channels-last (`nhwc`, the CPU kernels) or channels-first.
-    fn forward_layout(&self, x: &Tensor, nhwc: bool) -> Result<(Tensor, GraphCache)> {
+    /// `x: [N, d_in] -> [N, d_out]` for a pass that no VJP follows (denoisers, score networks): activations skip
+    /// their derivatives.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.forward_layout(x, cpu_fast_path(x), false)?.0)
+    }
+
+    /// [`Graph::forward_cached`] with images channels-last (`nhwc`, the CPU kernels) or channels-first; `keep`:
+    /// whether a VJP follows (without it activations give their values only, and the cache cannot serve a VJP).
+    fn forward_layout(&self, x: &Tensor, nhwc: bool, keep: bool) -> Result<(Tensor, GraphCache)> {
         let n = x.dim(0)?;
         let lay = Layout { n, nhwc };
         let mut values: Vec<Option<Tensor>> = Vec::with_capacity(self.steps.len() + 1);
@@ -544,6 +551,7 @@ impl Graph {
                         (conv.forward(arg(0)?)?, Saved::None)
                     }
                 }
+                Node::Act(a) if !keep => (a.value(arg(0)?)?, Saved::None),
                 Node::Act(a) => {
                     let (y, d) = a.apply(arg(0)?)?;
                     (y, Saved::Deriv(d))

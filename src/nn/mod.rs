@@ -261,7 +261,7 @@ impl Net {
 
     /// `x: [N, c*h*w] -> [N, out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.forward_cached(x)?.0)
+        self.graph.forward(x)
     }
 
     /// Vector-Jacobian product: `g: [N, out] -> g * d(out)/d(x): [N, c*h*w]`.

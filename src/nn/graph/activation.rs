@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 
 use crate::nn::Result;
-use crate::nn::kernels::{ActPair, fused_path};
+use crate::nn::kernels::{ActPair, ActValue, fused_path};
 use crate::nn::layers::{sigmoid, silu_with_grad};
 
 /// Elementwise activations: each returns its value and its derivative.
@@ -32,6 +32,15 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// `h -> a(h)` alone, for a forward pass that no VJP follows: one pass without the derivative on the sampling
+    /// path, the value of [`Activation::apply`] elsewhere.
+    pub fn value(self, h: &Tensor) -> Result<Tensor> {
+        if fused_path(h) {
+            return Ok(h.contiguous()?.apply_op1_no_bwd(&ActValue(self))?);
+        }
+        Ok(self.apply(h)?.0)
+    }
+
     /// `h -> (a(h), a'(h))`, both of `h`'s shape, differentiable in `h` (for training through the VJP).
     pub fn apply(self, h: &Tensor) -> Result<(Tensor, Tensor)> {
         let dt = h.dtype();

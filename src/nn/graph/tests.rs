@@ -152,14 +152,14 @@ fn check(spec: &GraphSpec, seed: u64) {
     let x = random(&mut rng, n, d);
     let gout = random(&mut rng, n, graph.output_shape().numel());
     let objective = |x: &Tensor, nhwc: bool| -> f64 {
-        let (y, _) = graph.forward_layout(x, nhwc).expect("forward");
+        let (y, _) = graph.forward_layout(x, nhwc, true).expect("forward");
         (y * &gout)
             .and_then(|t| t.sum_all())
             .and_then(|t| t.to_scalar::<f64>())
             .expect("objective")
     };
     for nhwc in [true, false] {
-        let (y, cache) = graph.forward_layout(&x, nhwc).expect("forward");
+        let (y, cache) = graph.forward_layout(&x, nhwc, true).expect("forward");
         assert_eq!(y.dims(), [n, graph.output_shape().numel()]);
         let vjp = values(&graph.vjp(&cache, &gout).expect("vjp"));
         let base = values(&x);
@@ -187,7 +187,9 @@ fn check(spec: &GraphSpec, seed: u64) {
         );
 
         let xv = Var::from_tensor(&x).expect("var");
-        let (y, _) = graph.forward_layout(xv.as_tensor(), nhwc).expect("forward");
+        let (y, _) = graph
+            .forward_layout(xv.as_tensor(), nhwc, true)
+            .expect("forward");
         let grads = (y * &gout)
             .and_then(|t| t.sum_all())
             .and_then(|t| t.backward())
@@ -201,12 +203,15 @@ fn check(spec: &GraphSpec, seed: u64) {
             / scale;
         assert!(err < 1e-10, "nhwc {nhwc}: VJP vs autograd, rel err {err}");
     }
-    let (a, _) = graph.forward_layout(&x, true).expect("forward");
-    let (b, _) = graph.forward_layout(&x, false).expect("forward");
-    let diff = values(&(a - b).expect("diff"))
+    let (a, _) = graph.forward_layout(&x, true, true).expect("forward");
+    let (b, _) = graph.forward_layout(&x, false, true).expect("forward");
+    let diff = values(&(&a - b).expect("diff"))
         .iter()
         .fold(0.0f64, |m, v| m.max(v.abs()));
     assert!(diff < 1e-12, "layouts disagree by {diff}");
+    // The forward pass that no VJP follows gives the very same values.
+    let c = graph.forward(&x).expect("forward only");
+    assert_eq!(values(&a), values(&c), "forward-only pass differs");
 }
 
 #[test]

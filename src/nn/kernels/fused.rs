@@ -137,13 +137,23 @@ struct ActPairF32<'a> {
     act: Activation,
     h: &'a [f32],
     a: &'a mut [f32],
-    d: &'a mut [f32],
+    /// The derivative's output; `None` for the value alone (the derivative's arithmetic is then dead code).
+    d: Option<&'a mut [f32]>,
 }
 
 #[inline(always)]
-fn each_pair(h: &[f32], a: &mut [f32], d: &mut [f32], f: impl Fn(f32) -> (f32, f32)) {
-    for ((a, d), &h) in a.iter_mut().zip(d.iter_mut()).zip(h) {
-        (*a, *d) = f(h);
+fn each_pair(h: &[f32], a: &mut [f32], d: Option<&mut [f32]>, f: impl Fn(f32) -> (f32, f32)) {
+    match d {
+        Some(d) => {
+            for ((a, d), &h) in a.iter_mut().zip(d.iter_mut()).zip(h) {
+                (*a, *d) = f(h);
+            }
+        }
+        None => {
+            for (a, &h) in a.iter_mut().zip(h) {
+                *a = f(h).0;
+            }
+        }
     }
 }
 
@@ -226,7 +236,12 @@ impl CustomOp1 for ActPair {
                 let h = contiguous_slice(v, l, self.name())?;
                 let mut out = vec![0f32; 2 * h.len()];
                 let (a, d) = out.split_at_mut(h.len());
-                with_best_simd(ActPairF32 { act, h, a, d });
+                with_best_simd(ActPairF32 {
+                    act,
+                    h,
+                    a,
+                    d: Some(d),
+                });
                 CpuStorage::F32(out)
             }
             CpuStorage::F64(v) => {
@@ -241,6 +256,40 @@ impl CustomOp1 for ActPair {
             other => candle_core::bail!("act-pair: unsupported dtype {:?}", other.dtype()),
         };
         Ok((out, pair_shape(l)))
+    }
+}
+
+/// `h: [..] -> a(h): [..]`, the activation alone (a forward pass that no VJP follows), `f32` / `f64` CPU, no
+/// backward.
+#[derive(Clone, Copy, Debug)]
+pub struct ActValue(pub Activation);
+
+impl CustomOp1 for ActValue {
+    fn name(&self) -> &'static str {
+        "walkjump-act-value"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let act = self.0;
+        let out = match s {
+            CpuStorage::F32(v) => {
+                let h = contiguous_slice(v, l, self.name())?;
+                let mut a = vec![0f32; h.len()];
+                with_best_simd(ActPairF32 {
+                    act,
+                    h,
+                    a: &mut a,
+                    d: None,
+                });
+                CpuStorage::F32(a)
+            }
+            CpuStorage::F64(v) => {
+                let h = contiguous_slice(v, l, self.name())?;
+                CpuStorage::F64(h.iter().map(|&h| act_pair(act, h).0).collect())
+            }
+            other => candle_core::bail!("act-value: unsupported dtype {:?}", other.dtype()),
+        };
+        Ok((out, l.shape().clone()))
     }
 }
 
