@@ -1816,7 +1816,10 @@ fn denoise_takes_colour_images_from_a_dropped_file() {
         .find(|col| col.label.contains("colour_energy"))
         .expect("a column for the colour model");
     assert!(col.outputs.iter().all(|t| t.len() == c * hh * ww));
-    assert!(h.state().settings.denoise.file, "the digits choice shows the file");
+    assert!(
+        h.state().settings.denoise.file,
+        "the digits choice shows the file"
+    );
 
     // Not an image array: one line, and the comparison stays.
     let bad = dir.join("bad.npy");
