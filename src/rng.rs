@@ -104,13 +104,7 @@ impl Rng {
     /// the ziggurat test on this generator's own stream.
     pub fn normal_vec(&mut self, n: usize) -> Vec<f32> {
         let z = ziggurat();
-        let mut lanes = [[0u64; ZIG_LANES]; 4];
-        for l in 0..ZIG_LANES {
-            let mut st = self.next_u64();
-            for word in lanes.iter_mut() {
-                word[l] = splitmix64(&mut st);
-            }
-        }
+        let mut lanes = self.zig_lanes();
         let mut out = vec![0f32; n];
         crate::simd::with_best_simd(ZigguratFill {
             rng: self,
@@ -119,6 +113,50 @@ impl Rng {
             out: &mut out,
         });
         out
+    }
+
+    /// [`Rng::normal_vec`] as two halves for two threads: seeds the lanes now (as `normal_vec` does); the halves
+    /// then need nothing from this generator until [`Rng::join_normals`].
+    pub fn split_normals(&mut self, n: usize) -> SplitNormals {
+        let lanes = self.zig_lanes();
+        let split = n / 2 / ZIG_LANES * ZIG_LANES;
+        let mut lanes2 = lanes;
+        for _ in 0..split / ZIG_LANES {
+            xoshiro_lanes(&mut lanes2);
+        }
+        SplitNormals {
+            lanes,
+            lanes2,
+            n,
+            split,
+        }
+    }
+
+    /// The `n` normals of a [`SplitNormals`] from its two halves: equal, bit for bit, to what `normal_vec(n)` would
+    /// have given, and leaving this generator where `normal_vec` would.
+    pub fn join_normals(&mut self, first: NormalHalf, second: NormalHalf) -> Vec<f32> {
+        let z = ziggurat();
+        let mut out = first.out;
+        out.extend_from_slice(&second.out);
+        for &(k, b) in first.misses.iter().chain(&second.misses) {
+            let v = slow_draw(self, z, b);
+            if let Some(x) = out.get_mut(k) {
+                *x = v;
+            }
+        }
+        out
+    }
+
+    /// The [`ZIG_LANES`] xoshiro256++ states of one `normal_vec`, seeded from this generator.
+    fn zig_lanes(&mut self) -> [[u64; ZIG_LANES]; 4] {
+        let mut lanes = [[0u64; ZIG_LANES]; 4];
+        for l in 0..ZIG_LANES {
+            let mut st = self.next_u64();
+            for word in lanes.iter_mut() {
+                word[l] = splitmix64(&mut st);
+            }
+        }
+        lanes
     }
 
     /// One standard normal from the ziggurat tables (Marsaglia and Tsang's method, 128 layers). The low 7 bits of
@@ -189,22 +227,27 @@ impl crate::simd::SimdKernel for ZigguratFill<'_> {
         let Self { rng, z, lanes, out } = self;
         let mut chunks = out.chunks_exact_mut(ZIG_LANES);
         for block in &mut chunks {
-            zig_block(rng, z, lanes, block);
+            zig_block(z, lanes, block, |_, b, x| *x = slow_draw(rng, z, b));
         }
         let rest = chunks.into_remainder();
         if !rest.is_empty() {
             let mut block = [0f32; ZIG_LANES];
-            zig_block(rng, z, lanes, &mut block);
+            zig_block(z, lanes, &mut block, |_, b, x| *x = slow_draw(rng, z, b));
             rest.copy_from_slice(&block[..rest.len()]);
         }
     }
 }
 
 /// One block of [`ZIG_LANES`] normals, one draw from each lane: the inner-rectangle test for all lanes at once, in
-/// f32 (position u in [-1, 1) from a draw's top 24 bits, layer from its low 7), then the rest of the ziggurat test
-/// on `rng`'s own stream for the few lanes outside.
+/// f32 (position u in [-1, 1) from a draw's top 24 bits, layer from its low 7); `miss(lane, draw, value)` finishes
+/// the few lanes outside, in lane order.
 #[inline(always)]
-fn zig_block(rng: &mut Rng, z: &Ziggurat, lanes: &mut [[u64; ZIG_LANES]; 4], block: &mut [f32]) {
+fn zig_block(
+    z: &Ziggurat,
+    lanes: &mut [[u64; ZIG_LANES]; 4],
+    block: &mut [f32],
+    mut miss: impl FnMut(usize, u64, &mut f32),
+) {
     let bits = xoshiro_lanes(lanes);
     let mut inside = true;
     for (x, b) in block.iter_mut().zip(bits) {
@@ -214,12 +257,100 @@ fn zig_block(rng: &mut Rng, z: &Ziggurat, lanes: &mut [[u64; ZIG_LANES]; 4], blo
         inside &= x.abs() < z.x32[i + 1];
     }
     if !inside {
-        for (x, b) in block.iter_mut().zip(bits) {
+        for (j, (x, b)) in block.iter_mut().zip(bits).enumerate() {
             let i = (b & (ZIG_LAYERS as u64 - 1)) as usize;
             if x.abs() >= z.x32[i + 1] {
-                let u = (b >> 40) as f64 * (1.0 / (1u32 << 23) as f64) - 1.0;
-                *x = rng.ziggurat_slow(z, i, u, u * z.x[i]) as f32;
+                miss(j, b, x);
             }
+        }
+    }
+}
+
+/// The rest of the ziggurat test for a lane's draw `b` that missed its inner rectangle, on `rng`'s own stream.
+fn slow_draw(rng: &mut Rng, z: &Ziggurat, b: u64) -> f32 {
+    let i = (b & (ZIG_LAYERS as u64 - 1)) as usize;
+    let u = (b >> 40) as f64 * (1.0 / (1u32 << 23) as f64) - 1.0;
+    rng.ziggurat_slow(z, i, u, u * z.x[i]) as f32
+}
+
+/// The normals of one [`Rng::normal_vec`] in two halves that can be drawn on two threads at once ([`Self::first`],
+/// [`Self::second`]) and joined by [`Rng::join_normals`] into exactly the values, and the generator state, that
+/// `normal_vec` gives: each half advances its own copy of the lanes, and the draws that miss their rectangle
+/// finish on the generator's stream afterwards, in index order, as `normal_vec` finishes them.
+pub struct SplitNormals {
+    lanes: [[u64; ZIG_LANES]; 4],
+    /// The lanes after the first half's blocks.
+    lanes2: [[u64; ZIG_LANES]; 4],
+    n: usize,
+    /// Length of the first half, a whole number of blocks.
+    split: usize,
+}
+
+/// One half of a [`SplitNormals`]: values (final except at `misses`) and the draws left for the generator.
+pub struct NormalHalf {
+    out: Vec<f32>,
+    /// `(index in the whole vector, draw)`, increasing; indices past the end belong to the last block's padding.
+    misses: Vec<(usize, u64)>,
+}
+
+impl SplitNormals {
+    fn half(&self, lanes: [[u64; ZIG_LANES]; 4], start: usize, end: usize) -> NormalHalf {
+        let mut lanes = lanes;
+        let mut out = vec![0f32; end - start];
+        let mut misses = Vec::new();
+        crate::simd::with_best_simd(ZigguratFast {
+            z: ziggurat(),
+            lanes: &mut lanes,
+            out: &mut out,
+            base: start,
+            misses: &mut misses,
+        });
+        NormalHalf { out, misses }
+    }
+
+    /// Normals `0 .. n / 2` (rounded down to whole blocks).
+    pub fn first(&self) -> NormalHalf {
+        self.half(self.lanes, 0, self.split)
+    }
+
+    /// The other normals.
+    pub fn second(&self) -> NormalHalf {
+        self.half(self.lanes2, self.split, self.n)
+    }
+}
+
+/// The fast path of [`ZigguratFill`] for a range starting at `base`, recording the misses instead of finishing them.
+struct ZigguratFast<'a> {
+    z: &'a Ziggurat,
+    lanes: &'a mut [[u64; ZIG_LANES]; 4],
+    out: &'a mut [f32],
+    base: usize,
+    misses: &'a mut Vec<(usize, u64)>,
+}
+
+impl crate::simd::SimdKernel for ZigguratFast<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let Self {
+            z,
+            lanes,
+            out,
+            base,
+            misses,
+        } = self;
+        let mut chunks = out.chunks_exact_mut(ZIG_LANES);
+        let mut at = base;
+        for block in &mut chunks {
+            zig_block(z, lanes, block, |j, b, _| misses.push((at + j, b)));
+            at += ZIG_LANES;
+        }
+        let rest = chunks.into_remainder();
+        if !rest.is_empty() {
+            let mut block = [0f32; ZIG_LANES];
+            zig_block(z, lanes, &mut block, |j, b, _| misses.push((at + j, b)));
+            rest.copy_from_slice(&block[..rest.len()]);
         }
     }
 }
@@ -286,6 +417,49 @@ fn ziggurat() -> &'static Ziggurat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two halves joined give `normal_vec`'s values bit for bit and leave the generator in the same state, for
+    /// lengths around the block size and big enough to hold many ziggurat misses (tail and wedge draws).
+    #[test]
+    fn split_normals_equal_normal_vec() {
+        for (seed, n) in [
+            (1, 0),
+            (2, 1),
+            (3, 15),
+            (4, 16),
+            (5, 17),
+            (6, 33),
+            (7, 1000),
+            (8, 50_176),
+        ] {
+            let mut a = Rng::new(seed);
+            let mut b = Rng::new(seed);
+            let whole = a.normal_vec(n);
+            let parts = b.split_normals(n);
+            let (first, second) = (parts.first(), parts.second());
+            let misses = first.misses.len() + second.misses.len();
+            let joined = b.join_normals(first, second);
+            assert_eq!(whole.len(), joined.len());
+            assert!(
+                whole
+                    .iter()
+                    .zip(&joined)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "n = {n}: values differ"
+            );
+            assert_eq!(
+                a.next_u64(),
+                b.next_u64(),
+                "n = {n}: the generators diverged"
+            );
+            if n >= 1000 {
+                assert!(
+                    misses > 0,
+                    "n = {n}: no draw took the slow path, the test shows nothing"
+                );
+            }
+        }
+    }
 
     #[test]
     fn same_seed_same_stream() {

@@ -146,8 +146,7 @@ impl Sampler {
         };
         match *self {
             Sampler::Overdamped { delta } => {
-                let (scored, eps) = join(|| score(y), || noise(rng));
-                let ((e, psi), eps) = (scored?, eps?);
+                let ((e, psi), eps) = score_beside_noise(y, y, rng, score)?;
                 let y1 = lincomb(&[(y, 1.0), (&psi, 0.5 * delta * delta), (&eps, delta)])?;
                 Ok((y1, v.clone(), e, psi))
             }
@@ -155,8 +154,7 @@ impl Sampler {
                 let z1 = (-gamma * delta).exp();
                 let z2 = (-2.0 * gamma * delta).exp();
                 let y_half = lincomb(&[(y, 1.0), (v, 0.5 * delta)])?;
-                let (scored, eps) = join(|| score(&y_half), || noise(rng));
-                let ((e, psi), eps) = (scored?, eps?);
+                let ((e, psi), eps) = score_beside_noise(&y_half, y, rng, score)?;
                 // v1 = (v + kick) z1 + kick + noise, kick = psi u delta / 2
                 let kick = 0.5 * u * delta;
                 let v1 = lincomb(&[
@@ -180,6 +178,46 @@ impl Sampler {
             }
         }
     }
+}
+
+/// Fewer normals than this are drawn as one job beside the score: for a batch of one 28x28 image, splitting them
+/// cost more than it saved (0.040 -> 0.048 ms per step of a small MLP).
+const SPLIT_NOISE_MIN: usize = 8192;
+
+/// `(score(at), eps)` with `eps` standard normals of `like`'s shape, exactly those of `rng.normal_vec`, drawn in two
+/// halves: this thread draws the first before scoring while another takes the second, so that the other thread
+/// is free again for the score's second row block when this one starts the first (with the noise as one job beside
+/// the score, the thread that drew it finished its row block late: 0.60 instead of 0.43 ms for a small MLP's score
+/// at 64 chains).
+#[allow(clippy::type_complexity)]
+fn score_beside_noise<E: Send>(
+    at: &Tensor,
+    like: &Tensor,
+    rng: &mut Rng,
+    score: impl FnOnce(&Tensor) -> Result<(E, Tensor)> + Send,
+) -> Result<((E, Tensor), Tensor)> {
+    if like.elem_count() < SPLIT_NOISE_MIN {
+        let (scored, eps) = join(
+            || score(at),
+            || -> Result<Tensor> {
+                let v = rng.normal_vec(like.elem_count());
+                Ok(Tensor::from_vec(v, like.shape(), like.device())?.to_dtype(like.dtype())?)
+            },
+        );
+        return Ok((scored?, eps?));
+    }
+    let parts = rng.split_normals(like.elem_count());
+    let ((first, scored), second) = join(
+        || {
+            let first = parts.first();
+            (first, score(at))
+        },
+        || parts.second(),
+    );
+    let scored = scored?;
+    let eps = Tensor::from_vec(rng.join_normals(first, second), like.shape(), like.device())?
+        .to_dtype(like.dtype())?;
+    Ok((scored, eps))
 }
 
 /// `(a(), b())`, on two rayon threads when there are several, else one after the other on this thread (handing
