@@ -224,38 +224,59 @@ impl SimdKernel for ActPairF32<'_> {
     }
 }
 
+/// `(a(h), a'(h))` stacked as `[2, ..]` (`pair`), or `a(h)` alone, for [`ActPair`] and [`ActValue`].
+fn act_cpu(
+    act: Activation,
+    pair: bool,
+    s: &CpuStorage,
+    l: &Layout,
+    name: &str,
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let len = l.shape().elem_count();
+    let size = if pair { 2 * len } else { len };
+    let out = match s {
+        CpuStorage::F32(v) => {
+            let h = contiguous_slice(v, l, name)?;
+            let mut out = vec![0f32; size];
+            let (a, d) = out.split_at_mut(len);
+            let d = if pair { Some(d) } else { None };
+            with_best_simd(ActPairF32 { act, h, a, d });
+            CpuStorage::F32(out)
+        }
+        CpuStorage::F64(v) => {
+            let h = contiguous_slice(v, l, name)?;
+            let mut out = vec![0f64; size];
+            let (a, d) = out.split_at_mut(len);
+            if pair {
+                for ((a, d), &h) in a.iter_mut().zip(d.iter_mut()).zip(h) {
+                    (*a, *d) = act_pair(act, h);
+                }
+            } else {
+                for (a, &h) in a.iter_mut().zip(h) {
+                    *a = act_pair(act, h).0;
+                }
+            }
+            CpuStorage::F64(out)
+        }
+        other => candle_core::bail!("{name}: unsupported dtype {:?}", other.dtype()),
+    };
+    Ok((
+        out,
+        if pair {
+            pair_shape(l)
+        } else {
+            l.shape().clone()
+        },
+    ))
+}
+
 impl CustomOp1 for ActPair {
     fn name(&self) -> &'static str {
         "walkjump-act-pair"
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let act = self.0;
-        let out = match s {
-            CpuStorage::F32(v) => {
-                let h = contiguous_slice(v, l, self.name())?;
-                let mut out = vec![0f32; 2 * h.len()];
-                let (a, d) = out.split_at_mut(h.len());
-                with_best_simd(ActPairF32 {
-                    act,
-                    h,
-                    a,
-                    d: Some(d),
-                });
-                CpuStorage::F32(out)
-            }
-            CpuStorage::F64(v) => {
-                let h = contiguous_slice(v, l, self.name())?;
-                let mut out = vec![0f64; 2 * h.len()];
-                let (a, d) = out.split_at_mut(h.len());
-                for ((a, d), &h) in a.iter_mut().zip(d.iter_mut()).zip(h) {
-                    (*a, *d) = act_pair(act, h);
-                }
-                CpuStorage::F64(out)
-            }
-            other => candle_core::bail!("act-pair: unsupported dtype {:?}", other.dtype()),
-        };
-        Ok((out, pair_shape(l)))
+        act_cpu(self.0, true, s, l, self.name())
     }
 }
 
@@ -270,26 +291,7 @@ impl CustomOp1 for ActValue {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let act = self.0;
-        let out = match s {
-            CpuStorage::F32(v) => {
-                let h = contiguous_slice(v, l, self.name())?;
-                let mut a = vec![0f32; h.len()];
-                with_best_simd(ActPairF32 {
-                    act,
-                    h,
-                    a: &mut a,
-                    d: None,
-                });
-                CpuStorage::F32(a)
-            }
-            CpuStorage::F64(v) => {
-                let h = contiguous_slice(v, l, self.name())?;
-                CpuStorage::F64(h.iter().map(|&h| act_pair(act, h).0).collect())
-            }
-            other => candle_core::bail!("act-value: unsupported dtype {:?}", other.dtype()),
-        };
-        Ok((out, l.shape().clone()))
+        act_cpu(self.0, false, s, l, self.name())
     }
 }
 
