@@ -188,6 +188,20 @@ fn pump(h: &mut Harness<'static, App>, worker: &mut Worker, ticks: usize) -> Vec
     sent
 }
 
+/// Writes `pixels` as a `.npy` array of `uint8` with the given shape (a Python tuple, e.g. `"(2, 28, 28)"`).
+fn write_u8_npy(path: &Path, shape: &str, pixels: &[u8]) {
+    let mut header = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': {shape}, }}");
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    npy.extend_from_slice(header.as_bytes());
+    npy.extend_from_slice(pixels);
+    std::fs::write(path, &npy).expect("write npy");
+}
+
 #[derive(Debug)]
 struct Dropped(PathBuf);
 
@@ -1573,17 +1587,8 @@ fn images_from_a_file_are_held_one_per_chain_and_bad_files_get_a_banner() {
                 .collect::<Vec<_>>()
         })
         .collect();
-    let mut header = "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 28, 28), }".to_string();
-    while !(10 + header.len() + 1).is_multiple_of(64) {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
-    npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    npy.extend_from_slice(header.as_bytes());
-    npy.extend_from_slice(&pixels);
     let file = dir.join("two.npy");
-    std::fs::write(&file, &npy).expect("write npy");
+    write_u8_npy(&file, "(2, 28, 28)", &pixels);
     let mut worker = Worker::new(candle_core::Device::Cpu);
     let mut app = App::new_for_test();
     app.startup(&dir, Some(&m));
@@ -1775,18 +1780,8 @@ fn denoise_takes_colour_images_from_a_dropped_file() {
     let dir = temp_dir("app-denoise-colour");
     let (n, c, hh, ww) = (5usize, 3usize, 32usize, 32usize);
     let pixels: Vec<u8> = (0..n * c * hh * ww).map(|i| (i * 37 % 251) as u8).collect();
-    let mut header =
-        format!("{{'descr': '|u1', 'fortran_order': False, 'shape': ({n}, {c}, {hh}, {ww}), }}");
-    while !(10 + header.len() + 1).is_multiple_of(64) {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
-    npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    npy.extend_from_slice(header.as_bytes());
-    npy.extend_from_slice(&pixels);
     let file = dir.join("colour.npy");
-    std::fs::write(&file, &npy).expect("write npy");
+    write_u8_npy(&file, &format!("({n}, {c}, {hh}, {ww})"), &pixels);
 
     let mut worker = Worker::new(candle_core::Device::Cpu);
     let mut app = App::new_for_test();
