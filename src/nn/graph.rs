@@ -502,9 +502,53 @@ impl Graph {
         Ok(self.forward_layout(x, cpu_fast_path(x), false)?.0)
     }
 
+    /// If the graph ends in `x + mul * t` (the input plus a scaled value: how `walkjump convert` writes a score
+    /// network `s` as the denoiser `D(y) = y + sigma^2 s(y)`), the value `t` (its index, as in
+    /// [`Graph::forward_value`]) and `mul`. `t` must have no other reader.
+    pub fn residual_tail(&self) -> Option<(usize, f64)> {
+        let last = self.steps.len();
+        let add = self.steps.last()?;
+        if !matches!(add.node, Node::Add) {
+            return None;
+        }
+        let scaled = match add.inputs.as_slice() {
+            [a, 0] | [0, a] if *a > 0 => *a,
+            _ => return None,
+        };
+        let step = &self.steps[scaled - 1];
+        let Node::Affine(mul, shift) = step.node else {
+            return None;
+        };
+        let t = *step.inputs.first()?;
+        let fits = shift == 0.0
+            && t > 0
+            && self.uses[scaled] == 1
+            && self.uses[t] == 1
+            && scaled < last
+            && self.steps[t - 1].shape.numel() == self.input.numel();
+        fits.then_some((t, mul))
+    }
+
+    /// `x: [N, d_in] -> value v: [N, numel(v)]`, running only the nodes up to `v` (value 0 is the input, value `i`
+    /// the output of node `i - 1`), with no VJP to follow.
+    pub fn forward_value(&self, x: &Tensor, v: usize) -> Result<Tensor> {
+        if v == 0 || v > self.steps.len() {
+            return Err(Error::Unsupported(format!(
+                "graph value {v} is not a node's output (1..={})",
+                self.steps.len()
+            )));
+        }
+        Ok(self.run(x, cpu_fast_path(x), false, v)?.0)
+    }
+
     /// [`Graph::forward_cached`] with images channels-last (`nhwc`, the CPU kernels) or channels-first; `keep`:
     /// whether a VJP follows (without it activations give their values only, and the cache cannot serve a VJP).
     fn forward_layout(&self, x: &Tensor, nhwc: bool, keep: bool) -> Result<(Tensor, GraphCache)> {
+        self.run(x, nhwc, keep, self.steps.len())
+    }
+
+    /// The nodes before value `stop` (`1..=steps`), returning that value flattened.
+    fn run(&self, x: &Tensor, nhwc: bool, keep: bool, stop: usize) -> Result<(Tensor, GraphCache)> {
         let n = x.dim(0)?;
         let lay = Layout { n, nhwc };
         let mut values: Vec<Option<Tensor>> = Vec::with_capacity(self.steps.len() + 1);
@@ -514,7 +558,7 @@ impl Graph {
         // would, so that big batches keep only what the VJP needs.
         let mut pending = self.uses.clone();
         let mut i = 0;
-        while i < self.steps.len() {
+        while i < stop {
             let step = &self.steps[i];
             let arg = |k: usize| -> Result<&Tensor> {
                 values[step.inputs[k]]
@@ -527,6 +571,7 @@ impl Graph {
                 && matches!(next.node, Node::Act(Activation::Silu))
                 && next.inputs == [i + 1]
                 && self.uses[i + 1] == 1
+                && i + 2 <= stop
                 && let Some((a, d)) = lin.forward_silu(arg(0)?)?
             {
                 let x = step.inputs[0];
@@ -632,7 +677,11 @@ impl Graph {
             .pop()
             .flatten()
             .ok_or_else(|| Error::Unsupported("graph has no output".into()))?;
-        let out = match self.output_shape() {
+        let shape = match stop.checked_sub(1) {
+            Some(last) => self.steps[last].shape,
+            None => self.input,
+        };
+        let out = match shape {
             ValueShape::Image(..) => lay.flat_of(&out)?,
             ValueShape::Flat(_) => out,
         };

@@ -264,6 +264,16 @@ impl Net {
         self.graph.forward(x)
     }
 
+    /// See [`Graph::residual_tail`]: `Some((t, mul))` when the network computes `x + mul * t(x)`.
+    pub fn residual_tail(&self) -> Option<(usize, f64)> {
+        self.graph.residual_tail()
+    }
+
+    /// `x: [N, c*h*w] -> value v: [N, numel(v)]` (see [`Graph::forward_value`]).
+    pub fn forward_value(&self, x: &Tensor, v: usize) -> Result<Tensor> {
+        self.graph.forward_value(x, v)
+    }
+
     /// Vector-Jacobian product: `g: [N, out] -> g * d(out)/d(x): [N, c*h*w]`.
     pub fn vjp(&self, cache: &NetCache, g: &Tensor) -> Result<Tensor> {
         self.graph.vjp(cache, g)

@@ -313,3 +313,42 @@ fn malformed_graphs_are_refused_with_the_node_named() {
         .is_err()
     );
 }
+
+/// A score network as `walkjump convert` writes it, `x + mul * t(x)` on an image input: the tail is found, the
+/// value `t` alone equals `(out - x) / mul` of the whole graph, and graphs of other forms have no tail.
+#[test]
+fn residual_tail_gives_the_scaled_value_alone() {
+    let tail = spec(serde_json::json!({
+        "input": [1, 4, 4],
+        "nodes": [
+            {"op": "flatten", "in": [0]},
+            {"op": "linear", "in": [1], "name": "a", "out": 16},
+            {"op": "silu", "in": [2]},
+            {"op": "linear", "in": [3], "name": "b", "out": 16},
+            {"op": "unflatten", "in": [4], "shape": [1, 4, 4]},
+            {"op": "affine", "in": [5], "mul": 0.25, "add": 0.0},
+            {"op": "add", "in": [6, 0]}
+        ]
+    }));
+    let (graph, _vars) = build(&tail, 4);
+    assert_eq!(graph.residual_tail(), Some((5, 0.25)));
+    let x = random(&mut Rng::new(9), 3, 16);
+    let out = graph.forward(&x).expect("forward");
+    let t = graph.forward_value(&x, 5).expect("value");
+    let want = ((out - &x).expect("diff") / 0.25).expect("scaled");
+    for (g, w) in values(&t).iter().zip(values(&want)) {
+        assert!((g - w).abs() < 1e-12, "{g} vs {w}");
+    }
+    // The linear + SiLU pair is not fused past the value asked for.
+    let h = graph.forward_value(&x, 2).expect("pre-activation");
+    assert_eq!(h.dims(), [3, 16]);
+    assert!(
+        values(&h).iter().any(|v| *v < 0.0),
+        "a pre-activation has negative values"
+    );
+    assert!(graph.forward_value(&x, 0).is_err());
+    assert!(graph.forward_value(&x, 8).is_err());
+    for other in [unet_like(), fan_out(), odd_sizes()] {
+        assert_eq!(build(&other, 1).0.residual_tail(), None);
+    }
+}

@@ -142,9 +142,24 @@ fn channel_sums<T: WithDType>(xs: &[T], c: usize, sums: &mut [f64], f: impl Fn(u
     }
 }
 
+/// Sum of `f(x)` over a run in f64, with eight partial sums side by side (one running sum waits on the latency
+/// of each add and cannot be vectorised).
+#[inline(always)]
+fn lane_sum<T: WithDType>(xs: &[T], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0f64; 8];
+    let chunks = xs.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().map(|&v| f(v.to_f64())).sum();
+    for ch in chunks {
+        for (a, &v) in acc.iter_mut().zip(ch) {
+            *a += f(v.to_f64());
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
 /// Sums of consecutive runs of `per` channels.
 fn group_totals(sums: &[f64], per: usize) -> impl Iterator<Item = f64> + '_ {
-    sums.chunks_exact(per).map(|s| s.iter().sum())
+    sums.chunks_exact(per).map(|s| lane_sum(s, |v| v))
 }
 
 type Shape3 = (usize, usize, usize);
@@ -169,21 +184,38 @@ fn forward<T: WithDType>(
         .zip(out.chunks_exact_mut(size))
         .take(n)
     {
-        channel_sums(x, c, &mut sums, |_, v| v);
-        let means: Vec<f64> = group_totals(&sums, per).map(|s| s / count).collect();
-        for (k, mu) in mu.iter_mut().enumerate() {
-            *mu = means[k / per];
+        // Flat features (layer norm, m = 1): each group is one run of the sample; images sum per channel first.
+        let means: Vec<f64> = if m == 1 {
+            x.chunks_exact(per)
+                .map(|r| lane_sum(r, |v| v) / count)
+                .collect()
+        } else {
+            channel_sums(x, c, &mut sums, |_, v| v);
+            group_totals(&sums, per).map(|s| s / count).collect()
+        };
+        for (mu, &mean) in mu.chunks_exact_mut(per).zip(&means) {
+            mu.fill(mean);
         }
-        channel_sums(x, c, &mut sums, |k, v| (v - mu[k]) * (v - mu[k]));
+        let squares: Vec<f64> = if m == 1 {
+            let runs = x.chunks_exact(per).zip(&means);
+            runs.map(|(r, &mean)| lane_sum(r, |v| (v - mean) * (v - mean)))
+                .collect()
+        } else {
+            channel_sums(x, c, &mut sums, |k, v| (v - mu[k]) * (v - mu[k]));
+            group_totals(&sums, per).collect()
+        };
         let first = stats.len();
-        for (mean, ss) in means.iter().zip(group_totals(&sums, per)) {
+        for (mean, ss) in means.iter().zip(squares) {
             stats.push((*mean, 1.0 / (ss / count + eps).sqrt()));
         }
-        for k in 0..c {
-            let (mean, inv) = stats[first + k / per];
-            let scale = gamma[k] * inv;
-            a[k] = T::from_f64(scale);
-            b[k] = T::from_f64(beta[k] - mean * scale);
+        let runs = a.chunks_exact_mut(per).zip(b.chunks_exact_mut(per));
+        let params = gamma.chunks_exact(per).zip(beta.chunks_exact(per));
+        for (((a, b), (gamma, beta)), &(mean, inv)) in runs.zip(params).zip(&stats[first..]) {
+            for (((a, b), &gamma), &beta) in a.iter_mut().zip(b.iter_mut()).zip(gamma).zip(beta) {
+                let scale = gamma * inv;
+                *a = T::from_f64(scale);
+                *b = T::from_f64(beta - mean * scale);
+            }
         }
         let (a, b) = (a.as_slice(), b.as_slice());
         with_best_simd(PerChannel {
@@ -216,8 +248,8 @@ fn vjp<T: WithDType>(
         let st = &stats[i * groups..(i + 1) * groups];
         // s1_k = sum_p g, s2_k = sum_p g (x - mean): one pass over both.
         s1.iter_mut().chain(s2.iter_mut()).for_each(|s| *s = 0.0);
-        for (k, mu) in mu.iter_mut().enumerate() {
-            *mu = st[k / per].0;
+        for (mu, &(mean, _)) in mu.chunks_exact_mut(per).zip(st) {
+            mu.fill(mean);
         }
         for (gp, xp) in g.chunks_exact(c).zip(x.chunks_exact(c)) {
             let sums = s1.iter_mut().zip(s2.iter_mut()).zip(&mu);
