@@ -503,10 +503,9 @@ impl Graph {
     }
 
     /// If the graph ends in `x + mul * t` (the input plus a scaled value: how `walkjump convert` writes a score
-    /// network `s` as the denoiser `D(y) = y + sigma^2 s(y)`), the value `t` (its index, as in
-    /// [`Graph::forward_value`]) and `mul`. `t` must have no other reader.
+    /// network `s` as the denoiser `D(y) = y + sigma^2 s(y)`) or in `x + t` (a residual denoiser, `mul = 1`), the
+    /// value `t` (its index, as in [`Graph::forward_value`]) and `mul`. `t` must have no other reader.
     pub fn residual_tail(&self) -> Option<(usize, f64)> {
-        let last = self.steps.len();
         let add = self.steps.last()?;
         if !matches!(add.node, Node::Add) {
             return None;
@@ -516,15 +515,15 @@ impl Graph {
             _ => return None,
         };
         let step = &self.steps[scaled - 1];
-        let Node::Affine(mul, shift) = step.node else {
-            return None;
+        // `x + t` (a residual denoiser) is the same form with `mul = 1`.
+        let (t, mul, shift) = match step.node {
+            Node::Affine(mul, shift) => (*step.inputs.first()?, mul, shift),
+            _ => (scaled, 1.0, 0.0),
         };
-        let t = *step.inputs.first()?;
         let fits = shift == 0.0
             && t > 0
             && self.uses[scaled] == 1
             && self.uses[t] == 1
-            && scaled < last
             && self.steps[t - 1].shape.numel() == self.input.numel();
         fits.then_some((t, mul))
     }

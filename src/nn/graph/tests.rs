@@ -348,6 +348,22 @@ fn residual_tail_gives_the_scaled_value_alone() {
     );
     assert!(graph.forward_value(&x, 0).is_err());
     assert!(graph.forward_value(&x, 8).is_err());
+    // A residual denoiser `x + t(x)`: mul = 1.
+    let residual = spec(serde_json::json!({
+        "input": [1, 4, 4],
+        "nodes": [
+            {"op": "conv2d", "in": [0], "name": "c", "out": 1, "kernel": 3, "padding": 1},
+            {"op": "add", "in": [0, 1]}
+        ]
+    }));
+    let (graph, _vars) = build(&residual, 5);
+    assert_eq!(graph.residual_tail(), Some((1, 1.0)));
+    let out = graph.forward(&x).expect("forward");
+    let t = graph.forward_value(&x, 1).expect("value");
+    let want = (out - &x).expect("diff");
+    for (g, w) in values(&t).iter().zip(values(&want)) {
+        assert!((g - w).abs() < 1e-12, "{g} vs {w}");
+    }
     for other in [unet_like(), fan_out(), odd_sizes()] {
         assert_eq!(build(&other, 1).0.residual_tail(), None);
     }
