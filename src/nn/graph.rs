@@ -528,6 +528,13 @@ impl Graph {
         fits.then_some((t, mul))
     }
 
+    /// Whether value `v` is a linear or convolution output (a tensor of its own) with one reader.
+    fn fresh_sole(&self, v: usize) -> bool {
+        v > 0
+            && self.uses[v] == 1
+            && matches!(self.steps[v - 1].node, Node::Linear(_) | Node::Conv(_))
+    }
+
     /// `x: [N, d_in] -> value v: [N, numel(v)]`, running only the nodes up to `v` (value 0 is the input, value `i`
     /// the output of node `i - 1`), with no VJP to follow.
     pub fn forward_value(&self, x: &Tensor, v: usize) -> Result<Tensor> {
@@ -594,6 +601,13 @@ impl Graph {
                     } else {
                         (conv.forward(arg(0)?)?, Saved::None)
                     }
+                }
+                // A layer's fresh output read by its activation alone is overwritten in place.
+                Node::Act(a) if !keep && self.fresh_sole(step.inputs[0]) => {
+                    let h = values[step.inputs[0]].take().ok_or_else(|| {
+                        Error::Unsupported("graph value used after fusion".into())
+                    })?;
+                    (a.value_in_place(h)?, Saved::None)
                 }
                 Node::Act(a) if !keep => (a.value(arg(0)?)?, Saved::None),
                 Node::Act(a) => {

@@ -18,7 +18,7 @@ mod norm;
 mod pool;
 
 pub use channels::{to_channels_first, to_channels_last};
-pub use fused::{ActPair, ActValue, GroupSums, fused_path};
+pub use fused::{ActInPlace, ActPair, ActValue, GroupSums, fused_path};
 pub use norm::{NormStats, group_norm_forward, group_norm_vjp};
 pub use pool::{avg_pool_nhwc, avg_pool_nhwc_vjp, upsample_nhwc, upsample_nhwc_vjp};
 

@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 
 use crate::nn::Result;
-use crate::nn::kernels::{ActPair, ActValue, fused_path};
+use crate::nn::kernels::{ActInPlace, ActPair, ActValue, fused_path};
 use crate::nn::layers::{sigmoid, silu_with_grad};
 
 /// Elementwise activations: each returns its value and its derivative.
@@ -39,6 +39,16 @@ impl Activation {
             return Ok(h.contiguous()?.apply_op1_no_bwd(&ActValue(self))?);
         }
         Ok(self.apply(h)?.0)
+    }
+
+    /// [`Activation::value`] written over `h` itself on the CPU fast path: for a fresh value that nothing else
+    /// reads or shares storage with (the caller's promise). Elsewhere the same as `value`.
+    pub fn value_in_place(self, h: Tensor) -> Result<Tensor> {
+        if fused_path(&h) && h.is_contiguous() {
+            h.inplace_op1(&ActInPlace(self))?;
+            return Ok(h);
+        }
+        self.value(&h)
     }
 
     /// `h -> (a(h), a'(h))`, both of `h`'s shape, differentiable in `h` (for training through the VJP).

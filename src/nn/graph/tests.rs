@@ -368,3 +368,31 @@ fn residual_tail_gives_the_scaled_value_alone() {
         assert_eq!(build(&other, 1).0.residual_tail(), None);
     }
 }
+
+/// The forward-only pass (activations in place over fresh layer outputs, value-only kernels) gives the values of
+/// the pass that keeps its cache, and leaves its input untouched. (An in-place activation off by 1e-4 fails it.)
+#[test]
+fn forward_only_equals_the_cached_forward() {
+    for s in [unet_like(), fan_out(), odd_sizes()] {
+        // Weights that track no gradient (as loaded from a checkpoint), so that the CPU fast paths run.
+        let (built, vars) = build(&s, 6);
+        let frozen: HashMap<String, Tensor> = vars
+            .data()
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+            .collect();
+        let vb = VarBuilder::from_tensors(frozen, DType::F64, &Device::Cpu);
+        let graph = Graph::new(&vb, &s, built.input_shape()).expect("frozen graph");
+        let x = random(&mut Rng::new(10), 4, graph.input_shape().numel());
+        let before = values(&x);
+        let fast = graph.forward(&x).expect("forward");
+        let (cached, _) = graph.forward_cached(&x).expect("cached");
+        // The two passes round differently in places (value-only kernels, fusions): f64 rounding, nothing more.
+        for (f, c) in values(&fast).iter().zip(values(&cached)) {
+            assert!((f - c).abs() <= 1e-12 * c.abs().max(1.0), "{f} vs {c}");
+        }
+        assert_eq!(values(&x), before);
+    }
+}

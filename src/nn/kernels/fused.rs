@@ -3,7 +3,7 @@
 //! normalisation needs ([`GroupSums`]), in place of chains of candle ops each of which walks the whole tensor.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, InplaceOp1, Layout, Shape, Tensor};
 
 use super::{SimdKernel, contiguous_slice, exp_f32, pair_shape, with_best_simd};
 use crate::nn::graph::Activation;
@@ -135,23 +135,39 @@ fn erf_f32(x: f32) -> f32 {
 /// [`tanh_f32`]; the others fall back to [`act_pair_f32`]. Hoisted out of the loop by matching before it, so each loop body is branch-free.
 struct ActPairF32<'a> {
     act: Activation,
-    h: &'a [f32],
+    /// The input; `None`: in place, the input is `a`.
+    h: Option<&'a [f32]>,
     a: &'a mut [f32],
     /// The derivative's output; `None` for the value alone (the derivative's arithmetic is then dead code).
     d: Option<&'a mut [f32]>,
 }
 
 #[inline(always)]
-fn each_pair(h: &[f32], a: &mut [f32], d: Option<&mut [f32]>, f: impl Fn(f32) -> (f32, f32)) {
-    match d {
-        Some(d) => {
+fn each_pair(
+    h: Option<&[f32]>,
+    a: &mut [f32],
+    d: Option<&mut [f32]>,
+    f: impl Fn(f32) -> (f32, f32),
+) {
+    match (h, d) {
+        (Some(h), Some(d)) => {
             for ((a, d), &h) in a.iter_mut().zip(d.iter_mut()).zip(h) {
                 (*a, *d) = f(h);
             }
         }
-        None => {
+        (Some(h), None) => {
             for (a, &h) in a.iter_mut().zip(h) {
                 *a = f(h).0;
+            }
+        }
+        (None, Some(d)) => {
+            for (a, d) in a.iter_mut().zip(d.iter_mut()) {
+                (*a, *d) = f(*a);
+            }
+        }
+        (None, None) => {
+            for a in a.iter_mut() {
+                *a = f(*a).0;
             }
         }
     }
@@ -240,7 +256,12 @@ fn act_cpu(
             let mut out = vec![0f32; size];
             let (a, d) = out.split_at_mut(len);
             let d = if pair { Some(d) } else { None };
-            with_best_simd(ActPairF32 { act, h, a, d });
+            with_best_simd(ActPairF32 {
+                act,
+                h: Some(h),
+                a,
+                d,
+            });
             CpuStorage::F32(out)
         }
         CpuStorage::F64(v) => {
@@ -292,6 +313,37 @@ impl CustomOp1 for ActValue {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         act_cpu(self.0, false, s, l, self.name())
+    }
+}
+
+/// `h <- a(h)` in place, the activation alone, `f32` / `f64` CPU, contiguous `h`. Only for a value that nothing
+/// else reads or shares storage with (a fresh layer output read by this activation alone): candle does not
+/// check that.
+#[derive(Clone, Copy, Debug)]
+pub struct ActInPlace(pub Activation);
+
+impl InplaceOp1 for ActInPlace {
+    fn name(&self) -> &'static str {
+        "walkjump-act-in-place"
+    }
+
+    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> candle_core::Result<()> {
+        let Some((start, end)) = l.contiguous_offsets() else {
+            candle_core::bail!("{}: the input must be contiguous", self.name());
+        };
+        match s {
+            CpuStorage::F32(v) => with_best_simd(ActPairF32 {
+                act: self.0,
+                h: None,
+                a: &mut v[start..end],
+                d: None,
+            }),
+            CpuStorage::F64(v) => v[start..end]
+                .iter_mut()
+                .for_each(|h| *h = act_pair(self.0, *h).0),
+            other => candle_core::bail!("{}: unsupported dtype {:?}", self.name(), other.dtype()),
+        }
+        Ok(())
     }
 }
 
