@@ -20,6 +20,7 @@ use walkjump::app::{App, Frame, SaveKind, WorkerCommand};
 use walkjump::models::Arch;
 use walkjump::models::checkpoint::ModelKind;
 use walkjump::run::{DenoiseColumn, Mixing};
+use walkjump::sampling::SamplerKind;
 use walkjump::sampling::langevin::Sampler;
 use walkjump::sampling::nebula::Attractor;
 
@@ -237,6 +238,43 @@ fn walk_tab_shows_sampler_and_run_sends_run() {
         matches!(&sent[..], [WorkerCommand::Walk(WalkCommand::Run(cfg))] if cfg.sampler.name() == "overdamped" && cfg.every == 10),
         "{sent:?}"
     );
+}
+
+/// The sampler combo box lists the registry (`walkjump::sampling::SAMPLERS`), and the gamma and u sliders show only
+/// for a sampler that takes them.
+#[test]
+fn sampler_combo_lists_the_registry_and_shows_gamma_u_only_when_used() {
+    let mut h = harness(app_with_model());
+    h.run();
+    assert!(
+        h.query_by_label("gamma").is_none(),
+        "overdamped has no gamma"
+    );
+    for k in SamplerKind::all() {
+        h.get_by_label("sampler").click();
+        h.run();
+        // The open list holds every registered sampler; pick `k` (the last node with its label: the list entry,
+        // not the combo's own text).
+        for other in SamplerKind::all() {
+            assert!(
+                h.query_all_by_label(other.label()).next().is_some(),
+                "{} is not listed",
+                other.label()
+            );
+        }
+        let entry = h.get_all_by_label(k.label()).last().expect("entry");
+        entry.click();
+        h.run();
+        assert_eq!(h.state().settings.walk.sampler, k);
+        assert_eq!(h.state().settings.walk.sampler().name(), k.name());
+        assert_eq!(
+            h.query_by_label("gamma").is_some(),
+            k.underdamped(),
+            "{}",
+            k.name()
+        );
+        assert_eq!(h.query_by_label("u").is_some(), k.underdamped());
+    }
 }
 
 #[test]
