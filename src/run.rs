@@ -36,20 +36,11 @@ pub fn recommended_sampler(meta: &Metadata) -> (Sampler, usize) {
     let sigma = meta.sigma;
     if meta.measurements > 1 {
         // MEMs, MNIST 1 (x) 16: Algorithm 2, delta = sigma / 2, gamma = 1/2, u = 1, 10 steps per jump.
-        (
-            Sampler::Cheng {
-                delta: sigma / 2.0,
-                gamma: 0.5,
-                u: 1.0,
-            },
-            10,
-        )
+        (Sampler::cheng(sigma / 2.0, 0.5, 1.0), 10)
     } else {
         // UVB at sigma = 1: overdamped, paper delta 0.2 (project delta = sqrt(2) * paper delta), scaled with sigma.
         (
-            Sampler::Overdamped {
-                delta: std::f64::consts::SQRT_2 * 0.2 * sigma,
-            },
+            Sampler::overdamped(std::f64::consts::SQRT_2 * 0.2 * sigma),
             10,
         )
     }
@@ -837,11 +828,7 @@ mod tests {
             }
         }
         for v in values {
-            let rec = record(Sampler::Cheng {
-                delta: v,
-                gamma: 0.5,
-                u: 1.0,
-            });
+            let rec = record(Sampler::cheng(v, 0.5, 1.0));
             let text = serde_json::to_string_pretty(&rec).expect("serialize");
             let back = RunRecord::from_json(&text).expect("parse");
             assert_eq!(

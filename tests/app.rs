@@ -20,6 +20,7 @@ use walkjump::app::{App, Frame, SaveKind, WorkerCommand};
 use walkjump::models::Arch;
 use walkjump::models::checkpoint::ModelKind;
 use walkjump::run::{DenoiseColumn, Mixing};
+use walkjump::sampling::SamplerKind;
 use walkjump::sampling::langevin::Sampler;
 use walkjump::sampling::nebula::Attractor;
 
@@ -53,12 +54,7 @@ fn fake_info(path: &str, kind: &str, sigma: f64) -> ModelInfo {
         arch: "{\n  \"net\": {\"type\": \"mlp\", \"hidden\": [1024, 1024]}\n}".into(),
         train: Some("{\n  \"epochs\": 20,\n  \"test_loss\": 28.1\n}".into()),
         extra: BTreeMap::new(),
-        recommended: (
-            Sampler::Overdamped {
-                delta: 0.2 * std::f64::consts::SQRT_2,
-            },
-            10,
-        ),
+        recommended: (Sampler::overdamped(0.2 * std::f64::consts::SQRT_2), 10),
     }
 }
 
@@ -117,7 +113,7 @@ fn walk_frame(chains: usize, running: bool) -> WalkFrame {
         divergence: None,
         steps_per_sec: 0.0,
         config: Some(walkjump::sampling::chain::ChainConfig {
-            sampler: Sampler::Overdamped { delta: 0.2828 },
+            sampler: Sampler::overdamped(0.2828),
             every: 10,
             chains,
             init: walkjump::sampling::chain::ChainInit::UniformNoise,
@@ -244,6 +240,43 @@ fn walk_tab_shows_sampler_and_run_sends_run() {
     );
 }
 
+/// The sampler combo box lists the registry (`walkjump::sampling::SAMPLERS`), and the gamma and u sliders show only
+/// for a sampler that takes them.
+#[test]
+fn sampler_combo_lists_the_registry_and_shows_gamma_u_only_when_used() {
+    let mut h = harness(app_with_model());
+    h.run();
+    assert!(
+        h.query_by_label("gamma").is_none(),
+        "overdamped has no gamma"
+    );
+    for k in SamplerKind::all() {
+        h.get_by_label("sampler").click();
+        h.run();
+        // The open list holds every registered sampler; pick `k` (the last node with its label: the list entry,
+        // not the combo's own text).
+        for other in SamplerKind::all() {
+            assert!(
+                h.query_all_by_label(other.label()).next().is_some(),
+                "{} is not listed",
+                other.label()
+            );
+        }
+        let entry = h.get_all_by_label(k.label()).last().expect("entry");
+        entry.click();
+        h.run();
+        assert_eq!(h.state().settings.walk.sampler, k);
+        assert_eq!(h.state().settings.walk.sampler().name(), k.name());
+        assert_eq!(
+            h.query_by_label("gamma").is_some(),
+            k.underdamped(),
+            "{}",
+            k.name()
+        );
+        assert_eq!(h.query_by_label("u").is_some(), k.underdamped());
+    }
+}
+
 #[test]
 fn fed_frame_shows_chains_and_diagnostics() {
     let mut h = harness(app_with_model());
@@ -308,7 +341,7 @@ fn invalid_typed_delta_is_refused_and_not_sent() {
     let sent = h.state_mut().take_sent();
     assert!(
         sent.contains(&WorkerCommand::Walk(WalkCommand::SetSampler(
-            Sampler::Overdamped { delta: 0.5 }
+            Sampler::overdamped(0.5)
         ))),
         "{sent:?}"
     );
@@ -330,25 +363,14 @@ fn presets_follow_reference_section_6() {
     h.get_by_label("MEMs 1x16 (Cheng)").click();
     h.run();
     let w = &h.state().settings.walk;
-    assert_eq!(
-        w.sampler(),
-        Sampler::Cheng {
-            delta: 0.25,
-            gamma: 0.5,
-            u: 1.0
-        }
-    );
+    assert_eq!(w.sampler(), Sampler::cheng(0.25, 0.5, 1.0));
     assert_eq!(w.every, 10);
     h.get_by_label_contains("gamma*delta = 0.125");
     h.get_by_label("MEMs 1x4 (Sachs)").click();
     h.run();
     assert_eq!(
         h.state().settings.walk.sampler(),
-        Sampler::Sachs {
-            delta: 1.0,
-            gamma: 0.25,
-            u: 1.0
-        }
+        Sampler::sachs(1.0, 0.25, 1.0)
     );
     h.get_by_label("NEB overdamped").click();
     h.run();
@@ -1522,7 +1544,7 @@ fn one_test_digit_per_chain_is_held_in_its_own_chain() {
         },
     ))));
     let cfg = walkjump::sampling::chain::ChainConfig {
-        sampler: Sampler::Overdamped { delta: 0.2 },
+        sampler: Sampler::overdamped(0.2),
         every: 5,
         chains: 4,
         init: walkjump::sampling::chain::ChainInit::UniformNoise,

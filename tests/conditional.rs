@@ -97,23 +97,9 @@ fn held_chains_sample_the_exact_conditional_of_a_mixture_for_each_sampler() {
     let held = 0.3f32;
     let critical = 1.95 / (N as f64).sqrt();
     let cases = [
-        (Sampler::Overdamped { delta: 0.15 }, 1500),
-        (
-            Sampler::Sachs {
-                delta: 0.15,
-                gamma: 1.0,
-                u: 1.0,
-            },
-            1500,
-        ),
-        (
-            Sampler::Cheng {
-                delta: 0.15,
-                gamma: 1.0,
-                u: 1.0,
-            },
-            1500,
-        ),
+        (Sampler::overdamped(0.15), 1500),
+        (Sampler::sachs(0.15, 1.0, 1.0), 1500),
+        (Sampler::cheng(0.15, 1.0, 1.0), 1500),
     ];
     for (k, (sampler, steps)) in cases.into_iter().enumerate() {
         let cfg = ChainConfig {
@@ -153,7 +139,7 @@ fn held_chains_sample_the_exact_conditional_of_a_mixture_for_each_sampler() {
 fn unheld_chains_do_not_match_the_conditional() {
     // Power check: the same chains without the condition sample the marginal, which the test rejects.
     let model = mixture();
-    let sampler = Sampler::Overdamped { delta: 0.15 };
+    let sampler = Sampler::overdamped(0.15);
     let cfg = ChainConfig {
         sampler,
         every: 10,
@@ -190,14 +176,7 @@ fn masked_jumps_equal_the_observation_on_held_pixels_bit_for_bit() {
         .collect();
     let mask = named_mask("top", 1, 28, 28, 0).expect("mask");
     let cond = Condition::clean(n, d, &mask, &x).expect("condition");
-    for sampler in [
-        Sampler::Overdamped { delta: 0.3 },
-        Sampler::Sachs {
-            delta: 0.5,
-            gamma: 0.5,
-            u: 1.0,
-        },
-    ] {
+    for sampler in [Sampler::overdamped(0.3), Sampler::sachs(0.5, 0.5, 1.0)] {
         let cfg = ChainConfig {
             sampler,
             every: 5,
@@ -441,11 +420,7 @@ fn an_mdae_holds_the_mask_in_each_of_its_measurements() {
     let mask = named_mask("left", 1, 28, 28, 0).expect("mask");
     let n = 3;
     let cond = Condition::clean(n, d, &mask, &x).expect("condition");
-    let sampler = Sampler::Cheng {
-        delta: 0.5,
-        gamma: 0.5,
-        u: 1.0,
-    };
+    let sampler = Sampler::cheng(0.5, 0.5, 1.0);
     let cfg = ChainConfig {
         sampler,
         every: 5,

@@ -746,14 +746,7 @@ fn run_invalid(name: &str) -> String {
 fn run_files() {
     let rec = RunRecord::from_json(&run_text("valid-run.json")).expect("valid run");
     rec.spec.chain.validate().expect("valid chain");
-    assert_eq!(
-        rec.spec.chain.sampler,
-        Sampler::Cheng {
-            delta: 0.5,
-            gamma: 0.5,
-            u: 1.0
-        }
-    );
+    assert_eq!(rec.spec.chain.sampler, Sampler::cheng(0.5, 0.5, 1.0));
     assert_eq!((rec.spec.chain.chains, rec.spec.steps), (4, 100));
     let rec = RunRecord::from_json(&run_text("valid-run-overdamped.json")).expect("valid run");
     rec.spec.chain.validate().expect("valid chain");

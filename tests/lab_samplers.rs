@@ -47,32 +47,11 @@ fn particles_match_the_exact_law_of_the_discretised_chain_on_a_gaussian() {
     )
     .expect("field");
     let cases = [
-        (Sampler::Overdamped { delta: 0.3 }, 300),
-        (Sampler::Overdamped { delta: 1.2 }, 100),
-        (
-            Sampler::Sachs {
-                delta: 0.5,
-                gamma: 1.0,
-                u: 1.0,
-            },
-            300,
-        ),
-        (
-            Sampler::Cheng {
-                delta: 0.4,
-                gamma: 2.0,
-                u: 1.5,
-            },
-            300,
-        ),
-        (
-            Sampler::Cheng {
-                delta: 1.0,
-                gamma: 0.5,
-                u: 1.0,
-            },
-            300,
-        ),
+        (Sampler::overdamped(0.3), 300),
+        (Sampler::overdamped(1.2), 100),
+        (Sampler::sachs(0.5, 1.0, 1.0), 300),
+        (Sampler::cheng(0.4, 2.0, 1.5), 300),
+        (Sampler::cheng(1.0, 0.5, 1.0), 300),
     ];
     let n = N as f64;
     for (i, (sampler, steps)) in cases.into_iter().enumerate() {
@@ -99,9 +78,8 @@ fn particles_match_the_exact_law_of_the_discretised_chain_on_a_gaussian() {
             "{sampler:?}: covariance {}",
             c[1]
         );
-        if let Sampler::Overdamped { delta } = sampler
-            && delta > 1.0
-        {
+        if sampler.name() == "overdamped" && sampler.delta() > 1.0 {
+            let delta = sampler.delta();
             // The bias of a large step: 1 / (1 - delta^2 / 4) = 1.5625, far outside the noise around 1.
             assert!((exact - 1.0 / (1.0 - delta * delta / 4.0)).abs() < 1e-9);
             assert!(
@@ -186,16 +164,8 @@ fn small_delta_particles_reproduce_the_smoothed_mixture_density() {
     let field = Field2::new(mix.clone()).expect("field");
     let box_ = [-5.0, 5.0, -4.0, 4.0];
     for (sampler, steps, seed) in [
-        (Sampler::Overdamped { delta: 0.1 }, 3000, 11),
-        (
-            Sampler::Sachs {
-                delta: 0.1,
-                gamma: 2.0,
-                u: 1.0,
-            },
-            3000,
-            12,
-        ),
+        (Sampler::overdamped(0.1), 3000, 11),
+        (Sampler::sachs(0.1, 2.0, 1.0), 3000, 12),
     ] {
         let p = run(&field, sampler, ParticleInit::Uniform, steps, seed);
         let (chi2, df) = chi_square(&p, &mix, box_, 12);
@@ -216,7 +186,7 @@ fn small_delta_particles_reproduce_the_smoothed_mixture_density() {
     // A large overdamped step over-spreads the particles: the same tests reject it.
     let p = run(
         &field,
-        Sampler::Overdamped { delta: 1.0 },
+        Sampler::overdamped(1.0),
         ParticleInit::Uniform,
         400,
         13,
@@ -242,7 +212,7 @@ fn the_marginal_histogram_follows_the_exact_marginal() {
     let field = Field2::new(mix).expect("field");
     let p = run(
         &field,
-        Sampler::Overdamped { delta: 0.1 },
+        Sampler::overdamped(0.1),
         ParticleInit::Exact,
         50,
         21,

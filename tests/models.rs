@@ -198,7 +198,7 @@ impl ScoreModel for HalfStiff {
 
 #[test]
 fn divergent_chains_stop_with_a_message_and_the_rest_run_on() {
-    let sampler = Sampler::Overdamped { delta: 0.5 };
+    let sampler = Sampler::overdamped(0.5);
     let cfg = ChainConfig {
         sampler,
         every: 5,
@@ -234,7 +234,7 @@ fn divergent_chains_stop_with_a_message_and_the_rest_run_on() {
     // NaN parameters are refused, reset recovers every chain.
     assert!(
         chain
-            .step(&HalfStiff, &Sampler::Overdamped { delta: f64::NAN })
+            .step(&HalfStiff, &Sampler::overdamped(f64::NAN))
             .is_err()
     );
     chain.reset(&HalfStiff, &cfg, None).expect("reset");
@@ -352,7 +352,7 @@ fn class_draws_stay_bounded_and_visited_counts_every_jump() {
     let classifier = cls.classifier().expect("a classifier");
     let spec = |steps| WalkJumpSpec {
         chain: ChainConfig {
-            sampler: Sampler::Overdamped { delta: 0.5 },
+            sampler: Sampler::overdamped(0.5),
             every: 1,
             chains: 2,
             init: ChainInit::Uniform,

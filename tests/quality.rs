@@ -57,7 +57,7 @@ fn chains_in_a_spurious_well_are_flagged_trapped_and_the_others_are_not() {
     let cond = Condition::seeded(6, 784, &starts).expect("starts");
     let spec = WalkJumpSpec {
         chain: ChainConfig {
-            sampler: Sampler::Overdamped { delta: 0.3 },
+            sampler: Sampler::overdamped(0.3),
             every: 10,
             chains: 6,
             init: ChainInit::Uniform,

@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::walk::SamplerKind;
 use crate::lab::field::Field2;
 use crate::lab::particles::{ParticleConfig, ParticleInit, ParticleSet, TvReport};
 use crate::lab::scene::{LabPreset, Scene, fig1_mixture};
 use crate::lab::spheres::{self, Overlap};
 use crate::sampling::langevin::Sampler;
+use crate::sampling::samplers::{Overdamped, SamplerKind};
 
 /// The most particles the workspace runs per sampler.
 pub const MAX_LAB_PARTICLES: usize = 10_000;
@@ -52,7 +52,7 @@ pub enum LabMode {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SamplerSettings {
-    /// Which walk.
+    /// Which walk (a sampler of the registry; saved as its name).
     pub kind: SamplerKind,
     /// Step size.
     pub delta: f64,
@@ -65,7 +65,7 @@ pub struct SamplerSettings {
 impl Default for SamplerSettings {
     fn default() -> Self {
         Self {
-            kind: SamplerKind::Overdamped,
+            kind: SamplerKind::new(&Overdamped),
             delta: 0.1,
             gamma: 1.0,
             u: 1.0,
@@ -76,21 +76,12 @@ impl Default for SamplerSettings {
 impl SamplerSettings {
     /// The sampler these settings describe.
     pub fn sampler(&self) -> Sampler {
-        let (delta, gamma, u) = (self.delta, self.gamma, self.u);
-        match self.kind {
-            SamplerKind::Overdamped => Sampler::Overdamped { delta },
-            SamplerKind::Sachs => Sampler::Sachs { delta, gamma, u },
-            SamplerKind::Cheng => Sampler::Cheng { delta, gamma, u },
-        }
+        Sampler::new(self.kind, self.delta, self.gamma, self.u)
     }
 
     fn set(&mut self, s: Sampler) {
         self.delta = s.delta();
-        self.kind = match s {
-            Sampler::Overdamped { .. } => SamplerKind::Overdamped,
-            Sampler::Sachs { .. } => SamplerKind::Sachs,
-            Sampler::Cheng { .. } => SamplerKind::Cheng,
-        };
+        self.kind = s.kind();
         if let Some((g, u)) = s.gamma_u() {
             self.gamma = g;
             self.u = u;

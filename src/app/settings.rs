@@ -254,6 +254,34 @@ mod tests {
         assert_eq!(Settings::from_json(&text), (Settings::default(), None));
     }
 
+    /// Settings saved before the samplers had a registry name their sampler kinds by the old enum's variants
+    /// (`"Overdamped"`, `"Sachs"`, `"Cheng"`); they load unchanged, and are saved from then on by registered name.
+    #[test]
+    fn settings_saved_with_the_old_sampler_enum_still_load() {
+        // `Settings::default()` as the code before the registry wrote it, with two kinds changed.
+        let old = r#"{"dark":true,"tab":"WalkJump","walk":{"sampler":"Cheng","delta":0.28284271247461906,"gamma":0.5,"u":1.0,"every":10,"chains":16,"init":"uniform_noise","seed":0,"show_noisy":false,"tuned_for":null,"ab":false,"b":{"sampler":"Overdamped","delta":1.1313708498984762,"gamma":0.5,"u":1.0},"cond":{"on":false,"source":"TestDigit","digit":0,"preset":"Top","share":0.3,"start_from_image":false}},"nebula":{"source":"Uniform","eta":null,"tol":0.1,"max_steps":4000,"starts":64,"seed":0,"merge":0.02,"creative":0.1,"hold":false,"hold_preset":"Top","hold_digit":0,"hold_per_start":true},"denoise":{"class":null,"kind":"Gaussian","level":1.0,"count":6,"aggregate":200,"seed":0,"drawn":false,"draws":3},"lab":{"mode":"Particles","scene":{"means":[[-2.0,0.0],[2.0,0.0]],"stds":[0.5,0.5],"weights":[0.5,0.5]},"sigma":0.5,"half_width":5.0,"a":{"kind":"Sachs","delta":0.1,"gamma":1.0,"u":1.0},"b":{"kind":"Overdamped","delta":1.0,"gamma":1.0,"u":1.0},"ab":false,"particles":2000,"seed":0,"init":"Uniform","steps_per_frame":5,"trail_len":200,"new_std":0.3,"click_adds":true,"contours":true,"log_scale":false,"arrows":true,"spheres":true,"sphere_radius_sigma":false,"jumps":true,"trails":true}}"#;
+        let (s, note) = Settings::from_json(old);
+        assert_eq!(note, None);
+        let mut want = Settings::default();
+        want.walk.sampler = crate::sampling::SamplerKind::from_name("cheng").expect("cheng");
+        want.lab.a.kind = crate::sampling::SamplerKind::from_name("sachs").expect("sachs");
+        assert_eq!(s, want);
+        assert_eq!(
+            s.walk.sampler(),
+            crate::sampling::Sampler::cheng(s.walk.delta, s.walk.gamma, s.walk.u)
+        );
+        let text = serde_json::to_string(&s).expect("json");
+        assert!(
+            text.contains(r#""sampler":"cheng""#) && text.contains(r#""kind":"sachs""#),
+            "{text}"
+        );
+        assert_eq!(Settings::from_json(&text), (want, None));
+        // An unknown sampler makes the file unreadable, as an unknown variant did.
+        let (s, note) = Settings::from_json(r#"{"walk": {"sampler": "hmc"}}"#);
+        assert_eq!(s, Settings::default());
+        assert!(note.is_some_and(|n| n.contains("unknown variant `hmc`")));
+    }
+
     /// A seeded mutation fuzzer over the settings text (the settings live in the app, whose dependencies do not
     /// build under cargo-fuzz in reasonable time here): whatever the bytes, reading them never panics and always
     /// gives settings the app can use. `WALKJUMP_SETTINGS_FUZZ_SECS=600` runs it for ten minutes instead of 20 000

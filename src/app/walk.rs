@@ -14,37 +14,16 @@ mod condition;
 mod views;
 
 use crate::sampling::langevin::Sampler;
+use crate::sampling::samplers::{Overdamped, SamplerKind};
 pub use condition::{CondSettings, CondSource, HeldMark, MaskPreset, condition_record};
 use condition::{condition_controls, condition_of};
 use views::views;
-
-/// The three walks of REFERENCE.md §6.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SamplerKind {
-    /// Overdamped Langevin (ULA).
-    Overdamped,
-    /// Algorithm 1 (Sachs et al.).
-    Sachs,
-    /// Algorithm 2 (Cheng et al.).
-    Cheng,
-}
-
-impl SamplerKind {
-    /// Name shown in the combo box.
-    pub fn label(self) -> &'static str {
-        match self {
-            SamplerKind::Overdamped => "overdamped",
-            SamplerKind::Sachs => "sachs (Algorithm 1)",
-            SamplerKind::Cheng => "cheng (Algorithm 2)",
-        }
-    }
-}
 
 /// Walk parameters that persist between sessions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WalkSettings {
-    /// Which walk.
+    /// Which walk (a sampler of the registry; saved as its name).
     pub sampler: SamplerKind,
     /// Step size (project convention).
     pub delta: f64,
@@ -90,7 +69,7 @@ impl Default for SideB {
     fn default() -> Self {
         // Four times the default step: the comparison shows at once what a large delta does.
         Self {
-            sampler: SamplerKind::Overdamped,
+            sampler: SamplerKind::new(&Overdamped),
             delta: 4.0 * std::f64::consts::SQRT_2 * 0.2,
             gamma: 0.5,
             u: 1.0,
@@ -101,19 +80,14 @@ impl Default for SideB {
 impl SideB {
     /// The sampler these parameters describe.
     pub fn sampler(&self) -> Sampler {
-        let (delta, gamma, u) = (self.delta, self.gamma, self.u);
-        match self.sampler {
-            SamplerKind::Overdamped => Sampler::Overdamped { delta },
-            SamplerKind::Sachs => Sampler::Sachs { delta, gamma, u },
-            SamplerKind::Cheng => Sampler::Cheng { delta, gamma, u },
-        }
+        Sampler::new(self.sampler, self.delta, self.gamma, self.u)
     }
 }
 
 impl Default for WalkSettings {
     fn default() -> Self {
         Self {
-            sampler: SamplerKind::Overdamped,
+            sampler: SamplerKind::new(&Overdamped),
             delta: std::f64::consts::SQRT_2 * 0.2,
             gamma: 0.5,
             u: 1.0,
@@ -133,12 +107,7 @@ impl Default for WalkSettings {
 impl WalkSettings {
     /// The sampler these settings describe.
     pub fn sampler(&self) -> Sampler {
-        let (delta, gamma, u) = (self.delta, self.gamma, self.u);
-        match self.sampler {
-            SamplerKind::Overdamped => Sampler::Overdamped { delta },
-            SamplerKind::Sachs => Sampler::Sachs { delta, gamma, u },
-            SamplerKind::Cheng => Sampler::Cheng { delta, gamma, u },
-        }
+        Sampler::new(self.sampler, self.delta, self.gamma, self.u)
     }
 
     /// What the worker must know about the B side (`None`: A/B is off).
@@ -157,21 +126,13 @@ impl WalkSettings {
         }
     }
 
-    /// Takes a sampler (kind and parameters) and a jump interval.
+    /// Takes a sampler (kind and parameters; gamma and u are kept when it has none) and a jump interval.
     pub fn set_sampler(&mut self, s: Sampler, every: Option<usize>) {
         self.delta = s.delta();
-        match s {
-            Sampler::Overdamped { .. } => self.sampler = SamplerKind::Overdamped,
-            Sampler::Sachs { gamma, u, .. } => {
-                self.sampler = SamplerKind::Sachs;
-                self.gamma = gamma;
-                self.u = u;
-            }
-            Sampler::Cheng { gamma, u, .. } => {
-                self.sampler = SamplerKind::Cheng;
-                self.gamma = gamma;
-                self.u = u;
-            }
+        self.sampler = s.kind();
+        if let Some((gamma, u)) = s.gamma_u() {
+            self.gamma = gamma;
+            self.u = u;
         }
         if let Some(k) = every {
             self.every = k;
@@ -194,39 +155,19 @@ pub const PRESETS: [Preset; 4] = [
     Preset {
         name: "MEMs 1x16 (Cheng)",
         note: "Algorithm 2, delta = sigma/2, gamma = 1/2, u = 1, jump every 10",
-        make: |sigma| {
-            (
-                Sampler::Cheng {
-                    delta: sigma / 2.0,
-                    gamma: 0.5,
-                    u: 1.0,
-                },
-                Some(10),
-            )
-        },
+        make: |sigma| (Sampler::cheng(sigma / 2.0, 0.5, 1.0), Some(10)),
     },
     Preset {
         name: "MEMs 1x4 (Sachs)",
         note: "Algorithm 1, delta = 1, gamma = 1/4, u = 1",
-        make: |_| {
-            (
-                Sampler::Sachs {
-                    delta: 1.0,
-                    gamma: 0.25,
-                    u: 1.0,
-                },
-                None,
-            )
-        },
+        make: |_| (Sampler::sachs(1.0, 0.25, 1.0), None),
     },
     Preset {
         name: "UVB overdamped",
         note: "paper delta 0.2 = project delta 0.2 sqrt(2), jump every 10",
         make: |_| {
             (
-                Sampler::Overdamped {
-                    delta: 0.2 * std::f64::consts::SQRT_2,
-                },
+                Sampler::overdamped(0.2 * std::f64::consts::SQRT_2),
                 Some(10),
             )
         },
@@ -236,9 +177,7 @@ pub const PRESETS: [Preset; 4] = [
         note: "paper delta sigma/100 = project delta sqrt(2) sigma/100",
         make: |sigma| {
             (
-                Sampler::Overdamped {
-                    delta: std::f64::consts::SQRT_2 * sigma / 100.0,
-                },
+                Sampler::overdamped(std::f64::consts::SQRT_2 * sigma / 100.0),
                 None,
             )
         },
@@ -635,8 +574,9 @@ fn controls(
     });
 }
 
-/// The sampler choice and its delta / gamma / u (log sliders with typed entry) for one side; `suffix` names the
-/// side in the labels (`""` for A, `" B"` for B). Returns whether anything changed and a refused typed value's message.
+/// The sampler choice (every sampler of the registry) and its delta / gamma / u (log sliders with typed entry; gamma
+/// and u only for an underdamped sampler) for one side; `suffix` names the side in the labels (`""` for A, `" B"`
+/// for B). Returns whether anything changed and a refused typed value's message.
 fn sampler_params(
     ui: &mut Ui,
     suffix: &str,
@@ -648,12 +588,11 @@ fn sampler_params(
     egui::ComboBox::from_label(format!("sampler{suffix}"))
         .selected_text(kind.label())
         .show_ui(ui, |ui| {
-            for k in [
-                SamplerKind::Overdamped,
-                SamplerKind::Sachs,
-                SamplerKind::Cheng,
-            ] {
-                changed |= ui.selectable_value(kind, k, k.label()).changed();
+            for k in SamplerKind::all() {
+                changed |= ui
+                    .selectable_value(kind, k, k.label())
+                    .on_hover_text(k.help())
+                    .changed();
             }
         });
     let [dt, gt, ut] = texts;
@@ -664,7 +603,7 @@ fn sampler_params(
         1e-4..=10.0,
         dt,
     )];
-    if *kind != SamplerKind::Overdamped {
+    if kind.underdamped() {
         edits.push(log_param(
             ui,
             &format!("gamma{suffix}"),

@@ -14,16 +14,38 @@ use walkjump::run::{self, RunRecord, WalkJumpSpec, default_init, mixing, recomme
 use walkjump::sampling::chain::{ChainConfig, ChainInit};
 use walkjump::sampling::langevin::Sampler;
 use walkjump::sampling::rng::Rng;
+use walkjump::sampling::samplers::{self, SamplerKind};
 use walkjump::{CLASSIFIER_CHECKPOINT, checkpoints_dir};
 
 use super::{Common, load_model, open_device, parse_z, resolve_checkpoint};
+
+/// `--sampler`'s one-line help: the registered names and aliases.
+fn sampler_help() -> String {
+    format!(
+        "Sampler: {}. Default: the model's recommendation",
+        samplers::names_line()
+    )
+}
+
+/// `--sampler`'s help under `--help`: one line per registered sampler.
+fn sampler_long_help() -> String {
+    let mut text = String::from("Sampler (default: the model's recommendation):");
+    for k in SamplerKind::all() {
+        let aliases = match k.aliases() {
+            [] => String::new(),
+            a => format!(" (also {})", a.join(", ")),
+        };
+        text.push_str(&format!("\n  {}{aliases}: {}", k.name(), k.help()));
+    }
+    text
+}
 
 #[derive(Args)]
 pub(crate) struct SampleArgs {
     #[command(flatten)]
     pub(crate) common: Common,
-    /// Sampler: overdamped, sachs or cheng. Default: the model's recommendation.
-    #[arg(long)]
+    // Its help lists the registered samplers (`walkjump::sampling::samplers::SAMPLERS`).
+    #[arg(long, help = sampler_help(), long_help = sampler_long_help())]
     pub(crate) sampler: Option<String>,
     /// Step size delta (project convention, REFERENCE.md §6).
     #[arg(long, allow_negative_numbers = true)]

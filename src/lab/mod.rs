@@ -4,10 +4,10 @@
 //! * [`field`]: the exact density, score and jump of `y` in `R^2` (a 2D mixture with `M = 1`, or a 1D mixture seen
 //!   through `M = 2` measurements: the "M-density" of seed 002 Fig. 1).
 //! * [`scene`]: the editable clean mixture and its presets (two Gaussians, ring of eight, grid).
-//! * [`particles`]: up to 10 000 Langevin particles (overdamped / Sachs / Cheng of REFERENCE.md §6) in plain f64,
-//!   their jumps and trails, and histograms against the exact density.
+//! * [`particles`]: up to 10 000 Langevin particles (any sampler of the registry, `sampling::samplers`, in plain
+//!   f64), their jumps and trails, and histograms against the exact density.
 //! * [`stationary`]: the exact stationary law of each discretised sampler on a Gaussian target (the bias of a large
-//!   step, in closed form).
+//!   step, in closed form, from the sampler's own one-step law).
 //! * [`spheres`]: i-spheres and the overlap rule of REFERENCE.md §8.
 //!
 //! Nothing here knows about the GUI; the app's 2D Lab workspace draws what these functions return.

@@ -1,5 +1,6 @@
-//! Langevin particles in the plane: the samplers of REFERENCE.md §6 in plain f64 on an exact [`Field2`], their
-//! jumps, trails, and histograms against the exact density.
+//! Langevin particles in the plane: the samplers of REFERENCE.md §6 in plain f64 on an exact [`Field2`] (each
+//! sampler's `SamplerDef::step_particles`, in its file under `sampling/samplers`), their jumps, trails, and
+//! histograms against the exact density.
 //!
 //! Each particle is an independent chain `(y, v)`; all draw their noise from one seeded [`Rng`] in a fixed order
 //! (step by step, particle by particle, coordinate by coordinate), so the state after `n` steps depends only on the
@@ -11,7 +12,8 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use crate::rng::Rng;
-use crate::sampling::langevin::{Sampler, cheng_coefficients};
+use crate::sampling::langevin::Sampler;
+use crate::sampling::samplers::Particles;
 
 use super::LabError;
 use super::field::Field2;
@@ -200,56 +202,16 @@ impl ParticleSet {
 
     fn step_once(&mut self, field: &Field2) {
         let score = |y: [f64; 2]| field.log_density_and_score(y).1;
-        match self.sampler {
-            Sampler::Overdamped { delta } => {
-                let h = 0.5 * delta * delta;
-                for (i, y) in self.y.iter_mut().enumerate() {
-                    if !self.alive[i] {
-                        continue;
-                    }
-                    let psi = score(*y);
-                    for (yc, p) in y.iter_mut().zip(psi) {
-                        *yc += h * p + delta * self.rng.normal();
-                    }
-                }
-            }
-            Sampler::Sachs { delta, gamma, u } => {
-                let z1 = (-gamma * delta).exp();
-                let c = (u * -(-2.0 * gamma * delta).exp_m1()).sqrt();
-                for (i, (y, v)) in self.y.iter_mut().zip(self.v.iter_mut()).enumerate() {
-                    if !self.alive[i] {
-                        continue;
-                    }
-                    for d in 0..2 {
-                        y[d] += 0.5 * delta * v[d];
-                    }
-                    let psi = score(*y);
-                    for d in 0..2 {
-                        let kick = 0.5 * u * delta * psi[d];
-                        v[d] = z1 * (v[d] + kick) + kick + c * self.rng.normal();
-                        y[d] += 0.5 * delta * v[d];
-                    }
-                }
-            }
-            Sampler::Cheng { delta, gamma, u } => {
-                let k = cheng_coefficients(delta, gamma, u);
-                for (i, (y, v)) in self.y.iter_mut().zip(self.v.iter_mut()).enumerate() {
-                    if !self.alive[i] {
-                        continue;
-                    }
-                    let psi = score(*y);
-                    let e1 = [self.rng.normal(), self.rng.normal()];
-                    let e2 = [self.rng.normal(), self.rng.normal()];
-                    for d in 0..2 {
-                        // The y update uses the old v (REFERENCE.md §6, Algorithm 2).
-                        let ym = y[d] + k.y_v * v[d] + k.y_psi * psi[d];
-                        let vm = k.z1 * v[d] + k.v_psi * psi[d];
-                        y[d] = ym + k.l11 * e1[d];
-                        v[d] = vm + k.l21 * e1[d] + k.l22 * e2[d];
-                    }
-                }
-            }
-        }
+        self.sampler.kind().step_particles(
+            self.sampler.params(),
+            Particles {
+                y: &mut self.y,
+                v: &mut self.v,
+                alive: &self.alive,
+            },
+            &mut self.rng,
+            &score,
+        );
         for (i, y) in self.y.iter().enumerate() {
             let r = y[0].hypot(y[1]);
             // r is NaN for a non-finite position: that too has diverged.
@@ -397,11 +359,7 @@ mod tests {
     #[test]
     fn same_seed_same_particles_however_the_steps_are_split() {
         let f = Field2::new(GaussianMixture::two_gaussians()).expect("field");
-        let s = Sampler::Cheng {
-            delta: 0.3,
-            gamma: 1.0,
-            u: 1.0,
-        };
+        let s = Sampler::cheng(0.3, 1.0, 1.0);
         let mut a = ParticleSet::new(&config(s, 50, 7), &f).expect("a");
         let mut b = ParticleSet::new(&config(s, 50, 7), &f).expect("b");
         a.step(&f, 10);
@@ -416,8 +374,7 @@ mod tests {
     #[test]
     fn a_huge_step_stops_particles_instead_of_producing_nan() {
         let f = Field2::new(GaussianMixture::two_gaussians()).expect("field");
-        let mut p =
-            ParticleSet::new(&config(Sampler::Overdamped { delta: 50.0 }, 20, 1), &f).expect("p");
+        let mut p = ParticleSet::new(&config(Sampler::overdamped(50.0), 20, 1), &f).expect("p");
         p.step(&f, 200);
         assert_eq!(p.diverged(), 20);
         assert_eq!(p.live_positions().count(), 0);
@@ -426,7 +383,7 @@ mod tests {
     #[test]
     fn bad_configurations_are_refused() {
         let f = Field2::new(GaussianMixture::two_gaussians()).expect("field");
-        assert!(ParticleSet::new(&config(Sampler::Overdamped { delta: -1.0 }, 5, 0), &f).is_err());
-        assert!(ParticleSet::new(&config(Sampler::Overdamped { delta: 0.1 }, 0, 0), &f).is_err());
+        assert!(ParticleSet::new(&config(Sampler::overdamped(-1.0), 5, 0), &f).is_err());
+        assert!(ParticleSet::new(&config(Sampler::overdamped(0.1), 0, 0), &f).is_err());
     }
 }

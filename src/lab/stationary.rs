@@ -2,23 +2,13 @@
 //! opposed to what it aims at. On the score `psi(y) = -k (y - m)` (target `N(m, 1/k)` per coordinate) every update of
 //! REFERENCE.md §6 is affine in `(y, v)` plus Gaussian noise, `s' = A s + b + xi`, `xi ~ N(0, Q)`, so the stationary
 //! law is Gaussian with mean `(m, 0)` and the covariance `S = A S A^T + Q` (a discrete Lyapunov equation).
-//! The matrices below are written from the algorithms' text, independently of the particle code, so that tests can
-//! hold one against the other.
+//! Each sampler gives its `(A, Q)` in its own file (`SamplerDef::gaussian_transition` under `sampling/samplers`),
+//! written from the algorithm's text independently of its particle code, so that tests can hold one against the
+//! other.
 
-use crate::sampling::langevin::{Sampler, cheng_coefficients};
-
-/// A 2x2 matrix, row-major.
-pub type Mat2 = [[f64; 2]; 2];
-
-fn mul(a: Mat2, b: Mat2) -> Mat2 {
-    let mut r = [[0.0; 2]; 2];
-    for (i, row) in r.iter_mut().enumerate() {
-        for (j, x) in row.iter_mut().enumerate() {
-            *x = a[i][0] * b[0][j] + a[i][1] * b[1][j];
-        }
-    }
-    r
-}
+use crate::sampling::langevin::Sampler;
+pub use crate::sampling::samplers::Mat2;
+use crate::sampling::samplers::mat2_mul as mul;
 
 fn transpose(a: Mat2) -> Mat2 {
     [[a[0][0], a[1][0]], [a[0][1], a[1][1]]]
@@ -45,43 +35,16 @@ pub fn spectral_radius(a: Mat2) -> f64 {
 }
 
 /// One step of `sampler` on the score `-k y` as `(A, Q)` acting on `(y, v)` (for the overdamped chain `v` is not
-/// part of the state and its row is zero).
-pub fn transition(sampler: Sampler, k: f64) -> (Mat2, Mat2) {
-    match sampler {
-        Sampler::Overdamped { delta } => {
-            // y' = y + (delta^2 / 2)(-k y) + delta eps.
-            (
-                [[1.0 - 0.5 * delta * delta * k, 0.0], [0.0, 0.0]],
-                [[delta * delta, 0.0], [0.0, 0.0]],
-            )
-        }
-        Sampler::Sachs { delta, gamma, u } => {
-            let z1 = (-gamma * delta).exp();
-            let z2 = (-2.0 * gamma * delta).exp();
-            let c = (u * (1.0 - z2)).sqrt();
-            // y1 = y + delta v / 2; psi = -k y1; v' = z1 (v + u delta psi / 2) + u delta psi / 2 + c eps;
-            // y' = y1 + delta v' / 2.
-            let half = [[1.0, 0.5 * delta], [0.0, 1.0]];
-            let kick = [[1.0, 0.0], [-(1.0 + z1) * 0.5 * u * delta * k, z1]];
-            let a = mul(half, mul(kick, half));
-            let b = [0.5 * delta * c, c];
-            (a, [[b[0] * b[0], b[0] * b[1]], [b[1] * b[0], b[1] * b[1]]])
-        }
-        Sampler::Cheng { delta, gamma, u } => {
-            let c = cheng_coefficients(delta, gamma, u);
-            (
-                [[1.0 - c.y_psi * k, c.y_v], [-c.v_psi * k, c.z1]],
-                [[c.var_yy, c.cov_yv], [c.cov_yv, c.var_vv]],
-            )
-        }
-    }
+/// part of the state and its row is zero); `None` for a sampler without a closed-form law.
+pub fn transition(sampler: Sampler, k: f64) -> Option<(Mat2, Mat2)> {
+    sampler.kind().gaussian_transition(sampler.params(), k)
 }
 
 /// The stationary covariance of `(y, v)` for one coordinate of `sampler` on a Gaussian target of precision `k`
 /// (variance `1 / k`), or `None` when the discretised chain is unstable (spectral radius of `A` >= 1: the step is
-/// too large and the particles fly off).
+/// too large and the particles fly off) or the sampler has no closed-form law ([`transition`]).
 pub fn gaussian_stationary(sampler: Sampler, k: f64) -> Option<Mat2> {
-    let (a, q) = transition(sampler, k);
+    let (a, q) = transition(sampler, k)?;
     let rho = spectral_radius(a);
     if rho.is_nan() || rho >= 1.0 {
         return None;
@@ -113,13 +76,12 @@ mod tests {
     #[test]
     fn overdamped_bias_has_its_closed_form() {
         for delta in [0.1, 0.5, 1.0, 1.9] {
-            let v =
-                gaussian_stationary_variance(Sampler::Overdamped { delta }, 1.0).expect("stable");
+            let v = gaussian_stationary_variance(Sampler::overdamped(delta), 1.0).expect("stable");
             let exact = 1.0 / (1.0 - delta * delta / 4.0);
             assert!((v - exact).abs() < 1e-9 * exact, "{delta}: {v} vs {exact}");
         }
         assert_eq!(
-            gaussian_stationary_variance(Sampler::Overdamped { delta: 2.0 }, 1.0),
+            gaussian_stationary_variance(Sampler::overdamped(2.0), 1.0),
             None
         );
     }
@@ -127,26 +89,12 @@ mod tests {
     #[test]
     fn sachs_keeps_the_gaussian_variance_and_cheng_tends_to_it() {
         for delta in [0.1, 0.5, 1.0] {
-            let s = gaussian_stationary_variance(
-                Sampler::Sachs {
-                    delta,
-                    gamma: 0.7,
-                    u: 1.0,
-                },
-                1.0,
-            )
-            .expect("stable");
+            let s =
+                gaussian_stationary_variance(Sampler::sachs(delta, 0.7, 1.0), 1.0).expect("stable");
             assert!((s - 1.0).abs() < 1e-9, "{s}");
         }
-        let small = gaussian_stationary_variance(
-            Sampler::Cheng {
-                delta: 0.01,
-                gamma: 1.0,
-                u: 1.0,
-            },
-            1.0,
-        )
-        .expect("stable");
+        let small =
+            gaussian_stationary_variance(Sampler::cheng(0.01, 1.0, 1.0), 1.0).expect("stable");
         assert!((small - 1.0).abs() < 0.01, "{small}");
     }
 }

@@ -1,4 +1,5 @@
-//! Walk-jump sampling: the seeded RNG, the Langevin samplers (REFERENCE.md §6), batched chains with asynchronous
+//! Walk-jump sampling: the seeded RNG, the Langevin samplers (REFERENCE.md §6: the [`Sampler`] value in `langevin`,
+//! the samplers themselves one file each in `samplers`, listed in its registry), batched chains with asynchronous
 //! jumps and divergence detection, NEBULA flows (§7), and convergence diagnostics across chains.
 
 pub mod chain;
@@ -7,6 +8,7 @@ pub mod diagnostics;
 mod fused;
 pub mod langevin;
 pub mod nebula;
+pub mod samplers;
 pub mod score;
 
 pub use crate::rng;
@@ -46,4 +48,5 @@ pub use condition::{Condition, Held, named_mask};
 pub use langevin::Sampler;
 pub use nebula::{Attractor, NebulaConfig, NebulaInit, NebulaResult};
 pub use rng::Rng;
+pub use samplers::{SAMPLERS, SamplerDef, SamplerKind};
 pub use score::ScoreModel;

@@ -7,11 +7,12 @@ use super::draw::{m_density_view, particles_view};
 use super::{
     LabAction, LabMode, LabSettings, LabState, MAX_LAB_PARTICLES, ParamTexts, SamplerSettings,
 };
-use crate::app::walk::{PRESETS, SamplerKind};
+use crate::app::walk::PRESETS;
 use crate::app::widgets::{ParamEdit, format_param, log_param};
 use crate::lab::particles::{ParticleInit, ParticleSet};
 use crate::lab::scene::LabPreset;
-use crate::lab::stationary::gaussian_stationary_variance;
+use crate::lab::stationary::{gaussian_stationary_variance, transition};
+use crate::sampling::samplers::SamplerKind;
 
 /// Draws the workspace and applies what it asked for.
 pub fn show(ui: &mut Ui, settings: &mut LabSettings, state: &mut LabState) {
@@ -249,12 +250,11 @@ fn sampler_controls(
     egui::ComboBox::from_label(format!("sampler {name}"))
         .selected_text(s.kind.label())
         .show_ui(ui, |ui| {
-            for k in [
-                SamplerKind::Overdamped,
-                SamplerKind::Sachs,
-                SamplerKind::Cheng,
-            ] {
-                changed |= ui.selectable_value(&mut s.kind, k, k.label()).changed();
+            for k in SamplerKind::all() {
+                changed |= ui
+                    .selectable_value(&mut s.kind, k, k.label())
+                    .on_hover_text(k.help())
+                    .changed();
             }
         });
     let mut edits = vec![log_param(
@@ -264,7 +264,7 @@ fn sampler_controls(
         1e-3..=5.0,
         &mut texts.delta,
     )];
-    if s.kind != SamplerKind::Overdamped {
+    if s.kind.underdamped() {
         edits.push(log_param(
             ui,
             &format!("gamma{suffix}"),
@@ -300,6 +300,9 @@ fn sampler_controls(
     // The bias of the discretised walk, in closed form, on a unit Gaussian.
     let bias = match gaussian_stationary_variance(s.sampler(), 1.0) {
         Some(v) => format!("on N(0, 1) this walk samples variance {}", format_param(v)),
+        None if transition(s.sampler(), 1.0).is_none() => {
+            "this walk has no closed-form law on N(0, 1)".into()
+        }
         None => "on N(0, 1) this walk is unstable: delta too large".into(),
     };
     ui.label(RichText::new(bias).weak());
