@@ -65,8 +65,9 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
 
     let kind = ModelKind::parse(&a.kind.replace('-', "_")).with_context(|| {
         format!(
-            "unknown kind '{}' (deen, uvb, sigma-vae, alpha-vae, vae, mdae, ebm-vae, classifier)",
-            a.kind
+            "unknown kind '{}' ({})",
+            a.kind,
+            walkjump::models::kinds::names_line().replace('_', "-")
         )
     })?;
     let device = open_device(&a.device)?;
@@ -94,11 +95,11 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
             })?
         }
         (None, Some(ck)) => Arch::from_json(&ck.meta.arch)?,
-        (None, None) => default_arch(kind),
+        (None, None) => default_arch(kind)?,
     };
     let cfg = TrainConfig {
         kind,
-        sigma: if kind == ModelKind::Classifier {
+        sigma: if kind.allows_zero_sigma() {
             1.0
         } else {
             a.sigma
