@@ -11,8 +11,8 @@ use super::open_device;
 
 #[derive(Args)]
 pub(crate) struct TrainArgs {
-    /// Model kind: deen, uvb, sigma-vae, alpha-vae, vae, mdae, ebm-vae, classifier.
-    #[arg(long)]
+    /// Model kind: one of the registered kinds (listed in the help).
+    #[arg(long, help = kind_help())]
     kind: String,
     /// Noise level sigma (sigma-VAE: the imaginary noise). Ignored by the classifier.
     #[arg(long, default_value_t = 1.0)]
@@ -54,6 +54,14 @@ pub(crate) struct TrainArgs {
     /// Output checkpoint.
     #[arg(long)]
     out: PathBuf,
+}
+
+/// The `--kind` help: the registered kinds, spelled with dashes.
+fn kind_help() -> String {
+    format!(
+        "Model kind: {}.",
+        walkjump::models::kinds::names_line().replace('_', "-")
+    )
 }
 
 pub(crate) fn run(a: TrainArgs) -> Result<()> {
