@@ -39,7 +39,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-DATA_SCALE = 0.225  # MDAE input scaling 1 / sqrt(DATA_SCALE^2 + sigma^2) (src/models/mdae.rs)
+DATA_SCALE = 0.225  # MDAE input scaling 1 / sqrt(DATA_SCALE^2 + sigma^2) (src/models/kinds/mdae.rs)
 LAMBDA_MAX = 30.0  # log-variance clamp of the encoders (src/models/vae.rs)
 KINDS = ("deen", "uvb", "sigma_vae", "alpha_vae", "vae", "mdae", "ebm_vae", "classifier")
 

@@ -19,7 +19,7 @@ use candle_core::{DType, Device, Tensor};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::models::{Model, ModelInner, ScoreModel, ZMode};
+use crate::models::{Model, ScoreModel, ZMode};
 use crate::rng::Rng;
 use crate::run::{default_init, recommended_sampler};
 use crate::sampling::chain::{Chain, ChainConfig};
@@ -182,8 +182,9 @@ impl ParityReport {
 }
 
 /// The deterministic outputs of `model` on `y` (z = mean must be set by the caller for the latent kinds): `logits`
-/// for a classifier; otherwise `energy` and `score` where the kind defines them, and `jump`; plus `prior_energy` (the
-/// GRBM at z = mean) for the GRBM-prior VAE. `y` is `[N, d]` for a classifier, `[N, M*d]` otherwise.
+/// for a classifier; otherwise `energy` and `score` where the kind defines them, and `jump`; plus the kind's
+/// `KindModel::extra_outputs` (`prior_energy`, the GRBM at z = mean, for the GRBM-prior VAE). `y` is `[N, d]` for a
+/// classifier, `[N, M*d]` otherwise.
 pub fn probe_outputs(
     model: &Model,
     y: &Tensor,
@@ -202,10 +203,7 @@ pub fn probe_outputs(
         out.push(("score", score));
     }
     out.push(("jump", model.jump(y, rng)?));
-    if let ModelInner::EbmVae(e) = &model.inner {
-        let (mu, _) = e.vae.encode(y)?;
-        out.push(("prior_energy", e.prior.energy_and_grad(&mu)?.0));
-    }
+    out.extend(model.net().extra_outputs(y)?);
     Ok(out)
 }
 

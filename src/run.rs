@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::noise::Noise;
 use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
-use crate::models::{Classifier, Metadata, Model, ModelInner, ModelKind, ScoreModel};
+use crate::models::{Classifier, Metadata, Model, ModelKind, ScoreModel};
 use crate::rng::Rng;
 use crate::sampling::chain::{Chain, ChainConfig, ChainInit, check_jump_model};
 use crate::sampling::condition::Condition;
@@ -671,7 +671,7 @@ pub fn evaluate(
     let device = model.device();
     let n = data.len();
     let batch = 250;
-    if let ModelInner::Classifier(c) = &model.inner {
+    if let Some(c) = model.classifier() {
         let labels = data
             .labels
             .as_ref()
@@ -712,9 +712,9 @@ pub fn evaluate(
             device,
         )?;
         let y = (&xt + (noise * sigma)?)?;
-        let err = match &model.inner {
-            ModelInner::Mdae(md) => ((md.nu(&y)? - &xt)?.sqr()?.sum(1)? / m as f64)?,
-            _ => (model.jump(&y, &mut rng)? - &x)?.sqr()?.sum(1)?,
+        let err = match model.net().eval_error(&y, &xt)? {
+            Some(err) => err,
+            None => (model.jump(&y, &mut rng)? - &x)?.sqr()?.sum(1)?,
         };
         losses.extend(err.to_vec1::<f32>()?.into_iter().map(|v| v as f64));
     }
@@ -735,10 +735,7 @@ pub fn default_eval_split(user_data: bool) -> Split {
 
 /// Whether a kind is trained on clean data with an ELBO (and so denoises through its latent).
 pub fn is_vae_kind(kind: ModelKind) -> bool {
-    matches!(
-        kind,
-        ModelKind::SigmaVae | ModelKind::AlphaVae | ModelKind::Vae | ModelKind::EbmVae
-    )
+    kind.def().is_some_and(|d| d.elbo_trained())
 }
 
 /// Default chain init for a model: uniform plus noise for large sigma (seed 002 Remark 4), uniform otherwise.
@@ -753,10 +750,8 @@ pub fn default_init(sigma: f64) -> ChainInit {
 /// For the VAE kinds: mean KL(q(z|x) || N(0, I)) and mean `E ||x - x_hat(z)||^2` over clean images (REFERENCE.md §4
 /// table), with one reparametrised z per image from `seed`.
 pub fn vae_statistics(model: &Model, data: &Dataset, seed: u64) -> Result<Option<(f64, f64)>> {
-    let vae = match &model.inner {
-        ModelInner::Vae(v) | ModelInner::Uvb(v) => v,
-        ModelInner::EbmVae(e) => &e.vae,
-        _ => return Ok(None),
+    let Some(vae) = model.net().latent_vae() else {
+        return Ok(None);
     };
     data.check_fits(&model.meta.data)?;
     let device = model.device();

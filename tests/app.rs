@@ -147,11 +147,11 @@ fn write_model(
     seed: u64,
 ) -> PathBuf {
     let arch = match kind {
-        ModelKind::Deen => Arch {
+        ModelKind::DEEN => Arch {
             quadratic: true,
             ..Arch::net(mlp(&[16]))
         },
-        ModelKind::SigmaVae | ModelKind::Uvb => Arch {
+        ModelKind::SIGMA_VAE | ModelKind::UVB => Arch {
             decoder: Some(vec![16]),
             latent: Some(4),
             ..Arch::net(mlp(&[16]))
@@ -439,7 +439,7 @@ fn theme_toggle_switches_to_light() {
 #[test]
 fn bad_dropped_file_shows_banner_and_keeps_the_model() {
     let dir = temp_dir("app-drop");
-    let good = write_model(&dir, "good.safetensors", ModelKind::Deen, 1.0, 1, 1);
+    let good = write_model(&dir, "good.safetensors", ModelKind::DEEN, 1.0, 1, 1);
     let bad = dir.join("bad.safetensors");
     std::fs::write(&bad, b"this is not a checkpoint").expect("write");
     let mut worker = Worker::new(candle_core::Device::Cpu);
@@ -484,7 +484,7 @@ fn bad_dropped_file_shows_banner_and_keeps_the_model() {
 #[test]
 fn hostile_drops_show_a_banner_and_keep_the_model() {
     let dir = temp_dir("app-hostile-drop");
-    let good = write_model(&dir, "good.safetensors", ModelKind::Deen, 1.0, 1, 1);
+    let good = write_model(&dir, "good.safetensors", ModelKind::DEEN, 1.0, 1, 1);
     let empty = dir.join("empty.safetensors");
     std::fs::write(&empty, b"").expect("write");
     let folder = dir.join("folder.safetensors");
@@ -554,7 +554,7 @@ fn hostile_drops_show_a_banner_and_keep_the_model() {
 #[test]
 fn ab_mode_runs_a_second_parameter_set_on_the_same_seed() {
     let dir = temp_dir("app-ab");
-    let good = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 2);
+    let good = write_model(&dir, "deen.safetensors", ModelKind::DEEN, 1.0, 1, 2);
     let mut worker = Worker::new(candle_core::Device::Cpu);
     let mut app = App::new_for_test();
     app.open_path(&good);
@@ -614,7 +614,7 @@ fn ab_mode_runs_a_second_parameter_set_on_the_same_seed() {
 #[test]
 fn walk_with_a_real_worker_runs_steps_and_exports() {
     let dir = temp_dir("app-walk");
-    let good = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 2);
+    let good = write_model(&dir, "deen.safetensors", ModelKind::DEEN, 1.0, 1, 2);
     let mut worker = Worker::new(candle_core::Device::Cpu);
     let mut app = App::new_for_test();
     app.open_path(&good);
@@ -698,8 +698,8 @@ fn walk_with_a_real_worker_runs_steps_and_exports() {
 #[test]
 fn denoise_shows_one_column_per_loaded_denoiser() {
     let dir = temp_dir("app-denoise");
-    let a = write_model(&dir, "deen-a.safetensors", ModelKind::Deen, 1.0, 1, 3);
-    let b = write_model(&dir, "svae-b.safetensors", ModelKind::SigmaVae, 1.0, 1, 4);
+    let a = write_model(&dir, "deen-a.safetensors", ModelKind::DEEN, 1.0, 1, 3);
+    let b = write_model(&dir, "svae-b.safetensors", ModelKind::SIGMA_VAE, 1.0, 1, 4);
     let mut worker = Worker::new(candle_core::Device::Cpu);
     let mut app = App::new_for_test();
     app.open_path(&a);
@@ -762,8 +762,8 @@ fn draw_on_pad(h: &mut Harness<'static, App>, a: (f32, f32), b: (f32, f32)) {
 #[test]
 fn denoise_a_drawn_digit_with_posterior_draws() {
     let dir = temp_dir("app-drawn-denoise");
-    let a = write_model(&dir, "deen-a.safetensors", ModelKind::Deen, 1.0, 1, 3);
-    let b = write_model(&dir, "svae-b.safetensors", ModelKind::SigmaVae, 1.0, 1, 4);
+    let a = write_model(&dir, "deen-a.safetensors", ModelKind::DEEN, 1.0, 1, 3);
+    let b = write_model(&dir, "svae-b.safetensors", ModelKind::SIGMA_VAE, 1.0, 1, 4);
     let mut worker = Worker::new(candle_core::Device::Cpu);
     let mut app = App::new_for_test();
     app.open_path(&a);
@@ -816,7 +816,7 @@ fn denoise_a_drawn_digit_with_posterior_draws() {
 #[test]
 fn nebula_flows_from_a_drawn_digit_and_exports() {
     let dir = temp_dir("app-drawn-nebula");
-    let m = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 5);
+    let m = write_model(&dir, "deen.safetensors", ModelKind::DEEN, 1.0, 1, 5);
     let mut worker = Worker::new(candle_core::Device::Cpu);
     let mut app = App::new_for_test();
     app.open_path(&m);
@@ -873,7 +873,7 @@ fn nebula_flows_from_a_drawn_digit_and_exports() {
 #[test]
 fn nebula_with_a_real_worker_reaches_the_gallery() {
     let dir = temp_dir("app-nebula");
-    let m = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 5);
+    let m = write_model(&dir, "deen.safetensors", ModelKind::DEEN, 1.0, 1, 5);
     let mut worker = Worker::new(candle_core::Device::Cpu);
     let mut app = App::new_for_test();
     app.open_path(&m);
@@ -918,7 +918,7 @@ fn models_tab_asks_for_chi_once_and_shows_it() {
 #[test]
 fn divergence_from_a_real_worker_pauses_until_reset() {
     let dir = temp_dir("app-diverge");
-    let m = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 6);
+    let m = write_model(&dir, "deen.safetensors", ModelKind::DEEN, 1.0, 1, 6);
     let mut worker = Worker::new(candle_core::Device::Cpu);
     let mut app = App::new_for_test();
     app.open_path(&m);
@@ -947,13 +947,13 @@ fn divergence_from_a_real_worker_pauses_until_reset() {
 #[test]
 fn a_classifier_labels_every_jump() {
     let dir = temp_dir("app-classes");
-    let m = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 7);
+    let m = write_model(&dir, "deen.safetensors", ModelKind::DEEN, 1.0, 1, 7);
     let arch = Arch {
         classes: Some(10),
         ..Arch::net(mlp(&[8]))
     };
     let c = dir.join("classifier.safetensors");
-    random_checkpoint(meta(ModelKind::Classifier, 0.0, 1, &arch, 28, 28), 8)
+    random_checkpoint(meta(ModelKind::CLASSIFIER, 0.0, 1, &arch, 28, 28), 8)
         .save(&c)
         .expect("save classifier");
     let mut worker = Worker::new(candle_core::Device::Cpu);
@@ -1109,7 +1109,7 @@ fn hovering_a_file_shows_the_drop_hint() {
 #[test]
 fn device_picker_asks_the_worker_and_shows_the_fallback() {
     let dir = temp_dir("app-device");
-    let m = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 7);
+    let m = write_model(&dir, "deen.safetensors", ModelKind::DEEN, 1.0, 1, 7);
     let mut worker = Worker::new(candle_core::Device::Cpu);
     let mut app = App::new_for_test();
     app.open_path(&m);
@@ -1146,8 +1146,8 @@ fn device_picker_asks_the_worker_and_shows_the_fallback() {
 #[test]
 fn moving_the_worker_reloads_models_and_keeps_the_current_one() {
     let dir = temp_dir("app-move");
-    let a = write_model(&dir, "a.safetensors", ModelKind::Deen, 1.0, 1, 8);
-    let b = write_model(&dir, "b.safetensors", ModelKind::Deen, 0.5, 1, 9);
+    let a = write_model(&dir, "a.safetensors", ModelKind::DEEN, 1.0, 1, 8);
+    let b = write_model(&dir, "b.safetensors", ModelKind::DEEN, 0.5, 1, 9);
     let mut worker = Worker::new(candle_core::Device::Cpu);
     let mut app = App::new_for_test();
     app.open_path(&a);
@@ -1210,7 +1210,7 @@ fn bundled_like_dir(name: &str) -> PathBuf {
     write_model(
         &dir,
         "deen-mlp-s1.0.safetensors",
-        ModelKind::Deen,
+        ModelKind::DEEN,
         1.0,
         1,
         1,
@@ -1218,7 +1218,7 @@ fn bundled_like_dir(name: &str) -> PathBuf {
     write_model(
         &dir,
         "deen-conv-s0.3.safetensors",
-        ModelKind::Deen,
+        ModelKind::DEEN,
         0.3,
         1,
         2,
@@ -1226,16 +1226,16 @@ fn bundled_like_dir(name: &str) -> PathBuf {
     write_model(
         &dir,
         "sigma-vae-s0.9.safetensors",
-        ModelKind::SigmaVae,
+        ModelKind::SIGMA_VAE,
         0.9,
         1,
         3,
     );
-    write_model(&dir, "uvb-conv-s1.0.safetensors", ModelKind::Uvb, 1.0, 1, 4);
+    write_model(&dir, "uvb-conv-s1.0.safetensors", ModelKind::UVB, 1.0, 1, 4);
     write_model(
         &dir,
         "deen-mlp-s0.3.safetensors",
-        ModelKind::Deen,
+        ModelKind::DEEN,
         0.3,
         1,
         5,
@@ -1412,8 +1412,8 @@ fn status_bar_says_idle_until_something_animates() {
 #[test]
 fn holding_the_top_half_restarts_chains_that_keep_it_and_mark_it() {
     let dir = temp_dir("app-condition");
-    let m = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 7);
-    let j = write_model(&dir, "deen-b.safetensors", ModelKind::Deen, 1.0, 1, 8);
+    let m = write_model(&dir, "deen.safetensors", ModelKind::DEEN, 1.0, 1, 7);
+    let j = write_model(&dir, "deen-b.safetensors", ModelKind::DEEN, 1.0, 1, 8);
     let mut worker = Worker::new(candle_core::Device::Cpu);
     let mut app = App::new_for_test();
     app.startup(&dir, Some(&m));
@@ -1529,7 +1529,7 @@ fn masked_walk_view_snapshot() {
 fn one_test_digit_per_chain_is_held_in_its_own_chain() {
     use walkjump::app::messages::{CondImage, WalkCondition};
     let dir = temp_dir("app-per-chain");
-    let m = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 7);
+    let m = write_model(&dir, "deen.safetensors", ModelKind::DEEN, 1.0, 1, 7);
     let mut worker = Worker::new(candle_core::Device::Cpu);
     worker.handle(WorkerCommand::Load {
         path: m,
@@ -1595,7 +1595,7 @@ fn one_test_digit_per_chain_is_held_in_its_own_chain() {
 #[test]
 fn images_from_a_file_are_held_one_per_chain_and_bad_files_get_a_banner() {
     let dir = temp_dir("app-cond-file");
-    let m = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 7);
+    let m = write_model(&dir, "deen.safetensors", ModelKind::DEEN, 1.0, 1, 7);
     // Two 28 x 28 digits as a .npy array of uint8 [2, 28, 28].
     let test = walkjump::data::Dataset::bundled()
         .expect("digits")
@@ -1654,7 +1654,7 @@ fn images_from_a_file_are_held_one_per_chain_and_bad_files_get_a_banner() {
 fn nebula_flows_can_hold_part_of_each_start() {
     use walkjump::app::messages::{CondImage, NebulaCommand, NebulaSource, WalkCondition};
     let dir = temp_dir("app-nebula-hold");
-    let m = write_model(&dir, "deen.safetensors", ModelKind::Deen, 1.0, 1, 7);
+    let m = write_model(&dir, "deen.safetensors", ModelKind::DEEN, 1.0, 1, 7);
     let mut worker = Worker::new(candle_core::Device::Cpu);
     worker.handle(WorkerCommand::Load {
         path: m,

@@ -50,7 +50,7 @@ impl Fixture {
                 .expect("save");
         };
         save(
-            ModelKind::Deen,
+            ModelKind::DEEN,
             Arch {
                 quadratic: true,
                 ..Arch::net(mlp(&[16]))
@@ -59,20 +59,25 @@ impl Fixture {
             "deen.safetensors",
         );
         save(
-            ModelKind::Mdae,
+            ModelKind::MDAE,
             Arch::net(mlp(&[16])),
             2,
             "mdae.safetensors",
         );
         save(
-            ModelKind::SigmaVae,
+            ModelKind::SIGMA_VAE,
             vae_arch(mlp(&[8])),
             1,
             "svae.safetensors",
         );
-        save(ModelKind::EbmVae, vae_arch(mlp(&[8])), 1, "ebm.safetensors");
         save(
-            ModelKind::Classifier,
+            ModelKind::EBM_VAE,
+            vae_arch(mlp(&[8])),
+            1,
+            "ebm.safetensors",
+        );
+        save(
+            ModelKind::CLASSIFIER,
             Arch {
                 classes: Some(10),
                 ..Arch::net(mlp(&[16]))
@@ -519,7 +524,7 @@ fn probe_writes_energy_score_and_jump() {
             ..Arch::net(mlp(&[8, 6]))
         };
         let ck = f.p(&format!("deen-{quadratic}.safetensors"));
-        random_checkpoint(meta(ModelKind::Deen, sigma, 1, &arch, h, w), 3)
+        random_checkpoint(meta(ModelKind::DEEN, sigma, 1, &arch, h, w), 3)
             .save(Path::new(&ck))
             .expect("save");
         write_probe_inputs(&f.p("y.safetensors"), n, d);

@@ -142,14 +142,14 @@ const TIB4: usize = 4 << 40;
 #[test]
 fn valid_checkpoints_load() {
     for (name, kind) in [
-        ("valid-deen.safetensors", ModelKind::Deen),
-        ("valid-deen-f64.safetensors", ModelKind::Deen),
-        ("valid-deen-quadratic-sampler.safetensors", ModelKind::Deen),
-        ("valid-mdae.safetensors", ModelKind::Mdae),
-        ("valid-sigma-vae.safetensors", ModelKind::SigmaVae),
-        ("valid-alpha-vae.safetensors", ModelKind::AlphaVae),
-        ("valid-ebm-vae.safetensors", ModelKind::EbmVae),
-        ("valid-conv-classifier.safetensors", ModelKind::Classifier),
+        ("valid-deen.safetensors", ModelKind::DEEN),
+        ("valid-deen-f64.safetensors", ModelKind::DEEN),
+        ("valid-deen-quadratic-sampler.safetensors", ModelKind::DEEN),
+        ("valid-mdae.safetensors", ModelKind::MDAE),
+        ("valid-sigma-vae.safetensors", ModelKind::SIGMA_VAE),
+        ("valid-alpha-vae.safetensors", ModelKind::ALPHA_VAE),
+        ("valid-ebm-vae.safetensors", ModelKind::EBM_VAE),
+        ("valid-conv-classifier.safetensors", ModelKind::CLASSIFIER),
     ] {
         let m = Model::load(&corpus(name), &Device::Cpu)
             .unwrap_or_else(|e| panic!("{name} must load: {e}"));
@@ -430,7 +430,7 @@ fn metadata_errors() {
     );
     let e = ck("unknown-kind.safetensors");
     assert!(
-        matches!(&e, CheckpointError::UnknownKind { value } if value == "gan"),
+        matches!(&e, CheckpointError::UnknownKind { value, .. } if value == "gan"),
         "{e}"
     );
     assert!(
@@ -870,7 +870,7 @@ fn small_deen(tag: &str) -> (PathBuf, String) {
     let dir = temp_dir(tag);
     let path = dir.join("deen.safetensors");
     random_checkpoint(
-        meta(ModelKind::Deen, 1.0, 1, &Arch::net(mlp(&[16])), 8, 8),
+        meta(ModelKind::DEEN, 1.0, 1, &Arch::net(mlp(&[16])), 8, 8),
         3,
     )
     .save(&path)

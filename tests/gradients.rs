@@ -7,7 +7,7 @@ mod common;
 use candle_core::{DType, Device, Tensor, Var};
 use common::*;
 use walkjump::models::checkpoint::ModelKind;
-use walkjump::models::{Arch, ModelInner, ScoreModel, ZMode};
+use walkjump::models::{Arch, Classifier, EbmVae, ScoreModel, ZMode};
 use walkjump::sampling::rng::Rng;
 
 const H: f64 = 1e-5;
@@ -39,7 +39,7 @@ fn flat(t: &Tensor) -> Vec<f64> {
 fn net_vjp_matches_autograd() {
     for (arch, h, w) in [(mlp(&[9, 5]), 4, 4), (conv(), 8, 8), (conv(), 9, 9)] {
         let meta = meta(
-            ModelKind::Classifier,
+            ModelKind::CLASSIFIER,
             1.0,
             1,
             &Arch {
@@ -50,7 +50,7 @@ fn net_vjp_matches_autograd() {
             w,
         );
         let (model, _) = trainable(meta, 3, DType::F64);
-        let ModelInner::Classifier(c) = &model.inner else {
+        let Some(c) = model.net_as::<Classifier>() else {
             panic!("classifier")
         };
         let mut rng = Rng::new(1);
@@ -92,7 +92,7 @@ fn fd_grad(y: &Tensor, mut f: impl FnMut(&Tensor) -> Vec<f64>) -> Vec<Vec<f64>> 
 fn deen_score_is_minus_energy_gradient() {
     for (arch, h, w) in [(mlp(&[8, 6]), 3, 4), (conv(), 6, 6)] {
         let (model, _) = trainable(
-            meta(ModelKind::Deen, 0.5, 1, &Arch::net(arch.clone()), h, w),
+            meta(ModelKind::DEEN, 0.5, 1, &Arch::net(arch.clone()), h, w),
             5,
             DType::F64,
         );
@@ -123,7 +123,7 @@ fn uvb_energy_gradient_matches_finite_differences() {
         (ZMode::Average { k: 3 }, conv()),
     ] {
         let (mut model, _) = trainable(
-            meta(ModelKind::Uvb, 0.7, 1, &vae_arch(arch), 6, 6),
+            meta(ModelKind::UVB, 0.7, 1, &vae_arch(arch), 6, 6),
             7,
             DType::F64,
         );
@@ -148,11 +148,11 @@ fn uvb_energy_gradient_matches_finite_differences() {
 #[test]
 fn grbm_gradient_matches_finite_differences() {
     let (model, _) = trainable(
-        meta(ModelKind::EbmVae, 0.5, 1, &vae_arch(mlp(&[5])), 3, 3),
+        meta(ModelKind::EBM_VAE, 0.5, 1, &vae_arch(mlp(&[5])), 3, 3),
         9,
         DType::F64,
     );
-    let ModelInner::EbmVae(e) = &model.inner else {
+    let Some(e) = model.net_as::<EbmVae>() else {
         panic!("ebm")
     };
     // Make the prior non-trivial.
@@ -235,20 +235,20 @@ fn check_training_gradient_at(kind: ModelKind, arch: Arch, mode: ZMode, side: us
 
 #[test]
 fn deen_training_gradient_matches_finite_differences() {
-    check_training_gradient(ModelKind::Deen, Arch::net(mlp(&[7, 5])), ZMode::Sample);
-    check_training_gradient(ModelKind::Deen, Arch::net(conv()), ZMode::Sample);
+    check_training_gradient(ModelKind::DEEN, Arch::net(mlp(&[7, 5])), ZMode::Sample);
+    check_training_gradient(ModelKind::DEEN, Arch::net(conv()), ZMode::Sample);
 }
 
 #[test]
 fn uvb_training_gradient_matches_finite_differences() {
-    check_training_gradient(ModelKind::Uvb, vae_arch(mlp(&[6])), ZMode::Sample);
+    check_training_gradient(ModelKind::UVB, vae_arch(mlp(&[6])), ZMode::Sample);
 }
 
 #[test]
 fn vae_and_mdae_training_gradients_match_finite_differences() {
-    check_training_gradient(ModelKind::SigmaVae, vae_arch(mlp(&[6])), ZMode::Sample);
-    check_training_gradient(ModelKind::Vae, vae_arch(mlp(&[6])), ZMode::Sample);
-    check_training_gradient(ModelKind::Mdae, Arch::net(mlp(&[6])), ZMode::Sample);
+    check_training_gradient(ModelKind::SIGMA_VAE, vae_arch(mlp(&[6])), ZMode::Sample);
+    check_training_gradient(ModelKind::VAE, vae_arch(mlp(&[6])), ZMode::Sample);
+    check_training_gradient(ModelKind::MDAE, Arch::net(mlp(&[6])), ZMode::Sample);
 }
 
 /// Training on layer graphs: a residual GroupNorm / Softplus energy (DEEN) and a small U-Net denoiser (MDAE), the
@@ -273,7 +273,7 @@ fn graph_training_gradients_match_finite_differences() {
         {"op": "gelu", "in": [8]},
         {"op": "linear", "in": [9], "name": "f1", "out": 1}
     ]));
-    check_training_gradient_at(ModelKind::Deen, energy, ZMode::Sample, 4);
+    check_training_gradient_at(ModelKind::DEEN, energy, ZMode::Sample, 4);
     let unet = graph(serde_json::json!([
         {"op": "conv2d", "in": [0], "name": "e", "out": 3, "kernel": 3, "padding": 1},
         {"op": "silu", "in": [1]},
@@ -284,5 +284,5 @@ fn graph_training_gradients_match_finite_differences() {
         {"op": "concat", "in": [6, 2]},
         {"op": "conv2d", "in": [7], "name": "o", "out": 1, "kernel": 3, "padding": 1}
     ]));
-    check_training_gradient_at(ModelKind::Mdae, unet, ZMode::Sample, 4);
+    check_training_gradient_at(ModelKind::MDAE, unet, ZMode::Sample, 4);
 }

@@ -17,23 +17,23 @@ use walkjump::sampling::rng::Rng;
 
 fn all_kinds() -> Vec<(ModelKind, Arch, usize)> {
     vec![
-        (ModelKind::Deen, Arch::net(mlp(&[8])), 1),
+        (ModelKind::DEEN, Arch::net(mlp(&[8])), 1),
         (
-            ModelKind::Deen,
+            ModelKind::DEEN,
             Arch {
                 quadratic: true,
                 ..Arch::net(conv())
             },
             1,
         ),
-        (ModelKind::Uvb, vae_arch(mlp(&[6])), 1),
-        (ModelKind::SigmaVae, vae_arch(conv()), 1),
-        (ModelKind::AlphaVae, vae_arch(mlp(&[6])), 1),
-        (ModelKind::Vae, vae_arch(mlp(&[6])), 1),
-        (ModelKind::Mdae, Arch::net(mlp(&[10])), 3),
-        (ModelKind::EbmVae, vae_arch(mlp(&[6])), 1),
+        (ModelKind::UVB, vae_arch(mlp(&[6])), 1),
+        (ModelKind::SIGMA_VAE, vae_arch(conv()), 1),
+        (ModelKind::ALPHA_VAE, vae_arch(mlp(&[6])), 1),
+        (ModelKind::VAE, vae_arch(mlp(&[6])), 1),
+        (ModelKind::MDAE, Arch::net(mlp(&[10])), 3),
+        (ModelKind::EBM_VAE, vae_arch(mlp(&[6])), 1),
         (
-            ModelKind::Classifier,
+            ModelKind::CLASSIFIER,
             Arch {
                 classes: Some(10),
                 ..Arch::net(conv())
@@ -107,7 +107,7 @@ fn model_error(ck: &Checkpoint) -> String {
 #[test]
 fn architecture_mismatches_are_named() {
     let base = random_checkpoint(
-        meta(ModelKind::Deen, 0.5, 1, &Arch::net(mlp(&[8])), 6, 6),
+        meta(ModelKind::DEEN, 0.5, 1, &Arch::net(mlp(&[8])), 6, 6),
         3,
     );
     // Missing tensor.
@@ -149,7 +149,7 @@ fn architecture_mismatches_are_named() {
     assert!(e.contains("widths"), "{e}");
     // Kind without its required arch fields.
     let mut ck = base.clone();
-    ck.meta.kind = ModelKind::Uvb;
+    ck.meta.kind = ModelKind::UVB;
     let e = model_error(&ck);
     assert!(e.contains("latent"), "{e}");
     // M > 1 for a kind with one measurement.
@@ -334,7 +334,7 @@ fn class_draws_stay_bounded_and_visited_counts_every_jump() {
     use walkjump::run::{WalkJumpSpec, walk_jump};
     let deen = Model::from_checkpoint(
         &random_checkpoint(
-            meta(ModelKind::Deen, 1.0, 1, &Arch::net(mlp(&[4])), 3, 3),
+            meta(ModelKind::DEEN, 1.0, 1, &Arch::net(mlp(&[4])), 3, 3),
             1,
         ),
         &Device::Cpu,
@@ -345,7 +345,7 @@ fn class_draws_stay_bounded_and_visited_counts_every_jump() {
         ..Arch::net(mlp(&[4]))
     };
     let cls = Model::from_checkpoint(
-        &random_checkpoint(meta(ModelKind::Classifier, 1.0, 1, &cls_arch, 3, 3), 2),
+        &random_checkpoint(meta(ModelKind::CLASSIFIER, 1.0, 1, &cls_arch, 3, 3), 2),
         &Device::Cpu,
     )
     .expect("classifier");

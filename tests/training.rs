@@ -20,7 +20,7 @@ fn splits() -> (Dataset, Dataset) {
 
 fn deen_cfg(epochs: usize, hidden: Vec<usize>) -> TrainConfig {
     TrainConfig {
-        kind: ModelKind::Deen,
+        kind: ModelKind::DEEN,
         sigma: 1.0,
         measurements: 1,
         arch: Arch {
@@ -133,7 +133,7 @@ fn same_seed_same_curve_and_resume() {
 fn short_classifier_run_learns() {
     let (tr, te) = splits();
     let cfg = TrainConfig {
-        kind: ModelKind::Classifier,
+        kind: ModelKind::CLASSIFIER,
         sigma: 1.0,
         measurements: 1,
         arch: Arch {

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::error::q;
 use super::json::json_type;
 use super::meta::{check_finite, parse_metadata};
-use super::{Checkpoint, CheckpointError, MAX_HEADER_BYTES, PREFIX, TensorData};
+use super::{Checkpoint, CheckpointError, MAX_HEADER_BYTES, ModelKind, PREFIX, TensorData};
 
 /// Bits per element of a safetensors dtype name, `None` for unknown names.
 fn dtype_bits(name: &str) -> Option<usize> {
@@ -273,8 +273,8 @@ pub(super) struct Parsed {
     pub(super) dtypes: BTreeMap<String, String>,
 }
 
-/// Parses and fully validates `bytes` (see [`Checkpoint::from_bytes`]).
-pub(super) fn parse(bytes: &[u8]) -> Result<Parsed, CheckpointError> {
+/// Parses and fully validates `bytes`, whose `kind` must be one of `kinds` (see [`Checkpoint::from_bytes_in`]).
+pub(super) fn parse(bytes: &[u8], kinds: &[ModelKind]) -> Result<Parsed, CheckpointError> {
     let (header, n) = check_envelope(bytes)?;
     let value: Value =
         serde_json::from_str(header).map_err(|e| CheckpointError::HeaderNotJson {
@@ -302,7 +302,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed, CheckpointError> {
         .metadata()
         .as_ref()
         .ok_or(CheckpointError::NoMetadata)?;
-    let meta = parse_metadata(strings)?;
+    let meta = parse_metadata(strings, kinds)?;
 
     let infos: BTreeMap<String, &safetensors::tensor::TensorInfo> =
         st_meta.tensors().into_iter().collect();

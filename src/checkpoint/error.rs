@@ -169,10 +169,12 @@ pub enum CheckpointError {
         key: &'static str,
     },
     /// `kind` names no known model kind.
-    #[error("unknown model kind {}; valid kinds are {}", q(value), kinds_list())]
+    #[error("unknown model kind {}; valid kinds are {valid}", q(value))]
     UnknownKind {
         /// The value found.
         value: String,
+        /// The known kinds, comma-separated.
+        valid: String,
     },
     /// `sigma` does not parse as a number.
     #[error("metadata `sigma` is {}, not a number", q(value))]
@@ -377,7 +379,7 @@ pub enum CheckpointError {
 
 impl CheckpointError {
     /// The error without the [`CheckpointError::InFile`] path wrapper that
-    /// [`Checkpoint::load`](super::Checkpoint::load) adds around content errors.
+    /// [`Checkpoint::load_in`](super::Checkpoint::load_in) adds around content errors.
     pub fn inner(&self) -> &CheckpointError {
         match self {
             CheckpointError::InFile { error, .. } => error.inner(),
@@ -424,12 +426,4 @@ fn not_walkjump_msg(found: Option<&str>) -> String {
             q(f)
         ),
     }
-}
-
-fn kinds_list() -> String {
-    ModelKind::ALL
-        .iter()
-        .map(|k| k.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -1,4 +1,4 @@
-//! [`inspect`]: a validated checkpoint as a human-readable, deterministic report.
+//! [`inspect_in`]: a validated checkpoint as a human-readable, deterministic report.
 
 use std::fmt::Write as _;
 
@@ -7,16 +7,17 @@ use serde_json::Value;
 use super::envelope::{Parsed, parse};
 use super::error::fmt_shape;
 use super::json::canonical_json;
-use super::{CheckpointError, FORMAT, sha256_hex};
+use super::{CheckpointError, FORMAT, ModelKind, sha256_hex};
 use crate::text::one_line;
 
 /// Validates `bytes` as a checkpoint and returns a human-readable report:
 /// file hash and size, metadata (one `key value` line each, extra keys
 /// included; JSON values in compact canonical form) and a table of tensors
 /// sorted by name with shape, file dtype, min, max and mean. The text is the
-/// same for the same input.
-pub fn inspect(bytes: &[u8]) -> Result<String, CheckpointError> {
-    let Parsed { checkpoint, dtypes } = parse(bytes)?;
+/// same for the same input. `kinds`: the model kinds the file may name (`models::inspect` passes the registered
+/// ones).
+pub fn inspect_in(bytes: &[u8], kinds: &[ModelKind]) -> Result<String, CheckpointError> {
+    let Parsed { checkpoint, dtypes } = parse(bytes, kinds)?;
     let meta = &checkpoint.meta;
     let mut out = String::new();
     let mut line = |key: &str, value: &str| {

@@ -10,64 +10,71 @@ use serde_json::Value;
 use super::json::{canonical_json, json_type, write_json_str};
 use super::{CheckpointError, FORMAT, MAX_DATA_DIM, MAX_MEASUREMENTS, RESERVED_KEYS, VERSION};
 
-/// The kind of model a checkpoint holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelKind {
-    /// Deep energy estimator network (`deen`).
-    Deen,
-    /// Unnormalized variational Bayes model (`uvb`).
-    Uvb,
-    /// Sigma-VAE (`sigma_vae`).
-    SigmaVae,
-    /// Alpha-VAE (`alpha_vae`).
-    AlphaVae,
-    /// Plain VAE (`vae`).
-    Vae,
-    /// Multimeasurement denoising autoencoder (`mdae`).
-    Mdae,
-    /// Energy-based VAE (`ebm_vae`).
-    EbmVae,
-    /// Classifier (`classifier`); the only kind allowed `sigma = 0`.
-    Classifier,
+/// The kind of model a checkpoint holds: its name (the `kind` metadata key, e.g. `"deen"`) and the one fact about it
+/// that checkpoint validation needs (whether `sigma` may be 0).
+///
+/// The kinds themselves are defined above this layer, one file each, and listed once in the registry of model kinds
+/// (`models::kinds`), which also gives every kind its constant (`ModelKind::DEEN`, ...). This layer never lists
+/// them: reading a checkpoint takes the kinds it may name as an argument ([`Checkpoint::from_bytes_in`]), and
+/// `Checkpoint::from_bytes` / `Checkpoint::load` (defined with the registry) pass the registered ones.
+///
+/// Kinds compare field by field, so that a constant can be matched in a pattern; the registry holds one kind per name.
+///
+/// [`Checkpoint::from_bytes_in`]: super::Checkpoint::from_bytes_in
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModelKind {
+    name: &'static str,
+    zero_sigma: bool,
 }
 
 impl ModelKind {
-    /// Every model kind, in declaration order.
-    pub const ALL: [ModelKind; 8] = [
-        ModelKind::Deen,
-        ModelKind::Uvb,
-        ModelKind::SigmaVae,
-        ModelKind::AlphaVae,
-        ModelKind::Vae,
-        ModelKind::Mdae,
-        ModelKind::EbmVae,
-        ModelKind::Classifier,
-    ];
-
-    /// The snake_case name stored in checkpoints (same as the serde name).
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ModelKind::Deen => "deen",
-            ModelKind::Uvb => "uvb",
-            ModelKind::SigmaVae => "sigma_vae",
-            ModelKind::AlphaVae => "alpha_vae",
-            ModelKind::Vae => "vae",
-            ModelKind::Mdae => "mdae",
-            ModelKind::EbmVae => "ebm_vae",
-            ModelKind::Classifier => "classifier",
+    /// The kind called `name` (lower-case snake_case, as stored in checkpoints) whose checkpoints need `sigma > 0`.
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            zero_sigma: false,
         }
     }
 
-    /// Parses the exact snake_case name; `None` for anything else.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    /// The same kind, allowed `sigma = 0` (a kind that does not denoise, such as the classifier).
+    pub const fn with_zero_sigma(self) -> Self {
+        Self {
+            zero_sigma: true,
+            ..self
+        }
+    }
+
+    /// The snake_case name stored in checkpoints (same as the serde name).
+    pub const fn as_str(&self) -> &'static str {
+        self.name
+    }
+
+    /// Whether its checkpoints may have `sigma = 0`.
+    pub const fn allows_zero_sigma(&self) -> bool {
+        self.zero_sigma
+    }
+
+    /// The kind of `kinds` named exactly `s`; `None` for anything else.
+    pub fn find(s: &str, kinds: &[ModelKind]) -> Option<Self> {
+        kinds.iter().copied().find(|k| k.name == s)
     }
 }
 
 impl std::fmt::Display for ModelKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ModelKind").field(&self.name).finish()
+    }
+}
+
+impl serde::Serialize for ModelKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name)
     }
 }
 
@@ -123,8 +130,8 @@ pub struct Metadata {
     pub kind: ModelKind,
     /// Format version (`version` key), 1..=[`VERSION`].
     pub version: u32,
-    /// Noise level (`sigma` key): finite, >= 0, and > 0 unless the kind is
-    /// [`ModelKind::Classifier`].
+    /// Noise level (`sigma` key): finite, >= 0, and > 0 unless the kind
+    /// [allows 0](ModelKind::allows_zero_sigma).
     pub sigma: f64,
     /// Number of measurements `M` (`measurements` key), 1..=[`MAX_MEASUREMENTS`].
     pub measurements: usize,
@@ -225,7 +232,7 @@ fn check_sigma(kind: ModelKind, sigma: f64, text: &str) -> Result<(), Checkpoint
             value: text.to_string(),
         });
     }
-    if sigma == 0.0 && kind != ModelKind::Classifier {
+    if sigma == 0.0 && !kind.allows_zero_sigma() {
         return Err(CheckpointError::SigmaZero { kind });
     }
     Ok(())
@@ -239,8 +246,11 @@ fn check_measurements(m: usize) -> Result<(), CheckpointError> {
     }
 }
 
-/// Parses the metadata strings into [`Metadata`], validating each key.
-pub(super) fn parse_metadata(map: &HashMap<String, String>) -> Result<Metadata, CheckpointError> {
+/// Parses the metadata strings into [`Metadata`], validating each key; `kind` must name one of `kinds`.
+pub(super) fn parse_metadata(
+    map: &HashMap<String, String>,
+    kinds: &[ModelKind],
+) -> Result<Metadata, CheckpointError> {
     let get = |key: &'static str| {
         map.get(key)
             .map(String::as_str)
@@ -268,8 +278,13 @@ pub(super) fn parse_metadata(map: &HashMap<String, String>) -> Result<Metadata, 
         Ok(v) => v as u32,
     };
     let ktext = get("kind")?;
-    let kind = ModelKind::parse(ktext).ok_or_else(|| CheckpointError::UnknownKind {
+    let kind = ModelKind::find(ktext, kinds).ok_or_else(|| CheckpointError::UnknownKind {
         value: ktext.to_string(),
+        valid: kinds
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
     })?;
     let stext = get("sigma")?;
     let sigma = stext

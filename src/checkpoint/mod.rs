@@ -13,16 +13,20 @@
 //! by the file beyond the length of the bytes already in memory.
 //!
 //! Checking tensor shapes against the architecture is left to the caller,
-//! which knows the architecture.
+//! which knows the architecture. So is the list of model kinds: reading takes
+//! the kinds a file may name as an argument ([`Checkpoint::from_bytes_in`],
+//! [`Checkpoint::load_in`], [`inspect_in`]). The registry of model kinds
+//! (`src/models/kinds/`) passes its own through `Checkpoint::from_bytes`,
+//! `Checkpoint::load` and `models::inspect`, which it defines.
 //!
 //! The module is a set of rooms, each one concept:
-//! - this file: the [`Checkpoint`] itself, writing it (`to_bytes`, `save`), reading files ([`Checkpoint::load`],
+//! - this file: the [`Checkpoint`] itself, writing it (`to_bytes`, `save`), reading files ([`Checkpoint::load_in`],
 //!   [`read_checkpoint_file`]), [`sha256_hex`] and the format's constants;
 //! - `envelope.rs`: bytes to a validated checkpoint (the safetensors header, tensor entries, dtypes, finiteness);
 //! - `meta.rs`: [`Metadata`], [`ModelKind`], [`DataSpec`], [`TensorData`] and their validation;
 //! - `error.rs`: [`CheckpointError`], every message one line;
 //! - `json.rs`: the canonical (sorted-key, compact) JSON writer;
-//! - `inspect.rs`: [`inspect()`], the human-readable report.
+//! - `inspect.rs`: [`inspect_in`], the human-readable report.
 //!
 //! It imports nothing from the rest of the crate but `text::one_line`, so the crate's `Error` (`src/error.rs`) can hold
 //! [`CheckpointError`] without a loop.
@@ -44,7 +48,7 @@ mod meta;
 mod tests;
 
 pub use error::CheckpointError;
-pub use inspect::inspect;
+pub use inspect::inspect_in;
 pub use meta::{DataSpec, Metadata, ModelKind, TensorData};
 
 use envelope::parse;
@@ -63,7 +67,7 @@ pub const MAX_MEASUREMENTS: usize = 64;
 /// Largest allowed data dimension `channels * height * width` (2^24).
 pub const MAX_DATA_DIM: usize = 1 << 24;
 
-/// Largest checkpoint file [`Checkpoint::load`] will read (2 GiB).
+/// Largest checkpoint file [`Checkpoint::load_in`] will read (2 GiB).
 pub const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
 /// Largest safetensors JSON header accepted (the same limit as the
@@ -96,17 +100,19 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Parses and fully validates a checkpoint held in memory.
+    /// Parses and fully validates a checkpoint held in memory, whose `kind`
+    /// must be one of `kinds` (`Checkpoint::from_bytes` passes the registered
+    /// model kinds).
     ///
     /// Validates the safetensors envelope, the walkjump metadata, that every
     /// tensor is F32 or F64 (converted to f32) and finite, and that there is
     /// at least one tensor. Never allocates more than a small multiple of
     /// `bytes.len()`.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CheckpointError> {
-        parse(bytes).map(|p| p.checkpoint)
+    pub fn from_bytes_in(bytes: &[u8], kinds: &[ModelKind]) -> Result<Self, CheckpointError> {
+        parse(bytes, kinds).map(|p| p.checkpoint)
     }
 
-    /// Checks everything [`Checkpoint::from_bytes`] would check on the
+    /// Checks everything [`Checkpoint::from_bytes_in`] would check on the
     /// serialized form: metadata invariants, at least one tensor, each
     /// tensor's data length matches its shape, all values finite.
     pub fn validate(&self) -> Result<(), CheckpointError> {
@@ -197,15 +203,16 @@ impl Checkpoint {
         Ok(out)
     }
 
-    /// Reads and validates a checkpoint file.
+    /// Reads and validates a checkpoint file, whose `kind` must be one of
+    /// `kinds` (`Checkpoint::load` passes the registered model kinds).
     ///
     /// Rejects missing paths, directories and other non-regular files, empty
     /// files and files over [`MAX_FILE_BYTES`] before reading. Content errors
     /// are wrapped in [`CheckpointError::InFile`] with the path (see
     /// [`CheckpointError::inner`]).
-    pub fn load(path: &Path) -> Result<Self, CheckpointError> {
+    pub fn load_in(path: &Path, kinds: &[ModelKind]) -> Result<Self, CheckpointError> {
         let bytes = read_checkpoint_file(path)?;
-        Self::from_bytes(&bytes).map_err(|e| CheckpointError::InFile {
+        Self::from_bytes_in(&bytes, kinds).map_err(|e| CheckpointError::InFile {
             path: path.to_path_buf(),
             error: Box::new(e),
         })

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use walkjump::models::Model;
-use walkjump::models::checkpoint::inspect;
+use walkjump::models::inspect;
 use walkjump::models::load::read_checkpoint_bytes;
 
 use super::{ONNX_OPTIONS, OnnxArgs, cpu_only_command};

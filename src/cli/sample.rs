@@ -290,7 +290,7 @@ pub(crate) fn cmd_sample(a: SampleArgs, quality_command: bool) -> Result<()> {
     let path = resolve_checkpoint(a.common.checkpoint.as_deref());
     let mut model = load_model(&path, &device)?;
     model.set_z_mode(parse_z(&a.z)?);
-    if let walkjump::models::ModelInner::EbmVae(e) = &model.inner {
+    if let Some(e) = model.net_as::<walkjump::models::EbmVae>() {
         if a.condition.is_some() || a.jump_with.is_some() || quality_command || a.quality {
             bail!(
                 "--condition, --jump-with and quality need chains on y; a GRBM-prior VAE samples its latent instead"

@@ -11,8 +11,8 @@ use super::open_device;
 
 #[derive(Args)]
 pub(crate) struct TrainArgs {
-    /// Model kind: deen, uvb, sigma-vae, alpha-vae, vae, mdae, ebm-vae, classifier.
-    #[arg(long)]
+    /// Model kind: one of the registered kinds (listed in the help).
+    #[arg(long, help = kind_help())]
     kind: String,
     /// Noise level sigma (sigma-VAE: the imaginary noise). Ignored by the classifier.
     #[arg(long, default_value_t = 1.0)]
@@ -56,6 +56,14 @@ pub(crate) struct TrainArgs {
     out: PathBuf,
 }
 
+/// The `--kind` help: the registered kinds, spelled with dashes.
+fn kind_help() -> String {
+    format!(
+        "Model kind: {}.",
+        walkjump::models::kinds::names_line().replace('_', "-")
+    )
+}
+
 pub(crate) fn run(a: TrainArgs) -> Result<()> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,8 +73,9 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
 
     let kind = ModelKind::parse(&a.kind.replace('-', "_")).with_context(|| {
         format!(
-            "unknown kind '{}' (deen, uvb, sigma-vae, alpha-vae, vae, mdae, ebm-vae, classifier)",
-            a.kind
+            "unknown kind '{}' ({})",
+            a.kind,
+            walkjump::models::kinds::names_line().replace('_', "-")
         )
     })?;
     let device = open_device(&a.device)?;
@@ -94,11 +103,11 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
             })?
         }
         (None, Some(ck)) => Arch::from_json(&ck.meta.arch)?,
-        (None, None) => default_arch(kind),
+        (None, None) => default_arch(kind)?,
     };
     let cfg = TrainConfig {
         kind,
-        sigma: if kind == ModelKind::Classifier {
+        sigma: if kind.allows_zero_sigma() {
             1.0
         } else {
             a.sigma

@@ -10,7 +10,7 @@ use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder};
 
 use super::checkpoint::{Checkpoint, sha256_hex};
-use super::{Model, tensors_on_device};
+use super::{Model, ModelDef, tensors_on_device};
 use crate::error::{Error, Result};
 use crate::onnx::ImportOptions;
 
@@ -85,6 +85,15 @@ fn arch_error(e: Error) -> Error {
 impl Model {
     /// Builds the model described by `ckpt` on `device`, checking every tensor against the architecture.
     pub fn from_checkpoint(ckpt: &Checkpoint, device: &Device) -> Result<Self> {
+        Self::from_checkpoint_as(super::kinds::def_or_err(ckpt.meta.kind)?, ckpt, device)
+    }
+
+    /// [`Model::from_checkpoint`] for the kind `def`, registered or not (`ckpt.meta.kind` must be its kind).
+    pub fn from_checkpoint_as(
+        def: &'static dyn ModelDef,
+        ckpt: &Checkpoint,
+        device: &Device,
+    ) -> Result<Self> {
         let tensors = tensors_on_device(ckpt, device)?;
         let used = Arc::new(Mutex::new(BTreeSet::new()));
         let backend = TrackingBackend {
@@ -92,7 +101,7 @@ impl Model {
             used: used.clone(),
         };
         let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
-        let model = Model::build(ckpt.meta.clone(), &vb, device).map_err(arch_error)?;
+        let model = Model::build_as(def, ckpt.meta.clone(), &vb, device).map_err(arch_error)?;
         let used = used
             .lock()
             .map_err(|_| Error::Architecture("internal lock poisoned".into()))?;

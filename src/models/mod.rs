@@ -1,30 +1,38 @@
-//! Model kinds built from checkpoints: DEEN, UVB, the VAE family, MDAE, the GRBM-prior VAE, a classifier, and the
-//! analytic Gaussian mixture. All tensors are flat: a batch of noisy inputs is `y: [N, M*d]` (channel-major over the
-//! M measurements), clean images are `x: [N, d]` with `d = channels * height * width`.
+//! Models built from checkpoints, and the analytic Gaussian mixture. The model kinds (DEEN, UVB, the VAE family,
+//! MDAE, the GRBM-prior VAE, a classifier) are one file each under `kinds/`, listed once in its registry
+//! ([`kinds::MODELS`]); a [`Model`] is a checkpoint's metadata plus the networks its kind built, and reaches them only
+//! through the [`ModelDef`] and [`KindModel`] traits. All tensors are flat: a batch of noisy inputs is `y: [N, M*d]`
+//! (channel-major over the M measurements), clean images are `x: [N, d]` with `d = channels * height * width`.
 
-pub mod deen;
+pub mod kinds;
 pub mod load;
-pub mod mdae;
 pub mod vae;
+
+pub use kinds::{deen, mdae};
 
 // The checkpoint format and the analytic mixture sit at the bottom of the crate (`src/checkpoint/`,
 // `src/mixture.rs`), below `error` and `data`; they stay reachable here under their old paths.
 pub use crate::{checkpoint, mixture};
+
+use std::any::Any;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::nn::{Net, NetConfig};
-use crate::parallel::{per_rows, per_rows2};
+use crate::nn::NetConfig;
 use crate::rng::Rng;
 use crate::sampling;
 pub use crate::sampling::ScoreModel;
 pub use checkpoint::{Checkpoint, DataSpec, Metadata, ModelKind};
 pub use deen::Deen;
+pub use kinds::classifier::Classifier;
+pub use kinds::ebm_vae::{EbmVae, Grbm};
+pub use kinds::uvb::Uvb;
+pub use kinds::{Draws, KindModel, ModelDef, inspect};
 pub use mdae::Mdae;
-pub use vae::{Classifier, EbmVae, Grbm, LatentVae, VaeDecoder, ZMode};
+pub use vae::{LatentVae, VaeDecoder, ZMode};
 
 /// Architecture configuration stored in the checkpoint's `arch` metadata.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -82,15 +90,15 @@ impl Arch {
         })
     }
 
-    fn require<T: Copy>(v: Option<T>, what: &str, kind: ModelKind) -> Result<T> {
+    /// `v`, or the one-line error that a `kind` checkpoint needs `arch.{what}`.
+    pub fn require<T: Copy>(v: Option<T>, what: &str, kind: ModelKind) -> Result<T> {
         v.ok_or_else(|| {
             Error::Architecture(format!("a {} checkpoint needs arch.{what}", kind.as_str()))
         })
     }
 }
 
-/// A model built from a checkpoint, with its metadata.
-#[derive(Debug)]
+/// A model built from a checkpoint, with its metadata: the networks its kind built, reached through [`KindModel`].
 pub struct Model {
     /// The checkpoint's metadata.
     pub meta: Metadata,
@@ -98,99 +106,62 @@ pub struct Model {
     pub arch: Arch,
     /// sha256 of the checkpoint file (empty for models not loaded from a file).
     pub sha256: String,
-    /// The network(s).
-    pub inner: ModelInner,
+    def: &'static dyn ModelDef,
+    net: Box<dyn KindModel>,
     device: Device,
 }
 
-/// The networks of each kind.
-#[derive(Debug)]
-pub enum ModelInner {
-    /// Energy network (DEEN).
-    Deen(Deen),
-    /// UVB energy: a VAE's negative ELBO of y.
-    Uvb(LatentVae),
-    /// sigma-VAE, alpha-VAE, Bernoulli VAE: denoisers through the encoder and decoder.
-    Vae(LatentVae),
-    /// Multimeasurement denoising autoencoder.
-    Mdae(Mdae),
-    /// VAE with a Gaussian-Bernoulli RBM prior on the latent.
-    EbmVae(EbmVae),
-    /// Digit classifier.
-    Classifier(Classifier),
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("meta", &self.meta)
+            .field("arch", &self.arch)
+            .field("sha256", &self.sha256)
+            .field("net", &self.net)
+            .field("device", &self.device)
+            .finish()
+    }
 }
 
 impl Model {
-    /// Builds a model of `meta.kind` whose parameters come from `vb`.
+    /// Builds a model of `meta.kind` (a registered kind) whose parameters come from `vb`.
     pub fn build(meta: Metadata, vb: &VarBuilder, device: &Device) -> Result<Self> {
-        let arch = Arch::from_json(&meta.arch)?;
+        let def = kinds::def_or_err(meta.kind)?;
+        Self::build_as(def, meta, vb, device)
+    }
+
+    /// Builds a model of the kind `def` (registered or not; `meta.kind` must be its kind) whose parameters come from
+    /// `vb`: checks the measurements and sigma against the kind, then lets `def` build its networks.
+    pub fn build_as(
+        def: &'static dyn ModelDef,
+        meta: Metadata,
+        vb: &VarBuilder,
+        device: &Device,
+    ) -> Result<Self> {
         let kind = meta.kind;
-        let spec = &meta.data;
-        let shape = (spec.channels, spec.height, spec.width);
-        let d = spec.dim();
+        if def.kind() != kind {
+            return Err(Error::Architecture(format!(
+                "the metadata says kind {kind}, the definition builds {}",
+                def.kind()
+            )));
+        }
+        let arch = Arch::from_json(&meta.arch)?;
+        let d = meta.data.dim();
         let m = meta.measurements;
-        if m != 1 && kind != ModelKind::Mdae {
+        if m != 1 && !def.multi_measurement() {
             return Err(Error::Architecture(format!(
                 "a {} model has one measurement, the checkpoint says {m}",
                 kind.as_str()
             )));
         }
-        let needs_sigma = !matches!(kind, ModelKind::Classifier);
+        let needs_sigma = !kind.allows_zero_sigma();
         if needs_sigma && !(meta.sigma > 0.0 && meta.sigma.is_finite()) {
             return Err(Error::Architecture(format!(
                 "sigma must be positive for a {} model",
                 kind.as_str()
             )));
         }
-        let inner = match kind {
-            ModelKind::Deen => {
-                ModelInner::Deen(Deen::new(vb, &arch.net, shape, meta.sigma, arch.quadratic)?)
-            }
-            ModelKind::Mdae => ModelInner::Mdae(Mdae::new(
-                vb,
-                &arch.net,
-                shape,
-                m,
-                meta.sigma,
-                !arch.raw_input,
-            )?),
-            ModelKind::Classifier => {
-                let classes = Arch::require(arch.classes, "classes", kind)?;
-                if !(2..=1000).contains(&classes) {
-                    return Err(Error::Architecture(format!("{classes} classes")));
-                }
-                ModelInner::Classifier(Classifier {
-                    net: Net::new(&vb.pp("net"), &arch.net, shape, classes)?,
-                })
-            }
-            ModelKind::Uvb | ModelKind::SigmaVae | ModelKind::AlphaVae | ModelKind::Vae => {
-                let decoder = match kind {
-                    ModelKind::Vae => VaeDecoder::Bernoulli,
-                    ModelKind::AlphaVae => VaeDecoder::Laplace {
-                        alpha: Arch::require(arch.alpha, "alpha", kind)?,
-                    },
-                    _ => VaeDecoder::Gaussian { sigma: meta.sigma },
-                };
-                let vae = LatentVae::new(vb, &arch, shape, decoder, kind)?;
-                if kind == ModelKind::Uvb {
-                    ModelInner::Uvb(vae)
-                } else {
-                    ModelInner::Vae(vae)
-                }
-            }
-            ModelKind::EbmVae => {
-                let vae = LatentVae::new(
-                    vb,
-                    &arch,
-                    shape,
-                    VaeDecoder::Gaussian { sigma: meta.sigma },
-                    kind,
-                )?;
-                let hidden = Arch::require(arch.prior_hidden, "prior_hidden", kind)?;
-                let prior = Grbm::new(&vb.pp("prior"), vae.latent(), hidden)?;
-                ModelInner::EbmVae(EbmVae { vae, prior })
-            }
-        };
+        let net = def.build(&meta, &arch, vb)?;
         if d == 0 {
             return Err(Error::Architecture("empty data shape".into()));
         }
@@ -198,7 +169,8 @@ impl Model {
             meta,
             arch,
             sha256: String::new(),
-            inner,
+            def,
+            net,
             device: device.clone(),
         })
     }
@@ -206,6 +178,22 @@ impl Model {
     /// The model's kind.
     pub fn kind(&self) -> ModelKind {
         self.meta.kind
+    }
+
+    /// The definition of its kind.
+    pub fn def(&self) -> &'static dyn ModelDef {
+        self.def
+    }
+
+    /// Its networks.
+    pub fn net(&self) -> &dyn KindModel {
+        self.net.as_ref()
+    }
+
+    /// Its networks as the concrete type `T` of their kind (e.g. [`EbmVae`], [`Classifier`]), if they are one.
+    pub fn net_as<T: KindModel>(&self) -> Option<&T> {
+        let net: &dyn Any = self.net.as_ref();
+        net.downcast_ref::<T>()
     }
 
     /// The device its tensors live on.
@@ -221,44 +209,27 @@ impl Model {
 
     /// Whether the model maps a noisy `y` to a clean estimate (every kind but the classifier).
     pub fn is_denoiser(&self) -> bool {
-        !matches!(self.inner, ModelInner::Classifier(_))
+        self.def.is_denoiser()
     }
 
     /// The classifier, if this is one.
     pub fn classifier(&self) -> Option<&Classifier> {
-        match &self.inner {
-            ModelInner::Classifier(c) => Some(c),
-            _ => None,
-        }
+        self.net_as::<Classifier>()
     }
 
     /// Whether two jumps of the same y can differ: UVB and the VAE kinds drawing z from the posterior.
     pub fn is_stochastic(&self) -> bool {
-        match &self.inner {
-            ModelInner::Uvb(v) | ModelInner::Vae(v) => v.z_mode != ZMode::Mean,
-            ModelInner::EbmVae(e) => e.vae.z_mode != ZMode::Mean,
-            _ => false,
-        }
+        self.net.z_mode().is_some_and(|m| m != ZMode::Mean)
     }
 
     /// Chooses how UVB and the VAEs pick z (no effect on other kinds).
     pub fn set_z_mode(&mut self, mode: ZMode) {
-        match &mut self.inner {
-            ModelInner::Uvb(v) | ModelInner::Vae(v) => v.z_mode = mode,
-            ModelInner::EbmVae(e) => e.vae.z_mode = mode,
-            _ => {}
-        }
+        self.net.set_z_mode(mode);
     }
 
     /// Multiply-adds of one score evaluation for one chain (forward + VJP ~ 3x forward for energy nets).
     pub fn macs_per_score(&self) -> usize {
-        match &self.inner {
-            ModelInner::Deen(m) => 2 * m.net.macs(),
-            ModelInner::Mdae(m) => m.net.macs(),
-            ModelInner::Uvb(v) => 2 * v.macs(),
-            ModelInner::Vae(v) | ModelInner::EbmVae(EbmVae { vae: v, .. }) => v.macs(),
-            ModelInner::Classifier(c) => c.net.macs(),
-        }
+        self.net.macs_per_score()
     }
 
     fn check_input(&self, y: &Tensor, width: usize) -> Result<()> {
@@ -276,18 +247,6 @@ impl Model {
     pub fn denoise(&self, y: &Tensor, rng: &mut Rng) -> Result<Tensor> {
         self.model_jump(y, rng)
     }
-
-    /// Whether batches are scored as row blocks on rayon's threads rather than whole, with each large fully
-    /// connected product split by columns ([`Net::prefers_row_blocks`]).
-    fn split_rows(&self) -> bool {
-        match &self.inner {
-            ModelInner::Deen(m) => m.net.prefers_row_blocks(),
-            ModelInner::Mdae(m) => m.net.prefers_row_blocks(),
-            ModelInner::Uvb(v) | ModelInner::Vae(v) => v.prefers_row_blocks(),
-            ModelInner::EbmVae(e) => e.vae.prefers_row_blocks(),
-            ModelInner::Classifier(_) => true,
-        }
-    }
 }
 
 impl ScoreModel for Model {
@@ -304,14 +263,11 @@ impl ScoreModel for Model {
     }
 
     fn has_energy(&self) -> bool {
-        matches!(self.inner, ModelInner::Deen(_) | ModelInner::Uvb(_))
+        self.def.has_energy()
     }
 
     fn has_score(&self) -> bool {
-        matches!(
-            self.inner,
-            ModelInner::Deen(_) | ModelInner::Uvb(_) | ModelInner::Mdae(_)
-        )
+        self.def.has_score()
     }
 
     fn energy_and_score(
@@ -337,40 +293,24 @@ impl Model {
         rng: &mut Rng,
     ) -> Result<(Option<Tensor>, Tensor)> {
         self.check_input(y, self.dim())?;
-        // Rows are independent: each block of chains is scored on its own thread (crate::parallel).
-        match &self.inner {
-            ModelInner::Deen(m) => {
-                let (f, s) = per_rows2(self.split_rows(), y, |_, y| m.energy_and_score(y))?;
-                Ok((Some(f), s))
-            }
-            ModelInner::Uvb(v) => {
-                let (f, g) = v.uvb_energy_and_grad(y, rng)?;
-                Ok((Some(f), g.neg()?))
-            }
-            ModelInner::Mdae(m) => Ok((None, per_rows(self.split_rows(), y, |y| m.score(y))?)),
-            _ => Err(Error::Unsupported(format!(
+        if !self.def.has_score() {
+            return Err(Error::Unsupported(format!(
                 "a {} model has no score of y; use it as a denoiser",
                 self.kind().as_str()
-            ))),
+            )));
         }
+        self.net.energy_and_score(y, rng)
     }
 
     fn model_jump(&self, y: &Tensor, rng: &mut Rng) -> Result<Tensor> {
         self.check_input(y, self.dim())?;
-        match &self.inner {
-            ModelInner::Deen(m) => per_rows(self.split_rows(), y, |y| m.jump(y)),
-            ModelInner::Uvb(v) => {
-                let (_, g) = v.uvb_energy_and_grad(y, rng)?;
-                let s2 = self.meta.sigma * self.meta.sigma;
-                Ok((y - (g * s2)?)?)
-            }
-            ModelInner::Vae(v) => v.reconstruct(y, rng),
-            ModelInner::EbmVae(e) => e.vae.reconstruct(y, rng),
-            ModelInner::Mdae(m) => per_rows(self.split_rows(), y, |y| m.jump(y)),
-            ModelInner::Classifier(_) => {
-                Err(Error::Unsupported("a classifier is not a denoiser".into()))
-            }
+        if !self.def.is_denoiser() {
+            return Err(Error::Unsupported(format!(
+                "a {} is not a denoiser",
+                self.kind().as_str()
+            )));
         }
+        self.net.jump(y, rng)
     }
 }
 

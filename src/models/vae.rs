@@ -1,5 +1,7 @@
-//! Latent-variable models: UVB (REFERENCE.md §3), sigma-/alpha-/Bernoulli VAEs (§4), the GRBM-prior VAE (§9), and
-//! the digit classifier used by the diagnostics.
+//! The encoders and decoder that the latent-variable kinds share ([`LatentVae`]): UVB (REFERENCE.md §3,
+//! `kinds/uvb.rs`), the sigma-/alpha-/Bernoulli VAEs (§4, `kinds/sigma_vae.rs`, `kinds/alpha_vae.rs`,
+//! `kinds/vae.rs`, which all three run as a [`LatentVae`] through its [`KindModel`] below) and the GRBM-prior VAE
+//! (§9, `kinds/ebm_vae.rs`).
 //!
 //! Encoders for the mean and the log-variance `lambda = 2 log s` are separate networks (`enc_mu`, `enc_lam`, as in the
 //! UVB paper); the decoder is an MLP with a logistic readout (`dec`).
@@ -8,6 +10,7 @@ use candle_core::{D, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
+use super::kinds::{Draws, KindModel};
 use super::{Arch, ModelKind};
 use crate::error::{Error, Result};
 use crate::nn::{Net, NetConfig, sigmoid};
@@ -104,6 +107,16 @@ impl LatentVae {
         })
     }
 
+    /// The default architecture of the latent kinds: MLP encoders with one hidden layer of 512, a decoder with one of
+    /// 512, 32 latents.
+    pub fn default_arch() -> Arch {
+        Arch {
+            decoder: Some(vec![512]),
+            latent: Some(32),
+            ..Arch::net(NetConfig::Mlp { hidden: vec![512] })
+        }
+    }
+
     /// Whether batches are best cut into row blocks (`Net::prefers_row_blocks` of all three networks).
     pub fn prefers_row_blocks(&self) -> bool {
         self.enc_mu.prefers_row_blocks()
@@ -138,6 +151,16 @@ impl LatentVae {
         // -2 KL = sum (1 + lambda - mu^2 - exp(lambda))
         let t = ((mu.sqr()? + lam.exp()?)? - lam)?;
         Ok(((t - 1.0)?.sum(D::Minus1)? * 0.5)?)
+    }
+
+    /// The sigma of a Gaussian decoder (UVB, sigma-VAE, GRBM-prior VAE); an error for the other likelihoods.
+    pub fn gaussian_sigma(&self) -> Result<f64> {
+        match self.decoder {
+            VaeDecoder::Gaussian { sigma } => Ok(sigma),
+            _ => Err(Error::Unsupported(
+                "the UVB energy needs a Gaussian decoder".into(),
+            )),
+        }
     }
 
     /// Standard normal noise `[n, dz]` from the project's RNG.
@@ -226,14 +249,7 @@ impl LatentVae {
         y: &Tensor,
         noises: &[Option<Tensor>],
     ) -> Result<(Tensor, Tensor)> {
-        let sigma = match self.decoder {
-            VaeDecoder::Gaussian { sigma } => sigma,
-            _ => {
-                return Err(Error::Unsupported(
-                    "the UVB energy needs a Gaussian decoder".into(),
-                ));
-            }
-        };
+        let sigma = self.gaussian_sigma()?;
         let inv_s2 = 1.0 / (sigma * sigma);
         let (mu, c_mu) = self.enc_mu.forward_cached(y)?;
         let (lam_raw, c_lam) = self.enc_lam.forward_cached(y)?;
@@ -322,100 +338,38 @@ pub fn softplus(x: &Tensor) -> Result<Tensor> {
     Ok((x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?)?)
 }
 
-/// Gaussian-Bernoulli RBM energy on the latent (REFERENCE.md §9):
-/// `E(z) = 1/2 ||(z - mu)/s||^2 - sum_j softplus((W^T z / s^2 + b)_j)`.
-#[derive(Clone, Debug)]
-pub struct Grbm {
-    /// `[dz]`
-    pub mu: Tensor,
-    /// `[dz]`, `s = exp(log_s)`
-    pub log_s: Tensor,
-    /// `[dz, H]`
-    pub w: Tensor,
-    /// `[H]`
-    pub b: Tensor,
-}
+/// The sigma-, alpha- and Bernoulli VAEs: denoising through the latent, trained on the negative ELBO of clean images.
+impl KindModel for LatentVae {
+    fn jump(&self, y: &Tensor, rng: &mut Rng) -> Result<Tensor> {
+        self.reconstruct(y, rng)
+    }
 
-impl Grbm {
-    /// Loads `mu`, `log_s`, `w`, `b` under the builder's prefix.
-    pub fn new(vb: &VarBuilder, latent: usize, hidden: usize) -> Result<Self> {
-        if hidden == 0 || hidden > 1 << 16 {
-            return Err(Error::Architecture(format!(
-                "GRBM with {hidden} hidden units"
-            )));
-        }
-        Ok(Self {
-            mu: vb.get(latent, "mu")?,
-            log_s: vb.get(latent, "log_s")?,
-            w: vb.get((latent, hidden), "w")?,
-            b: vb.get(hidden, "b")?,
+    fn macs_per_score(&self) -> usize {
+        self.macs()
+    }
+
+    fn z_mode(&self) -> Option<ZMode> {
+        Some(self.z_mode)
+    }
+
+    fn set_z_mode(&mut self, mode: ZMode) {
+        self.z_mode = mode;
+    }
+
+    /// One reparametrisation `eps: [B, dz]`.
+    fn draws(&self, x: &Tensor, rng: &mut Rng) -> Result<Draws> {
+        Ok(Draws {
+            gauss: vec![Draws::normals(x, self.latent(), rng)?],
+            z: Vec::new(),
         })
     }
 
-    /// `z: [N, dz] -> (E(z): [N], grad_z E: [N, dz])`.
-    pub fn energy_and_grad(&self, z: &Tensor) -> Result<(Tensor, Tensor)> {
-        let inv_s2 = (&self.log_s * -2.0)?.exp()?;
-        let zs = z.broadcast_mul(&inv_s2)?;
-        let h = zs.matmul(&self.w)?.broadcast_add(&self.b)?;
-        let diff = z.broadcast_sub(&self.mu)?;
-        let quad = (diff.sqr()?.broadcast_mul(&inv_s2)?.sum(D::Minus1)? * 0.5)?;
-        let e = (quad - softplus(&h)?.sum(D::Minus1)?)?;
-        let grad = (diff - sigmoid(&h)?.matmul(&self.w.t()?)?)?.broadcast_mul(&inv_s2)?;
-        Ok((e, grad))
-    }
-}
-
-/// A VAE whose prior is a GRBM energy instead of N(0, I).
-#[derive(Clone, Debug)]
-pub struct EbmVae {
-    /// Encoders and decoder.
-    pub vae: LatentVae,
-    /// Latent energy.
-    pub prior: Grbm,
-}
-
-impl EbmVae {
-    /// Latent Langevin `z <- z - step grad E(z) + sqrt(2 step) eps` from `z0 ~ N(0, I)`, then decode.
-    /// Returns images `[n, d]`.
-    pub fn sample(
-        &self,
-        n: usize,
-        steps: usize,
-        step: f64,
-        rng: &mut Rng,
-        like: &Tensor,
-    ) -> Result<Tensor> {
-        if !(step > 0.0 && step.is_finite()) {
-            return Err(Error::Param(format!(
-                "latent step must be positive, got {step}"
-            )));
-        }
-        let mut z = self.vae.eps(n, rng, like)?;
-        let noise_scale = (2.0 * step).sqrt();
-        for _ in 0..steps {
-            let (_, g) = self.prior.energy_and_grad(&z)?;
-            let e = self.vae.eps(n, rng, like)?;
-            z = ((z - (g * step)?)? + (e * noise_scale)?)?;
-        }
-        self.vae.decode(&z)
-    }
-}
-
-/// A classifier `x: [N, d] -> logits [N, classes]`, built under the prefix `net`.
-#[derive(Clone, Debug)]
-pub struct Classifier {
-    /// The network.
-    pub net: Net,
-}
-
-impl Classifier {
-    /// `x: [N, d] -> logits: [N, classes]`.
-    pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.net.forward(x)?)
+    /// The mean negative ELBO of `x` under this decoder's likelihood.
+    fn loss(&self, x: &Tensor, _labels: Option<&Tensor>, draws: &Draws) -> Result<Tensor> {
+        Ok(self.neg_elbo(x, draws.gauss(0)?)?.0.mean(0)?)
     }
 
-    /// `x: [N, d] -> predicted class per row`.
-    pub fn predict(&self, x: &Tensor) -> Result<Vec<u32>> {
-        Ok(self.logits(x)?.argmax(D::Minus1)?.to_vec1::<u32>()?)
+    fn latent_vae(&self) -> Option<&LatentVae> {
+        Some(self)
     }
 }

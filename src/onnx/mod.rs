@@ -305,12 +305,13 @@ impl Imported {
                 name: String::new(),
             });
         }
+        // The checkpoint formats of the `deen` and `mdae` kinds (`models::kinds`), named as a file names them.
         let kind = match role {
-            Role::Energy => ModelKind::Deen,
-            Role::Denoiser | Role::Score => ModelKind::Mdae,
+            Role::Energy => ModelKind::new("deen"),
+            Role::Denoiser | Role::Score => ModelKind::new("mdae"),
         };
         let mut arch = json!({ "net": serde_json::to_value(crate::nn::NetConfig::Graph(spec)).map_err(|e| OnnxError::Model(one_line(&e.to_string())))? });
-        if kind == ModelKind::Mdae {
+        if kind.as_str() == "mdae" {
             arch["raw_input"] = json!(true);
         }
         let mut extra = BTreeMap::new();

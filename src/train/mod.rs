@@ -1,4 +1,7 @@
 //! Training every model kind with Adam, losses exactly as REFERENCE.md (summed over pixels, averaged over the batch).
+//! Each kind's random draws, loss and default architecture live in its own file (`models::kinds`, through
+//! [`KindModel::draws`](crate::models::KindModel::draws), [`KindModel::loss`](crate::models::KindModel::loss) and
+//! [`ModelDef::default_arch`]); this module batches, splits rows across threads, steps Adam, evaluates and records.
 //!
 //! DEEN and UVB are trained through the explicit-VJP score: `grad_y f` is an ordinary tensor expression, so the DEEN
 //! loss `||x - y + sigma^2 grad_y f(y)||^2` is differentiated by candle's first-order backward.
@@ -12,17 +15,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::backprop::GradStore;
-use candle_core::{D, DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, FORMAT, Metadata, ModelKind, TensorData, VERSION};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::models::{Arch, LatentVae, Model, ModelInner, ScoreModel};
+use crate::models::kinds::{self, MODELS};
+use crate::models::{Arch, Draws, Model, ModelDef, ScoreModel};
 use crate::parallel::map_row_blocks;
 use crate::rng::Rng;
-use crate::sampling::chain::tile_measurements;
 
 /// Everything that defines a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,10 +66,17 @@ impl TrainConfig {
         if self.batch == 0 || self.epochs == 0 {
             return Err(Error::Param("batch and epochs must be at least 1".into()));
         }
-        if self.measurements == 0 || (self.measurements > 1 && self.kind != ModelKind::Mdae) {
+        let def = kinds::def_or_err(self.kind)?;
+        if self.measurements == 0 || (self.measurements > 1 && !def.multi_measurement()) {
+            let multi: Vec<&str> = MODELS
+                .iter()
+                .filter(|d| d.multi_measurement())
+                .map(|d| d.kind().as_str())
+                .collect();
             return Err(Error::Param(format!(
-                "measurements = {} is only valid for mdae (M >= 1)",
-                self.measurements
+                "measurements = {} is only valid for {} (M >= 1)",
+                self.measurements,
+                multi.join(", ")
             )));
         }
         Ok(())
@@ -192,9 +202,20 @@ pub fn trainable_model(
     seed: u64,
     resume: Option<&Checkpoint>,
 ) -> Result<(Model, VarMap)> {
+    trainable_model_as(kinds::def_or_err(meta.kind)?, meta, device, seed, resume)
+}
+
+/// [`trainable_model`] for the kind `def`, registered or not (`meta.kind` must be its kind).
+pub fn trainable_model_as(
+    def: &'static dyn ModelDef,
+    meta: Metadata,
+    device: &Device,
+    seed: u64,
+    resume: Option<&Checkpoint>,
+) -> Result<(Model, VarMap)> {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-    let model = Model::build(meta, &vb, device)?;
+    let model = Model::build_as(def, meta, &vb, device)?;
     let mut rng = Rng::new(seed ^ 0x1A17);
     init_vars(&varmap, &mut rng)?;
     if let Some(ck) = resume {
@@ -217,62 +238,6 @@ pub fn trainable_model(
     Ok((model, varmap))
 }
 
-/// The random draws behind one training loss, each row-aligned with the batch (`[B, k]`), so that the loss of a
-/// block of rows can be computed on its own (see [`batch_loss_and_grads`]).
-struct Draws {
-    /// Gaussian draws in the order the loss uses them.
-    gauss: Vec<Tensor>,
-    /// The UVB energy's latent draws (`LatentVae::z_noise`).
-    z: Vec<Option<Tensor>>,
-}
-
-impl Draws {
-    /// The draws of `model`'s loss on a batch `x: [B, d]`, taken from `rng` in a fixed order.
-    fn new(model: &Model, x: &Tensor, rng: &mut Rng) -> Result<Self> {
-        let (b, d) = x.dims2()?;
-        let gauss = |rng: &mut Rng, m: usize| -> Result<Tensor> {
-            Ok(Tensor::from_vec(rng.normal_vec(b * m), (b, m), x.device())?.to_dtype(x.dtype())?)
-        };
-        let mut out = Draws {
-            gauss: Vec::new(),
-            z: Vec::new(),
-        };
-        match &model.inner {
-            ModelInner::Deen(_) => out.gauss.push(gauss(rng, d)?),
-            ModelInner::Uvb(v) => {
-                out.gauss.push(gauss(rng, d)?);
-                out.z = v.z_noise(x, rng)?;
-            }
-            ModelInner::Mdae(m) => out.gauss.push(gauss(rng, m.measurements * d)?),
-            ModelInner::Vae(v) => out.gauss.push(gauss(rng, v.latent())?),
-            ModelInner::EbmVae(e) => {
-                out.gauss.push(gauss(rng, e.vae.latent())?);
-                out.gauss.push(gauss(rng, e.vae.latent())?);
-            }
-            ModelInner::Classifier(_) => {}
-        }
-        Ok(out)
-    }
-
-    /// Rows `start..start + len` of every draw.
-    fn rows(&self, start: usize, len: usize) -> Result<Self> {
-        Ok(Draws {
-            gauss: self
-                .gauss
-                .iter()
-                .map(|g| g.narrow(0, start, len))
-                .collect::<candle_core::Result<_>>()?,
-            z: LatentVae::narrow_noise(&self.z, start, len)?,
-        })
-    }
-
-    fn gauss(&self, i: usize) -> Result<&Tensor> {
-        self.gauss
-            .get(i)
-            .ok_or_else(|| Error::Param("missing noise draw".into()))
-    }
-}
-
 /// The training objective of `model` on clean images `x: [B, d]` (with labels for a classifier), averaged over
 /// the batch. Noise and latent samples come from `rng`. Computed on row blocks in parallel (crate::parallel) and
 /// summed; differentiable in the weights.
@@ -282,7 +247,7 @@ pub fn batch_loss(
     labels: Option<&Tensor>,
     rng: &mut Rng,
 ) -> Result<Tensor> {
-    let draws = Draws::new(model, x, rng)?;
+    let draws = model.net().draws(x, rng)?;
     let b = x.dim(0)?;
     let parts = map_row_blocks(b, x.device(), |start, len| {
         block_loss(model, x, labels, &draws, b, start, len)
@@ -316,7 +281,7 @@ pub fn batch_loss_and_block_grads(
     labels: Option<&Tensor>,
     rng: &mut Rng,
 ) -> Result<(f64, Vec<GradStore>)> {
-    let draws = Draws::new(model, x, rng)?;
+    let draws = model.net().draws(x, rng)?;
     let b = x.dim(0)?;
     let parts = map_row_blocks(b, x.device(), |start, len| -> Result<_> {
         let loss = block_loss(model, x, labels, &draws, b, start, len)?;
@@ -346,63 +311,10 @@ fn block_loss(
     Ok((loss * (len as f64 / b as f64))?)
 }
 
-/// The training objective on `x: [B, d]` with its random draws given, averaged over the batch.
+/// The training objective on `x: [B, d]` with its random draws given, averaged over the batch (the kind's
+/// [`KindModel::loss`](crate::models::KindModel::loss)).
 fn loss_with(model: &Model, x: &Tensor, labels: Option<&Tensor>, draws: &Draws) -> Result<Tensor> {
-    let sigma = model.meta.sigma;
-    Ok(match &model.inner {
-        ModelInner::Deen(m) => {
-            let y = (x + (draws.gauss(0)? * sigma)?)?;
-            (x - m.jump(&y)?)?.sqr()?.sum(D::Minus1)?.mean(0)?
-        }
-        ModelInner::Uvb(v) => {
-            let y = (x + (draws.gauss(0)? * sigma)?)?;
-            let (_, g) = v.uvb_energy_and_grad_with(&y, &draws.z)?;
-            let x_hat = (&y - (g * (sigma * sigma))?)?;
-            (x - x_hat)?.sqr()?.sum(D::Minus1)?.mean(0)?
-        }
-        ModelInner::Mdae(m) => {
-            let mm = m.measurements;
-            let xt = tile_measurements(x, mm)?;
-            let y = (&xt + (draws.gauss(0)? * sigma)?)?;
-            ((xt - m.nu(&y)?)?.sqr()?.sum(D::Minus1)?.mean(0)? / mm as f64)?
-        }
-        ModelInner::Vae(v) => v.neg_elbo(x, draws.gauss(0)?)?.0.mean(0)?,
-        ModelInner::EbmVae(e) => {
-            // VAE pair: E_q[-ln p(x|z) + E(z) + ln q(z|x)]; prior: denoising score matching on detached latents.
-            let vae = &e.vae;
-            let eps = draws.gauss(0)?;
-            let (mu, lam) = vae.encode(x)?;
-            let z = (&mu + ((&lam * 0.5)?.exp()? * eps)?)?;
-            let m = vae.decode(&z)?;
-            let rec = ((x - m)?.sqr()?.sum(D::Minus1)? * (0.5 / (sigma * sigma)))?;
-            // The prior is unnormalised: its parameters learn only from score matching below, never from the
-            // ELBO (which they could lower without bound by ignoring the partition function).
-            let frozen = crate::models::Grbm {
-                mu: e.prior.mu.detach(),
-                log_s: e.prior.log_s.detach(),
-                w: e.prior.w.detach(),
-                b: e.prior.b.detach(),
-            };
-            let (energy, _) = frozen.energy_and_grad(&z)?;
-            // ln q(z|x) = -1/2 sum(lambda + eps^2 + ln 2 pi)
-            let log_q = ((&lam + eps.sqr()?)? + (2.0 * std::f64::consts::PI).ln())?
-                .sum(D::Minus1)?
-                .affine(-0.5, 0.0)?;
-            let vae_loss = ((rec + energy)? + log_q)?.mean(0)?;
-            let s_n = 0.1;
-            let zd = z.detach();
-            let noise = draws.gauss(1)?;
-            let zt = (&zd + (noise * s_n)?)?;
-            let (_, g) = e.prior.energy_and_grad(&zt)?;
-            // score of the noisy latent is -grad E; the DSM target is -(zt - z)/s_n^2 = -noise/s_n.
-            let dsm = (g - (noise / s_n)?)?.sqr()?.sum(D::Minus1)?.mean(0)?;
-            (vae_loss + (dsm * (s_n * s_n))?)?
-        }
-        ModelInner::Classifier(c) => {
-            let labels = labels.ok_or_else(|| Error::Data("a classifier needs labels".into()))?;
-            candle_nn::loss::cross_entropy(&c.logits(x)?, labels)?
-        }
-    })
+    model.net().loss(x, labels, draws)
 }
 
 /// Test loss (the training objective on the test split, fixed seed) and accuracy for a classifier.
@@ -419,7 +331,7 @@ pub fn test_loss(model: &Model, test: &Dataset, seed: u64) -> Result<(f64, Optio
         let labels = label_tensor(test, &idx, device)?;
         let loss = batch_loss(model, &x, labels.as_ref(), &mut rng)?.to_scalar::<f32>()? as f64;
         total += loss * idx.len() as f64;
-        if let (ModelInner::Classifier(c), Some(l)) = (&model.inner, &test.labels) {
+        if let (Some(c), Some(l)) = (model.classifier(), &test.labels) {
             let pred = c.predict(&x)?;
             correct += pred
                 .iter()
@@ -428,8 +340,10 @@ pub fn test_loss(model: &Model, test: &Dataset, seed: u64) -> Result<(f64, Optio
                 .count();
         }
     }
-    let acc =
-        matches!(model.inner, ModelInner::Classifier(_)).then(|| correct as f64 / n.max(1) as f64);
+    let acc = model
+        .classifier()
+        .is_some()
+        .then(|| correct as f64 / n.max(1) as f64);
     Ok((total / n.max(1) as f64, acc))
 }
 
@@ -502,7 +416,9 @@ pub fn train(
             "training needs non-empty train and test splits".into(),
         ));
     }
-    if cfg.kind == ModelKind::Classifier && (train.labels.is_none() || test.labels.is_none()) {
+    if kinds::def_or_err(cfg.kind)?.needs_labels()
+        && (train.labels.is_none() || test.labels.is_none())
+    {
         return Err(Error::Data("a classifier needs labels (--labels)".into()));
     }
     let meta = metadata_for(cfg, train)?;
@@ -622,35 +538,8 @@ pub fn train(
     Ok((ck, record))
 }
 
-/// The default architecture of each kind: small enough to train on two CPU cores in minutes and to sample live.
-pub fn default_arch(kind: ModelKind) -> Arch {
-    use crate::nn::NetConfig;
-    let mlp = |hidden: Vec<usize>| NetConfig::Mlp { hidden };
-    match kind {
-        ModelKind::Deen => Arch {
-            quadratic: true,
-            ..Arch::net(mlp(vec![1024, 1024]))
-        },
-        ModelKind::Mdae => Arch::net(mlp(vec![1024, 1024])),
-        ModelKind::Classifier => Arch {
-            classes: Some(10),
-            ..Arch::net(NetConfig::Conv {
-                channels: vec![32, 64],
-                strides: vec![2, 2],
-                kernel: 3,
-                fc: vec![128],
-            })
-        },
-        ModelKind::Uvb
-        | ModelKind::SigmaVae
-        | ModelKind::AlphaVae
-        | ModelKind::Vae
-        | ModelKind::EbmVae => Arch {
-            decoder: Some(vec![512]),
-            latent: Some(32),
-            alpha: (kind == ModelKind::AlphaVae).then_some(0.5),
-            prior_hidden: (kind == ModelKind::EbmVae).then_some(64),
-            ..Arch::net(mlp(vec![512]))
-        },
-    }
+/// The default architecture of a registered kind ([`ModelDef::default_arch`]): small enough to train on two CPU cores
+/// in minutes and to sample live.
+pub fn default_arch(kind: ModelKind) -> Result<Arch> {
+    Ok(kinds::def_or_err(kind)?.default_arch())
 }

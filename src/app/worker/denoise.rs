@@ -76,7 +76,7 @@ impl Worker {
             }
         }
         ok.sort_by(|a, b| {
-            let key = |m: &Loaded| (denoiser_rank(m.model.kind()), m.model.sigma());
+            let key = |m: &Loaded| (m.model.def().denoiser_rank(), m.model.sigma());
             let (ka, kb) = (key(a), key(b));
             ka.0.cmp(&kb.0)
                 .then(ka.1.total_cmp(&kb.1))
@@ -167,20 +167,4 @@ fn mse(a: &[f32], b: &[f32]) -> f64 {
         .map(|(&p, &q)| ((p - q) as f64).powi(2))
         .sum::<f64>()
         / a.len().max(1) as f64
-}
-
-/// Where a kind's columns go in the Denoise comparison: the three approaches the tool compares first (sigma-VAE,
-/// DEEN, UVB), then the other VAEs and the multimeasurement model.
-fn denoiser_rank(kind: crate::models::ModelKind) -> u8 {
-    use crate::models::ModelKind as K;
-    match kind {
-        K::SigmaVae => 0,
-        K::Deen => 1,
-        K::Uvb => 2,
-        K::AlphaVae => 3,
-        K::Vae => 4,
-        K::EbmVae => 5,
-        K::Mdae => 6,
-        K::Classifier => 7,
-    }
 }

@@ -336,7 +336,7 @@ impl XorShift {
 fn fuzz_mutations_never_panic() {
     let base = sample().to_bytes().unwrap();
     let mut other_ck = sample();
-    other_ck.meta.kind = ModelKind::Classifier;
+    other_ck.meta.kind = ModelKind::CLASSIFIER;
     other_ck.meta.sigma = 0.0;
     other_ck.tensors.remove("unused");
     let other = other_ck.to_bytes().unwrap();

@@ -59,10 +59,10 @@ fn unknown_kind() {
     let e = err(&meta_file(|m| {
         m.insert("kind".into(), "gan".into());
     }));
-    assert!(matches!(&e, CheckpointError::UnknownKind { value } if value == "gan"));
+    assert!(matches!(&e, CheckpointError::UnknownKind { value, .. } if value == "gan"));
     let msg = e.to_string();
     assert!(msg.contains("gan"));
-    for k in ModelKind::ALL {
+    for k in ModelKind::all() {
         assert!(msg.contains(k.as_str()), "{msg}");
     }
 }
@@ -98,7 +98,7 @@ fn bad_sigma() {
     assert!(matches!(
         case("0", "mdae"),
         CheckpointError::SigmaZero {
-            kind: ModelKind::Mdae
+            kind: ModelKind::MDAE
         }
     ));
     assert!(matches!(
@@ -207,7 +207,7 @@ fn extra_keys_kept_verbatim() {
 
 #[test]
 fn kinds_parse_and_serde_agree() {
-    for k in ModelKind::ALL {
+    for k in ModelKind::all() {
         assert_eq!(ModelKind::parse(k.as_str()), Some(k));
         assert_eq!(
             serde_json::to_string(&k).unwrap(),

@@ -8,6 +8,8 @@ use safetensors::SafeTensors;
 use serde_json::{Value, json};
 
 use super::*;
+// Reading checks `kind` against the registry of model kinds, which sits above this layer: the tests read through it.
+use crate::models::inspect;
 
 mod envelope;
 mod meta;
@@ -66,7 +68,7 @@ fn sample() -> Checkpoint {
     extra.insert("note".to_string(), "line1\nline2 \u{1}ünï".to_string());
     Checkpoint {
         meta: Metadata {
-            kind: ModelKind::Deen,
+            kind: ModelKind::DEEN,
             version: VERSION,
             sigma: 1.0,
             measurements: 4,
@@ -173,7 +175,7 @@ fn temp_dir(tag: &str) -> PathBuf {
 #[test]
 fn good_minimal_file_loads() {
     let c = Checkpoint::from_bytes(&meta_file(|_| {})).unwrap();
-    assert_eq!(c.meta.kind, ModelKind::Deen);
+    assert_eq!(c.meta.kind, ModelKind::DEEN);
     assert_eq!(c.meta.sigma, 1.0);
     assert_eq!(c.meta.train, None);
     assert!(c.meta.extra.is_empty());
@@ -217,7 +219,7 @@ fn sigma_round_trips_exactly() {
         assert_eq!(back.meta.sigma.to_bits(), s.to_bits());
     }
     let mut c = sample();
-    c.meta.kind = ModelKind::Classifier;
+    c.meta.kind = ModelKind::CLASSIFIER;
     c.meta.sigma = 0.0;
     let back = Checkpoint::from_bytes(&c.to_bytes().unwrap()).unwrap();
     assert_eq!(back.meta.sigma, 0.0);

@@ -1,12 +1,62 @@
-//! MDAE, the sigma (x) M multimeasurement denoising autoencoder in the score parametrisation (REFERENCE.md §5):
-//! `score(y) = (nu(y) - y) / sigma^2`, `x_hat^(m)(y) = nu_m(y)`, with the network input scaled by
-//! `1 / sqrt(0.225^2 + sigma^2)`.
+//! MDAE (`mdae`), the sigma (x) M multimeasurement denoising autoencoder in the score parametrisation
+//! (REFERENCE.md §5): `score(y) = (nu(y) - y) / sigma^2`, `x_hat^(m)(y) = nu_m(y)`, with the network input scaled by
+//! `1 / sqrt(0.225^2 + sigma^2)`; trained on `mean_m ||x - nu_m(y)||^2`.
 
-use candle_core::Tensor;
+use candle_core::{D, Tensor};
 use candle_nn::VarBuilder;
 
+use super::{Draws, KindModel, ModelDef};
+use crate::checkpoint::{Metadata, ModelKind};
 use crate::error::Result;
+use crate::models::Arch;
 use crate::nn::{Net, NetConfig};
+use crate::parallel::per_rows;
+use crate::rng::Rng;
+use crate::sampling::chain::tile_measurements;
+
+impl ModelKind {
+    /// Multimeasurement denoising autoencoder (`mdae`).
+    pub const MDAE: ModelKind = ModelKind::new("mdae");
+}
+
+/// The MDAE kind.
+pub struct MdaeKind;
+
+impl ModelDef for MdaeKind {
+    fn kind(&self) -> ModelKind {
+        ModelKind::MDAE
+    }
+
+    fn has_score(&self) -> bool {
+        true
+    }
+
+    fn multi_measurement(&self) -> bool {
+        true
+    }
+
+    fn denoiser_rank(&self) -> u8 {
+        6
+    }
+
+    fn default_arch(&self) -> Arch {
+        Arch::net(NetConfig::Mlp {
+            hidden: vec![1024, 1024],
+        })
+    }
+
+    fn build(&self, meta: &Metadata, arch: &Arch, vb: &VarBuilder) -> Result<Box<dyn KindModel>> {
+        let s = &meta.data;
+        Ok(Box::new(Mdae::new(
+            vb,
+            &arch.net,
+            (s.channels, s.height, s.width),
+            meta.measurements,
+            meta.sigma,
+            !arch.raw_input,
+        )?))
+    }
+}
 
 /// Standard deviation of MNIST pixels used by the input scaling of seed 002.
 pub const DATA_SCALE: f64 = 0.225;
@@ -84,5 +134,45 @@ impl Mdae {
             sum = (sum + nu.narrow(1, m * d, d)?)?;
         }
         Ok((sum / self.measurements as f64)?)
+    }
+}
+
+impl KindModel for Mdae {
+    fn energy_and_score(&self, y: &Tensor, _rng: &mut Rng) -> Result<(Option<Tensor>, Tensor)> {
+        Ok((
+            None,
+            per_rows(self.net.prefers_row_blocks(), y, |y| self.score(y))?,
+        ))
+    }
+
+    fn jump(&self, y: &Tensor, _rng: &mut Rng) -> Result<Tensor> {
+        per_rows(self.net.prefers_row_blocks(), y, |y| Mdae::jump(self, y))
+    }
+
+    fn macs_per_score(&self) -> usize {
+        self.net.macs()
+    }
+
+    /// One Gaussian `eps: [B, M*d]`.
+    fn draws(&self, x: &Tensor, rng: &mut Rng) -> Result<Draws> {
+        Ok(Draws {
+            gauss: vec![Draws::normals(x, self.measurements * x.dim(1)?, rng)?],
+            z: Vec::new(),
+        })
+    }
+
+    /// `mean_b ||xt - nu(xt + sigma eps)||^2 / M` with `xt` the clean images tiled M times.
+    fn loss(&self, x: &Tensor, _labels: Option<&Tensor>, draws: &Draws) -> Result<Tensor> {
+        let mm = self.measurements;
+        let xt = tile_measurements(x, mm)?;
+        let y = (&xt + (draws.gauss(0)? * self.sigma)?)?;
+        Ok(((xt - self.nu(&y)?)?.sqr()?.sum(D::Minus1)?.mean(0)? / mm as f64)?)
+    }
+
+    /// The mean over its M estimates: `||nu(y) - xt||^2 / M` per image.
+    fn eval_error(&self, y: &Tensor, xt: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(
+            ((self.nu(y)? - xt)?.sqr()?.sum(1)? / self.measurements as f64)?,
+        ))
     }
 }
