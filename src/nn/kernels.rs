@@ -13,11 +13,13 @@
 //! the layers keep their generic tensor-op path for every other device and dtype.
 
 mod channels;
+mod conv;
 mod fused;
 mod norm;
 mod pool;
 
 pub use channels::{to_channels_first, to_channels_last};
+pub use conv::conv_nhwc_frozen;
 pub use fused::{ActInPlace, ActPair, ActValue, GroupSums, fused_path};
 pub use norm::{NormStats, group_norm_forward, group_norm_vjp};
 pub use pool::{avg_pool_nhwc, avg_pool_nhwc_vjp, upsample_nhwc, upsample_nhwc_vjp};
@@ -129,14 +131,21 @@ impl ConvGeom {
 
     /// The patch matrix, written front to back (no zero-fill pass first: the padding runs are written as zeros).
     fn im2col<T: Copy + Default>(&self, x: &[T]) -> Vec<T> {
+        let mut cols = Vec::with_capacity(self.cols_len());
+        self.im2col_into(x, &mut cols);
+        cols
+    }
+
+    /// [`ConvGeom::im2col`] into `cols`, reusing its allocation.
+    fn im2col_into<T: Copy + Default>(&self, x: &[T], cols: &mut Vec<T>) {
         let len = self.cols_len();
-        let mut cols = Vec::with_capacity(len);
+        cols.clear();
+        cols.reserve(len);
         self.for_each_run(|src, dst, run| {
             cols.resize(dst, T::default());
             cols.extend_from_slice(&x[src..src + run]);
         });
         cols.resize(len, T::default());
-        cols
     }
 
     fn col2im<T: Copy + Default + std::ops::AddAssign>(&self, cols: &[T]) -> Vec<T> {

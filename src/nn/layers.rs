@@ -298,6 +298,21 @@ impl Conv2d {
     }
 
     fn forward_nhwc_serial(&self, x: &Tensor, wm: &Tensor) -> Result<Tensor> {
+        // Frozen f32 weights on the sampling path: blocks, bias and GEMM in one kernel.
+        if let Some((_, wmt)) = &self.frozen_wm
+            && x.dtype() == DType::F32
+            && kernels::fused_path(x)
+        {
+            let n = x.dim(0)?;
+            let block = self.batch_blocks(n).map_or(n, |parts| parts[0].1);
+            return Ok(kernels::conv_nhwc_frozen(
+                x,
+                self.geom(n),
+                wmt,
+                &self.bias,
+                block,
+            )?);
+        }
         if let Some(parts) = self.batch_blocks(x.dim(0)?) {
             let outs = parts
                 .into_iter()
