@@ -7,7 +7,11 @@ use anyhow::Result;
 use anyhow::{Context, bail};
 use clap::Args;
 
+/// Open the desktop app (the default when no command is given).
 #[derive(Args, Default)]
+#[command(
+    after_help = "Examples:\n  walkjump\n  walkjump gui -c checkpoints/deen-mlp-s0.3.safetensors\n  walkjump gui --autostart --screenshot-after 8 shot.png"
+)]
 pub(crate) struct GuiArgs {
     /// Checkpoint to open first. Default: the bundled default model.
     #[arg(long, short = 'c')]
@@ -39,6 +43,18 @@ pub(crate) struct GuiArgs {
     /// (chains, a flow, the denoising comparison, the 2D Lab's particles).
     #[arg(long)]
     pub(crate) tab: Option<String>,
+}
+
+impl super::CliCommand for GuiArgs {
+    const MAIN_THREAD: bool = true;
+
+    fn onnx(&self) -> Option<&super::OnnxArgs> {
+        None
+    }
+
+    fn run(self) -> Result<()> {
+        run(self)
+    }
 }
 
 #[cfg(feature = "gui")]
