@@ -1848,3 +1848,50 @@ fn denoise_takes_colour_images_from_a_dropped_file() {
     assert!(!banner.contains('\n'), "{banner}");
     assert!(h.state().denoise_frame().is_some());
 }
+
+// ---- the workspace registry --------------------------------------------------------------------------------------
+
+/// Every workspace of the `workspaces!` registry (`src/app/mod.rs`) has its tab, in the registry's order, and
+/// clicking it opens it; its `--tab` name finds it in any case; the settings round-trip with it open.
+#[test]
+fn every_registered_workspace_has_a_tab_and_round_trips_its_settings() {
+    use walkjump::app::{Settings, Tab};
+    let labels: Vec<&str> = Tab::ALL.iter().map(|t| t.label()).collect();
+    assert_eq!(
+        labels,
+        ["Walk-Jump", "NEBULA", "Denoise", "2D Lab", "Models"]
+    );
+    let mut h = harness(App::new_for_test());
+    h.run();
+    for &t in Tab::ALL.iter().rev() {
+        assert_eq!(Tab::from_name(t.name()), Some(t));
+        assert_eq!(
+            Tab::from_name(&format!(" {} ", t.name().to_uppercase())),
+            Some(t)
+        );
+        // The tab bar is drawn before the workspace, so its button comes first.
+        h.get_all_by_label(t.label())
+            .next()
+            .expect("a tab for every workspace")
+            .click();
+        // Some workspaces animate (Models' spinner while chi is computed): a few frames, not until still.
+        h.run_steps(3);
+        assert_eq!(h.state().settings.tab, t, "{}", t.label());
+        let s = Settings {
+            tab: t,
+            dark: false,
+            ..Default::default()
+        };
+        let text = serde_json::to_string(&s).expect("json");
+        assert!(text.contains(&format!("\"tab\":\"{t:?}\"")), "{text}");
+        assert_eq!(Settings::from_json(&text), (s, None));
+    }
+    assert_eq!(Tab::from_name("walk"), Some(Tab::WalkJump));
+    assert_eq!(Tab::from_name("2d-lab"), Some(Tab::Lab));
+    assert_eq!(Tab::from_name("nowhere"), None);
+    assert_eq!(
+        walkjump::app::workspace::tab_help(),
+        "Workspace to open: walk-jump, nebula, denoise, lab or models. With --autostart its main action starts \
+         (chains, a flow, the denoising comparison, the 2D Lab's particles)"
+    );
+}

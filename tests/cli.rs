@@ -913,3 +913,63 @@ fn parity_refuses_a_gpu_that_fell_back() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+// ---- the command registry --------------------------------------------------------------------------------------
+
+/// The command names `walkjump --help` lists, in order.
+fn listed_commands() -> Vec<String> {
+    let help = ok(&["--help"]);
+    help.lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+/// Every command of the `commands!` registry (`src/cli/mod.rs`) is listed by `walkjump --help` in the registry's
+/// order (`probe` is hidden), has its own `--help` with examples, and reaches its own `run`: given input its run
+/// refuses, it answers with its own one-line error, not clap's usage message.
+#[test]
+fn every_registered_command_is_listed_and_dispatches() {
+    let listed = listed_commands();
+    assert_eq!(
+        listed,
+        [
+            "sample", "nebula", "quality", "denoise", "eval", "chi", "train", "bench", "parity",
+            "gui", "inspect", "convert", "help"
+        ]
+    );
+    let f = Fixture::new("registry");
+    let missing = f.p("missing.safetensors");
+    let onnx = f.p("missing.onnx");
+    let out = f.p("never.png");
+    for cmd in listed
+        .iter()
+        .filter(|c| *c != "help")
+        .chain(["probe".to_string()].iter())
+    {
+        let help = ok(&[cmd, "--help"]);
+        assert!(
+            help.contains(&format!("Usage: walkjump {cmd}")),
+            "{cmd}: {help}"
+        );
+        assert!(help.contains("walkjump "), "{cmd} has no examples: {help}");
+        let args: Vec<&str> = match cmd.as_str() {
+            "gui" => vec!["gui", "--tab", "nowhere"],
+            "inspect" => vec!["inspect", &missing],
+            "convert" => vec!["convert", &onnx, "--out", &out],
+            "parity" => vec!["parity", "--device", "cpu", "--reference", "nope"],
+            "probe" => vec!["probe", "-c", &missing, "--inputs", &missing, "--out", &out],
+            "eval" => vec!["eval", "--device", "tpu", "-c", &missing],
+            "chi" | "bench" => vec![cmd, "--device", "tpu"],
+            "train" => vec!["train", "--kind", "deen", "--device", "tpu", "--out", &out],
+            other => vec![other, "--device", "tpu", "-c", &missing, "--out", &out],
+        };
+        let err = fails(&args);
+        assert!(
+            !err.contains("Usage:"),
+            "{cmd} did not reach its run: {err}"
+        );
+    }
+}

@@ -415,3 +415,80 @@ fn views(ui: &mut Ui, view: &DenoiseView) {
         });
     ui.label(format!("{} denoiser columns", f.columns.len()));
 }
+
+/// The Denoise workspace: the loaded denoisers side by side on the same noisy images (registry entry
+/// `denoise::Denoise`).
+pub struct Denoise;
+
+impl super::workspace::Workspace for Denoise {
+    type Settings = DenoiseSettings;
+    type State = DenoiseView;
+    const NAME: &'static str = "denoise";
+    const LABEL: &'static str = "Denoise";
+    const AUTOSTART: Option<&'static str> = Some("the denoising comparison");
+
+    fn sanitize(d: &mut DenoiseSettings) -> Vec<&'static str> {
+        let mut fixed = Vec::new();
+        let dd = DenoiseSettings::default();
+        if !(d.level.is_finite() && d.level >= 0.0) {
+            d.level = dd.level;
+            fixed.push("noise level");
+        }
+        if d.class.is_some_and(|c| c > 9) {
+            d.class = None;
+            fixed.push("class");
+        }
+        if !(1..=32).contains(&d.count) {
+            d.count = dd.count;
+            fixed.push("digits shown");
+        }
+        if !(1..=8).contains(&d.draws) {
+            d.draws = dd.draws;
+            fixed.push("posterior draws");
+        }
+        if !(1..=1000).contains(&d.aggregate) {
+            d.aggregate = dd.aggregate;
+            fixed.push("aggregate digits");
+        }
+        fixed
+    }
+
+    fn show(app: &mut super::App, ui: &mut Ui, actions: &mut Actions) {
+        let n = app.loaded_denoisers();
+        let unloaded = app
+            .slots
+            .iter()
+            .filter(|s| s.bundled && s.info.is_none())
+            .count();
+        show(
+            ui,
+            &mut app.settings.denoise,
+            &mut app.ws.denoise,
+            &mut app.pad,
+            n,
+            unloaded,
+            actions,
+        );
+    }
+
+    /// Once the bundled trio has loaded (or failed), compares the loaded denoisers.
+    fn autostart(app: &mut super::App, actions: &mut Actions) {
+        let waiting = app
+            .slots
+            .iter()
+            .any(|s| s.info.is_none() && super::DENOISE_TRIO.iter().any(|t| s.path.ends_with(t)));
+        if !waiting && app.loaded_denoisers() > 0 {
+            actions.send(WorkerCommand::Denoise(app.settings.denoise.request()));
+            app.autostart = false;
+        }
+    }
+
+    fn apply_frame(app: &mut super::App, frame: super::Frame) -> Option<super::Frame> {
+        match frame {
+            super::Frame::Denoise(f) => app.ws.denoise.apply(*f),
+            super::Frame::Aggregate(a) => app.ws.denoise.aggregate = Some(a),
+            other => return Some(other),
+        }
+        None
+    }
+}

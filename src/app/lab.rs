@@ -535,3 +535,33 @@ impl LabState {
         }
     }
 }
+
+/// The 2D Lab workspace: analytic mixtures stepped on the UI thread, its density drawn by a shader (registry entry
+/// `lab::Lab`).
+pub struct Lab;
+
+impl super::workspace::Workspace for Lab {
+    type Settings = LabSettings;
+    type State = LabState;
+    const NAME: &'static str = "lab";
+    const ALIASES: &'static [&'static str] = &["2d-lab"];
+    const LABEL: &'static str = "2D Lab";
+    const AUTOSTART: Option<&'static str> = Some("the 2D Lab's particles");
+
+    fn sanitize(s: &mut LabSettings) -> Vec<&'static str> {
+        s.sanitize()
+    }
+
+    fn show(app: &mut super::App, ui: &mut egui::Ui, _actions: &mut super::Actions) {
+        show(ui, &mut app.settings.lab, &mut app.ws.lab);
+    }
+
+    fn autostart(app: &mut super::App, _actions: &mut super::Actions) {
+        if !app.ws.lab.running() {
+            app.ws
+                .lab
+                .apply(&mut app.settings.lab, vec![LabAction::RunPause]);
+        }
+        app.autostart = false;
+    }
+}

@@ -7,17 +7,28 @@
 //! app without a worker ([`App::new_for_test`]), read what it sent ([`App::take_sent`]) and feed it frames
 //! ([`App::apply_frame`]).
 
-pub mod denoise;
 pub mod export;
-pub mod lab;
 pub mod messages;
-pub mod models;
-pub mod nebula;
 pub mod onnx_dialog;
 pub mod settings;
-pub mod walk;
 pub mod widgets;
 pub mod worker;
+pub mod workspace;
+
+// The workspaces, in the order of the tab bar: each entry is a file `src/app/<file>.rs` whose type implements
+// `workspace::Workspace`. From this list come `Tab`, `Settings` and the routing (`app/workspace.rs`).
+workspace::workspaces! {
+    /// Walk-jump chains.
+    walk::WalkJump,
+    /// NEBULA flows.
+    nebula::Nebula,
+    /// Denoising comparison.
+    denoise::Denoise,
+    /// Analytic 2D mixtures, shader-rendered density, particles (teaching).
+    lab::Lab,
+    /// Checkpoint metadata and chi.
+    models::Models,
+}
 
 /// The shell around the workspaces, beside this file's frame loop, bars and state.
 mod shell {
@@ -33,12 +44,11 @@ use std::time::{Duration, Instant};
 
 use egui::{Color32, RichText, Ui};
 
-use crate::data::geometry::ChiStats;
 pub use export::SaveKind;
 use export::{DialogPurpose, PendingDialog};
 use messages::ModelInfo;
 pub use messages::{Frame, WorkerCommand};
-pub use settings::{SETTINGS_KEY, Settings, Tab};
+pub use settings::SETTINGS_KEY;
 pub use shell::launch::{AppError, FrameReport, GuiOptions, ScreenshotRequest, run};
 use shell::launch::{FrameMeter, Screenshot};
 
@@ -103,19 +113,10 @@ pub struct App {
     device: String,
     banner: Option<String>,
     notice: Option<String>,
-    walk: walk::WalkView,
-    nebula: nebula::NebulaView,
-    /// The model NEBULA flows on (its own, apart from the current Walk-Jump model).
-    nebula_target: nebula::NebulaTarget,
-    /// The NEBULA model asked for from the worker (loaded once, when the workspace is first shown).
-    nebula_requested: Option<PathBuf>,
-    denoise: denoise::DenoiseView,
+    /// Each workspace's runtime state, under its file's name.
+    ws: WorkspaceStates,
     /// The digit drawn with the mouse (NEBULA and Denoise share it).
     pad: widgets::DrawPad,
-    lab: lab::LabState,
-    chi: Option<ChiStats>,
-    chi_requested: bool,
-    models_shown: usize,
     help_open: bool,
     dialogs: Vec<PendingDialog>,
     frame_ms: f32,
@@ -164,16 +165,8 @@ impl App {
             device,
             banner: None,
             notice: None,
-            walk: Default::default(),
-            nebula: Default::default(),
-            nebula_target: Default::default(),
-            nebula_requested: None,
-            denoise: Default::default(),
+            ws: Default::default(),
             pad: Default::default(),
-            lab: Default::default(),
-            chi: None,
-            chi_requested: false,
-            models_shown: 0,
             help_open: false,
             dialogs: Vec::new(),
             frame_ms: 0.0,
@@ -223,7 +216,7 @@ impl App {
         if checkpoint.is_none() && first.is_file() {
             let nebula = dir.join(NEBULA_CHECKPOINT);
             if nebula.is_file() {
-                self.nebula_target = nebula::NebulaTarget {
+                self.ws.nebula.target = nebula::NebulaTarget {
                     path: Some(nebula),
                     why: Some(format!(
                         "the bundled model for attractors (checkpoints/MODELS.md): its flows from uniform noise end \
@@ -313,12 +306,12 @@ impl App {
 
     /// The model NEBULA flows on (its own choice, else the current model).
     pub fn nebula_target(&self) -> &nebula::NebulaTarget {
-        &self.nebula_target
+        &self.ws.nebula.target
     }
 
     /// The information of the model NEBULA flows on, once loaded.
     pub fn nebula_info(&self) -> Option<&ModelInfo> {
-        match &self.nebula_target.path {
+        match &self.ws.nebula.target.path {
             Some(p) => self.info_of(p),
             None => self.current_info(),
         }
@@ -358,8 +351,8 @@ impl App {
 
     /// Makes `path` the model NEBULA flows on (the user's choice: no reason shown, no documented step size).
     fn set_nebula_model(&mut self, path: PathBuf, actions: &mut Actions) {
-        if self.nebula_target.path.as_ref() != Some(&path) {
-            self.nebula.clear();
+        if self.ws.nebula.target.path.as_ref() != Some(&path) {
+            self.ws.nebula.view.clear();
         }
         if self.info_of(&path).is_none() {
             actions.send(WorkerCommand::Load {
@@ -367,8 +360,8 @@ impl App {
                 select: false,
             });
         }
-        self.nebula_requested = Some(path.clone());
-        self.nebula_target = nebula::NebulaTarget {
+        self.ws.nebula.requested = Some(path.clone());
+        self.ws.nebula.target = nebula::NebulaTarget {
             path: Some(path),
             why: None,
             eta: None,
@@ -381,8 +374,8 @@ impl App {
     pub fn load_denoise_images(&mut self, path: &Path) {
         self.send(WorkerCommand::DenoiseImages(path.to_path_buf()));
         self.settings.denoise.file = true;
-        self.denoise.loaded = Some(path.to_path_buf());
-        self.denoise.message = None;
+        self.ws.denoise.loaded = Some(path.to_path_buf());
+        self.ws.denoise.message = None;
         self.send(WorkerCommand::Denoise(self.settings.denoise.request()));
         self.notice = Some(format!("denoising images from {}", path.display()));
     }
@@ -397,7 +390,7 @@ impl App {
         match crate::data::images::read_images(path, c, h, w) {
             Ok(rows) => {
                 let n = rows.len();
-                self.walk.loaded = Some((path.to_path_buf(), rows.concat()));
+                self.ws.walk.loaded = Some((path.to_path_buf(), rows.concat()));
                 self.settings.walk.cond.source = walk::CondSource::File;
                 self.notice = Some(format!(
                     "{n} image(s) from {} to hold, one per chain",
@@ -416,11 +409,11 @@ impl App {
 
     /// Loads NEBULA's own model the first time the workspace is shown.
     fn ensure_nebula_model(&mut self, actions: &mut Actions) {
-        let Some(p) = self.nebula_target.path.clone() else {
+        let Some(p) = self.ws.nebula.target.path.clone() else {
             return;
         };
-        if self.nebula_requested.as_ref() != Some(&p) {
-            self.nebula_requested = Some(p.clone());
+        if self.ws.nebula.requested.as_ref() != Some(&p) {
+            self.ws.nebula.requested = Some(p.clone());
             if self.info_of(&p).is_none() {
                 actions.send(WorkerCommand::Load {
                     path: p,
@@ -437,17 +430,17 @@ impl App {
 
     /// The newest NEBULA snapshot.
     pub fn nebula_frame(&self) -> Option<&messages::NebulaFrame> {
-        self.nebula.frame.as_ref()
+        self.ws.nebula.view.frame.as_ref()
     }
 
     /// The newest denoising comparison.
     pub fn denoise_frame(&self) -> Option<&messages::DenoiseFrame> {
-        self.denoise.frame.as_ref()
+        self.ws.denoise.frame.as_ref()
     }
 
     /// The newest Walk-Jump snapshot.
     pub fn walk_frame(&self) -> Option<&messages::WalkFrame> {
-        self.walk.frame.as_ref()
+        self.ws.walk.frame.as_ref()
     }
 
     /// Loaded denoisers, in picker order.
@@ -460,7 +453,7 @@ impl App {
 
     /// The 2D Lab's runtime state (its particles live on the UI thread).
     pub fn lab_state(&self) -> &lab::LabState {
-        &self.lab
+        &self.ws.lab
     }
 
     /// Takes a frame from the worker.
@@ -498,25 +491,23 @@ impl App {
                     }
                 }
             }
-            Frame::Walk(f) => self.walk.apply(*f),
-            Frame::Nebula(f) => self.nebula.apply(*f),
-            Frame::Denoise(f) => self.denoise.apply(*f),
-            Frame::Aggregate(a) => self.denoise.aggregate = Some(a),
-            Frame::Chi(c) => self.chi = Some(c),
             Frame::Error(e) => {
                 self.banner = Some(e.lines().next().unwrap_or("").to_string());
             }
             Frame::Device { label, note } => {
                 if label != self.device {
                     // Chains and flows do not survive a change of device.
-                    self.walk.clear();
-                    self.nebula.clear();
+                    self.workspaces_device_changed();
                 }
                 self.device = label;
                 self.notice = Some(match note {
                     Some(n) => n.lines().next().unwrap_or("").to_string(),
                     None => format!("computing on {}", self.device),
                 });
+            }
+            // The workspaces' own frames (snapshots, tables); each takes its own kinds.
+            other => {
+                let _untaken = self.workspace_frame(other);
             }
         }
     }
@@ -562,17 +553,17 @@ impl App {
         let changed = self.current.as_ref() != Some(&path);
         self.current = Some(path);
         if changed {
-            self.walk.clear();
+            self.ws.walk.clear();
             // The jump model and the condition were checked against the previous model.
-            if self.walk.jump_with.take().is_some() {
+            if self.ws.walk.jump_with.take().is_some() {
                 self.send(WorkerCommand::Walk(messages::WalkCommand::SetJumpModel(
                     None,
                 )));
             }
-            self.walk.sent_condition = None;
-            if self.nebula_target.path.is_none() {
+            self.ws.walk.sent_condition = None;
+            if self.ws.nebula.target.path.is_none() {
                 // NEBULA follows the current model when it has none of its own.
-                self.nebula.clear();
+                self.ws.nebula.view.clear();
             }
         }
         if let Some(info) = self.current_info().cloned() {
@@ -582,7 +573,7 @@ impl App {
                 .filter(|s| s.info.is_some())
                 .position(|s| s.path == info.path)
             {
-                self.models_shown = i;
+                self.ws.models.shown = i;
             }
             // A model other than the one the parameters were tuned for starts from its recommendation.
             if self.settings.walk.tuned_for.as_deref() != Some(info.sha256.as_str()) {
@@ -590,7 +581,7 @@ impl App {
                 self.settings.walk.set_sampler(s, Some(every));
                 self.settings.walk.init = crate::run::default_init(info.sigma);
                 self.settings.walk.tuned_for = Some(info.sha256.clone());
-                self.walk.refresh_texts();
+                self.ws.walk.refresh_texts();
             }
             if self.autostart && info.has_score && self.settings.tab == Tab::WalkJump {
                 self.autostart = false;
@@ -641,76 +632,22 @@ impl App {
         if let Some((_, h, w)) = self.current_info().map(|i| i.shape) {
             self.pad.resize(h, w);
         }
-        match self.settings.tab {
-            Tab::WalkJump => {
-                let info = self.current_info().cloned();
-                let jump_models = self.jump_models(info.as_ref());
-                let cx = walk::WalkContext {
-                    model: info.as_ref(),
-                    drawn: &self.pad,
-                    jump_models,
-                };
-                walk::show(
-                    ui,
-                    &mut self.settings.walk,
-                    &mut self.walk,
-                    &cx,
-                    &mut actions,
-                );
-            }
-            Tab::Nebula => {
-                self.ensure_nebula_model(&mut actions);
-                let info = self.nebula_info().cloned();
-                if let Some((_, h, w)) = info.as_ref().map(|i| i.shape) {
-                    self.pad.resize(h, w);
-                }
-                nebula::show(
-                    ui,
-                    &mut self.settings.nebula,
-                    &mut self.nebula,
-                    &mut self.pad,
-                    info.as_ref(),
-                    &self.nebula_target,
-                    &mut actions,
-                );
-            }
-            Tab::Denoise => {
-                let n = self.loaded_denoisers();
-                let unloaded = self
-                    .slots
-                    .iter()
-                    .filter(|s| s.bundled && s.info.is_none())
-                    .count();
-                denoise::show(
-                    ui,
-                    &mut self.settings.denoise,
-                    &mut self.denoise,
-                    &mut self.pad,
-                    n,
-                    unloaded,
-                    &mut actions,
-                );
-            }
-            Tab::Lab => lab::show(ui, &mut self.settings.lab, &mut self.lab),
-            Tab::Models => {
-                if self.chi.is_none() && !self.chi_requested {
-                    self.chi_requested = true;
-                    actions.send(WorkerCommand::ComputeChi);
-                }
-                let infos: Vec<&ModelInfo> =
-                    self.slots.iter().filter_map(|s| s.info.as_ref()).collect();
-                egui::CentralPanel::default().show(ui, |ui| {
-                    models::show(ui, &infos, &mut self.models_shown, self.chi.as_ref());
-                });
-            }
-        }
+        self.show_workspace(ui, &mut actions);
         self.autostart_step(&mut actions);
         self.help_window(&ctx);
         self.onnx_window(&ctx);
         self.drop_hint(&ctx);
         self.apply_actions(actions);
         self.screenshot_step(&ctx);
-        if self.walk.running() || self.nebula.frame.as_ref().is_some_and(|f| f.running) {
+        if self.ws.walk.running()
+            || self
+                .ws
+                .nebula
+                .view
+                .frame
+                .as_ref()
+                .is_some_and(|f| f.running)
+        {
             // Keep the frame time honest while frames stream in.
             ctx.request_repaint_after(Duration::from_millis(16));
         }
@@ -725,9 +662,15 @@ impl App {
 
     /// Whether anything moves on its own: chains running, a flow running, or the 2D Lab's particles.
     pub fn animating(&self) -> bool {
-        self.walk.running()
-            || self.nebula.frame.as_ref().is_some_and(|f| f.running)
-            || (self.settings.tab == Tab::Lab && self.lab.running())
+        self.ws.walk.running()
+            || self
+                .ws
+                .nebula
+                .view
+                .frame
+                .as_ref()
+                .is_some_and(|f| f.running)
+            || (self.settings.tab == Tab::Lab && self.ws.lab.running())
     }
 
     fn apply_actions(&mut self, actions: Actions) {
@@ -773,7 +716,7 @@ impl App {
                     .unwrap_or_else(|| "(no model)".into());
                 let nebula_tab = self.settings.tab == Tab::Nebula;
                 let shown = if nebula_tab {
-                    self.nebula_target.path.clone().or(self.current.clone())
+                    self.ws.nebula.target.path.clone().or(self.current.clone())
                 } else {
                     self.current.clone()
                 };
@@ -832,13 +775,7 @@ impl App {
                 }
             });
             ui.horizontal(|ui| {
-                for t in [
-                    Tab::WalkJump,
-                    Tab::Nebula,
-                    Tab::Denoise,
-                    Tab::Lab,
-                    Tab::Models,
-                ] {
+                for &t in Tab::ALL {
                     ui.selectable_value(&mut self.settings.tab, t, t.label());
                 }
             });
@@ -881,6 +818,7 @@ impl App {
                 }
                 ui.separator();
                 let (sps, running, chains) = self
+                    .ws
                     .walk
                     .frame
                     .as_ref()
@@ -897,7 +835,12 @@ impl App {
                     None => "model: none".into(),
                 });
                 if self.settings.tab == Tab::WalkJump
-                    && let Some(j) = self.walk.frame.as_ref().and_then(|f| f.jump_model.as_ref())
+                    && let Some(j) = self
+                        .ws
+                        .walk
+                        .frame
+                        .as_ref()
+                        .and_then(|f| f.jump_model.as_ref())
                 {
                     ui.label(format!("jumps with {j}"));
                 }

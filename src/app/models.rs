@@ -134,3 +134,44 @@ fn chi_table(ui: &mut Ui, c: &ChiStats, sigma: Option<f64>) {
         );
     }
 }
+
+/// The Models workspace's runtime state.
+#[derive(Default)]
+pub struct ModelsState {
+    /// chi statistics of the bundled digits, once computed.
+    pub(crate) chi: Option<ChiStats>,
+    /// chi was asked for from the worker.
+    pub(crate) chi_requested: bool,
+    /// The model whose details are shown.
+    pub(crate) shown: usize,
+}
+
+/// The Models workspace: every loaded checkpoint's metadata, and the data's chi (registry entry `models::Models`).
+pub struct Models;
+
+impl super::workspace::Workspace for Models {
+    type Settings = ();
+    type State = ModelsState;
+    const NAME: &'static str = "models";
+    const LABEL: &'static str = "Models";
+
+    fn show(app: &mut super::App, ui: &mut Ui, actions: &mut super::Actions) {
+        let state = &mut app.ws.models;
+        if state.chi.is_none() && !state.chi_requested {
+            state.chi_requested = true;
+            actions.send(super::WorkerCommand::ComputeChi);
+        }
+        let infos: Vec<&ModelInfo> = app.slots.iter().filter_map(|s| s.info.as_ref()).collect();
+        egui::CentralPanel::default().show(ui, |ui| {
+            show(ui, &infos, &mut state.shown, state.chi.as_ref());
+        });
+    }
+
+    fn apply_frame(app: &mut super::App, frame: super::Frame) -> Option<super::Frame> {
+        match frame {
+            super::Frame::Chi(c) => app.ws.models.chi = Some(c),
+            other => return Some(other),
+        }
+        None
+    }
+}

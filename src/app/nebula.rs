@@ -475,3 +475,97 @@ fn views(ui: &mut Ui, view: &mut NebulaView) {
         view.poor_man.show(ui, width.min(720.0), 4.0);
     }
 }
+
+/// The NEBULA workspace's runtime state.
+#[derive(Default)]
+pub struct NebulaState {
+    /// The flow's view.
+    pub(crate) view: NebulaView,
+    /// The model NEBULA flows on (its own, apart from the current Walk-Jump model).
+    pub(crate) target: NebulaTarget,
+    /// The NEBULA model asked for from the worker (loaded once, when the workspace is first shown).
+    pub(crate) requested: Option<std::path::PathBuf>,
+}
+
+/// The NEBULA workspace: gradient flows on a model of its own (registry entry `nebula::Nebula`).
+pub struct Nebula;
+
+impl super::workspace::Workspace for Nebula {
+    type Settings = NebulaSettings;
+    type State = NebulaState;
+    const NAME: &'static str = "nebula";
+    const LABEL: &'static str = "NEBULA";
+    const AUTOSTART: Option<&'static str> = Some("a flow");
+
+    fn sanitize(n: &mut NebulaSettings) -> Vec<&'static str> {
+        let mut fixed = Vec::new();
+        let nd = NebulaSettings::default();
+        if n.eta.is_some_and(|e| !(e.is_finite() && e > 0.0)) {
+            n.eta = nd.eta;
+            fixed.push("eta");
+        }
+        for (name, v, d) in [
+            ("tol", &mut n.tol, nd.tol),
+            ("merge", &mut n.merge, nd.merge),
+            ("creative", &mut n.creative, nd.creative),
+        ] {
+            if !(v.is_finite() && *v > 0.0) {
+                *v = d;
+                fixed.push(name);
+            }
+        }
+        if !(1..=1024).contains(&n.starts) {
+            n.starts = nd.starts;
+            fixed.push("starts");
+        }
+        if !(1..=10_000_000).contains(&n.max_steps) {
+            n.max_steps = nd.max_steps;
+            fixed.push("max steps");
+        }
+        fixed
+    }
+
+    fn show(app: &mut super::App, ui: &mut Ui, actions: &mut Actions) {
+        app.ensure_nebula_model(actions);
+        let info = app.nebula_info().cloned();
+        if let Some((_, h, w)) = info.as_ref().map(|i| i.shape) {
+            app.pad.resize(h, w);
+        }
+        let state = &mut app.ws.nebula;
+        show(
+            ui,
+            &mut app.settings.nebula,
+            &mut state.view,
+            &mut app.pad,
+            info.as_ref(),
+            &state.target,
+            actions,
+        );
+    }
+
+    fn autostart(app: &mut super::App, actions: &mut Actions) {
+        if let Some(info) = app.nebula_info().filter(|i| i.has_score) {
+            let target = &app.ws.nebula.target;
+            let eta = target.default_eta(info.sigma);
+            actions.send(WorkerCommand::Nebula(NebulaCommand::Start {
+                cfg: app.settings.nebula.config(eta),
+                source: app.settings.nebula.source,
+                model: target.path.clone(),
+                hold: app.settings.nebula.hold_condition(info.shape),
+            }));
+            app.autostart = false;
+        }
+    }
+
+    fn apply_frame(app: &mut super::App, frame: super::Frame) -> Option<super::Frame> {
+        match frame {
+            super::Frame::Nebula(f) => app.ws.nebula.view.apply(*f),
+            other => return Some(other),
+        }
+        None
+    }
+
+    fn device_changed(app: &mut super::App) {
+        app.ws.nebula.view.clear();
+    }
+}

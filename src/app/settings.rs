@@ -1,89 +1,8 @@
 //! What persists between sessions: the open workspace ([`Tab`]) and the parameters of every workspace
-//! ([`Settings`]), kept as JSON text in eframe's storage and read back with the values the app cannot use replaced.
+//! ([`Settings`], generated from the workspace registry in `app/mod.rs`), kept as JSON text in eframe's storage and
+//! read back with the values the app cannot use replaced.
 
-use serde::{Deserialize, Serialize};
-
-use super::{denoise, lab, nebula, walk};
-
-/// The workspaces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Tab {
-    /// Walk-jump chains.
-    WalkJump,
-    /// NEBULA flows.
-    Nebula,
-    /// Denoising comparison.
-    Denoise,
-    /// Analytic 2D mixtures, shader-rendered density, particles (teaching).
-    Lab,
-    /// Checkpoint metadata and chi.
-    Models,
-}
-
-impl Tab {
-    /// Every workspace, in the order of the tab bar.
-    pub const ALL: [Tab; 5] = [
-        Tab::WalkJump,
-        Tab::Nebula,
-        Tab::Denoise,
-        Tab::Lab,
-        Tab::Models,
-    ];
-
-    /// The workspace named `name` on the command line (`walk-jump`, `nebula`, `denoise`, `lab`, `models`).
-    pub fn from_name(name: &str) -> Option<Tab> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "walk-jump" | "walkjump" | "walk" => Some(Tab::WalkJump),
-            "nebula" => Some(Tab::Nebula),
-            "denoise" => Some(Tab::Denoise),
-            "lab" | "2d-lab" => Some(Tab::Lab),
-            "models" => Some(Tab::Models),
-            _ => None,
-        }
-    }
-
-    /// Name on the tab.
-    pub fn label(self) -> &'static str {
-        match self {
-            Tab::WalkJump => "Walk-Jump",
-            Tab::Nebula => "NEBULA",
-            Tab::Denoise => "Denoise",
-            Tab::Lab => "2D Lab",
-            Tab::Models => "Models",
-        }
-    }
-}
-
-/// Everything that persists between sessions.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Settings {
-    /// Dark theme (else light).
-    pub dark: bool,
-    /// Open workspace.
-    pub tab: Tab,
-    /// Walk-Jump parameters.
-    pub walk: walk::WalkSettings,
-    /// NEBULA parameters.
-    pub nebula: nebula::NebulaSettings,
-    /// Denoise parameters.
-    pub denoise: denoise::DenoiseSettings,
-    /// 2D Lab parameters.
-    pub lab: lab::LabSettings,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            dark: true,
-            tab: Tab::WalkJump,
-            walk: Default::default(),
-            nebula: Default::default(),
-            denoise: Default::default(),
-            lab: Default::default(),
-        }
-    }
-}
+pub use super::{Settings, Tab};
 
 /// Key of the settings (JSON text) in eframe's storage.
 pub const SETTINGS_KEY: &str = "walkjump.settings";
@@ -114,85 +33,10 @@ impl Settings {
         }
     }
 
-    /// Replaces every value the app cannot use by its default; returns the names of the fields replaced.
+    /// Replaces every value the app cannot use by its default (each workspace's
+    /// [`sanitize`](super::workspace::Workspace::sanitize), in tab order); returns the names of the fields replaced.
     pub fn sanitize(&mut self) -> Vec<&'static str> {
-        let mut fixed = Vec::new();
-        let (w, wd) = (&mut self.walk, walk::WalkSettings::default());
-        for (name, v, d) in [
-            ("delta", &mut w.delta, wd.delta),
-            ("gamma", &mut w.gamma, wd.gamma),
-            ("u", &mut w.u, wd.u),
-        ] {
-            if !(v.is_finite() && *v > 0.0) {
-                *v = d;
-                fixed.push(name);
-            }
-        }
-        let bd = walk::SideB::default();
-        for (name, v, d) in [
-            ("delta B", &mut w.b.delta, bd.delta),
-            ("gamma B", &mut w.b.gamma, bd.gamma),
-            ("u B", &mut w.b.u, bd.u),
-        ] {
-            if !(v.is_finite() && *v > 0.0) {
-                *v = d;
-                fixed.push(name);
-            }
-        }
-        if !(1..=256).contains(&w.chains) {
-            w.chains = wd.chains;
-            fixed.push("chains");
-        }
-        if !(1..=100_000).contains(&w.every) {
-            w.every = wd.every;
-            fixed.push("steps per jump");
-        }
-        let (n, nd) = (&mut self.nebula, nebula::NebulaSettings::default());
-        if n.eta.is_some_and(|e| !(e.is_finite() && e > 0.0)) {
-            n.eta = nd.eta;
-            fixed.push("eta");
-        }
-        for (name, v, d) in [
-            ("tol", &mut n.tol, nd.tol),
-            ("merge", &mut n.merge, nd.merge),
-            ("creative", &mut n.creative, nd.creative),
-        ] {
-            if !(v.is_finite() && *v > 0.0) {
-                *v = d;
-                fixed.push(name);
-            }
-        }
-        if !(1..=1024).contains(&n.starts) {
-            n.starts = nd.starts;
-            fixed.push("starts");
-        }
-        if !(1..=10_000_000).contains(&n.max_steps) {
-            n.max_steps = nd.max_steps;
-            fixed.push("max steps");
-        }
-        let (d, dd) = (&mut self.denoise, denoise::DenoiseSettings::default());
-        if !(d.level.is_finite() && d.level >= 0.0) {
-            d.level = dd.level;
-            fixed.push("noise level");
-        }
-        if d.class.is_some_and(|c| c > 9) {
-            d.class = None;
-            fixed.push("class");
-        }
-        if !(1..=32).contains(&d.count) {
-            d.count = dd.count;
-            fixed.push("digits shown");
-        }
-        if !(1..=8).contains(&d.draws) {
-            d.draws = dd.draws;
-            fixed.push("posterior draws");
-        }
-        if !(1..=1000).contains(&d.aggregate) {
-            d.aggregate = dd.aggregate;
-            fixed.push("aggregate digits");
-        }
-        fixed.extend(self.lab.sanitize());
-        fixed
+        self.sanitize_workspaces()
     }
 }
 
@@ -201,6 +45,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
+    use crate::app::walk;
 
     #[test]
     fn settings_fill_missing_fields_with_defaults() {
@@ -280,6 +125,24 @@ mod tests {
         let (s, note) = Settings::from_json(r#"{"walk": {"sampler": "hmc"}}"#);
         assert_eq!(s, Settings::default());
         assert!(note.is_some_and(|n| n.contains("unknown variant `hmc`")));
+    }
+
+    /// Settings as the code before the workspace registry wrote them (the same keys in the same order: `dark`,
+    /// `tab`, then one per workspace with settings; Models has none and saves no key) load to the same values and
+    /// are written back byte for byte.
+    #[test]
+    fn settings_written_before_the_workspace_registry_load_and_save_unchanged() {
+        let old = r#"{"dark":false,"tab":"Lab","walk":{"sampler":"cheng","delta":0.5,"gamma":0.25,"u":1.0,"every":20,"chains":32,"init":"uniform_noise","seed":7,"show_noisy":true,"tuned_for":null,"ab":false,"b":{"sampler":"overdamped","delta":1.1313708498984762,"gamma":0.5,"u":1.0},"cond":{"on":false,"source":"TestDigit","digit":3,"preset":"Top","share":0.3,"start_from_image":false}},"nebula":{"source":"Uniform","eta":0.05,"tol":0.1,"max_steps":4000,"starts":16,"seed":2,"merge":0.02,"creative":0.1,"hold":false,"hold_preset":"Top","hold_digit":0,"hold_per_start":true},"denoise":{"class":4,"kind":"Gaussian","level":0.5,"count":6,"aggregate":200,"seed":0,"drawn":false,"draws":3},"lab":{"mode":"Particles","scene":{"means":[[-2.0,0.0],[2.0,0.0]],"stds":[0.5,0.5],"weights":[0.5,0.5]},"sigma":0.5,"half_width":5.0,"a":{"kind":"sachs","delta":0.1,"gamma":1.0,"u":1.0},"b":{"kind":"overdamped","delta":1.0,"gamma":1.0,"u":1.0},"ab":false,"particles":2000,"seed":0,"init":"Uniform","steps_per_frame":5,"trail_len":200,"new_std":0.3,"click_adds":true,"contours":true,"log_scale":false,"arrows":true,"spheres":true,"sphere_radius_sigma":false,"jumps":true,"trails":true}}"#;
+        let (s, note) = Settings::from_json(old);
+        assert_eq!(note, None);
+        assert_eq!((s.dark, s.tab), (false, Tab::Lab));
+        assert_eq!((s.walk.chains, s.walk.every, s.walk.seed), (32, 20, 7));
+        assert_eq!(s.walk.sampler.name(), "cheng");
+        assert_eq!((s.nebula.eta, s.nebula.starts), (Some(0.05), 16));
+        assert_eq!((s.denoise.class, s.denoise.level), (Some(4), 0.5));
+        assert_eq!(s.lab.a.kind.name(), "sachs");
+        assert_eq!(serde_json::to_string(&s).expect("json"), old);
+        assert_eq!(s.models, ());
     }
 
     /// A seeded mutation fuzzer over the settings text (the settings live in the app, whose dependencies do not

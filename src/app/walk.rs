@@ -698,3 +698,76 @@ fn init_label(i: ChainInit) -> &'static str {
         ChainInit::DataNoise => "data + noise",
     }
 }
+
+/// The Walk-Jump workspace: walk-jump chains on the current model (registry entry `walk::WalkJump`).
+pub struct WalkJump;
+
+impl super::workspace::Workspace for WalkJump {
+    type Settings = WalkSettings;
+    type State = WalkView;
+    const NAME: &'static str = "walk-jump";
+    const ALIASES: &'static [&'static str] = &["walkjump", "walk"];
+    const LABEL: &'static str = "Walk-Jump";
+    const AUTOSTART: Option<&'static str> = Some("chains");
+
+    fn sanitize(w: &mut WalkSettings) -> Vec<&'static str> {
+        let mut fixed = Vec::new();
+        let wd = WalkSettings::default();
+        for (name, v, d) in [
+            ("delta", &mut w.delta, wd.delta),
+            ("gamma", &mut w.gamma, wd.gamma),
+            ("u", &mut w.u, wd.u),
+        ] {
+            if !(v.is_finite() && *v > 0.0) {
+                *v = d;
+                fixed.push(name);
+            }
+        }
+        let bd = SideB::default();
+        for (name, v, d) in [
+            ("delta B", &mut w.b.delta, bd.delta),
+            ("gamma B", &mut w.b.gamma, bd.gamma),
+            ("u B", &mut w.b.u, bd.u),
+        ] {
+            if !(v.is_finite() && *v > 0.0) {
+                *v = d;
+                fixed.push(name);
+            }
+        }
+        if !(1..=256).contains(&w.chains) {
+            w.chains = wd.chains;
+            fixed.push("chains");
+        }
+        if !(1..=100_000).contains(&w.every) {
+            w.every = wd.every;
+            fixed.push("steps per jump");
+        }
+        fixed
+    }
+
+    fn show(app: &mut super::App, ui: &mut Ui, actions: &mut Actions) {
+        let info = app.current_info().cloned();
+        let jump_models = app.jump_models(info.as_ref());
+        let cx = WalkContext {
+            model: info.as_ref(),
+            drawn: &app.pad,
+            jump_models,
+        };
+        show(ui, &mut app.settings.walk, &mut app.ws.walk, &cx, actions);
+    }
+
+    /// The chains start when the model is loaded and selected (`App::on_selected`), not here.
+    fn autostart(_app: &mut super::App, _actions: &mut Actions) {}
+
+    fn apply_frame(app: &mut super::App, frame: super::Frame) -> Option<super::Frame> {
+        match frame {
+            super::Frame::Walk(f) => app.ws.walk.apply(*f),
+            other => return Some(other),
+        }
+        None
+    }
+
+    fn device_changed(app: &mut super::App) {
+        app.ws.walk.clear();
+    }
+}

@@ -9,7 +9,11 @@ use walkjump::render::write_atomic;
 
 use super::{given_or_bundled, load_model, open_device};
 
+/// Measure throughput: walk-jump steps at several batch sizes, NEBULA, denoising and training steps.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  walkjump bench\n  walkjump bench -c checkpoints/deen-mlp-s1.0.safetensors --batches 1,64,256 --json bench.json"
+)]
 pub(crate) struct BenchArgs {
     /// Checkpoints to measure (repeat). Default: every bundled checkpoint.
     #[arg(long = "checkpoint", short = 'c')]
@@ -29,6 +33,16 @@ pub(crate) struct BenchArgs {
     /// Device: cpu, cuda, cuda:N or metal.
     #[arg(long, default_value = "cpu")]
     device: String,
+}
+
+impl super::CliCommand for BenchArgs {
+    fn onnx(&self) -> Option<&super::OnnxArgs> {
+        None
+    }
+
+    fn run(self) -> Result<()> {
+        run(self)
+    }
 }
 
 pub(crate) fn run(a: BenchArgs) -> Result<()> {

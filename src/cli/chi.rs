@@ -10,7 +10,11 @@ use walkjump::data::geometry::chi_stats;
 
 use super::cpu_only_command;
 
+/// chi statistics and sigma_c of a dataset (REFERENCE.md §8).
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  walkjump chi\n  walkjump chi --data train-images-idx3-ubyte.gz --pairs 1000000 --seed 3"
+)]
 pub(crate) struct ChiArgs {
     /// Images: IDX, a folder of PNGs or a .npy [N, c, h, w] (default: the bundled digits).
     #[arg(long)]
@@ -24,6 +28,16 @@ pub(crate) struct ChiArgs {
     /// Device: cpu, cuda, cuda:N or metal (accepted for uniformity: chi is plain arithmetic on the CPU).
     #[arg(long, default_value = "cpu")]
     device: String,
+}
+
+impl super::CliCommand for ChiArgs {
+    fn onnx(&self) -> Option<&super::OnnxArgs> {
+        None
+    }
+
+    fn run(self) -> Result<()> {
+        run(self)
+    }
 }
 
 pub(crate) fn run(a: ChiArgs) -> Result<()> {

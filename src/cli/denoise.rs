@@ -13,7 +13,11 @@ use walkjump::run::{self, noisy_batch};
 
 use super::{load_model, open_device, parse_z, resolve_checkpoint};
 
+/// Denoise the same noisy test digits with several models, side by side.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  walkjump denoise -c a.safetensors -c b.safetensors --noise gaussian:1.0 --count 8 --out cmp.png\n  walkjump denoise --noise salt-pepper:0.2 --out sp.png"
+)]
 pub(crate) struct DenoiseArgs {
     /// Checkpoints to compare (repeat the flag). Default: the bundled default model.
     #[arg(long = "checkpoint", short = 'c')]
@@ -45,6 +49,16 @@ pub(crate) struct DenoiseArgs {
     /// PNG: one row per digit; columns clean, noisy, then one per model.
     #[arg(long)]
     out: PathBuf,
+}
+
+impl super::CliCommand for DenoiseArgs {
+    fn onnx(&self) -> Option<&super::OnnxArgs> {
+        None
+    }
+
+    fn run(self) -> Result<()> {
+        run(self)
+    }
 }
 
 pub(crate) fn run(a: DenoiseArgs) -> Result<()> {

@@ -11,7 +11,11 @@ use walkjump::run::{self, EvalResult, evaluate};
 
 use super::{Common, load_model, open_device, parse_z, resolve_checkpoint};
 
+/// Print the test loss of a denoiser or the accuracy of a classifier.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  walkjump eval -c checkpoints/deen-mlp-s1.0.safetensors\n  walkjump eval -c model.safetensors --data t10k-images-idx3-ubyte.gz --sigma 0.5"
+)]
 pub(crate) struct EvalArgs {
     #[command(flatten)]
     pub(crate) common: Common,
@@ -33,6 +37,16 @@ pub(crate) struct EvalArgs {
     /// Also print the best linear (Wiener) denoiser's loss, fitted to the training split, on the same data.
     #[arg(long)]
     baselines: bool,
+}
+
+impl super::CliCommand for EvalArgs {
+    fn onnx(&self) -> Option<&super::OnnxArgs> {
+        Some(&self.common.onnx)
+    }
+
+    fn run(self) -> Result<()> {
+        run(self)
+    }
 }
 
 pub(crate) fn run(a: EvalArgs) -> Result<()> {

@@ -7,7 +7,11 @@ use anyhow::Result;
 use anyhow::{Context, bail};
 use clap::Args;
 
+/// Open the desktop app (the default when no command is given).
 #[derive(Args, Default)]
+#[command(
+    after_help = "Examples:\n  walkjump\n  walkjump gui -c checkpoints/deen-mlp-s0.3.safetensors\n  walkjump gui --autostart --screenshot-after 8 shot.png"
+)]
 pub(crate) struct GuiArgs {
     /// Checkpoint to open first. Default: the bundled default model.
     #[arg(long, short = 'c')]
@@ -35,10 +39,22 @@ pub(crate) struct GuiArgs {
     /// With --autostart: `walkjump gui --fresh --autostart --chains 64 --measure-frames 10`.
     #[arg(long, value_name = "SECONDS")]
     pub(crate) measure_frames: Option<f64>,
-    /// Workspace to open: walk-jump, nebula, denoise, lab or models. With --autostart its main action starts
-    /// (chains, a flow, the denoising comparison, the 2D Lab's particles).
-    #[arg(long)]
+    /// Workspace to open (the app's builds list the registered workspaces and what --autostart starts in each).
+    #[cfg_attr(feature = "gui", arg(long, help = walkjump::app::workspace::tab_help()))]
+    #[cfg_attr(not(feature = "gui"), arg(long))]
     pub(crate) tab: Option<String>,
+}
+
+impl super::CliCommand for GuiArgs {
+    const MAIN_THREAD: bool = true;
+
+    fn onnx(&self) -> Option<&super::OnnxArgs> {
+        None
+    }
+
+    fn run(self) -> Result<()> {
+        run(self)
+    }
 }
 
 #[cfg(feature = "gui")]
@@ -80,7 +96,10 @@ pub(crate) fn run(a: GuiArgs) -> Result<()> {
     }
     let tab = match a.tab.as_deref() {
         Some(name) => Some(walkjump::app::Tab::from_name(name).with_context(|| {
-            format!("--tab: unknown workspace '{name}' (walk-jump, nebula, denoise, lab, models)")
+            format!(
+                "--tab: unknown workspace '{name}' ({})",
+                walkjump::app::workspace::tab_names()
+            )
         })?),
         None => None,
     };

@@ -1,18 +1,18 @@
-//! `walkjump inspect` (a checkpoint's or ONNX model's metadata, tensors, parameter count and sha256) and `walkjump
-//! convert` (an ONNX model into a walkjump checkpoint).
+//! `walkjump inspect`: a checkpoint's or ONNX model's metadata, tensors, parameter count and sha256.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
 
-use walkjump::models::Model;
 use walkjump::models::inspect;
 use walkjump::models::load::read_checkpoint_bytes;
 
 use super::{ONNX_OPTIONS, OnnxArgs, cpu_only_command};
 
+/// Print a checkpoint's metadata, tensor table, parameter count and sha256.
 #[derive(Args)]
+#[command(after_help = "Example:\n  walkjump inspect checkpoints/deen-mlp-s1.0.safetensors")]
 pub(crate) struct InspectArgs {
     /// The checkpoint file (.safetensors) or ONNX model (.onnx).
     file: PathBuf,
@@ -23,15 +23,14 @@ pub(crate) struct InspectArgs {
     pub(crate) onnx: OnnxArgs,
 }
 
-#[derive(Args)]
-pub(crate) struct ConvertArgs {
-    /// The ONNX file.
-    file: PathBuf,
-    /// The checkpoint to write.
-    #[arg(long)]
-    out: PathBuf,
-    #[command(flatten)]
-    pub(crate) onnx: OnnxArgs,
+impl super::CliCommand for InspectArgs {
+    fn onnx(&self) -> Option<&super::OnnxArgs> {
+        Some(&self.onnx)
+    }
+
+    fn run(self) -> Result<()> {
+        run(self)
+    }
 }
 
 pub(crate) fn run(a: InspectArgs) -> Result<()> {
@@ -53,27 +52,6 @@ pub(crate) fn run(a: InspectArgs) -> Result<()> {
     print!(
         "{}",
         inspect(&bytes).with_context(|| format!("{}", file.display()))?
-    );
-    Ok(())
-}
-
-pub(crate) fn convert(a: ConvertArgs) -> Result<()> {
-    let ConvertArgs { file, out, .. } = a;
-    let opts = ONNX_OPTIONS.get().cloned().unwrap_or_default();
-    let (ckpt, _) = walkjump::onnx::checkpoint_from_file(&file, &opts)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    // Building the model checks every tensor against the graph before anything is written.
-    Model::from_checkpoint(&ckpt, &candle_core::Device::Cpu)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    ckpt.save(&out)
-        .with_context(|| format!("writing {}", out.display()))?;
-    println!(
-        "wrote {} ({} {}, sigma {}, {} parameters)",
-        out.display(),
-        ckpt.meta.kind.as_str(),
-        ckpt.meta.extra.get("onnx_role").map_or("", String::as_str),
-        ckpt.meta.sigma,
-        ckpt.param_count()
     );
     Ok(())
 }

@@ -10,17 +10,88 @@ use walkjump::models::{Model, ZMode};
 use walkjump::onnx::ImportOptions;
 use walkjump::{DEFAULT_CHECKPOINT, checkpoints_dir};
 
-pub mod bench;
-pub mod chi;
-pub mod denoise;
-pub mod eval;
-pub mod gui;
-pub mod inspect;
-pub mod nebula;
-pub mod parity;
-pub mod probe;
-pub mod sample;
-pub mod train;
+/// One command of the binary, implemented by its clap arguments struct in `src/cli/<command>.rs`. The struct's doc
+/// comment is the command's one-line help and its `#[command(after_help = ...)]` the examples under `--help`; the
+/// `commands!` list below makes it a subcommand.
+pub(crate) trait CliCommand: clap::Args {
+    /// Whether the command must run on the main thread (the window does) rather than on a rayon worker.
+    const MAIN_THREAD: bool = false;
+
+    /// The ONNX settings among these arguments (`--role`, `--onnx-sigma` ...), set before [`CliCommand::run`] for
+    /// [`load_model`]; `None` for a command that takes no `OnnxArgs`. Required, so that no command that reads
+    /// models forgets them.
+    fn onnx(&self) -> Option<&OnnxArgs>;
+
+    /// Runs the command.
+    fn run(self) -> Result<()>;
+}
+
+/// The `Command` enum (a clap `Subcommand`, one variant per entry, in the order of `walkjump --help`) and its
+/// dispatch, from a list of `Variant(module::ArgsType)` entries whose types implement [`CliCommand`]. The variant's
+/// name in kebab case is the command's name.
+macro_rules! command_enum {
+    ($(#[$enum_meta:meta])* $name:ident { $($variant:ident($($ty:ident)::+)),+ $(,)? }) => {
+        $(#[$enum_meta])*
+        #[derive(clap::Subcommand)]
+        pub(crate) enum $name {
+            $($variant($($ty)::+),)+
+        }
+
+        impl $name {
+            /// Whether the command must run on the main thread.
+            pub(crate) fn main_thread(&self) -> bool {
+                match self {
+                    $($name::$variant(_) => <$($ty)::+ as $crate::cli::CliCommand>::MAIN_THREAD,)+
+                }
+            }
+
+            /// The ONNX settings of the command's arguments, if it takes them.
+            pub(crate) fn onnx(&self) -> Option<&$crate::cli::OnnxArgs> {
+                match self {
+                    $($name::$variant(a) => $crate::cli::CliCommand::onnx(a),)+
+                }
+            }
+
+            /// Keeps the command's ONNX settings for [`load_model`](crate::cli::load_model), then runs it.
+            pub(crate) fn dispatch(self) -> anyhow::Result<()> {
+                if let Some(o) = self.onnx() {
+                    let _ = $crate::cli::ONNX_OPTIONS.set(o.options()?);
+                }
+                match self {
+                    $($name::$variant(a) => $crate::cli::CliCommand::run(a),)+
+                }
+            }
+        }
+    };
+}
+
+/// The registry of commands: each entry `Variant(file::ArgsType)` declares `src/cli/file.rs` and makes its
+/// arguments a subcommand. One line per command.
+macro_rules! commands {
+    ($($variant:ident($file:ident :: $args:ident)),+ $(,)?) => {
+        $(pub mod $file;)+
+        command_enum! {
+            /// Every command of the binary, in the order of `walkjump --help`.
+            Command { $($variant($file::$args)),+ }
+        }
+    };
+}
+
+commands! {
+    Sample(sample::SampleArgs),
+    Nebula(nebula::NebulaArgs),
+    Quality(quality::QualityArgs),
+    Denoise(denoise::DenoiseArgs),
+    Eval(eval::EvalArgs),
+    Chi(chi::ChiArgs),
+    Train(train::TrainArgs),
+    Bench(bench::BenchArgs),
+    Probe(probe::ProbeArgs),
+    Parity(parity::ParityArgs),
+    Gui(gui::GuiArgs),
+    Inspect(inspect::InspectArgs),
+    Convert(convert::ConvertArgs),
+}
 
 #[derive(Args, Clone)]
 pub(crate) struct Common {
@@ -131,4 +202,131 @@ pub(crate) fn given_or_bundled(given: &[PathBuf]) -> Result<Vec<PathBuf>> {
         .collect();
     v.sort();
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use clap::{FromArgMatches, Subcommand};
+
+    use super::*;
+
+    /// A command defined here, outside the registry's files, to show that an entry is all a command needs.
+    mod echo {
+        use super::*;
+
+        pub(super) static RAN: AtomicBool = AtomicBool::new(false);
+
+        /// Says a word back (a test command).
+        #[derive(clap::Args)]
+        #[command(after_help = "Example:\n  walkjump echo --word hi")]
+        pub(crate) struct EchoArgs {
+            /// The word.
+            #[arg(long)]
+            pub(crate) word: String,
+            #[command(flatten)]
+            pub(crate) onnx: OnnxArgs,
+        }
+
+        impl CliCommand for EchoArgs {
+            fn onnx(&self) -> Option<&OnnxArgs> {
+                Some(&self.onnx)
+            }
+
+            fn run(self) -> Result<()> {
+                if self.word == "fail" {
+                    bail!("asked to fail");
+                }
+                RAN.store(true, Ordering::SeqCst);
+                Ok(())
+            }
+        }
+    }
+
+    command_enum! {
+        /// A registry with the test command beside a real one.
+        TestCommand { Echo(echo::EchoArgs), Chi(chi::ChiArgs) }
+    }
+
+    fn parse<S: Subcommand + FromArgMatches>(args: &[&str]) -> std::result::Result<S, clap::Error> {
+        let cmd = S::augment_subcommands(clap::Command::new("walkjump"));
+        let matches = cmd.try_get_matches_from(args)?;
+        S::from_arg_matches(&matches)
+    }
+
+    fn help<S: Subcommand>(sub: &str) -> String {
+        let mut cmd = S::augment_subcommands(clap::Command::new("walkjump"));
+        cmd.build();
+        cmd.find_subcommand_mut(sub)
+            .map(|c| c.render_long_help().to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn an_entry_makes_a_subcommand_with_its_help_onnx_options_and_run() {
+        let text = help::<TestCommand>("echo");
+        assert!(
+            text.starts_with("Says a word back (a test command)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Example:\n  walkjump echo --word hi"),
+            "{text}"
+        );
+        assert!(text.contains("--onnx-sigma"), "{text}");
+        let c: TestCommand =
+            parse(&["walkjump", "echo", "--word", "hi", "--onnx-sigma", "0.25"]).expect("parses");
+        assert!(!c.main_thread());
+        c.dispatch().expect("runs");
+        assert!(echo::RAN.load(Ordering::SeqCst));
+        // dispatch kept the command's ONNX settings for `load_model`.
+        assert_eq!(ONNX_OPTIONS.get().and_then(|o| o.sigma), Some(0.25));
+        let c: TestCommand = parse(&["walkjump", "echo", "--word", "fail"]).expect("parses");
+        assert_eq!(
+            c.dispatch().expect_err("fails").to_string(),
+            "asked to fail"
+        );
+        assert!(parse::<TestCommand>(&["walkjump", "echo"]).is_err());
+        // The real command in the same list keeps its own help.
+        assert!(help::<TestCommand>("chi").contains("walkjump chi --data"));
+    }
+
+    /// Every registered command is a subcommand in the registry's order; the window's alone runs on the main thread,
+    /// and every command whose arguments hold the ONNX flags hands them to `dispatch`.
+    #[test]
+    fn every_registered_command_is_listed_and_routes_its_onnx_options() {
+        let mut cmd = Command::augment_subcommands(clap::Command::new("walkjump"));
+        cmd.build();
+        let names: Vec<String> = cmd
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .filter(|n| n != "help")
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "sample", "nebula", "quality", "denoise", "eval", "chi", "train", "bench", "probe",
+                "parity", "gui", "inspect", "convert"
+            ]
+        );
+        for name in &names {
+            let sub = cmd.find_subcommand(name).expect("listed");
+            assert!(sub.get_about().is_some(), "{name} has no one-line help");
+            assert!(sub.get_after_help().is_some(), "{name} has no examples");
+            let takes_onnx = sub.get_arguments().any(|a| a.get_id() == "onnx_sigma");
+            let mut args = vec!["walkjump", name.as_str()];
+            args.extend(match name.as_str() {
+                "inspect" => vec!["m.onnx"],
+                "convert" => vec!["m.onnx", "--out", "x"],
+                "probe" => vec!["--inputs", "i", "--out", "o"],
+                "nebula" | "denoise" => vec!["--out", "o"],
+                "train" => vec!["--kind", "deen", "--out", "o"],
+                _ => vec![],
+            });
+            let parsed: Command = parse(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert_eq!(parsed.onnx().is_some(), takes_onnx, "{name}");
+            assert_eq!(parsed.main_thread(), name == "gui", "{name}");
+        }
+    }
 }

@@ -16,7 +16,11 @@ use walkjump::sampling::rng::Rng;
 use super::sample::sample_condition;
 use super::{Common, load_model, open_device, resolve_checkpoint};
 
+/// Follow NEBULA gradient flows to their attractors.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  walkjump nebula -c checkpoints/deen-mlp-s0.3.safetensors --out attractors.png\n  walkjump nebula --init data --eta 0.01 --max-steps 3000 --gallery gallery.png --out finals.png"
+)]
 pub(crate) struct NebulaArgs {
     #[command(flatten)]
     pub(crate) common: Common,
@@ -57,6 +61,16 @@ pub(crate) struct NebulaArgs {
     /// The held region (as in `sample --mask`).
     #[arg(long, requires = "condition")]
     mask: Option<String>,
+}
+
+impl super::CliCommand for NebulaArgs {
+    fn onnx(&self) -> Option<&super::OnnxArgs> {
+        Some(&self.common.onnx)
+    }
+
+    fn run(self) -> Result<()> {
+        run(self)
+    }
 }
 
 pub(crate) fn run(a: NebulaArgs) -> Result<()> {

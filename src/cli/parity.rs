@@ -10,7 +10,19 @@ use walkjump::render::write_atomic;
 
 use super::{given_or_bundled, open_device};
 
+/// Compare a device with the CPU: outputs of every bundled checkpoint, then chain statistics (GPU checks).
 #[derive(Args)]
+#[command(
+    after_help = "Energy, score and jump (logits, prior energy) of each checkpoint on the same inputs must agree within
+                      --tol relative; for models with a score, the mean and variance of energy, ||score|| and kinetic
+                      temperature over a --steps chain (same seed, same noise) must agree within --z standard errors.
+                      Exits with status 1 when a check fails, 2 when the device under test is not usable.
+
+                      Examples:
+  walkjump parity --device cuda
+  walkjump parity --device cuda -c checkpoints/deen-mlp-s1.0.safetensors --steps 1000 --chains 64 --json parity.json
+  walkjump parity --device cpu --steps 100 --burn-in 20 --chains 4   (CPU against itself: tests the command)"
+)]
 pub(crate) struct ParityArgs {
     /// Checkpoints to compare (repeat). Default: every bundled checkpoint.
     #[arg(long = "checkpoint", short = 'c')]
@@ -48,6 +60,16 @@ pub(crate) struct ParityArgs {
     /// Also write the report as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+impl super::CliCommand for ParityArgs {
+    fn onnx(&self) -> Option<&super::OnnxArgs> {
+        None
+    }
+
+    fn run(self) -> Result<()> {
+        run(self)
+    }
 }
 
 pub(crate) fn run(a: ParityArgs) -> Result<()> {

@@ -11,7 +11,15 @@ use walkjump::sampling::rng::Rng;
 
 use super::{Common, load_model, open_device, resolve_checkpoint};
 
+/// Energy, score and jump of a checkpoint on given inputs, for parity checks against other implementations.
 #[derive(Args)]
+#[command(
+    hide = true,
+    after_help = "Reads the tensor `y` [N, M*d] from --inputs and writes to --out (safetensors): `energy` [N] and\n\
+                      `score` [N, M*d] where the kind defines them, `jump` [N, d] (UVB and VAEs with z = mean),\n\
+                      `logits` [N, classes] for a classifier, `prior_energy` [N] (GRBM at z = mean) for ebm_vae.\n\n\
+                      Example:\n  walkjump probe -c checkpoints/deen-mlp-s1.0.safetensors --inputs y.safetensors --out probe.safetensors"
+)]
 pub(crate) struct ProbeArgs {
     #[command(flatten)]
     pub(crate) common: Common,
@@ -21,6 +29,16 @@ pub(crate) struct ProbeArgs {
     /// safetensors file for the outputs.
     #[arg(long)]
     out: PathBuf,
+}
+
+impl super::CliCommand for ProbeArgs {
+    fn onnx(&self) -> Option<&super::OnnxArgs> {
+        Some(&self.common.onnx)
+    }
+
+    fn run(self) -> Result<()> {
+        run(self)
+    }
 }
 
 /// Deterministic model outputs on given inputs (z = mean for the latent-variable kinds), for parity checks.

@@ -40,7 +40,11 @@ fn sampler_long_help() -> String {
     text
 }
 
+/// Run walk-jump chains and write the film strip of their jumps.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  walkjump sample --out strip.png\n  walkjump sample -c checkpoints/deen-mlp-s1.0.safetensors --sampler cheng --delta 0.5 --gamma 0.5 --steps 2000 --chains 8 --out s.png --trace t.csv\n  walkjump sample --replay run.json --out again.png"
+)]
 pub(crate) struct SampleArgs {
     #[command(flatten)]
     pub(crate) common: Common,
@@ -115,6 +119,16 @@ pub(crate) struct SampleArgs {
     /// Jump with this checkpoint instead of the walking model (same image size, M and sigma).
     #[arg(long)]
     pub(crate) jump_with: Option<PathBuf>,
+}
+
+impl super::CliCommand for SampleArgs {
+    fn onnx(&self) -> Option<&super::OnnxArgs> {
+        Some(&self.common.onnx)
+    }
+
+    fn run(self) -> Result<()> {
+        cmd_sample(self, false)
+    }
 }
 
 /// Writes every jump of a run: `jumps` [chains, jumps, c, h, w], `steps` [jumps] (as f32), and the run in the

@@ -9,7 +9,11 @@ use walkjump::data::{Dataset, Split};
 
 use super::open_device;
 
+/// Train a model on IDX digits (the bundled training split by default) and save a checkpoint.
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  walkjump train --kind deen --sigma 1.0 --epochs 20 --out deen.safetensors\n  walkjump train --kind mdae --sigma 1.0 --measurements 4 --out mdae.safetensors\n  walkjump train --kind classifier --epochs 10 --out classifier.safetensors\n  walkjump train --kind deen --sigma 0.3 --arch '{\"net\":{\"type\":\"mlp\",\"hidden\":[512,512]}}' --out small.safetensors\n\nCtrl-C saves a resumable checkpoint to --out; continue with --resume FILE."
+)]
 pub(crate) struct TrainArgs {
     /// Model kind: one of the registered kinds (listed in the help).
     #[arg(long, help = kind_help())]
@@ -62,6 +66,16 @@ fn kind_help() -> String {
         "Model kind: {}.",
         walkjump::models::kinds::names_line().replace('_', "-")
     )
+}
+
+impl super::CliCommand for TrainArgs {
+    fn onnx(&self) -> Option<&super::OnnxArgs> {
+        None
+    }
+
+    fn run(self) -> Result<()> {
+        run(self)
+    }
 }
 
 pub(crate) fn run(a: TrainArgs) -> Result<()> {

@@ -1,144 +1,27 @@
-//! Images chosen by the user (the observations and starts of conditional walk-jump, a mask drawn as a picture),
-//! read from an IDX file (plain or gzip), a PNG file, a folder of PNG files (sorted by name), or a NumPy `.npy`
-//! array `[N, h, w]` / `[N, c, h, w]` of `uint8` (0..255) or `float32` / `float64` in `[0, 1]`. Every image must
-//! have the model's `c x h x w`; values come back as `[c * h * w]` rows in `[0, 1]`, channel-major as the models
-//! see them.
+//! Images chosen by the user (the observations and starts of conditional walk-jump, a mask drawn as a picture,
+//! images to denoise), read in any registered [format](super::formats): an IDX file (plain or gzip), a PNG file, a
+//! folder of PNG files (sorted by name), or a NumPy `.npy` array `[N, h, w]` / `[N, c, h, w]` of `uint8` (0..255)
+//! or `float32` / `float64` in `[0, 1]`. Every image must have the model's `c x h x w`; values come back as
+//! `[c * h * w]` rows in `[0, 1]`, channel-major as the models see them.
 
 use std::path::Path;
 
-use crate::data::{Error, Result};
+pub use super::formats::npy::{npy_image_shape, parse_npy};
+use super::formats::{FORMATS, format_for, metadata, png::read_png, read_with, shape_with};
+use crate::data::Result;
 
-/// Largest file read as images (bytes).
-const MAX_BYTES: u64 = 1 << 30;
-
-/// The image shape `(c, h, w)` a file or folder holds: from a `.npy` header, the first PNG (colour images give
-/// 3 channels, grey ones 1), or an IDX header (1 channel).
+/// The image shape `(c, h, w)` a file or folder holds, from the format that claims it: a `.npy` header, the first
+/// PNG (colour images give 3 channels, grey ones 1), or an IDX header (1 channel).
 pub fn image_shape(path: &Path) -> Result<(usize, usize, usize)> {
-    let shown = path.display().to_string();
-    let io = |err| Error::Io {
-        path: shown.clone(),
-        err,
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    let png = if meta.is_dir() {
-        let mut files: Vec<_> = std::fs::read_dir(path)
-            .map_err(io)?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
-            .collect();
-        files.sort();
-        Some(
-            files
-                .into_iter()
-                .next()
-                .ok_or_else(|| Error::Data(format!("{shown} holds no .png files")))?,
-        )
-    } else {
-        None
-    };
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    let png = png.or_else(|| (ext == "png").then(|| path.to_path_buf()));
-    if let Some(p) = png {
-        let shown = p.display().to_string();
-        let (w, h) = image::image_dimensions(&p)
-            .map_err(|e| Error::Data(format!("{shown} is not a readable image: {e}")))?;
-        let colour = image::ImageReader::open(&p)
-            .map_err(|err| Error::Io {
-                path: shown.clone(),
-                err,
-            })?
-            .with_guessed_format()
-            .map_err(|err| Error::Io {
-                path: shown.clone(),
-                err,
-            })?
-            .decode()
-            .map_err(|e| Error::Data(format!("{shown} is not a readable image: {e}")))?
-            .color()
-            .has_color();
-        return Ok((if colour { 3 } else { 1 }, h as usize, w as usize));
-    }
-    if ext == "npy" {
-        if meta.len() > MAX_BYTES {
-            return Err(Error::Data(format!(
-                "{shown} is larger than {MAX_BYTES} bytes"
-            )));
-        }
-        let bytes = std::fs::read(path).map_err(io)?;
-        return npy_image_shape(&bytes).map_err(|e| prefix(&shown, e));
-    }
-    let data = super::Dataset::from_idx_file(path, None)?;
-    Ok((1, data.spec.height, data.spec.width))
+    let meta = metadata(path)?;
+    shape_with(format_for(FORMATS, path, meta.is_dir())?, path)
 }
 
-/// Reads images of `c x h x w` from `path` (IDX, PNG, a folder of PNGs, or `.npy`): `[N][c * h * w]` in `[0, 1]`.
+/// Reads images of `c x h x w` from `path` in the format that claims it (IDX, PNG, a folder of PNGs, or `.npy`):
+/// `[N][c * h * w]` in `[0, 1]`.
 pub fn read_images(path: &Path, c: usize, h: usize, w: usize) -> Result<Vec<Vec<f32>>> {
-    let shown = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|err| Error::Io {
-        path: shown.clone(),
-        err,
-    })?;
-    let rows = if meta.is_dir() {
-        let mut files: Vec<_> = std::fs::read_dir(path)
-            .map_err(|err| Error::Io {
-                path: shown.clone(),
-                err,
-            })?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            return Err(Error::Data(format!("{shown} holds no .png files")));
-        }
-        files
-            .iter()
-            .map(|f| read_png(f, c, h, w))
-            .collect::<Result<Vec<_>>>()?
-    } else {
-        if meta.len() > MAX_BYTES {
-            return Err(Error::Data(format!(
-                "{shown} is {} bytes, more than the {MAX_BYTES} read as images",
-                meta.len()
-            )));
-        }
-        let ext = path
-            .extension()
-            .map(|e| e.to_string_lossy().to_ascii_lowercase())
-            .unwrap_or_default();
-        match ext.as_str() {
-            "png" => vec![read_png(path, c, h, w)?],
-            "npy" => {
-                let bytes = std::fs::read(path).map_err(|err| Error::Io {
-                    path: shown.clone(),
-                    err,
-                })?;
-                parse_npy(&bytes, c, h, w).map_err(|e| prefix(&shown, e))?
-            }
-            _ => {
-                let data = super::Dataset::from_idx_file(path, None)?;
-                if c != 1 || data.spec.height != h || data.spec.width != w {
-                    return Err(Error::Data(format!(
-                        "{shown} holds 1x{}x{} images, the model takes {c}x{h}x{w}",
-                        data.spec.height, data.spec.width
-                    )));
-                }
-                data.images
-                    .chunks_exact(h * w)
-                    .map(<[f32]>::to_vec)
-                    .collect()
-            }
-        }
-    };
-    if rows.is_empty() {
-        return Err(Error::Data(format!("{shown} holds no images")));
-    }
-    Ok(rows)
+    let meta = metadata(path)?;
+    read_with(format_for(FORMATS, path, meta.is_dir())?, path, c, h, w)
 }
 
 /// Reads a mask from a PNG of `h x w` (any colour type): held where the pixel's grey level is at least one half.
@@ -153,223 +36,10 @@ pub fn read_mask_png(path: &Path, c: usize, h: usize, w: usize) -> Result<Vec<bo
         .collect())
 }
 
-fn prefix(shown: &str, e: Error) -> Error {
-    match e {
-        Error::Data(m) => Error::Data(format!("{shown}: {m}")),
-        other => other,
-    }
-}
-
-fn read_png(path: &Path, c: usize, h: usize, w: usize) -> Result<Vec<f32>> {
-    let shown = path.display().to_string();
-    let img = image::ImageReader::open(path)
-        .map_err(|err| Error::Io {
-            path: shown.clone(),
-            err,
-        })?
-        .with_guessed_format()
-        .map_err(|err| Error::Io {
-            path: shown.clone(),
-            err,
-        })?
-        .decode()
-        .map_err(|e| Error::Data(format!("{shown} is not a readable image: {e}")))?;
-    if img.width() as usize != w || img.height() as usize != h {
-        return Err(Error::Data(format!(
-            "{shown} is {}x{} pixels, the model takes {w}x{h}",
-            img.width(),
-            img.height()
-        )));
-    }
-    Ok(match c {
-        1 => img
-            .to_luma8()
-            .into_raw()
-            .into_iter()
-            .map(|p| p as f32 / 255.0)
-            .collect(),
-        3 => {
-            let rgb = img.to_rgb8().into_raw();
-            let mut out = vec![0f32; 3 * h * w];
-            for (p, px) in rgb.chunks_exact(3).enumerate() {
-                for ch in 0..3 {
-                    out[ch * h * w + p] = px[ch] as f32 / 255.0;
-                }
-            }
-            out
-        }
-        _ => {
-            return Err(Error::Data(format!(
-                "images of {c} channels cannot be read from PNG (1 or 3)"
-            )));
-        }
-    })
-}
-
-/// Parses a `.npy` array (format 1.0-3.0, C order) of `uint8`, `float32` or `float64`, shape `[N, h, w]` (c = 1)
-/// or `[N, c, h, w]`.
-pub fn parse_npy(bytes: &[u8], c: usize, h: usize, w: usize) -> Result<Vec<Vec<f32>>> {
-    let (descr, shape, end) = npy_header(bytes)?;
-    parse_npy_body(bytes, &descr, &shape, end, c, h, w)
-}
-
-/// The image shape `(c, h, w)` of a `.npy` array `[N, h, w]` or `[N, c, h, w]`.
-pub fn npy_image_shape(bytes: &[u8]) -> Result<(usize, usize, usize)> {
-    let (_, shape, _) = npy_header(bytes)?;
-    match shape.as_slice() {
-        [_, h, w] => Ok((1, *h, *w)),
-        [_, c, h, w] => Ok((*c, *h, *w)),
-        other => Err(Error::Data(format!(
-            "not a usable .npy array: shape {other:?}; expected [N, h, w] or [N, c, h, w]"
-        ))),
-    }
-}
-
-/// `(descr, shape, offset of the data)` of a `.npy` file.
-fn npy_header(bytes: &[u8]) -> Result<(String, Vec<usize>, usize)> {
-    let bad = |m: &str| Error::Data(format!("not a usable .npy array: {m}"));
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(bad("no NumPy magic"));
-    }
-    let major = bytes[6];
-    let (header_len, start): (usize, usize) = match major {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 => {
-            if bytes.len() < 12 {
-                return Err(bad("truncated header"));
-            }
-            (
-                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-                12,
-            )
-        }
-        v => return Err(bad(&format!("format version {v}"))),
-    };
-    let end = start
-        .checked_add(header_len)
-        .filter(|&e| e <= bytes.len())
-        .ok_or_else(|| bad("header past the end of the file"))?;
-    let header = std::str::from_utf8(&bytes[start..end]).map_err(|_| bad("header not text"))?;
-    let field = |key: &str| -> Option<&str> {
-        let at = header.find(&format!("'{key}'"))?;
-        let rest = &header[at + key.len() + 2..];
-        let colon = rest.find(':')?;
-        Some(rest[colon + 1..].trim_start())
-    };
-    let descr = field("descr").ok_or_else(|| bad("no descr"))?;
-    let descr = descr
-        .strip_prefix('\'')
-        .and_then(|d| d.split('\'').next())
-        .ok_or_else(|| bad("descr is not a string"))?;
-    let fortran = field("fortran_order").ok_or_else(|| bad("no fortran_order"))?;
-    if fortran.starts_with("True") {
-        return Err(bad("Fortran order (save it with np.ascontiguousarray)"));
-    }
-    let shape_text = field("shape").ok_or_else(|| bad("no shape"))?;
-    let inner = shape_text
-        .strip_prefix('(')
-        .and_then(|s| s.split(')').next())
-        .ok_or_else(|| bad("shape is not a tuple"))?;
-    let shape: Vec<usize> = inner
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| bad("shape is not integers")))
-        .collect::<Result<_>>()?;
-    Ok((descr.to_string(), shape, end))
-}
-
-fn parse_npy_body(
-    bytes: &[u8],
-    descr: &str,
-    shape: &[usize],
-    end: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-) -> Result<Vec<Vec<f32>>> {
-    let bad = |m: &str| Error::Data(format!("not a usable .npy array: {m}"));
-    let (n, sc, sh, sw) = match shape {
-        [n, sh, sw] => (*n, 1, *sh, *sw),
-        [n, sc, sh, sw] => (*n, *sc, *sh, *sw),
-        other => {
-            return Err(bad(&format!(
-                "shape {other:?}; expected [N, h, w] or [N, c, h, w]"
-            )));
-        }
-    };
-    if (sc, sh, sw) != (c, h, w) {
-        return Err(Error::Data(format!(
-            "the array holds {sc}x{sh}x{sw} images, the model takes {c}x{h}x{w}"
-        )));
-    }
-    let d = c * h * w;
-    let count = n.checked_mul(d).ok_or_else(|| bad("shape too large"))?;
-    let body = &bytes[end..];
-    let values: Vec<f32> = match descr {
-        "|u1" | "u1" | "<u1" => {
-            let b = body
-                .get(..count)
-                .ok_or_else(|| bad("data shorter than its shape"))?;
-            b.iter().map(|&p| p as f32 / 255.0).collect()
-        }
-        "<f4" => {
-            let b = body
-                .get(..count.checked_mul(4).ok_or_else(|| bad("shape too large"))?)
-                .ok_or_else(|| bad("data shorter than its shape"))?;
-            b.chunks_exact(4)
-                .map(|q| f32::from_le_bytes([q[0], q[1], q[2], q[3]]))
-                .collect()
-        }
-        "<f8" => {
-            let b = body
-                .get(..count.checked_mul(8).ok_or_else(|| bad("shape too large"))?)
-                .ok_or_else(|| bad("data shorter than its shape"))?;
-            b.chunks_exact(8)
-                .map(|q| {
-                    f64::from_le_bytes([q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]]) as f32
-                })
-                .collect()
-        }
-        other => {
-            // The dtype is text from the file: escaped, so the message stays on one line.
-            return Err(bad(&format!(
-                "dtype {}; use uint8, float32 or float64 (little-endian)",
-                crate::text::one_line(other)
-            )));
-        }
-    };
-    if values
-        .iter()
-        .any(|v| !v.is_finite() || *v < -1e-6 || *v > 1.0 + 1e-6)
-    {
-        return Err(Error::Data(
-            "float pixels must be finite and in [0, 1]".into(),
-        ));
-    }
-    if n == 0 {
-        return Err(Error::Data("the array holds no images".into()));
-    }
-    Ok(values.chunks_exact(d).map(<[f32]>::to_vec).collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn npy(descr: &str, shape: &str, body: &[u8]) -> Vec<u8> {
-        let mut header =
-            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-        while !(10 + header.len() + 1).is_multiple_of(64) {
-            header.push(' ');
-        }
-        header.push('\n');
-        let mut out = b"\x93NUMPY\x01\x00".to_vec();
-        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-        out.extend_from_slice(header.as_bytes());
-        out.extend_from_slice(body);
-        out
-    }
+    use crate::data::formats::npy::tests::npy;
 
     /// Colour data sets load with their shape read from the file: a `.npy` `[N, 3, h, w]` and a folder of RGB
     /// PNGs (grey PNGs give one channel).
@@ -413,46 +83,5 @@ mod tests {
             (1, 3, 3)
         );
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn npy_arrays_of_each_dtype_read_back() {
-        let u8s: Vec<u8> = (0..8).map(|i| i * 30).collect();
-        let rows = parse_npy(&npy("|u1", "(2, 2, 2)", &u8s), 1, 2, 2).expect("u1");
-        assert_eq!(rows.len(), 2);
-        assert!((rows[1][3] - 210.0 / 255.0).abs() < 1e-7);
-        let f: Vec<u8> = [0.0f32, 0.25, 0.5, 1.0]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        let rows = parse_npy(&npy("<f4", "(1, 1, 2, 2)", &f), 1, 2, 2).expect("f4");
-        assert_eq!(rows, vec![vec![0.0, 0.25, 0.5, 1.0]]);
-        let d: Vec<u8> = [0.5f64; 12].iter().flat_map(|v| v.to_le_bytes()).collect();
-        let rows = parse_npy(&npy("<f8", "(1, 3, 2, 2)", &d), 3, 2, 2).expect("f8");
-        assert_eq!(rows[0].len(), 12);
-    }
-
-    #[test]
-    fn bad_npy_arrays_are_refused_with_a_reason() {
-        let f: Vec<u8> = [0.0f32, 2.0, 0.5, 1.0]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        let cases: Vec<(Vec<u8>, &str)> = vec![
-            (b"not numpy at all".to_vec(), "magic"),
-            (npy("<f4", "(1, 2, 2)", &f), "[0, 1]"),
-            (npy("<f4", "(1, 2, 2)", &f[..8]), "shorter"),
-            (npy("<i8", "(1, 2, 2)", &[0; 32]), "dtype"),
-            (npy("|u1", "(1, 3, 3)", &[0; 9]), "2x2"),
-            (npy("|u1", "(4,)", &[0; 4]), "shape"),
-            (npy("|u1", "(0, 2, 2)", &[]), "no images"),
-        ];
-        for (bytes, want) in cases {
-            let e = parse_npy(&bytes, 1, 2, 2).expect_err(want).to_string();
-            assert!(e.contains(want), "{e} (wanted {want})");
-        }
-        let mut truncated = npy("|u1", "(1, 2, 2)", &[0; 4]);
-        truncated.truncate(20);
-        assert!(parse_npy(&truncated, 1, 2, 2).is_err());
     }
 }

@@ -1,5 +1,7 @@
-//! Data: IDX files, the bundled digits with their fixed split, noise kinds, and the chi geometry of a dataset.
+//! Data: image file formats (one file each in `formats/`), IDX files, the bundled digits with their fixed split,
+//! noise kinds, and the chi geometry of a dataset.
 
+pub mod formats;
 pub mod geometry;
 pub mod idx;
 pub mod images;
@@ -81,54 +83,18 @@ impl Dataset {
         Self::from_idx_parts(BUNDLED_NAME, images, Some(labels))
     }
 
-    /// Reads images (and IDX labels) from files: IDX (plain or gzip), a PNG, a folder of PNGs (grey or colour),
-    /// or a `.npy` array `[N, h, w]` / `[N, c, h, w]` of `uint8` or floats in `[0, 1]`.
+    /// Reads images (and IDX labels) from files in the [format](formats) that claims them: IDX (plain or gzip), a
+    /// PNG, a folder of PNGs (grey or colour), or a `.npy` array `[N, h, w]` / `[N, c, h, w]` of `uint8` or floats
+    /// in `[0, 1]`.
     pub fn from_files(images: &Path, labels: Option<&Path>) -> Result<Self> {
-        let ext = images
-            .extension()
-            .map(|e| e.to_string_lossy().to_ascii_lowercase())
-            .unwrap_or_default();
-        if !(images.is_dir() || ext == "png" || ext == "npy") {
-            return Self::from_idx_file(images, labels);
-        }
-        let (c, h, w) = images::image_shape(images)?;
-        let rows = images::read_images(images, c, h, w)?;
-        let labels = labels.map(idx::read_labels).transpose()?;
-        if let Some(l) = &labels
-            && l.len() != rows.len()
-        {
-            return Err(Error::Data(format!(
-                "{} holds {} images but the labels file {} labels",
-                images.display(),
-                rows.len(),
-                l.len()
-            )));
-        }
-        let name = images
-            .file_name()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_else(|| "data".into());
-        Ok(Self {
-            spec: DataSpec {
-                name,
-                channels: c,
-                height: h,
-                width: w,
-            },
-            images: rows.into_iter().flatten().collect(),
-            labels,
-        })
+        formats::format_for(formats::FORMATS, images, images.is_dir())?.dataset(images, labels)
     }
 
     /// Reads IDX images (and labels) from files, plain or gzip.
     pub fn from_idx_file(images: &Path, labels: Option<&Path>) -> Result<Self> {
         let img = idx::read_images(images)?;
         let lab = labels.map(idx::read_labels).transpose()?;
-        let name = images
-            .file_name()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_else(|| "data".into());
-        Self::from_idx_parts(&name, img, lab)
+        Self::from_idx_parts(&formats::file_name(images), img, lab)
     }
 
     fn from_idx_parts(name: &str, img: idx::IdxImages, labels: Option<Vec<u8>>) -> Result<Self> {

@@ -13,8 +13,8 @@ impl App {
         const NO_WALK: &str = "nothing to export yet: run the chains first";
         const NO_FLOW: &str = "nothing to export yet: start a flow first";
         const NO_DENOISE: &str = "nothing to export yet: denoise some digits first";
-        let walk = self.walk.frame.as_ref();
-        let flow = self.nebula.frame.as_ref();
+        let walk = self.ws.walk.frame.as_ref();
+        let flow = self.ws.nebula.view.frame.as_ref();
         let res = match kind {
             SaveKind::JumpGrid => {
                 let f = walk.ok_or(NO_WALK)?;
@@ -44,7 +44,7 @@ impl App {
                 rec.jump_with = f
                     .jump_model
                     .as_ref()
-                    .and(self.walk.jump_with.as_ref())
+                    .and(self.ws.walk.jump_with.as_ref())
                     .and_then(|p| {
                         let j = self.info_of(p)?;
                         Some(crate::run::ModelRef {
@@ -65,7 +65,7 @@ impl App {
             SaveKind::NebulaGallery => export::save_nebula_gallery(flow.ok_or(NO_FLOW)?, path),
             SaveKind::PoorMan => export::save_poor_man(flow.ok_or(NO_FLOW)?, path),
             SaveKind::DenoiseTable => {
-                export::save_denoise_table(self.denoise.frame.as_ref().ok_or(NO_DENOISE)?, path)
+                export::save_denoise_table(self.ws.denoise.frame.as_ref().ok_or(NO_DENOISE)?, path)
             }
         };
         res.map_err(|e| format!("{e:#}"))?;

@@ -30,16 +30,16 @@ impl App {
                 .filter(|(k, _)| *k)
                 .map(|(_, a)| a)
                 .collect();
-            self.lab.apply(&mut self.settings.lab, acts);
+            self.ws.lab.apply(&mut self.settings.lab, acts);
         } else {
             if space {
-                walk::run_or_pause(&self.settings.walk, &self.walk, actions);
+                walk::run_or_pause(&self.settings.walk, &self.ws.walk, actions);
             }
             if s {
                 walk::step(&self.settings.walk, actions);
             }
             if r {
-                walk::reset(&self.settings.walk, &mut self.walk, actions);
+                walk::reset(&self.settings.walk, &mut self.ws.walk, actions);
             }
         }
         if f1 {

@@ -8,10 +8,7 @@ use std::time::{Duration, Instant};
 
 use egui::Ui;
 
-use crate::app::{
-    Actions, App, DENOISE_TRIO, Link, SETTINGS_KEY, Settings, Tab, WorkerCommand, checkpoints_dir,
-    lab, messages, worker,
-};
+use crate::app::{Actions, App, Link, SETTINGS_KEY, Settings, Tab, checkpoints_dir, lab, worker};
 
 /// Why the app could not run.
 #[derive(Debug, thiserror::Error)]
@@ -207,45 +204,13 @@ impl App {
         Ok(app)
     }
 
-    /// `--autostart` outside Walk-Jump: starts the open workspace's main action once its models are loaded (a flow
-    /// on NEBULA's model, the comparison of the loaded denoisers, the 2D Lab's particles).
+    /// `--autostart` outside Walk-Jump (whose chains start in `on_selected`): starts the open workspace's main
+    /// action once its models are loaded ([`Workspace::autostart`](crate::app::workspace::Workspace::autostart)).
     pub(in crate::app) fn autostart_step(&mut self, actions: &mut Actions) {
         if !self.autostart {
             return;
         }
-        match self.settings.tab {
-            Tab::WalkJump => {}
-            Tab::Nebula => {
-                if let Some(info) = self.nebula_info().filter(|i| i.has_score) {
-                    let eta = self.nebula_target.default_eta(info.sigma);
-                    actions.send(WorkerCommand::Nebula(messages::NebulaCommand::Start {
-                        cfg: self.settings.nebula.config(eta),
-                        source: self.settings.nebula.source,
-                        model: self.nebula_target.path.clone(),
-                        hold: self.settings.nebula.hold_condition(info.shape),
-                    }));
-                    self.autostart = false;
-                }
-            }
-            Tab::Denoise => {
-                let waiting = self
-                    .slots
-                    .iter()
-                    .any(|s| s.info.is_none() && DENOISE_TRIO.iter().any(|t| s.path.ends_with(t)));
-                if !waiting && self.loaded_denoisers() > 0 {
-                    actions.send(WorkerCommand::Denoise(self.settings.denoise.request()));
-                    self.autostart = false;
-                }
-            }
-            Tab::Lab => {
-                if !self.lab.running() {
-                    self.lab
-                        .apply(&mut self.settings.lab, vec![lab::LabAction::RunPause]);
-                }
-                self.autostart = false;
-            }
-            Tab::Models => self.autostart = false,
-        }
+        self.autostart_workspace(actions);
     }
 
     /// Records one frame for `--measure-frames`, and closes the window when done.
@@ -255,8 +220,9 @@ impl App {
         interval_ms: f32,
         ui_ms: f64,
     ) {
-        let running = self.walk.running();
+        let running = self.ws.walk.running();
         let (rate, chains) = self
+            .ws
             .walk
             .frame
             .as_ref()
