@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
-use super::{OpDef, OpLayout, OpNode, Params};
+use super::{OnnxAttr, OpDef, OpLayout, OpNode, Params};
 use crate::nn::Result;
 use crate::nn::graph::ValueShape;
 use crate::nn::layers::sigmoid;
@@ -29,6 +29,16 @@ impl OpDef for Mish {
 
     fn onnx_types(&self) -> &'static [&'static str] {
         &["Mish"]
+    }
+
+    fn from_onnx(&self, op_type: &str, attrs: &[OnnxAttr<'_>]) -> std::result::Result<Params, String> {
+        match attrs.first() {
+            Some(a) => Err(format!(
+                "has attribute '{}', which {op_type} does not take",
+                crate::text::one_line(a.name)
+            )),
+            None => Ok(Params::new()),
+        }
     }
 }
 
