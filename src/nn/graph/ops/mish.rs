@@ -16,9 +16,16 @@ impl OpDef for Mish {
         "mish"
     }
 
-    fn shape(&self, params: &Params, inputs: &[ValueShape]) -> std::result::Result<ValueShape, String> {
+    fn shape(
+        &self,
+        params: &Params,
+        inputs: &[ValueShape],
+    ) -> std::result::Result<ValueShape, String> {
         if let Some(k) = params.keys().next() {
-            return Err(format!("takes no parameters, got `{}`", crate::text::one_line(k)));
+            return Err(format!(
+                "takes no parameters, got `{}`",
+                crate::text::one_line(k)
+            ));
         }
         Ok(inputs[0])
     }
@@ -31,7 +38,11 @@ impl OpDef for Mish {
         &["Mish"]
     }
 
-    fn from_onnx(&self, op_type: &str, attrs: &[OnnxAttr<'_>]) -> std::result::Result<Params, String> {
+    fn from_onnx(
+        &self,
+        op_type: &str,
+        attrs: &[OnnxAttr<'_>],
+    ) -> std::result::Result<Params, String> {
         match attrs.first() {
             Some(a) => Err(format!(
                 "has attribute '{}', which {op_type} does not take",
