@@ -52,7 +52,7 @@ impl Translator {
             })
             .collect();
         let params = def
-            .from_onnx(&n.op_type, &attrs)
+            .onnx_params(&n.op_type, &attrs)
             .map_err(|m| self.fail(n, m))?;
         let shape = def.shape(&params, &shapes).map_err(|m| self.fail(n, m))?;
         let out = self.push(Op::ext(def, params), ids, vec![]);

@@ -38,7 +38,7 @@ impl OpDef for Mish {
         &["Mish"]
     }
 
-    fn from_onnx(
+    fn onnx_params(
         &self,
         op_type: &str,
         attrs: &[OnnxAttr<'_>],

@@ -5,7 +5,7 @@
 //! implementing [`OpNode`]: forward in both image layouts and the input-VJP in ordinary candle ops), plus one line in
 //! the `registry!` invocation below. Everything else reads the registry: the `arch` JSON (`{"op": name, ...fields}`
 //! as [`Op::Ext`](super::Op::Ext)), [`Graph::new`](super::Graph::new), the forward and VJP passes, and the ONNX
-//! importer (the operators of [`OpDef::onnx_types`], through [`OpDef::from_onnx`]).
+//! importer (the operators of [`OpDef::onnx_types`], through [`OpDef::onnx_params`]).
 //!
 //! A definition that is not registered still works in a graph built in code ([`ExtOp::new`]); only reading its
 //! JSON needs the registry.
@@ -92,7 +92,7 @@ impl OpLayout {
     }
 }
 
-/// The attributes of an ONNX node, as [`OpDef::from_onnx`] reads them.
+/// The attributes of an ONNX node, as [`OpDef::onnx_params`] reads them.
 #[derive(Clone, Copy, Debug)]
 pub struct OnnxAttr<'a> {
     /// Attribute name.
@@ -146,7 +146,7 @@ pub trait OpDef: Send + Sync + 'static {
 
     /// Its parameters for an ONNX node of one of [`OpDef::onnx_types`] whose inputs are all graph values (the
     /// importer refuses constant inputs and initializers for these ops), or a one-line message.
-    fn from_onnx(
+    fn onnx_params(
         &self,
         op_type: &str,
         attrs: &[OnnxAttr<'_>],
@@ -167,7 +167,8 @@ pub trait OpNode: fmt::Debug + Send + Sync {
     fn vjp(&self, saved: &[Tensor], g: &Tensor, layout: OpLayout) -> Result<Vec<Option<Tensor>>>;
 }
 
-/// A node's op outside the built-in ones: a definition and its parameters. Compares by name and parameters.
+/// The definition of an op outside the built-in ones (its parameters sit beside it in [`Op::Ext`](super::Op::Ext)).
+/// Compares by name.
 #[derive(Clone, Copy)]
 pub struct ExtOp {
     def: &'static dyn OpDef,
