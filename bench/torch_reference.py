@@ -161,6 +161,8 @@ class GraphNet(nn.Module):
         "tanh": lambda x, o: torch.tanh(x),
         "sigmoid": lambda x, o: torch.sigmoid(x),
         "erf": lambda x, o: torch.erf(x),
+        # The ops of walkjump's op registry (src/nn/graph/ops/), one entry each.
+        "mish": lambda x, o: x * torch.tanh(torch.logaddexp(x, torch.zeros_like(x))),
     }
 
     def __init__(self, cfg: dict, in_shape: tuple[int, int, int], out_dim: int) -> None:

@@ -286,3 +286,20 @@ fn graph_training_gradients_match_finite_differences() {
     ]));
     check_training_gradient_at(ModelKind::MDAE, unet, ZMode::Sample, 4);
 }
+
+/// Training through an op of the op registry (`mish`, on an image and on a flat value): the gradient of a DEEN loss
+/// (through its explicit VJP) against finite differences.
+#[test]
+fn registered_op_training_gradients_match_finite_differences() {
+    let net: walkjump::nn::NetConfig =
+        serde_json::from_value(serde_json::json!({"type": "graph", "nodes": [
+            {"op": "conv2d", "in": [0], "name": "c0", "out": 3, "kernel": 3, "padding": 1},
+            {"op": "mish", "in": [1]},
+            {"op": "flatten", "in": [2]},
+            {"op": "linear", "in": [3], "name": "f0", "out": 6},
+            {"op": "mish", "in": [4]},
+            {"op": "linear", "in": [5], "name": "f1", "out": 1}
+        ]}))
+        .expect("graph");
+    check_training_gradient_at(ModelKind::DEEN, Arch::net(net), ZMode::Sample, 4);
+}

@@ -298,3 +298,53 @@ fn hostile_files_are_refused_in_one_line() {
         let _ = import_bytes(&bytes[..cut], &ImportOptions::default());
     }
 }
+
+/// An ONNX operator of the op registry (`Mish`, opset 18) is translated through it: the graph holds a `mish` node,
+/// which computes `x tanh(softplus(x))`; with an attribute the op does not take it is refused in one line.
+#[test]
+fn registered_ops_translate_onnx_nodes() {
+    let bytes = prost::Message::encode_to_vec(&model(vec![node("Mish", &["y"], "out")], 18));
+    let imported = import_bytes(&bytes, &ImportOptions::default()).expect("translate");
+    assert_eq!(imported.spec.nodes.len(), 1);
+    assert_eq!(imported.spec.nodes[0].op.name(), "mish");
+    let text = serde_json::to_string(&imported.spec.nodes[0]).expect("json");
+    assert_eq!(text, r#"{"op":"mish","in":[0]}"#);
+    let vb = candle_nn::VarBuilder::from_tensors(
+        std::collections::HashMap::new(),
+        candle_core::DType::F32,
+        &Device::Cpu,
+    );
+    let graph = walkjump::nn::Graph::new(&vb, &imported.spec, imported.input).expect("graph");
+    let xs = [-3.0f32, -0.5, 0.25, 2.0];
+    let x = Tensor::from_vec(xs.to_vec(), (1, 4), &Device::Cpu).expect("x");
+    let y = graph
+        .forward(&x)
+        .expect("forward")
+        .to_vec2::<f32>()
+        .expect("y");
+    for (got, x) in y[0].iter().zip(xs) {
+        let x = x as f64;
+        let want = x * x.exp().ln_1p().tanh();
+        assert!(
+            (*got as f64 - want).abs() < 1e-6,
+            "mish({x}) = {got}, want {want}"
+        );
+    }
+    let mut bad = node("Mish", &["y"], "out");
+    bad.attribute.push(proto::AttributeProto {
+        name: "alpha".into(),
+        f: 2.0,
+        ..Default::default()
+    });
+    let e = import_bytes(
+        &prost::Message::encode_to_vec(&model(vec![bad], 18)),
+        &ImportOptions::default(),
+    )
+    .expect_err("unknown attribute")
+    .to_string();
+    assert!(
+        e.contains("node 'Mish_0' (Mish): has attribute 'alpha'"),
+        "{e}"
+    );
+    assert!(!e.contains('\n'), "{e}");
+}

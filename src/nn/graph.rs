@@ -16,7 +16,10 @@
 
 mod activation;
 mod layout;
+pub mod ops;
 mod spec;
+
+use std::sync::Arc;
 
 use candle_core::Tensor;
 use candle_nn::{Init, VarBuilder};
@@ -64,6 +67,8 @@ enum Node {
     Reduce {
         mean: bool,
     },
+    /// An op of the registry (`ops`).
+    Ext(Arc<dyn ops::OpNode>),
 }
 
 #[derive(Clone, Debug)]
@@ -99,6 +104,8 @@ enum Saved {
     ConvWm(Tensor),
     /// The input's dims (reductions).
     Dims(Vec<usize>),
+    /// What a registered op keeps.
+    Ext(Vec<Tensor>),
 }
 
 /// What [`Graph::vjp`] needs from [`Graph::forward_cached`].
@@ -402,6 +409,17 @@ impl Graph {
                 }
                 Op::ReduceSum => (Node::Reduce { mean: false }, ValueShape::Flat(1)),
                 Op::ReduceMean => (Node::Reduce { mean: true }, ValueShape::Flat(1)),
+                Op::Ext { op: ext, params } => {
+                    if ext.def().needs_name() {
+                        needs_name()?;
+                    }
+                    let (built, shape) =
+                        ops::load(ext.def(), params, &ins, &pvb).map_err(|e| match e {
+                            Error::Architecture(msg) => err(msg),
+                            other => other,
+                        })?;
+                    (Node::Ext(Arc::from(built)), shape)
+                }
                 other => match other.activation() {
                     Some(a) => {
                         if let Activation::Softplus(b) = a
@@ -675,6 +693,19 @@ impl Graph {
                     let y = if *mean { (s / count as f64)? } else { s };
                     (y, Saved::Dims(x.dims().to_vec()))
                 }
+                Node::Ext(op) => {
+                    let ins = (0..step.inputs.len())
+                        .map(&arg)
+                        .collect::<Result<Vec<_>>>()?;
+                    let (y, s) = op.forward(
+                        &ins,
+                        ops::OpLayout {
+                            channels_last: nhwc,
+                            keep,
+                        },
+                    )?;
+                    (y, Saved::Ext(s))
+                }
             };
             for &v in &step.inputs {
                 pending[v] -= 1;
@@ -814,6 +845,21 @@ impl Graph {
                         .contiguous()?
                         .reshape(dims.as_slice())?;
                     accumulate(&mut grads, x0, gx)?;
+                }
+                (Node::Ext(op), Saved::Ext(saved)) => {
+                    let layout = ops::OpLayout {
+                        channels_last: cache.nhwc,
+                        keep: true,
+                    };
+                    let gs = op.vjp(saved, &g, layout)?;
+                    if gs.len() != step.inputs.len() {
+                        return Err(mismatch());
+                    }
+                    for (&v, gv) in step.inputs.iter().zip(gs) {
+                        if let Some(gv) = gv {
+                            accumulate(&mut grads, v, gv)?;
+                        }
+                    }
                 }
                 _ => return Err(mismatch()),
             }

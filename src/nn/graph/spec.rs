@@ -1,8 +1,10 @@
 //! The serialisable description of a graph: value shapes, nodes, and the ops with their parameters.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
 
 use super::Activation;
+use super::ops::{self, ExtOp, Params};
 use crate::nn::{Error, Result};
 
 /// Shape of one sample of a value: a flat vector or an image.
@@ -99,8 +101,11 @@ fn norm_eps() -> f64 {
 }
 
 /// The ops of the graph. Shapes are per sample; parameters live under the node's `name`.
+///
+/// JSON: `{"op": name, ...fields}`. The built-in variants are (de)serialised by serde's derive (`remote = "Self"`,
+/// called from the impls below); [`Op::Ext`] carries the ops of the registry (`graph::ops`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(remote = "Self", tag = "op", rename_all = "snake_case")]
 pub enum Op {
     /// `[d] -> [out]`: `x W^T + b`; `weight [out, d]`, `bias [out]`.
     Linear {
@@ -227,9 +232,77 @@ pub enum Op {
     ReduceSum,
     /// Mean over all elements of a sample: `-> [1]`.
     ReduceMean,
+    /// An op of the registry (`graph::ops`), or any [`ops::OpDef`] in a graph built in code: JSON `{"op": name,
+    /// ...params}`.
+    #[serde(skip)]
+    Ext {
+        /// Its definition.
+        op: ExtOp,
+        /// Its fields besides `op`, `in` and `name`.
+        params: Params,
+    },
+}
+
+/// The JSON keys that belong to the node, not to an op's parameters.
+const NODE_KEYS: [&str; 3] = ["op", "in", "name"];
+
+impl Serialize for Op {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Op::Ext { op, params } => {
+                let mut m = s.serialize_map(None)?;
+                m.serialize_entry("op", op.def().name())?;
+                for (k, v) in params {
+                    if !NODE_KEYS.contains(&k.as_str()) {
+                        m.serialize_entry(k, v)?;
+                    }
+                }
+                m.end()
+            }
+            builtin => Op::serialize(builtin, s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Op {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut map = Params::deserialize(d)?;
+        if let Some(Value::String(tag)) = map.get("op")
+            && let Some(def) = ops::find(tag)
+        {
+            map.remove("op");
+            return Ok(Op::Ext {
+                op: ExtOp::new(def),
+                params: map,
+            });
+        }
+        Op::deserialize(Value::Object(map)).map_err(|e| {
+            let msg = e.to_string();
+            if msg.starts_with("unknown variant") {
+                let registered: Vec<String> =
+                    ops::OPS.iter().map(|d| format!("`{}`", d.name())).collect();
+                D::Error::custom(format!(
+                    "{msg}, or a registered op: {}",
+                    registered.join(", ")
+                ))
+            } else {
+                D::Error::custom(msg)
+            }
+        })
+    }
 }
 
 impl Op {
+    /// The op `def` (registered or not) with these parameters (its JSON fields besides `op`, `in` and `name`).
+    pub fn ext(def: &'static dyn ops::OpDef, params: Params) -> Self {
+        Op::Ext {
+            op: ExtOp::new(def),
+            params,
+        }
+    }
+
     /// The op's name as written in the `arch` JSON.
     pub fn name(&self) -> &'static str {
         match self {
@@ -261,6 +334,7 @@ impl Op {
             Op::Affine { .. } => "affine",
             Op::ReduceSum => "reduce_sum",
             Op::ReduceMean => "reduce_mean",
+            Op::Ext { op, .. } => op.def().name(),
         }
     }
 
@@ -284,6 +358,7 @@ impl Op {
         match self {
             Op::Add | Op::Sub | Op::Mul => 2,
             Op::Concat => usize::MAX,
+            Op::Ext { op, .. } => op.def().arity(),
             _ => 1,
         }
     }

@@ -396,3 +396,6 @@ fn forward_only_equals_the_cached_forward() {
         assert_eq!(values(&x), before);
     }
 }
+
+/// The registered ops and a test-defined op through the extension point (`ops`).
+mod registry;

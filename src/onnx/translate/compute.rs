@@ -2,6 +2,7 @@
 //! layers and reductions.
 
 use super::*;
+use crate::nn::graph::ops::{OnnxAttr, OpDef};
 
 impl Translator {
     pub(super) fn act(&mut self, n: &NodeProto, op: Op) -> Result<()> {
@@ -16,6 +17,46 @@ impl Translator {
             self.softplus_of.insert(out, id);
         }
         self.set(n, Val::Dyn(out, s))
+    }
+
+    /// A node of an op of the registry (`nn::graph::ops`): every input a graph value, the parameters from the
+    /// node's attributes, the output shape as the op gives it.
+    pub(super) fn registered(&mut self, n: &NodeProto, def: &'static dyn OpDef) -> Result<()> {
+        if def.needs_name() {
+            return Err(self.fail(
+                n,
+                "maps to an op with weights, which the importer does not carry",
+            ));
+        }
+        let arity = def.arity();
+        if arity != usize::MAX && n.input.len() != arity || n.input.is_empty() {
+            return Err(self.fail(
+                n,
+                format!("takes {arity} inputs here, got {}", n.input.len()),
+            ));
+        }
+        let (mut ids, mut shapes) = (Vec::new(), Vec::new());
+        for k in 0..n.input.len() {
+            let (id, s) = self.dynamic(n, k)?;
+            ids.push(id);
+            shapes.push(s);
+        }
+        let attrs: Vec<OnnxAttr<'_>> = n
+            .attribute
+            .iter()
+            .map(|a| OnnxAttr {
+                name: &a.name,
+                f: a.f,
+                i: a.i,
+                s: &a.s,
+            })
+            .collect();
+        let params = def
+            .onnx_params(&n.op_type, &attrs)
+            .map_err(|m| self.fail(n, m))?;
+        let shape = def.shape(&params, &shapes).map_err(|m| self.fail(n, m))?;
+        let out = self.push(Op::ext(def, params), ids, vec![]);
+        self.set(n, Val::Dyn(out, shape))
     }
 
     /// `x op c` (or `c op x` when `const_first`) for a graph value and a constant.

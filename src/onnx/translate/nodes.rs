@@ -421,7 +421,16 @@ impl Translator {
                 let o = self.push(Op::BatchNorm { eps: attr_f(n, "epsilon", 1e-5) }, vec![id], ps);
                 self.set(n, Val::Dyn(o, s))
             }
-            _ => Err(self.fail(n, format!("is not supported; walkjump reads {SUPPORTED}"))),
+            other => match crate::nn::graph::ops::find_onnx(other) {
+                Some(def) => self.registered(n, def),
+                None => {
+                    let registered: Vec<&str> = crate::nn::graph::ops::OPS
+                        .iter()
+                        .flat_map(|d| d.onnx_types().iter().copied())
+                        .collect();
+                    Err(self.fail(n, format!("is not supported; walkjump reads {SUPPORTED}, {}", registered.join(", "))))
+                }
+            },
         }
     }
 }

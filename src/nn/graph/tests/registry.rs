@@ -1,0 +1,238 @@
+//! Ops outside the built-in ones: `mish` of the registry, and `scaled_square`, an op with a parameter and a weight
+//! that only this test defines (never registered), each held to finite differences and autograd in both layouts.
+
+use super::*;
+use crate::nn::graph::ops::{OPS, OpDef, OpLayout, OpNode, Params};
+
+/// `mish` on an image after a convolution, then on a flat value after a linear and read twice.
+fn mish_graph() -> GraphSpec {
+    spec(serde_json::json!({
+        "input": [2, 4, 4],
+        "nodes": [
+            {"op": "conv2d", "in": [0], "name": "c", "out": 3, "kernel": 3, "padding": 1},
+            {"op": "mish", "in": [1]},
+            {"op": "flatten", "in": [2]},
+            {"op": "linear", "in": [3], "name": "l", "out": 5},
+            {"op": "mish", "in": [4]},
+            {"op": "mul", "in": [5, 4]}
+        ]
+    }))
+}
+
+#[test]
+fn mish_vjp_matches_finite_differences_and_autograd() {
+    check(&mish_graph(), 11);
+}
+
+#[test]
+fn mish_computes_its_definition() {
+    let s = spec(serde_json::json!({"input": [6], "nodes": [{"op": "mish", "in": [0]}]}));
+    let (graph, _vars) = build(&s, 1);
+    let xs: [f64; 6] = [-30.0, -2.0, -0.5, 0.0, 0.7, 40.0];
+    let x = Tensor::from_vec(xs.to_vec(), (1, 6), &Device::Cpu).expect("x");
+    for (got, x) in values(&graph.forward(&x).expect("forward")).iter().zip(xs) {
+        let want = x * (x.exp().ln_1p()).tanh();
+        // Absolute: softplus is `log(1 + exp(-|x|))` far left, as the built-in softplus.
+        assert!(
+            (got - want).abs() <= 1e-14 * x.abs().max(1.0),
+            "mish({x}) = {got}, want {want}"
+        );
+    }
+}
+
+#[test]
+fn registered_op_json_round_trips_and_keeps_its_fields() {
+    let s = mish_graph();
+    assert!(
+        matches!(&s.nodes[1].op, Op::Ext { op, params } if op.def().name() == "mish" && params.is_empty())
+    );
+    assert_eq!(s.nodes[1].op.name(), "mish");
+    let text = serde_json::to_string(&s).expect("to json");
+    assert!(text.contains(r#"{"op":"mish","in":[1]}"#), "{text}");
+    // The built-in tags are written as before.
+    assert!(
+        text.contains(
+            r#"{"op":"conv2d","out":3,"kernel":3,"stride":1,"padding":1,"in":[0],"name":"c"}"#
+        ),
+        "{text}"
+    );
+    let back: GraphSpec = serde_json::from_str(&text).expect("from json");
+    assert_eq!(back, s);
+}
+
+#[test]
+fn registry_names_are_unique_and_not_built_in() {
+    for (k, def) in OPS.iter().enumerate() {
+        assert!(
+            OPS[..k].iter().all(|d| d.name() != def.name()),
+            "{} twice",
+            def.name()
+        );
+        // A built-in op of the same name would be shadowed: the registry's op must be what the name reads as.
+        let node: NodeSpec =
+            serde_json::from_value(serde_json::json!({"op": def.name(), "in": [0]})).expect("node");
+        assert!(matches!(node.op, Op::Ext { .. }), "{}", def.name());
+    }
+    for builtin in ["linear", "silu", "group_norm", "reduce_mean"] {
+        assert!(crate::nn::graph::ops::find(builtin).is_none());
+    }
+}
+
+#[test]
+fn unknown_ops_and_bad_fields_are_refused_in_one_line() {
+    let e = serde_json::from_value::<GraphSpec>(
+        serde_json::json!({"nodes": [{"op": "warp", "in": [0]}]}),
+    )
+    .expect_err("unknown op")
+    .to_string();
+    assert!(
+        e.contains("unknown variant `warp`, expected one of `linear`"),
+        "{e}"
+    );
+    assert!(e.contains("`mish`"), "{e}");
+    assert!(!e.contains('\n'), "{e}");
+    let s = spec(serde_json::json!({"nodes": [{"op": "mish", "in": [0], "alpha": 2}]}));
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let e = Graph::new(&vb, &s, ValueShape::Flat(3))
+        .expect_err("field")
+        .to_string();
+    assert!(
+        e.contains("node 0 (mish): takes no parameters, got `alpha`"),
+        "{e}"
+    );
+    let s = spec(serde_json::json!({"nodes": [{"op": "mish", "in": [0, 0]}]}));
+    let e = Graph::new(&vb, &s, ValueShape::Flat(3))
+        .expect_err("arity")
+        .to_string();
+    assert!(e.contains("node 0 (mish): takes 1 inputs, got 2"), "{e}");
+}
+
+/// `k w_c x^2` per channel (feature): parameter `k` from the JSON, `weight [c]` under the node's name.
+struct ScaledSquare;
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScaledSquareParams {
+    k: f64,
+}
+
+#[derive(Debug)]
+struct ScaledSquareNode {
+    k: f64,
+    weight: Tensor,
+}
+
+impl OpDef for ScaledSquare {
+    fn name(&self) -> &'static str {
+        "scaled_square"
+    }
+    fn needs_name(&self) -> bool {
+        true
+    }
+    fn shape(
+        &self,
+        params: &Params,
+        inputs: &[ValueShape],
+    ) -> std::result::Result<ValueShape, String> {
+        let p: ScaledSquareParams = crate::nn::graph::ops::parse(params)?;
+        if !p.k.is_finite() {
+            return Err(format!("k {} must be finite", p.k));
+        }
+        Ok(inputs[0])
+    }
+    fn load(
+        &self,
+        params: &Params,
+        inputs: &[ValueShape],
+        vb: &VarBuilder,
+    ) -> Result<Box<dyn OpNode>> {
+        let p: ScaledSquareParams =
+            crate::nn::graph::ops::parse(params).map_err(Error::Architecture)?;
+        let c = match inputs[0] {
+            ValueShape::Flat(d) => d,
+            ValueShape::Image(c, _, _) => c,
+        };
+        Ok(Box::new(ScaledSquareNode {
+            k: p.k,
+            weight: vb.get(c, "weight")?,
+        }))
+    }
+}
+
+impl OpNode for ScaledSquareNode {
+    fn forward(&self, inputs: &[&Tensor], layout: OpLayout) -> Result<(Tensor, Vec<Tensor>)> {
+        let x = inputs[0];
+        let w = layout.per_channel(&self.weight, x.rank())?;
+        let y = (x.sqr()?.broadcast_mul(&w)? * self.k)?;
+        Ok((y, vec![x.clone()]))
+    }
+    fn vjp(&self, saved: &[Tensor], g: &Tensor, layout: OpLayout) -> Result<Vec<Option<Tensor>>> {
+        let x = &saved[0];
+        let w = layout.per_channel(&self.weight, x.rank())?;
+        Ok(vec![Some(((g * x)?.broadcast_mul(&w)? * (2.0 * self.k))?)])
+    }
+}
+
+fn scaled_square(k: f64) -> Op {
+    let mut params = Params::new();
+    params.insert("k".into(), serde_json::json!(k));
+    Op::ext(&ScaledSquare, params)
+}
+
+/// The extension point without the registry: a graph built in code runs a test-defined op with a weight, on an
+/// image (per-channel weight in both layouts) and on a flat value.
+#[test]
+fn an_unregistered_op_runs_through_the_extension_point() {
+    let mut s = spec(serde_json::json!({
+        "input": [2, 3, 3],
+        "nodes": [
+            {"op": "conv2d", "in": [0], "name": "c", "out": 3, "kernel": 3, "padding": 1},
+            {"op": "relu", "in": [1]},
+            {"op": "flatten", "in": [2]},
+            {"op": "linear", "in": [3], "name": "l", "out": 4},
+            {"op": "relu", "in": [4]}
+        ]
+    }));
+    s.nodes[1] = NodeSpec {
+        op: scaled_square(0.5),
+        inputs: vec![1],
+        name: "sq".into(),
+    };
+    s.nodes[4] = NodeSpec {
+        op: scaled_square(-1.5),
+        inputs: vec![4],
+        name: "sq2".into(),
+    };
+    check(&s, 12);
+    // Its JSON is written like any op's; reading it back needs the registry.
+    let text = serde_json::to_string(&s.nodes[1]).expect("json");
+    assert_eq!(
+        text,
+        r#"{"op":"scaled_square","k":0.5,"in":[1],"name":"sq"}"#
+    );
+    let e = serde_json::from_str::<NodeSpec>(&text)
+        .expect_err("not registered")
+        .to_string();
+    assert!(e.contains("unknown variant `scaled_square`"), "{e}");
+    // Its refusals are named like a built-in op's.
+    s.nodes[1].name.clear();
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu);
+    let e = Graph::new(&vb, &s, ValueShape::Image(2, 3, 3))
+        .expect_err("no name")
+        .to_string();
+    assert!(e.contains("node 1 (scaled_square): needs a name"), "{e}");
+    s.nodes[1] = NodeSpec {
+        op: Op::ext(&ScaledSquare, Params::new()),
+        inputs: vec![1],
+        name: "sq".into(),
+    };
+    let e = Graph::new(&vb, &s, ValueShape::Image(2, 3, 3))
+        .expect_err("no k")
+        .to_string();
+    assert!(
+        e.contains("node 1 (scaled_square): missing field `k`"),
+        "{e}"
+    );
+}
