@@ -145,6 +145,9 @@ impl KindModel for Deen {
     /// `mean_b ||x - jump(x + sigma eps)||^2`.
     fn loss(&self, x: &Tensor, _labels: Option<&Tensor>, draws: &Draws) -> Result<Tensor> {
         let y = (x + (draws.gauss(0)? * self.sigma)?)?;
-        Ok((x - Deen::jump(self, &y)?)?.sqr()?.sum(D::Minus1)?.mean(0)?)
+        Ok((x - Deen::jump(self, &y)?)?
+            .sqr()?
+            .sum(D::Minus1)?
+            .mean(0)?)
     }
 }

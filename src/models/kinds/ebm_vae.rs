@@ -136,7 +136,6 @@ impl EbmVae {
     }
 }
 
-
 impl KindModel for EbmVae {
     fn jump(&self, y: &Tensor, rng: &mut Rng) -> Result<Tensor> {
         self.vae.reconstruct(y, rng)
