@@ -97,39 +97,33 @@ impl ConvGeom {
     /// `cols_offset` order; the runs that fall on the padding are left to the caller (zeros in `cols`, nothing in
     /// the image). With stride 1 the `k` kernel columns of a patch row are one run (`len` up to `k c`), else `c`.
     #[inline]
-    fn for_each_run(&self, f: impl FnMut(usize, usize, usize)) {
-        self.for_each_run_in(0, self.n * self.oh * self.ow, f);
-    }
-
-    /// [`ConvGeom::for_each_run`] for the patch rows `p0..p1` only (row `p` = output pixel `(b, oy, ox)` in
-    /// order), with `cols_offset` counted from row `p0`.
-    #[inline]
-    fn for_each_run_in(&self, p0: usize, p1: usize, mut f: impl FnMut(usize, usize, usize)) {
+    fn for_each_run(&self, mut f: impl FnMut(usize, usize, usize)) {
         let (k, c) = (self.k, self.c);
         let row_len = k * k * c;
-        let per_image = (self.oh * self.ow).max(1);
-        for p in p0..p1 {
-            let (b, rest) = (p / per_image, p % per_image);
-            let (oy, ox) = (rest / self.ow.max(1), rest % self.ow.max(1));
-            let row = (p - p0) * row_len;
-            for ky in 0..k {
-                let Some(iy) = self.source(oy, ky, self.h) else {
-                    continue;
-                };
-                let line = (b * self.h + iy) * self.w;
-                if self.stride == 1 {
-                    let (lo, hi) = self.inside_columns(ox);
-                    if hi > lo {
-                        let ix = ox + lo - self.pad;
-                        f((line + ix) * c, row + (ky * k + lo) * c, (hi - lo) * c);
+        for b in 0..self.n {
+            for oy in 0..self.oh {
+                for ox in 0..self.ow {
+                    let row = ((b * self.oh + oy) * self.ow + ox) * row_len;
+                    for ky in 0..k {
+                        let Some(iy) = self.source(oy, ky, self.h) else {
+                            continue;
+                        };
+                        let line = (b * self.h + iy) * self.w;
+                        if self.stride == 1 {
+                            let (lo, hi) = self.inside_columns(ox);
+                            if hi > lo {
+                                let ix = ox + lo - self.pad;
+                                f((line + ix) * c, row + (ky * k + lo) * c, (hi - lo) * c);
+                            }
+                            continue;
+                        }
+                        for kx in 0..k {
+                            let Some(ix) = self.source(ox, kx, self.w) else {
+                                continue;
+                            };
+                            f((line + ix) * c, row + (ky * k + kx) * c, c);
+                        }
                     }
-                    continue;
-                }
-                for kx in 0..k {
-                    let Some(ix) = self.source(ox, kx, self.w) else {
-                        continue;
-                    };
-                    f((line + ix) * c, row + (ky * k + kx) * c, c);
                 }
             }
         }
@@ -144,21 +138,10 @@ impl ConvGeom {
 
     /// [`ConvGeom::im2col`] into `cols`, reusing its allocation.
     fn im2col_into<T: Copy + Default>(&self, x: &[T], cols: &mut Vec<T>) {
-        self.im2col_rows_into(x, 0, self.n * self.oh * self.ow, cols);
-    }
-
-    /// Patch rows `p0..p1` of [`ConvGeom::im2col`] into `cols` (`[p1 - p0, k k c]`), reusing its allocation.
-    fn im2col_rows_into<T: Copy + Default>(
-        &self,
-        x: &[T],
-        p0: usize,
-        p1: usize,
-        cols: &mut Vec<T>,
-    ) {
-        let len = (p1 - p0) * self.k * self.k * self.c;
+        let len = self.cols_len();
         cols.clear();
         cols.reserve(len);
-        self.for_each_run_in(p0, p1, |src, dst, run| {
+        self.for_each_run(|src, dst, run| {
             cols.resize(dst, T::default());
             cols.extend_from_slice(&x[src..src + run]);
         });

@@ -304,12 +304,13 @@ impl Conv2d {
             && kernels::fused_path(x)
         {
             let n = x.dim(0)?;
+            let block = self.batch_blocks(n).map_or(n, |parts| parts[0].1);
             return Ok(kernels::conv_nhwc_frozen(
                 x,
                 self.geom(n),
                 wmt,
                 &self.bias,
-                PATCH_CHUNK_ELEMS,
+                block,
             )?);
         }
         if let Some(parts) = self.batch_blocks(x.dim(0)?) {
@@ -379,11 +380,6 @@ impl Conv2d {
         Ok(dcols.apply_op1(Col2Im(self.geom(n)))?)
     }
 }
-
-/// Patch-matrix elements per chunk of output pixels in the frozen `f32` convolution ([`kernels::conv_nhwc_frozen`]):
-/// 512 KiB, in L2 while the GEMM reads it. Measured on the imported U-Net denoiser at 64 chains, 2 threads (CPU ms
-/// per walk-jump step, two runs each): 2^19 24.9 / 24.8, 2^17 21.4-23.2, 2^16 22.4 / 22.5, 2^15 22.7-25.1.
-const PATCH_CHUNK_ELEMS: usize = 1 << 17;
 
 /// Patch-matrix elements per block of [`Conv2d::batch_blocks`]: 2 MiB of f32, about the L2 cache. Measured on the
 /// conv DEEN (32-64-128, stride 1-2-2) at 256 chains, 1 thread: 220 ms per walk-jump step unblocked, 170 ms with

@@ -1,6 +1,6 @@
-//! A frozen channels-last convolution for the sampling path in one pass per chunk of output pixels: the chunk's
-//! patch rows go into one buffer reused from chunk to chunk (sized to stay in L2), and a single GEMM accumulates
-//! `patches wm^T` onto the chunk's output rows, which already hold the bias. The candle path it replaces allocates (and zero-fills) a patch
+//! A frozen channels-last convolution for the sampling path in one pass per block of images: the block's patch
+//! matrix goes into one buffer reused from block to block, and a single GEMM accumulates `patches wm^T` onto the
+//! block's output rows, which already hold the bias. The candle path it replaces allocates (and zero-fills) a patch
 //! matrix per block, writes the product to a fresh tensor, adds the bias in another pass and concatenates the
 //! blocks in a third (with one image per block in a U-Net's wide layers, that concatenation copied every output).
 //! `f32` only, no backward: use it only on tensors that track no gradient ([`super::fused_path`]).
@@ -11,14 +11,13 @@ use super::ConvGeom;
 use crate::simd::on_slice;
 
 /// `x: [n, h, w, c_in] -> [n, oh, ow, c_out]` for `g` (whose `n` is the batch), `wmt: [k k c_in, c_out]` (the
-/// weight matrix transposed, contiguous), `bias: [c_out]`, in chunks of output pixels whose patch rows hold about
-/// `chunk_elems` values.
+/// weight matrix transposed, contiguous), `bias: [c_out]`, in blocks of `block` images.
 pub fn conv_nhwc_frozen(
     x: &Tensor,
     g: ConvGeom,
     wmt: &Tensor,
     bias: &Tensor,
-    chunk_elems: usize,
+    block: usize,
 ) -> candle_core::Result<Tensor> {
     let (kk, c_out) = wmt.dims2()?;
     let per_in = g.h * g.w * g.c;
@@ -48,18 +47,19 @@ pub fn conv_nhwc_frozen(
                 out.extend_from_slice(&bias);
             }
             let mut cols = Vec::new();
-            let total = g.n * per_out;
-            let chunk = (chunk_elems / kk.max(1)).max(1);
-            for p0 in (0..total).step_by(chunk) {
-                let rows = chunk.min(total - p0);
-                g.im2col_rows_into(xs, p0, p0 + rows, &mut cols);
-                let dst = &mut out[p0 * c_out..(p0 + rows) * c_out];
-                if c_out == 0 || kk == 0 {
+            let block = block.max(1);
+            for b0 in (0..g.n).step_by(block) {
+                let nb = block.min(g.n - b0);
+                let gb = ConvGeom { n: nb, ..g };
+                gb.im2col_into(&xs[b0 * per_in..(b0 + nb) * per_in], &mut cols);
+                let rows = nb * per_out;
+                let dst = &mut out[b0 * per_out * c_out..(b0 * per_out + rows) * c_out];
+                if rows == 0 || c_out == 0 || kk == 0 {
                     continue;
                 }
-                // SAFETY: `cols` is `[rows, kk]` row-major, `w` is `[kk, c_out]` row-major and `dst` is the chunk's
+                // SAFETY: `cols` is `[rows, kk]` row-major, `w` is `[kk, c_out]` row-major and `dst` is the block's
                 // `[rows, c_out]` row-major output; all three are live, sized as stated (checked above and by
-                // `im2col_rows_into`), and `dst` overlaps neither input.
+                // `im2col_into`), and `dst` overlaps neither input.
                 unsafe {
                     gemm::gemm(
                         rows,
@@ -102,7 +102,7 @@ mod tests {
     use crate::rng::Rng;
 
     /// Equal to candle's channels-first `conv2d` (permuted), for strides 1 and 2, with and without padding, in
-    /// chunks of patch rows that do and do not divide an image or the batch (one row per chunk, too).
+    /// blocks that do and do not divide the batch.
     #[test]
     fn frozen_convolution_equals_candle_conv2d() {
         let dev = Device::Cpu;
@@ -123,7 +123,7 @@ mod tests {
             .permute((0, 2, 3, 1))
             .and_then(|t| t.contiguous())
             .expect("nhwc");
-        for (stride, pad, chunk) in [(1, 1, 2 * 27 * 7), (2, 1, 1000), (1, 0, 27), (2, 0, 1)] {
+        for (stride, pad, block) in [(1, 1, 2), (2, 1, 5), (1, 0, 3), (2, 0, 1)] {
             let want = x
                 .conv2d(&weight, pad, stride, 1, 1)
                 .and_then(|t| t.broadcast_add(&bias.reshape((1, c_out, 1, 1))?))
@@ -146,7 +146,7 @@ mod tests {
                 oh,
                 ow,
             };
-            let got = conv_nhwc_frozen(&x_nhwc, g, &wmt, &bias, chunk)
+            let got = conv_nhwc_frozen(&x_nhwc, g, &wmt, &bias, block)
                 .and_then(|t| t.flatten_all())
                 .and_then(|t| t.to_vec1::<f32>())
                 .expect("got");
