@@ -8,7 +8,7 @@ WJ=${WALKJUMP:-"cargo run --quiet --"}
 mkdir -p checkpoints/logs
 
 declare -A CMD
-CMD[deen-mlp-s1.0]="train --kind deen --sigma 1.0 --epochs 40 --batch 128 --lr 1e-3 --seed 0"
+CMD[deen-mlp-s1.0]='train --kind deen --sigma 1.0 --epochs 80 --batch 128 --lr 1e-3 --seed 0 --arch {"net":{"type":"mlp","hidden":[1024,1024]},"quadratic":true,"shell_scale":3.0}'
 CMD[classifier]="train --kind classifier --epochs 12 --batch 128 --lr 5e-4 --seed 2"
 CMD[deen-mlp-s0.3]="train --kind deen --sigma 0.3 --epochs 30 --batch 128 --lr 1e-3 --seed 3"
 CMD[uvb-mlp-s1.0]='train --kind uvb --sigma 1.0 --epochs 30 --batch 128 --lr 3e-4 --seed 4 --arch {"net":{"type":"mlp","hidden":[768]},"decoder":[768],"latent":32}'

@@ -63,6 +63,11 @@ pub struct Arch {
     /// imported from ONNX).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub raw_input: bool,
+    /// DEEN training only: a quarter of each batch is noised at `s sigma` with `s` in `[1, shell_scale]` instead
+    /// of `sigma`, so that the jump also learns to point back to the data from the wider shells around it, which a
+    /// chain can reach but sigma-noised training data (a thin shell at radius `sigma sqrt(d)`) never shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell_scale: Option<f64>,
 }
 
 impl Arch {
@@ -77,6 +82,7 @@ impl Arch {
             classes: None,
             quadratic: false,
             raw_input: false,
+            shell_scale: None,
         }
     }
 

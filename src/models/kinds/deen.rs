@@ -49,13 +49,16 @@ impl ModelDef for DeenKind {
     fn build(&self, meta: &Metadata, arch: &Arch, vb: &VarBuilder) -> Result<Box<dyn KindModel>> {
         let s = &meta.data;
         let shape = (s.channels, s.height, s.width);
-        Ok(Box::new(Deen::new(
-            vb,
-            &arch.net,
-            shape,
-            meta.sigma,
-            arch.quadratic,
-        )?))
+        let mut deen = Deen::new(vb, &arch.net, shape, meta.sigma, arch.quadratic)?;
+        if let Some(s) = arch.shell_scale {
+            if !(s.is_finite() && (1.0..=10.0).contains(&s)) {
+                return Err(crate::error::Error::Architecture(format!(
+                    "shell_scale must be between 1 and 10, got {s}"
+                )));
+            }
+            deen.shell_scale = Some(s);
+        }
+        Ok(Box::new(deen))
     }
 }
 
@@ -68,6 +71,8 @@ pub struct Deen {
     pub sigma: f64,
     /// Whether the energy includes `||y||^2 / (2 sigma^2)` on top of the network.
     pub quadratic: bool,
+    /// Training only: see [`Arch::shell_scale`].
+    pub shell_scale: Option<f64>,
 }
 
 impl Deen {
@@ -83,6 +88,7 @@ impl Deen {
             net: Net::new(&vb.pp("net"), cfg, shape, 1)?,
             sigma,
             quadratic,
+            shell_scale: None,
         })
     }
 
@@ -136,18 +142,137 @@ impl KindModel for Deen {
 
     /// One Gaussian `eps: [B, d]`.
     fn draws(&self, x: &Tensor, rng: &mut Rng) -> Result<Draws> {
+        let mut gauss = vec![Draws::normals(x, x.dim(1)?, rng)?];
+        if self.shell_scale.is_some() {
+            // Per row: which noise shell, and where in it.
+            gauss.push(Draws::normals(x, 2, rng)?);
+        }
         Ok(Draws {
-            gauss: vec![Draws::normals(x, x.dim(1)?, rng)?],
+            gauss,
             z: Vec::new(),
         })
     }
 
-    /// `mean_b ||x - jump(x + sigma eps)||^2`.
+    /// `mean_b ||x - jump(x + s_b sigma eps)||^2`, `s_b = 1` (or, with `shell_scale`, `1 + (shell_scale - 1) t_b`
+    /// for a quarter of the rows, `t_b` in `[0, 1]`).
     fn loss(&self, x: &Tensor, _labels: Option<&Tensor>, draws: &Draws) -> Result<Tensor> {
-        let y = (x + (draws.gauss(0)? * self.sigma)?)?;
+        let eps = match self.shell_scale {
+            None => draws.gauss(0)?.clone(),
+            Some(top) => {
+                // g0 > 0.6745 for a quarter of the rows; t = min(|g1|, 2) / 2.
+                let scales: Vec<f32> = draws
+                    .gauss(1)?
+                    .to_dtype(candle_core::DType::F32)?
+                    .to_vec2::<f32>()?
+                    .iter()
+                    .map(|g| {
+                        if g[0] > 0.6745 {
+                            (1.0 + (top - 1.0) * (g[1].abs().min(2.0) as f64) / 2.0) as f32
+                        } else {
+                            1.0
+                        }
+                    })
+                    .collect();
+                let n = scales.len();
+                let s = Tensor::from_vec(scales, (n, 1), x.device())?.to_dtype(x.dtype())?;
+                draws.gauss(0)?.broadcast_mul(&s)?
+            }
+        };
+        let y = (x + (eps * self.sigma)?)?;
         Ok((x - Deen::jump(self, &y)?)?
             .sqr()?
             .sum(D::Minus1)?
             .mean(0)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+
+    use super::*;
+    use crate::checkpoint::DataSpec;
+
+    /// A DEEN whose network is all zeros and has no quadratic term: its jump is `y` itself, so its loss is the
+    /// mean squared norm of the noise it was given.
+    fn deen(shell_scale: Option<f64>) -> Result<Deen> {
+        let vb = VarBuilder::zeros(DType::F32, &Device::Cpu);
+        let mut d = Deen::new(
+            &vb,
+            &NetConfig::Mlp { hidden: vec![8] },
+            (1, 2, 2),
+            1.0,
+            false,
+        )?;
+        d.shell_scale = shell_scale;
+        Ok(d)
+    }
+
+    /// `shell_scale` draws one more normal pair per row (and only then, so that plain training keeps its random
+    /// stream); a scale of 1 gives the plain loss on the same draws; a scale of 3 widens the noise of about a
+    /// quarter of the rows, raising the loss; an out-of-range scale is refused at build.
+    #[test]
+    fn shell_scale_noises_a_quarter_of_the_rows_wider() -> Result<()> {
+        let x = Tensor::from_vec(vec![0.5f32; 400 * 4], (400, 4), &Device::Cpu)?;
+        let plain = deen(None)?;
+        assert_eq!(plain.draws(&x, &mut Rng::new(1))?.gauss.len(), 1);
+        let one = deen(Some(1.0))?;
+        let draws = one.draws(&x, &mut Rng::new(1))?;
+        assert_eq!(draws.gauss.len(), 2);
+        let loss = |d: &Deen| -> Result<f32> { Ok(d.loss(&x, None, &draws)?.to_scalar::<f32>()?) };
+        // The same network (clones share its weights) on the same draws.
+        let mut three = one.clone();
+        three.shell_scale = Some(3.0);
+        let mut none = one.clone();
+        none.shell_scale = None;
+        assert_eq!(loss(&one)?, loss(&none)?);
+        let g0 = draws.gauss(0)?.to_vec2::<f32>()?;
+        let g1 = draws.gauss(1)?.to_vec2::<f32>()?;
+        let wide = g1.iter().filter(|g| g[0] > 0.6745).count();
+        assert!(
+            (60..=140).contains(&wide),
+            "{wide} of 400 rows in the wider shells"
+        );
+        // mean_b s_b^2 ||eps_b||^2 with s_b = 1 + 2 min(|g1|, 2) / 2 on the chosen rows.
+        let want: f64 = g0
+            .iter()
+            .zip(&g1)
+            .map(|(e, g)| {
+                let s = if g[0] > 0.6745 {
+                    1.0 + 2.0 * (g[1].abs().min(2.0) as f64) / 2.0
+                } else {
+                    1.0
+                };
+                s * s * e.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>()
+            })
+            .sum::<f64>()
+            / 400.0;
+        let got = loss(&three)? as f64;
+        assert!((got - want).abs() <= 1e-4 * want, "{got} vs {want}");
+        assert!(got > loss(&one)? as f64);
+
+        let meta = |arch: &Arch| Metadata {
+            kind: ModelKind::DEEN,
+            version: crate::checkpoint::VERSION,
+            sigma: 1.0,
+            measurements: 1,
+            data: DataSpec {
+                name: "t".into(),
+                channels: 1,
+                height: 2,
+                width: 2,
+            },
+            arch: serde_json::to_value(arch).expect("arch"),
+            train: None,
+            extra: Default::default(),
+        };
+        let vb = VarBuilder::from_varmap(&VarMap::new(), DType::F32, &Device::Cpu);
+        let mut arch = Arch::net(NetConfig::Mlp { hidden: vec![8] });
+        arch.shell_scale = Some(0.5);
+        assert!(DeenKind.build(&meta(&arch), &arch, &vb).is_err());
+        arch.shell_scale = Some(3.0);
+        assert!(DeenKind.build(&meta(&arch), &arch, &vb).is_ok());
+        Ok(())
     }
 }
