@@ -28,6 +28,11 @@ if ! "$VENV/bin/python" -c 'import torch, safetensors, numpy' 2>/dev/null; then
 fi
 PY=$VENV/bin/python
 REF=bench/torch_reference.py
+# Reuse the warm target directory that .ci/run keeps outside the clone, when there is one: without it, the parity
+# step's `cargo test` starts a cold build in the checkout's target/.
+if [ -z "${CARGO_TARGET_DIR:-}" ] && [ -d "$HOME/.cache/walkjump-target" ]; then
+  export CARGO_TARGET_DIR="$HOME/.cache/walkjump-target"
+fi
 
 if [ -n "${WALKJUMP:-}" ]; then
   WJ=$WALKJUMP
