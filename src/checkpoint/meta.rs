@@ -92,6 +92,11 @@ pub struct DataSpec {
 }
 
 impl DataSpec {
+    /// `(channels, height, width)` of one sample.
+    pub fn shape(&self) -> (usize, usize, usize) {
+        (self.channels, self.height, self.width)
+    }
+
     /// Flattened data dimension `channels * height * width` (saturating, so an
     /// unvalidated spec never panics; validated specs are at most
     /// [`MAX_DATA_DIM`]).

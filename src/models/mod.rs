@@ -209,8 +209,7 @@ impl Model {
 
     /// Data shape `(channels, height, width)` of one clean sample.
     pub fn data_shape(&self) -> (usize, usize, usize) {
-        let s = &self.meta.data;
-        (s.channels, s.height, s.width)
+        self.meta.data.shape()
     }
 
     /// Whether the model maps a noisy `y` to a clean estimate (every kind but the classifier).

@@ -38,11 +38,10 @@ impl ModelDef for AlphaVaeKind {
 
     fn build(&self, meta: &Metadata, arch: &Arch, vb: &VarBuilder) -> Result<Box<dyn KindModel>> {
         let alpha = Arch::require(arch.alpha, "alpha", meta.kind)?;
-        let s = &meta.data;
         Ok(Box::new(LatentVae::new(
             vb,
             arch,
-            (s.channels, s.height, s.width),
+            meta.data.shape(),
             VaeDecoder::Laplace { alpha },
             meta.kind,
         )?))

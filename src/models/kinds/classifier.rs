@@ -54,14 +54,8 @@ impl ModelDef for ClassifierKind {
         if !(2..=1000).contains(&classes) {
             return Err(Error::Architecture(format!("{classes} classes")));
         }
-        let s = &meta.data;
         Ok(Box::new(Classifier {
-            net: Net::new(
-                &vb.pp("net"),
-                &arch.net,
-                (s.channels, s.height, s.width),
-                classes,
-            )?,
+            net: Net::new(&vb.pp("net"), &arch.net, meta.data.shape(), classes)?,
         }))
     }
 }

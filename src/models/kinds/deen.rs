@@ -47,8 +47,7 @@ impl ModelDef for DeenKind {
     }
 
     fn build(&self, meta: &Metadata, arch: &Arch, vb: &VarBuilder) -> Result<Box<dyn KindModel>> {
-        let s = &meta.data;
-        let shape = (s.channels, s.height, s.width);
+        let shape = meta.data.shape();
         let mut deen = Deen::new(vb, &arch.net, shape, meta.sigma, arch.quadratic)?;
         if let Some(s) = arch.shell_scale {
             if !(s.is_finite() && (1.0..=10.0).contains(&s)) {

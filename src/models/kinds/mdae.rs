@@ -46,11 +46,10 @@ impl ModelDef for MdaeKind {
     }
 
     fn build(&self, meta: &Metadata, arch: &Arch, vb: &VarBuilder) -> Result<Box<dyn KindModel>> {
-        let s = &meta.data;
         Ok(Box::new(Mdae::new(
             vb,
             &arch.net,
-            (s.channels, s.height, s.width),
+            meta.data.shape(),
             meta.measurements,
             meta.sigma,
             !arch.raw_input,

@@ -41,11 +41,10 @@ impl ModelDef for UvbKind {
     }
 
     fn build(&self, meta: &Metadata, arch: &Arch, vb: &VarBuilder) -> Result<Box<dyn KindModel>> {
-        let s = &meta.data;
         let vae = LatentVae::new(
             vb,
             arch,
-            (s.channels, s.height, s.width),
+            meta.data.shape(),
             VaeDecoder::Gaussian { sigma: meta.sigma },
             meta.kind,
         )?;

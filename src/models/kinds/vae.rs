@@ -34,11 +34,10 @@ impl ModelDef for VaeKind {
     }
 
     fn build(&self, meta: &Metadata, arch: &Arch, vb: &VarBuilder) -> Result<Box<dyn KindModel>> {
-        let s = &meta.data;
         Ok(Box::new(LatentVae::new(
             vb,
             arch,
-            (s.channels, s.height, s.width),
+            meta.data.shape(),
             VaeDecoder::Bernoulli,
             meta.kind,
         )?))
