@@ -17,20 +17,66 @@ use crate::sampling::condition::Condition;
 use crate::sampling::diagnostics::{ess_bulk, split_rhat};
 use crate::sampling::langevin::Sampler;
 
+/// The metadata key of a checkpoint's recommended walk.
+pub const RECOMMENDATION_KEY: &str = "sampler";
+
+/// A recommended walk as a checkpoint stores it under [`RECOMMENDATION_KEY`]: `{"sampler": {...}, "every": k}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Recommendation {
+    /// The sampler with its parameters.
+    pub sampler: Sampler,
+    /// Walk steps between jumps, at least 1.
+    pub every: usize,
+}
+
+impl Recommendation {
+    /// Parses and validates the JSON a checkpoint stores (or `walkjump train --sampler` takes).
+    pub fn parse(text: &str) -> Result<Self> {
+        let rec: Recommendation = serde_json::from_str(text).map_err(|e| {
+            Error::Param(format!(
+                "a recommended walk is {{\"sampler\": {{\"kind\": ..., \"delta\": ...}}, \"every\": K}}: {e}"
+            ))
+        })?;
+        rec.validate()?;
+        Ok(rec)
+    }
+
+    /// Checks the sampler's parameters and that `every` is at least 1.
+    pub fn validate(&self) -> Result<()> {
+        self.sampler.validate()?;
+        if self.every == 0 {
+            return Err(Error::Param(
+                "a recommended walk must jump every 1 or more steps, got every = 0".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The JSON written into the checkpoint's metadata.
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string(self).map_err(|e| Error::Param(format!("recommended walk: {e}")))
+    }
+
+    /// Stores this recommendation in `meta` (replacing any earlier one); validates first.
+    pub fn store(&self, meta: &mut Metadata) -> Result<()> {
+        self.validate()?;
+        meta.extra
+            .insert(RECOMMENDATION_KEY.to_string(), self.to_json()?);
+        Ok(())
+    }
+
+    /// The recommendation a checkpoint stores, if it has a valid one.
+    pub fn stored(meta: &Metadata) -> Option<Self> {
+        meta.extra
+            .get(RECOMMENDATION_KEY)
+            .and_then(|s| Self::parse(s).ok())
+    }
+}
+
 /// The sampler and jump interval a model recommends: the checkpoint's `sampler` metadata if present
 /// (`{"sampler": {...}, "every": k}`), otherwise derived from sigma and M following REFERENCE.md §6.
 pub fn recommended_sampler(meta: &Metadata) -> (Sampler, usize) {
-    #[derive(Deserialize)]
-    struct Rec {
-        sampler: Sampler,
-        every: usize,
-    }
-    if let Some(rec) = meta
-        .extra
-        .get("sampler")
-        .and_then(|s| serde_json::from_str::<Rec>(s).ok())
-        .filter(|r| r.sampler.validate().is_ok() && r.every > 0)
-    {
+    if let Some(rec) = Recommendation::stored(meta) {
         return (rec.sampler, rec.every);
     }
     let sigma = meta.sigma;

@@ -218,6 +218,99 @@ fn sample_mdae_and_defaults() {
     assert_eq!(img.height(), 8 * 29 + 1, "one row per default chain");
 }
 
+/// `walkjump recommend` prints the walk a checkpoint recommends, stores a new one that `sample` then starts from,
+/// copies every tensor bit for bit, refuses bad values without touching the file, and takes a run file's walk.
+#[test]
+fn recommend_prints_sets_and_keeps_tensors() {
+    use walkjump::models::Checkpoint;
+    let f = Fixture::new("recommend");
+    let deen = f.p("deen.safetensors");
+    let before = read(&deen);
+    let s = ok(&["recommend", &deen]);
+    assert!(
+        s.contains("overdamped") && s.contains("derived from sigma"),
+        "no stored recommendation yet:\n{s}"
+    );
+    let s = ok(&[
+        "recommend",
+        &deen,
+        "--sampler",
+        "sachs",
+        "--delta",
+        "0.3",
+        "--gamma",
+        "0.5",
+        "--every",
+        "7",
+        "--out",
+        &f.p("tuned.safetensors"),
+    ]);
+    assert!(
+        s.contains("sachs delta 0.3, gamma 0.5, u 1, jump every 7"),
+        "{s}"
+    );
+    assert_eq!(read(&deen), before, "--out leaves the source alone");
+    let a = Checkpoint::from_bytes(&before).expect("source");
+    let b = Checkpoint::load(Path::new(&f.p("tuned.safetensors"))).expect("tuned");
+    assert_eq!(a.tensors, b.tensors, "tensors copied bit for bit");
+    assert_eq!(a.meta.arch, b.meta.arch);
+    let s = ok(&[
+        "sample",
+        "-c",
+        &f.p("tuned.safetensors"),
+        "--steps",
+        "14",
+        "--chains",
+        "2",
+        "--out",
+        &f.p("t.png"),
+        "--save-run",
+        &f.p("run.json"),
+    ]);
+    assert!(
+        s.contains(r#""kind":"sachs","delta":0.3,"gamma":0.5"#),
+        "sample starts from it:\n{s}"
+    );
+    assert!(s.contains("jump every 7"), "{s}");
+    // Flags not given keep the stored values.
+    let s = ok(&["recommend", &f.p("tuned.safetensors"), "--delta", "0.2"]);
+    assert!(
+        s.contains("sachs delta 0.2, gamma 0.5, u 1, jump every 7"),
+        "{s}"
+    );
+    // Bad values: one line, the file unchanged.
+    let t = f.p("tuned.safetensors");
+    let tuned = read(&t);
+    for bad in [
+        vec!["--delta", "-1"],
+        vec!["--delta", "nan"],
+        vec!["--every", "0"],
+        vec!["--gamma", "0"],
+        vec!["--sampler", "hmc"],
+    ] {
+        let mut args = vec!["recommend", t.as_str()];
+        args.extend(bad.iter().copied());
+        fails(&args);
+        assert_eq!(read(&t), tuned, "{bad:?} changed the file");
+    }
+    // A run file's walk, in place.
+    ok(&["recommend", &deen, "--from-run", &f.p("run.json")]);
+    let s = ok(&["recommend", &deen]);
+    assert!(
+        s.contains("sachs delta 0.3, gamma 0.5, u 1, jump every 7"),
+        "{s}"
+    );
+    // A run of another kind is refused.
+    let err = fails(&[
+        "recommend",
+        &f.p("mdae.safetensors"),
+        "--from-run",
+        &f.p("run.json"),
+    ]);
+    assert!(err.contains("deen") && err.contains("mdae"), "{err}");
+    fails(&["recommend", &f.p("missing.safetensors")]);
+}
+
 #[test]
 fn nebula_denoise_eval_chi_inspect_train() {
     let f = Fixture::new("others");

@@ -90,6 +90,7 @@ commands! {
     Parity(parity::ParityArgs),
     Gui(gui::GuiArgs),
     Inspect(inspect::InspectArgs),
+    Recommend(recommend::RecommendArgs),
     Convert(convert::ConvertArgs),
 }
 

@@ -92,6 +92,13 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
             walkjump::models::kinds::names_line().replace('_', "-")
         )
     })?;
+    // Checked before training, so that a typo in the recommendation does not cost a finished run.
+    let recommendation = a
+        .sampler
+        .as_deref()
+        .map(walkjump::run::Recommendation::parse)
+        .transpose()
+        .context("--sampler")?;
     let device = open_device(&a.device)?;
     let resume = match &a.resume {
         Some(p) => Some(Checkpoint::load(p)?),
@@ -184,9 +191,8 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
         },
     )?;
     bar.finish_and_clear();
-    if let Some(s) = &a.sampler {
-        serde_json::from_str::<serde_json::Value>(s).context("--sampler is not JSON")?;
-        ck.meta.extra.insert("sampler".into(), s.clone());
+    if let Some(rec) = &recommendation {
+        rec.store(&mut ck.meta)?;
     } else if let Some(prev) = resume.as_ref().and_then(|r| r.meta.extra.get("sampler")) {
         ck.meta.extra.insert("sampler".into(), prev.clone());
     }
