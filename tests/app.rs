@@ -648,6 +648,36 @@ fn walk_with_a_real_worker_runs_steps_and_exports() {
     app.export_to(SaveKind::TracesCsv, &csv).expect("csv");
     let gif = out.join("chain.gif");
     app.export_to(SaveKind::ChainGif, &gif).expect("gif");
+    // The model with this walk as its recommendation: same tensors, the workspace's sampler and interval stored.
+    app.settings
+        .walk
+        .set_sampler(Sampler::sachs(0.3, 0.5, 1.0), Some(7));
+    let tuned = out.join("tuned.safetensors");
+    app.export_to(SaveKind::ModelWithWalk, &tuned)
+        .expect("model with walk");
+    {
+        use walkjump::models::Checkpoint;
+        let a = Checkpoint::load(&good).expect("source");
+        let b = Checkpoint::load(&tuned).expect("copy");
+        assert_eq!(a.tensors, b.tensors, "tensors copied bit for bit");
+        assert_eq!(
+            walkjump::run::recommended_sampler(&b.meta),
+            (Sampler::sachs(0.3, 0.5, 1.0), 7)
+        );
+        // A model file changed on disk since it was loaded is refused, and nothing is written.
+        let moved = out.join("other.safetensors");
+        std::fs::copy(&tuned, &good).expect("replace the source");
+        let err = app
+            .export_to(SaveKind::ModelWithWalk, &moved)
+            .expect_err("a changed source");
+        assert!(err.contains("changed on disk"), "{err}");
+        assert!(!moved.exists());
+        std::fs::write(
+            &good,
+            walkjump::models::checkpoint::Checkpoint::to_bytes(&a).expect("bytes"),
+        )
+        .expect("restore");
+    }
     {
         use image::AnimationDecoder;
         let file = std::io::BufReader::new(std::fs::File::open(&gif).expect("open gif"));

@@ -29,6 +29,9 @@ pub enum SaveKind {
     PoorMan,
     /// The denoising comparison: one row per digit: clean, noisy, then one column per denoiser (PNG).
     DenoiseTable,
+    /// The current model's checkpoint with the Walk-Jump workspace's sampler stored as its recommended walk
+    /// (`.safetensors`; what `walkjump recommend` writes).
+    ModelWithWalk,
 }
 
 impl SaveKind {
@@ -44,6 +47,9 @@ impl SaveKind {
             SaveKind::NebulaGallery => ("attractors.png", "PNG image", &["png"]),
             SaveKind::PoorMan => ("poor-mans-nebula.png", "PNG image", &["png"]),
             SaveKind::DenoiseTable => ("denoise.png", "PNG image", &["png"]),
+            SaveKind::ModelWithWalk => {
+                ("model.safetensors", "walkjump checkpoint", &["safetensors"])
+            }
         }
     }
 }
@@ -110,6 +116,33 @@ impl PendingDialog {
             Err(TryRecvError::Disconnected) => Some(None),
         }
     }
+}
+
+/// Copies the checkpoint at `src` (which must still be the file with `sha256` that was loaded) to `out` with `rec`
+/// as its recommended walk; the tensors are copied bit for bit.
+pub fn save_model_with_walk(
+    src: &Path,
+    sha256: &str,
+    rec: &crate::run::Recommendation,
+    out: &Path,
+) -> crate::Result<()> {
+    use crate::models::checkpoint::{Checkpoint, read_checkpoint_file, sha256_hex};
+    if crate::onnx::is_onnx_path(src) {
+        return Err(crate::Error::Unsupported(
+            "an ONNX model has no checkpoint to store a walk in: convert it first (walkjump convert)".into(),
+        ));
+    }
+    let bytes = read_checkpoint_file(src)?;
+    if sha256_hex(&bytes) != sha256 {
+        return Err(crate::Error::Param(format!(
+            "{} changed on disk since it was loaded: reopen it first",
+            src.display()
+        )));
+    }
+    let mut ck = Checkpoint::from_bytes(&bytes)?;
+    rec.store(&mut ck.meta)?;
+    ck.save(out)?;
+    Ok(())
 }
 
 /// Writes the grid of the latest jumps as a PNG (one tile per chain, `cols` per row).

@@ -571,6 +571,16 @@ fn controls(
         {
             actions.saves.push(SaveKind::RunJson);
         }
+        if ui
+            .add_enabled(model.is_some(), egui::Button::new("model with this walk"))
+            .on_hover_text(
+                "a copy of the model's checkpoint whose recommended walk is this sampler and jump interval \
+                 (the tensors unchanged): the app and every command then start from it",
+            )
+            .clicked()
+        {
+            actions.saves.push(SaveKind::ModelWithWalk);
+        }
     });
 }
 

@@ -67,6 +67,14 @@ impl App {
             SaveKind::DenoiseTable => {
                 export::save_denoise_table(self.ws.denoise.frame.as_ref().ok_or(NO_DENOISE)?, path)
             }
+            SaveKind::ModelWithWalk => {
+                let info = self.current_info().ok_or("no model is loaded")?;
+                let rec = crate::run::Recommendation {
+                    sampler: self.settings.walk.sampler(),
+                    every: self.settings.walk.every,
+                };
+                export::save_model_with_walk(&info.path, &info.sha256, &rec, path)
+            }
         };
         res.map_err(|e| format!("{e:#}"))?;
         self.notice = Some(format!("saved {}", path.display()));
