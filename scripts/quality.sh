@@ -12,9 +12,9 @@ for f in checkpoints/*.safetensors; do
 done
 echo "== walk-jump from uniform noise, sigma = 1 DEEN, one chain of 2000 steps, classes by the bundled classifier"
 $WJ sample -c checkpoints/deen-mlp-s1.0.safetensors --steps 2000 --every 10 --chains 4 --seed 0 --out "$out/walkjump-s1.png"
-if [ -f checkpoints/uvb-mlp-s1.0.safetensors ]; then
+if [ -f checkpoints/uvb-conv-s1.0.safetensors ]; then
   echo "== the same with UVB sigma = 1"
-  $WJ sample -c checkpoints/uvb-mlp-s1.0.safetensors --steps 2000 --every 10 --chains 4 --seed 0 --out "$out/walkjump-uvb-s1.png"
+  $WJ sample -c checkpoints/uvb-conv-s1.0.safetensors --steps 2000 --every 10 --chains 4 --seed 0 --out "$out/walkjump-uvb-s1.png"
 fi
 if [ -f checkpoints/deen-mlp-s0.3.safetensors ]; then
   echo "== NEBULA from uniform noise, DEEN sigma = 0.3, 64 starts"

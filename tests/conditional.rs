@@ -407,7 +407,7 @@ fn nebula_flows_holding_a_coordinate_end_on_stationary_points_of_the_conditional
 
 #[test]
 fn an_mdae_holds_the_mask_in_each_of_its_measurements() {
-    let path = bundled("mdae-1x4-s1.0.safetensors");
+    let path = bundled("mdae-unet-1x4-s1.0.safetensors");
     if !path.is_file() {
         eprintln!("no bundled MDAE: skipped");
         return;

@@ -9,7 +9,7 @@ use super::sample::{SampleArgs, cmd_sample};
 /// visited, jumps per class change. Takes every flag of `sample`; --out (the strip) is optional here.
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  walkjump quality --chains 64 --steps 2000\n  walkjump quality -c checkpoints/uvb-mlp-s1.0.safetensors --chains 64 --steps 2000 --seed 1 --json q.json\n\nRules: confident = the classifier's top softmax probability >= 0.9; junk = below 0.5 or a pixel outside\n[-0.5, 1.5]; trapped = diverged, junk in most of its last half of jumps, or jumps that stopped changing."
+    after_help = "Examples:\n  walkjump quality --chains 64 --steps 2000\n  walkjump quality -c checkpoints/uvb-conv-s1.0.safetensors --chains 64 --steps 2000 --seed 1 --json q.json\n\nRules: confident = the classifier's top softmax probability >= 0.9; junk = below 0.5 or a pixel outside\n[-0.5, 1.5]; trapped = diverged, junk in most of its last half of jumps, or jumps that stopped changing."
 )]
 pub(crate) struct QualityArgs {
     #[command(flatten)]
