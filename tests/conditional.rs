@@ -112,10 +112,24 @@ fn held_chains_sample_the_exact_conditional_of_a_mixture_for_each_sampler() {
         let cond = Condition::noisy(N, 1, 2, &[true, false], &[held, 0.0]).expect("condition");
         let mut chain =
             Chain::conditioned(&model, &cfg, None, &Device::Cpu, &cond).expect("chains");
+        let mut kinetic = Vec::new();
         for _ in 0..steps {
-            chain.step(&model, &sampler).expect("step");
+            let stats = chain.step(&model, &sampler).expect("step");
+            if let Some(k) = stats.kinetic {
+                kinetic = k;
+            }
         }
         assert_eq!(chain.running(), N, "{sampler:?}");
+        if sampler.gamma_u().is_some() {
+            // The kinetic temperature counts the free coordinate only: ||v||^2 / u over one coordinate is chi^2_1 at
+            // equilibrium, mean 1 and variance 2 (counting the held one too would give 1/2).
+            let mean = kinetic.iter().map(|&k| k as f64).sum::<f64>() / kinetic.len() as f64;
+            let se = (2.0 / kinetic.len() as f64).sqrt();
+            assert!(
+                (mean - 1.0).abs() < 4.0 * se + 0.05,
+                "{sampler:?}: kinetic temperature {mean:.3} +- {se:.3}"
+            );
+        }
         let y = chain.y.to_vec2::<f32>().expect("y");
         assert!(y.iter().all(|r| r[0] == held), "{sampler:?}: y_1 moved");
         let mut y2: Vec<f64> = y.iter().map(|r| r[1] as f64).collect();

@@ -249,9 +249,23 @@ impl Chain {
             .map(|e| e.to_vec1::<f32>().map(sanitize))
             .transpose()?;
         if let Some((_, u)) = sampler.gamma_u() {
+            // Per free coordinate: held coordinates have no velocity, so counting them would read 1/2 for a chain
+            // holding half the image.
             let dim = self.y.dim(1)? as f64;
+            let free = match &self.held {
+                Some((h, _)) => h.free_counts()?,
+                None => None,
+            };
             let v2 = self.v.sqr()?.sum(D::Minus1)?.to_vec1::<f32>()?;
-            stats.kinetic = Some(v2.iter().map(|&x| (x as f64 / (u * dim)) as f32).collect());
+            stats.kinetic = Some(
+                v2.iter()
+                    .enumerate()
+                    .map(|(i, &x)| {
+                        let d = free.as_ref().map_or(dim, |f| f[i].max(1.0));
+                        (x as f64 / (u * d)) as f32
+                    })
+                    .collect(),
+            );
         }
         Ok(stats)
     }

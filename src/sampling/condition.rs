@@ -253,6 +253,20 @@ impl HeldState {
         ))
     }
 
+    /// The number of free (walking) coordinates of each chain, `[N]`, or `None` when nothing is held.
+    pub(crate) fn free_counts(&self) -> Result<Option<Vec<f64>>> {
+        if !self.active {
+            return Ok(None);
+        }
+        let dim = self.mask_y.dim(1)? as f64;
+        let held = self
+            .mask_y
+            .to_dtype(candle_core::DType::F32)?
+            .sum(1)?
+            .to_vec1::<f32>()?;
+        Ok(Some(held.iter().map(|&h| dim - h as f64).collect()))
+    }
+
     /// Sets the held pixels of jumps `x: [N, d]` to the clean observation.
     pub(crate) fn apply_jump(&self, x: Tensor) -> Result<Tensor> {
         match &self.jump {
