@@ -307,8 +307,20 @@ mod tests {
         assert_eq!(
             names,
             [
-                "sample", "nebula", "quality", "denoise", "eval", "chi", "train", "bench", "probe",
-                "parity", "gui", "inspect", "convert"
+                "sample",
+                "nebula",
+                "quality",
+                "denoise",
+                "eval",
+                "chi",
+                "train",
+                "bench",
+                "probe",
+                "parity",
+                "gui",
+                "inspect",
+                "recommend",
+                "convert"
             ]
         );
         for name in &names {
@@ -319,6 +331,7 @@ mod tests {
             let mut args = vec!["walkjump", name.as_str()];
             args.extend(match name.as_str() {
                 "inspect" => vec!["m.onnx"],
+                "recommend" => vec!["m.safetensors"],
                 "convert" => vec!["m.onnx", "--out", "x"],
                 "probe" => vec!["--inputs", "i", "--out", "o"],
                 "nebula" | "denoise" => vec!["--out", "o"],
