@@ -1029,8 +1029,20 @@ fn every_registered_command_is_listed_and_dispatches() {
     assert_eq!(
         listed,
         [
-            "sample", "nebula", "quality", "denoise", "eval", "chi", "train", "bench", "parity",
-            "gui", "inspect", "convert", "help"
+            "sample",
+            "nebula",
+            "quality",
+            "denoise",
+            "eval",
+            "chi",
+            "train",
+            "bench",
+            "parity",
+            "gui",
+            "inspect",
+            "recommend",
+            "convert",
+            "help"
         ]
     );
     let f = Fixture::new("registry");
@@ -1051,6 +1063,7 @@ fn every_registered_command_is_listed_and_dispatches() {
         let args: Vec<&str> = match cmd.as_str() {
             "gui" => vec!["gui", "--tab", "nowhere"],
             "inspect" => vec!["inspect", &missing],
+            "recommend" => vec!["recommend", &missing, "--delta", "0.3"],
             "convert" => vec!["convert", &onnx, "--out", &out],
             "parity" => vec!["parity", "--device", "cpu", "--reference", "nope"],
             "probe" => vec!["probe", "-c", &missing, "--inputs", &missing, "--out", &out],
