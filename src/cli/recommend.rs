@@ -110,21 +110,13 @@ pub(crate) fn run(a: RecommendArgs) -> Result<()> {
             every: record.spec.chain.every,
         }
     } else {
-        for (flag, v) in [("gamma", a.gamma), ("u", a.u)] {
-            if let Some(v) = v
-                && !(v.is_finite() && v > 0.0)
-            {
-                bail!("invalid parameter: {flag} must be a positive number, got {v}");
-            }
-        }
-        let (g, u) = cur_sampler.gamma_u().unwrap_or((0.5, 1.0));
-        let name = a.sampler.as_deref().unwrap_or(cur_sampler.name());
         Recommendation {
-            sampler: Sampler::from_name(
-                name,
-                a.delta.unwrap_or(cur_sampler.delta()),
-                a.gamma.unwrap_or(g),
-                a.u.unwrap_or(u),
+            sampler: super::sample::sampler_from_flags(
+                &cur_sampler,
+                a.sampler.as_deref(),
+                a.delta,
+                a.gamma,
+                a.u,
             )?,
             every: a.every.unwrap_or(cur_every),
         }

@@ -40,6 +40,31 @@ fn sampler_long_help() -> String {
     text
 }
 
+/// The sampler the flags `--sampler`, `--delta`, `--gamma`, `--u` describe, each flag not given taken from `base`
+/// (the model's recommendation). A nonsensical gamma or u is refused even where the sampler ignores it (overdamped).
+pub(crate) fn sampler_from_flags(
+    base: &Sampler,
+    name: Option<&str>,
+    delta: Option<f64>,
+    gamma: Option<f64>,
+    u: Option<f64>,
+) -> Result<Sampler> {
+    for (flag, v) in [("gamma", gamma), ("u", u)] {
+        if let Some(v) = v
+            && !(v.is_finite() && v > 0.0)
+        {
+            bail!("invalid parameter: {flag} must be a positive number, got {v}");
+        }
+    }
+    let (g, uu) = base.gamma_u().unwrap_or((0.5, 1.0));
+    Ok(Sampler::from_name(
+        name.unwrap_or(base.name()),
+        delta.unwrap_or(base.delta()),
+        gamma.unwrap_or(g),
+        u.unwrap_or(uu),
+    )?)
+}
+
 /// Run walk-jump chains and write the film strip of their jumps.
 #[derive(Args)]
 #[command(
@@ -333,19 +358,8 @@ pub(crate) fn cmd_sample(a: SampleArgs, quality_command: bool) -> Result<()> {
         }
         None => {
             let (rec_sampler, rec_every) = recommended_sampler(&model.meta);
-            let (rg, ru) = rec_sampler.gamma_u().unwrap_or((0.5, 1.0));
-            // Refuse a nonsensical gamma or u even where the sampler ignores it (overdamped).
-            for (flag, v) in [("gamma", a.gamma), ("u", a.u)] {
-                if let Some(v) = v
-                    && !(v.is_finite() && v > 0.0)
-                {
-                    bail!("invalid parameter: {flag} must be a positive number, got {v}");
-                }
-            }
-            let name = a.sampler.as_deref().unwrap_or(rec_sampler.name());
-            let delta = a.delta.unwrap_or(rec_sampler.delta());
             let sampler =
-                Sampler::from_name(name, delta, a.gamma.unwrap_or(rg), a.u.unwrap_or(ru))?;
+                sampler_from_flags(&rec_sampler, a.sampler.as_deref(), a.delta, a.gamma, a.u)?;
             WalkJumpSpec {
                 chain: ChainConfig {
                     sampler,
