@@ -21,10 +21,13 @@ CMD[vae-bernoulli]="train --kind vae --sigma 1.0 --epochs 30 --batch 128 --lr 1e
 CMD[deen-conv-s0.3]='train --kind deen --sigma 0.3 --epochs 16 --batch 128 --lr 3e-4 --seed 9 --arch {"net":{"type":"conv","channels":[32,64,128],"strides":[1,2,2],"kernel":3,"fc":[256]},"quadratic":true}'
 CMD[deen-conv-s0.3-long]='train --kind deen --sigma 0.3 --epochs 40 --batch 128 --lr 3e-4 --seed 9 --arch {"net":{"type":"conv","channels":[32,64,128],"strides":[1,2,2],"kernel":3,"fc":[256]},"quadratic":true}'
 CMD[ebm-vae-s0.3]="train --kind ebm-vae --sigma 0.3 --epochs 30 --batch 128 --lr 1e-3 --seed 8"
-# Seed 002's U-Net MDAE on the layer graph: 14 epochs, then resumed to 24, then to 34 at 3e-4 (how the bundled file was made).
-CMD[mdae-unet-1x4-s1.0]='train --kind mdae --sigma 1.0 --measurements 4 --epochs 14 --batch 128 --lr 1e-3 --seed 7 --arch @scripts/arch/mdae-unet-1x4.json --sampler {"sampler":{"kind":"sachs","delta":1.0,"gamma":0.25,"u":1.0},"every":10}'
-CMD[mdae-unet-1x4-s1.0-resume]='train --kind mdae --sigma 1.0 --measurements 4 --epochs 24 --batch 128 --lr 1e-3 --seed 7 --arch @scripts/arch/mdae-unet-1x4.json --sampler {"sampler":{"kind":"sachs","delta":1.0,"gamma":0.25,"u":1.0},"every":10} --resume checkpoints/mdae-unet-1x4-s1.0.safetensors'
-CMD[mdae-unet-1x4-s1.0-resume2]='train --kind mdae --sigma 1.0 --measurements 4 --epochs 34 --batch 128 --lr 3e-4 --seed 7 --arch @scripts/arch/mdae-unet-1x4.json --sampler {"sampler":{"kind":"sachs","delta":1.0,"gamma":0.25,"u":1.0},"every":10} --resume checkpoints/mdae-unet-1x4-s1.0.safetensors'
+# Seed 002's U-Net MDAE on the layer graph (scripts/arch/mdae-unet2-1x4.json, 915k parameters): 20 epochs at 1e-3,
+# resumed to 34 at 3e-4 and to 44 at 1e-4 (how the bundled file was made, about 95 s per epoch on 2 cores); the last
+# stage stores the recommended walk (Sachs 0.7 / 0.35 / 1). The 204k-parameter U-Net it replaced:
+# checkpoints/logs/mdae-unet-small-1x4-s1.0.log and MODELS.md.
+CMD[mdae-unet-1x4-s1.0]='train --kind mdae --sigma 1.0 --measurements 4 --epochs 20 --batch 128 --lr 1e-3 --seed 7 --arch @scripts/arch/mdae-unet2-1x4.json --sampler {"sampler":{"kind":"sachs","delta":1.0,"gamma":0.25,"u":1.0},"every":10}'
+CMD[mdae-unet-1x4-s1.0-resume]='train --kind mdae --sigma 1.0 --measurements 4 --epochs 34 --batch 128 --lr 3e-4 --seed 7 --arch @scripts/arch/mdae-unet2-1x4.json --sampler {"sampler":{"kind":"sachs","delta":1.0,"gamma":0.25,"u":1.0},"every":10} --resume checkpoints/mdae-unet-1x4-s1.0.safetensors'
+CMD[mdae-unet-1x4-s1.0-resume2]='train --kind mdae --sigma 1.0 --measurements 4 --epochs 44 --batch 128 --lr 1e-4 --seed 7 --arch @scripts/arch/mdae-unet2-1x4.json --sampler {"sampler":{"kind":"sachs","delta":0.7,"gamma":0.35,"u":1.0},"every":10} --resume checkpoints/mdae-unet-1x4-s1.0.safetensors'
 ORDER=(deen-mlp-s1.0 deen-mlp-s1.0-resume1 deen-mlp-s1.0-resume2 classifier deen-mlp-s0.3 deen-conv-s0.3 deen-conv-s0.3-long uvb-conv-s1.0 sigma-vae-s0.9 vae-bernoulli ebm-vae-s0.3 mdae-unet-1x4-s1.0 mdae-unet-1x4-s1.0-resume mdae-unet-1x4-s1.0-resume2)
 
 names=("$@")
