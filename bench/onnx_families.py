@@ -1,4 +1,4 @@
-"""Four network families that walkjump's old checkpoint format could not hold, exported from PyTorch to ONNX.
+"""Five network families that walkjump's old checkpoint format could not hold, exported from PyTorch to ONNX.
 
     bench/.venv/bin/python bench/onnx_families.py [OUT_DIR]      (default: tests/fixtures/onnx)
     bench/.venv/bin/python bench/onnx_families.py time --threads T --budget S --json OUT.json
@@ -98,6 +98,33 @@ class ColourEnergy(nn.Module):
         return self.out(h).squeeze(-1)
 
 
+class ClassicUNetEnergy(nn.Module):
+    """The classic U-Net's ops on 1x28x28, as an energy 0.5 ||y - U(y)||^2: max pooling down, transposed
+    convolutions up (kernel 3 / stride 2 / padding 1 / output padding 1, and kernel 2 / stride 2), BatchNorm
+    (eval), ReLU, skip concatenations."""
+
+    def __init__(self):
+        super().__init__()
+        self.e1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.e2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.mid = nn.Conv2d(16, 16, 3, padding=1)
+        self.up2 = nn.ConvTranspose2d(16, 16, 3, stride=2, padding=1, output_padding=1)
+        self.d2 = nn.Conv2d(32, 16, 3, padding=1)
+        self.up1 = nn.ConvTranspose2d(16, 8, 2, stride=2)
+        self.d1 = nn.Conv2d(16, 8, 3, padding=1)
+        self.out = nn.Conv2d(8, 1, 1)
+
+    def forward(self, y):
+        a = F.relu(self.bn1(self.e1(y)))  # 8 x 28
+        b = F.relu(self.e2(F.max_pool2d(a, 2)))  # 16 x 14
+        m = F.relu(self.mid(F.max_pool2d(b, 2)))  # 16 x 7
+        u = F.relu(self.d2(torch.cat([self.up2(m), b], 1)))  # 16 x 14
+        u = F.relu(self.d1(torch.cat([self.up1(u), a], 1)))  # 8 x 28
+        r = y - self.out(u)
+        return 0.5 * (r * r).sum(dim=(1, 2, 3))
+
+
 class MlpScore(nn.Module):
     """An MLP score net on flat 784 inputs: Tanh, tanh-GELU, LayerNorm."""
 
@@ -120,6 +147,7 @@ FAMILIES = [
     ("unet_denoiser", UNetDenoiser, "denoiser", 0.5, (1, 28, 28), "1,28,28"),
     ("colour_energy", ColourEnergy, "energy", 0.3, (3, 32, 32), "3,32,32"),
     ("mlp_score", MlpScore, "score", 1.0, (784,), "1,28,28"),
+    ("unet_classic_energy", ClassicUNetEnergy, "energy", 1.0, (1, 28, 28), "1,28,28"),
 ]
 
 
@@ -178,7 +206,7 @@ def expected(model, role, sigma, y):
 
 
 def built_models():
-    """The four models with the weights the export writes (same seed, same order)."""
+    """The five models with the weights the export writes (same seed, same order)."""
     torch.manual_seed(0)
     for name, cls, role, sigma, in_shape, shape in FAMILIES:
         model = cls().eval()

@@ -195,8 +195,16 @@ class GraphNet(nn.Module):
                 out = tuple(node["shape"])
             elif op == "upsample":
                 out = (x[0], x[1] * node["scale"], x[2] * node["scale"])
-            elif op == "avg_pool":
+            elif op in ("avg_pool", "max_pool"):
                 out = (x[0], x[1] // node["kernel"], x[2] // node["kernel"])
+            elif op == "conv_transpose2d":
+                k, s, p = node["kernel"], node.get("stride", 1), node.get("padding", 0)
+                op_ = node.get("output_padding", 0)
+                c, h, w = x
+                out = (node["out"], (h - 1) * s - 2 * p + k + op_, (w - 1) * s - 2 * p + k + op_)
+                params = {"weight": [c, node["out"], k, k]}
+                if node.get("bias", True):
+                    params["bias"] = [node["out"]]
             elif op == "global_avg_pool":
                 out = (x[0], 1, 1)
             elif op in ("reduce_sum", "reduce_mean"):
@@ -267,6 +275,17 @@ class GraphNet(nn.Module):
                 y = F.interpolate(x, scale_factor=node["scale"], mode="nearest")
             elif op == "avg_pool":
                 y = F.avg_pool2d(x, node["kernel"])
+            elif op == "max_pool":
+                y = F.max_pool2d(x, node["kernel"])
+            elif op == "conv_transpose2d":
+                y = F.conv_transpose2d(
+                    x,
+                    self._p(node, "weight"),
+                    bias(),
+                    node.get("stride", 1),
+                    node.get("padding", 0),
+                    node.get("output_padding", 0),
+                )
             elif op == "global_avg_pool":
                 y = x.mean((2, 3), keepdim=True)
             elif op == "group_norm":

@@ -287,6 +287,39 @@ fn graph_training_gradients_match_finite_differences() {
     check_training_gradient_at(ModelKind::MDAE, unet, ZMode::Sample, 4);
 }
 
+/// Training through the U-Net ops of the op registry: an energy (DEEN, whose loss differentiates the explicit VJP of
+/// `max_pool` and `conv_transpose2d` in the weights) and a denoiser (MDAE) down by max pooling and up by a
+/// transposed convolution with output padding, each gradient against finite differences.
+#[test]
+fn max_pool_and_conv_transpose_training_gradients_match_finite_differences() {
+    let graph = |nodes: serde_json::Value| -> Arch {
+        let net: walkjump::nn::NetConfig =
+            serde_json::from_value(serde_json::json!({"type": "graph", "nodes": nodes}))
+                .expect("graph");
+        Arch::net(net)
+    };
+    let energy = graph(serde_json::json!([
+        {"op": "conv2d", "in": [0], "name": "c0", "out": 3, "kernel": 3, "padding": 1},
+        {"op": "softplus", "in": [1]},
+        {"op": "max_pool", "in": [2], "kernel": 2},
+        {"op": "conv_transpose2d", "in": [3], "name": "u0", "out": 2, "kernel": 2, "stride": 2},
+        {"op": "tanh", "in": [4]},
+        {"op": "flatten", "in": [5]},
+        {"op": "linear", "in": [6], "name": "f0", "out": 1}
+    ]));
+    check_training_gradient_at(ModelKind::DEEN, energy, ZMode::Sample, 6);
+    let unet = graph(serde_json::json!([
+        {"op": "conv2d", "in": [0], "name": "e", "out": 3, "kernel": 3, "padding": 1},
+        {"op": "relu", "in": [1]},
+        {"op": "max_pool", "in": [2], "kernel": 2},
+        {"op": "conv_transpose2d", "in": [3], "name": "u", "out": 3, "kernel": 3, "stride": 2,
+         "padding": 1, "output_padding": 1},
+        {"op": "concat", "in": [4, 2]},
+        {"op": "conv2d", "in": [5], "name": "o", "out": 1, "kernel": 3, "padding": 1}
+    ]));
+    check_training_gradient_at(ModelKind::MDAE, unet, ZMode::Sample, 6);
+}
+
 /// Training through an op of the op registry (`mish`, on an image and on a flat value): the gradient of a DEEN loss
 /// (through its explicit VJP) against finite differences.
 #[test]

@@ -1,4 +1,4 @@
-//! ONNX import: four architecture families exported by `torch.onnx.export` (bench/onnx_families.py) against what
+//! ONNX import: five architecture families exported by `torch.onnx.export` (bench/onnx_families.py) against what
 //! PyTorch autograd computed for the same inputs, the native checkpoint written by `walkjump convert`, the CLI on
 //! an imported model, and hostile files.
 
@@ -12,12 +12,13 @@ use walkjump::models::{Model, ScoreModel};
 use walkjump::onnx::{ImportOptions, OnnxError, Role, import_bytes, proto};
 use walkjump::sampling::rng::Rng;
 
-/// The four families, and two of them as the older TorchScript exporter writes them (`*_legacy`, same weights).
-const FAMILIES: [&str; 6] = [
+/// The five families, and two of them as the older TorchScript exporter writes them (`*_legacy`, same weights).
+const FAMILIES: [&str; 7] = [
     "res_energy",
     "unet_denoiser",
     "colour_energy",
     "mlp_score",
+    "unet_classic_energy",
     "res_energy_legacy",
     "colour_energy_legacy",
 ];
@@ -59,7 +60,7 @@ fn rel_err(got: &Tensor, want: &Tensor) -> f32 {
 
 /// Score and jump of each imported family equal PyTorch autograd's within 1e-4 (the energy too, where there is one).
 #[test]
-fn four_families_match_pytorch_autograd() {
+fn five_families_match_pytorch_autograd() {
     for name in FAMILIES {
         let model = Model::load(&fixture(&format!("{name}.onnx")), &Device::Cpu)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -204,6 +205,23 @@ fn role_and_sigma_come_from_flags_when_the_file_has_no_metadata() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// A ResNet stem's `MaxPool(3, stride 2, padding 1)`: overlapping windows, which walkjump refuses.
+fn overlapping_max_pool() -> proto::NodeProto {
+    let mut n = node("MaxPool", &["y"], "out");
+    for (name, ints) in [
+        ("kernel_shape", vec![3, 3]),
+        ("strides", vec![2, 2]),
+        ("pads", vec![1, 1, 1, 1]),
+    ] {
+        n.attribute.push(proto::AttributeProto {
+            name: name.into(),
+            ints,
+            ..Default::default()
+        });
+    }
+    n
+}
+
 fn node(op: &str, inputs: &[&str], output: &str) -> proto::NodeProto {
     proto::NodeProto {
         input: inputs.iter().map(|s| s.to_string()).collect(),
@@ -275,11 +293,15 @@ fn hostile_files_are_refused_in_one_line() {
         ),
         (
             prost::Message::encode_to_vec(&model(vec![node("ConvTranspose", &["y"], "out")], 20)),
-            "transposed convolutions",
+            "node 'ConvTranspose_0' (ConvTranspose): needs an image input",
         ),
         (
             prost::Message::encode_to_vec(&model(vec![node("Relu", &["y"], "z")], 20)),
             "output 'out' is never computed",
+        ),
+        (
+            prost::Message::encode_to_vec(&model(vec![overlapping_max_pool()], 20)),
+            "node 'MaxPool_0' (MaxPool): pools with kernel 3, strides [2, 2], pads [1, 1, 1, 1]; walkjump max-pools with stride = kernel",
         ),
     ];
     for (bytes, want) in cases {

@@ -11,19 +11,42 @@ use walkjump::nn::NetConfig;
 use walkjump::nn::graph::ops::OPS;
 use walkjump::sampling::rng::Rng;
 
-/// An energy network with the op between two dense layers (ops of one input; those with weights get a name).
+/// An energy network with the op in the middle: between two dense layers for an elementwise op (those with weights
+/// get a name), or between a convolution and a dense readout for the image ops, with the fields they need.
 fn arch_with(op: &str, needs_name: bool) -> Arch {
-    let mut node = serde_json::json!({"op": op, "in": [2]});
+    let image_fields = match op {
+        "max_pool" => Some(serde_json::json!({"kernel": 2})),
+        "conv_transpose2d" => Some(
+            serde_json::json!({"out": 2, "kernel": 3, "stride": 2, "padding": 1, "output_padding": 1}),
+        ),
+        _ => None,
+    };
+    let mut node = image_fields
+        .clone()
+        .unwrap_or_else(|| serde_json::json!({}));
+    node["op"] = op.into();
+    node["in"] = serde_json::json!([2]);
     if needs_name {
         node["name"] = "x".into();
     }
-    let net: NetConfig = serde_json::from_value(serde_json::json!({"type": "graph", "nodes": [
-        {"op": "flatten", "in": [0]},
-        {"op": "linear", "in": [1], "name": "a", "out": 8},
-        node,
-        {"op": "linear", "in": [3], "name": "b", "out": 1}
-    ]}))
-    .expect("graph");
+    let nodes = match image_fields {
+        Some(_) => serde_json::json!([
+            {"op": "conv2d", "in": [0], "name": "a", "out": 3, "kernel": 3, "padding": 1},
+            {"op": "tanh", "in": [1]},
+            node,
+            {"op": "flatten", "in": [3]},
+            {"op": "linear", "in": [4], "name": "b", "out": 1}
+        ]),
+        None => serde_json::json!([
+            {"op": "flatten", "in": [0]},
+            {"op": "linear", "in": [1], "name": "a", "out": 8},
+            node,
+            {"op": "linear", "in": [3], "name": "b", "out": 1}
+        ]),
+    };
+    let net: NetConfig =
+        serde_json::from_value(serde_json::json!({"type": "graph", "nodes": nodes}))
+            .expect("graph");
     Arch::net(net)
 }
 

@@ -2,7 +2,7 @@
 //! layers and reductions.
 
 use super::*;
-use crate::nn::graph::ops::{OnnxAttr, OpDef};
+use crate::nn::graph::ops::{OnnxAttr, OpDef, conv_transpose};
 
 impl Translator {
     pub(super) fn act(&mut self, n: &NodeProto, op: Op) -> Result<()> {
@@ -35,6 +35,15 @@ impl Translator {
                 format!("takes {arity} inputs here, got {}", n.input.len()),
             ));
         }
+        if n.output.iter().skip(1).any(|o| !o.is_empty()) {
+            return Err(self.fail(
+                n,
+                format!(
+                    "has {} outputs; walkjump reads only the first (e.g. MaxPool without indices)",
+                    n.output.len()
+                ),
+            ));
+        }
         let (mut ids, mut shapes) = (Vec::new(), Vec::new());
         for k in 0..n.input.len() {
             let (id, s) = self.dynamic(n, k)?;
@@ -49,6 +58,7 @@ impl Translator {
                 f: a.f,
                 i: a.i,
                 s: &a.s,
+                ints: &a.ints,
             })
             .collect();
         let params = def
@@ -494,6 +504,60 @@ impl Translator {
         let oh = (h + 2 * padding - kh) / stride + 1;
         let ow = (wd + 2 * padding - kh) / stride + 1;
         self.set(n, Val::Dyn(o, ValueShape::Image(out, oh, ow)))
+    }
+
+    /// `ConvTranspose` with a constant weight `[c_in, out, k, k]` and optional bias `[out]`, as the registry's
+    /// `conv_transpose2d`.
+    pub(super) fn conv_transpose(&mut self, n: &NodeProto) -> Result<()> {
+        let (id, s) = self.dynamic(n, 0)?;
+        let ValueShape::Image(c, h, wd) = s else {
+            return Err(self.fail(n, format!("needs an image input, got {}", s.describe())));
+        };
+        let w = self.konst(n, 1, "the weight")?;
+        if w.dims.first() != Some(&c) {
+            return Err(self.fail(
+                n,
+                format!(
+                    "has a weight of shape {:?} for an input of {c} channels",
+                    w.dims
+                ),
+            ));
+        }
+        let attrs: Vec<OnnxAttr<'_>> = n
+            .attribute
+            .iter()
+            .map(|a| OnnxAttr {
+                name: &a.name,
+                f: a.f,
+                i: a.i,
+                s: &a.s,
+                ints: &a.ints,
+            })
+            .collect();
+        let params =
+            conv_transpose::onnx_params(&attrs, &w.dims, (h, wd)).map_err(|m| self.fail(n, m))?;
+        let out = w.dims[1];
+        let bias = match self.opt(n, 2)? {
+            Some(Val::Const(b)) if b.data.len() == out => b.data,
+            Some(_) => {
+                return Err(self.fail(
+                    n,
+                    "has a bias that is not a constant of one value per output channel",
+                ));
+            }
+            None => vec![0.0; out],
+        };
+        let def: &'static dyn OpDef = &conv_transpose::ConvTranspose2d;
+        let shape = def.shape(&params, &[s]).map_err(|m| self.fail(n, m))?;
+        let o = self.push(
+            Op::ext(def, params),
+            vec![id],
+            vec![
+                ("weight", w.dims.clone(), f32s(&w.data)),
+                ("bias", vec![out], f32s(&bias)),
+            ],
+        );
+        self.set(n, Val::Dyn(o, shape))
     }
 
     pub(super) fn dense(&mut self, n: &NodeProto, gemm: bool) -> Result<()> {

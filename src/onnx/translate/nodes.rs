@@ -9,16 +9,30 @@ impl Translator {
         match n.op_type.as_str() {
             "Constant" => {
                 let c = if let Some(a) = attr(n, "value") {
-                    let t = a.t.as_ref().ok_or_else(|| self.fail(n, "has no tensor value"))?;
+                    let t =
+                        a.t.as_ref()
+                            .ok_or_else(|| self.fail(n, "has no tensor value"))?;
                     tensor_values(t).map_err(|m| self.fail(n, m))?
                 } else if let Some(a) = attr(n, "value_float") {
-                    Const { dims: vec![], data: vec![f64::from(a.f)] }
+                    Const {
+                        dims: vec![],
+                        data: vec![f64::from(a.f)],
+                    }
                 } else if let Some(a) = attr(n, "value_floats") {
-                    Const { dims: vec![a.floats.len()], data: a.floats.iter().map(|&v| f64::from(v)).collect() }
+                    Const {
+                        dims: vec![a.floats.len()],
+                        data: a.floats.iter().map(|&v| f64::from(v)).collect(),
+                    }
                 } else if let Some(a) = attr(n, "value_int") {
-                    Const { dims: vec![], data: vec![a.i as f64] }
+                    Const {
+                        dims: vec![],
+                        data: vec![a.i as f64],
+                    }
                 } else if let Some(a) = attr(n, "value_ints") {
-                    Const { dims: vec![a.ints.len()], data: a.ints.iter().map(|&v| v as f64).collect() }
+                    Const {
+                        dims: vec![a.ints.len()],
+                        data: a.ints.iter().map(|&v| v as f64).collect(),
+                    }
                 } else {
                     return Err(self.fail(n, "has no value walkjump can read"));
                 };
@@ -36,14 +50,21 @@ impl Translator {
                         if matches!(to, 6 | 7 | 9) {
                             for x in &mut c.data {
                                 if x.is_finite() {
-                                    *x = if to == 9 { f64::from(u8::from(*x != 0.0)) } else { x.trunc() };
+                                    *x = if to == 9 {
+                                        f64::from(u8::from(*x != 0.0))
+                                    } else {
+                                        x.trunc()
+                                    };
                                 }
                             }
                         }
                         self.set(n, Val::Const(c))
                     }
                     Val::Dyn(..) if matches!(to, 1 | 10 | 11 | 16) => self.set(n, v),
-                    _ => Err(self.fail(n, format!("casts an input-dependent value to element type {to}"))),
+                    _ => Err(self.fail(
+                        n,
+                        format!("casts an input-dependent value to element type {to}"),
+                    )),
                 }
             }
             "Shape" => {
@@ -58,7 +79,13 @@ impl Translator {
                 let start = clamp(attr_i(n, "start", 0));
                 let end = clamp(attr_i(n, "end", r));
                 let data = dims.get(start..end.max(start)).unwrap_or(&[]).to_vec();
-                self.set(n, Val::Const(Const { dims: vec![data.len()], data }))
+                self.set(
+                    n,
+                    Val::Const(Const {
+                        dims: vec![data.len()],
+                        data,
+                    }),
+                )
             }
             "Gather" => {
                 let data = self.konst(n, 0, "the gathered tensor")?;
@@ -72,11 +99,19 @@ impl Translator {
                     let i = i as i64;
                     let j = if i < 0 { i + len } else { i };
                     if j < 0 || j >= len {
-                        return Err(self.fail(n, format!("index {i} is out of range for {len} values")));
+                        return Err(
+                            self.fail(n, format!("index {i} is out of range for {len} values"))
+                        );
                     }
                     out.push(data.data[j as usize]);
                 }
-                self.set(n, Val::Const(Const { dims: idx.dims.clone(), data: out }))
+                self.set(
+                    n,
+                    Val::Const(Const {
+                        dims: idx.dims.clone(),
+                        data: out,
+                    }),
+                )
             }
             "Slice" => {
                 let data = self.konst(n, 0, "the sliced tensor")?;
@@ -85,26 +120,43 @@ impl Translator {
                 }
                 let first = |k: usize, attr_name: &str, default: i64| -> Result<i64> {
                     if opset < 10 {
-                        return Ok(attr_ints(n, attr_name).and_then(|v| v.first().copied()).unwrap_or(default));
+                        return Ok(attr_ints(n, attr_name)
+                            .and_then(|v| v.first().copied())
+                            .unwrap_or(default));
                     }
                     match self.opt(n, k)? {
-                        Some(Val::Const(c)) => Ok(c.data.first().map_or(default, |&v| if v.is_finite() { v as i64 } else { default })),
+                        Some(Val::Const(c)) => Ok(c
+                            .data
+                            .first()
+                            .map_or(default, |&v| if v.is_finite() { v as i64 } else { default })),
                         Some(_) => Err(self.fail(n, "has slice bounds that are not constant")),
                         None => Ok(default),
                     }
                 };
                 let len = data.data.len() as i64;
-                let (start, end, step) = (first(1, "starts", 0)?, first(2, "ends", len)?, first(4, "steps", 1)?);
+                let (start, end, step) = (
+                    first(1, "starts", 0)?,
+                    first(2, "ends", len)?,
+                    first(4, "steps", 1)?,
+                );
                 if step != 1 {
                     return Err(self.fail(n, format!("has step {step}")));
                 }
                 let clamp = |v: i64| (if v < 0 { v + len } else { v }).clamp(0, len) as usize;
                 let (a, b) = (clamp(start), clamp(end));
                 let out = data.data.get(a..b.max(a)).unwrap_or(&[]).to_vec();
-                self.set(n, Val::Const(Const { dims: vec![out.len()], data: out }))
+                self.set(
+                    n,
+                    Val::Const(Const {
+                        dims: vec![out.len()],
+                        data: out,
+                    }),
+                )
             }
             "Concat" => {
-                let vals = (0..n.input.len()).map(|k| self.get(n, k)).collect::<Result<Vec<_>>>()?;
+                let vals = (0..n.input.len())
+                    .map(|k| self.get(n, k))
+                    .collect::<Result<Vec<_>>>()?;
                 if vals.iter().all(|v| matches!(v, Val::Const(_))) {
                     let mut data = Vec::new();
                     for v in &vals {
@@ -115,7 +167,13 @@ impl Translator {
                             data.extend_from_slice(&c.data);
                         }
                     }
-                    return self.set(n, Val::Const(Const { dims: vec![data.len()], data }));
+                    return self.set(
+                        n,
+                        Val::Const(Const {
+                            dims: vec![data.len()],
+                            data,
+                        }),
+                    );
                 }
                 let mut ids = Vec::new();
                 let mut first: Option<ValueShape> = None;
@@ -125,14 +183,21 @@ impl Translator {
                             ids.push(*id);
                             first.get_or_insert(*s);
                         }
-                        _ => return Err(self.fail(n, "joins an input-dependent value with a constant")),
+                        _ => {
+                            return Err(
+                                self.fail(n, "joins an input-dependent value with a constant")
+                            );
+                        }
                     }
                 }
                 let s = first.ok_or_else(|| self.fail(n, "has no inputs"))?;
                 let rank = full_dims(s).len() as i64;
                 let axis = attr_i(n, "axis", 1);
                 if axis != 1 && axis != 1 - rank {
-                    return Err(self.fail(n, format!("joins along axis {axis}; walkjump joins channels (axis 1)")));
+                    return Err(self.fail(
+                        n,
+                        format!("joins along axis {axis}; walkjump joins channels (axis 1)"),
+                    ));
                 }
                 let mut shape = s;
                 let mut total = 0;
@@ -140,8 +205,17 @@ impl Translator {
                     if let Val::Dyn(_, sv) = v {
                         total += match (*sv, s) {
                             (ValueShape::Flat(d), ValueShape::Flat(_)) => d,
-                            (ValueShape::Image(c, h, w), ValueShape::Image(_, h0, w0)) if (h, w) == (h0, w0) => c,
-                            _ => return Err(self.fail(n, format!("joins {} with {}", sv.describe(), s.describe()))),
+                            (ValueShape::Image(c, h, w), ValueShape::Image(_, h0, w0))
+                                if (h, w) == (h0, w0) =>
+                            {
+                                c
+                            }
+                            _ => {
+                                return Err(self.fail(
+                                    n,
+                                    format!("joins {} with {}", sv.describe(), s.describe()),
+                                ));
+                            }
                         };
                     }
                 }
@@ -153,11 +227,20 @@ impl Translator {
                 self.set(n, Val::Dyn(o, shape))
             }
             "Unsqueeze" => {
-                let c = self.konst(n, 0, "the unsqueezed tensor (walkjump adds axes only to constants)")?;
+                let c = self.konst(
+                    n,
+                    0,
+                    "the unsqueezed tensor (walkjump adds axes only to constants)",
+                )?;
                 let rank = c.dims.len();
                 let axes = match attr_ints(n, "axes") {
                     Some(a) => a,
-                    None => self.konst(n, 1, "the axes")?.data.iter().map(|&v| v as i64).collect(),
+                    None => self
+                        .konst(n, 1, "the axes")?
+                        .data
+                        .iter()
+                        .map(|&v| v as i64)
+                        .collect(),
                 };
                 let out_rank = rank + axes.len();
                 let mut axes: Vec<usize> = axes
@@ -192,7 +275,10 @@ impl Translator {
                 Val::Dyn(id, s) => {
                     let axis = attr_i(n, "axis", 1);
                     if axis != 1 && !(axis == -1 && matches!(s, ValueShape::Flat(_))) {
-                        return Err(self.fail(n, format!("flattens from axis {axis}; walkjump flattens from axis 1")));
+                        return Err(self.fail(
+                            n,
+                            format!("flattens from axis {axis}; walkjump flattens from axis 1"),
+                        ));
                     }
                     match s {
                         ValueShape::Flat(_) => self.set(n, Val::Dyn(id, s)),
@@ -225,15 +311,28 @@ impl Translator {
                     self.set(n, Val::Const(c))
                 }
                 Val::Dyn(id, s) => {
-                    let o = self.push(Op::Affine { mul: -1.0, add: 0.0 }, vec![id], vec![]);
+                    let o = self.push(
+                        Op::Affine {
+                            mul: -1.0,
+                            add: 0.0,
+                        },
+                        vec![id],
+                        vec![],
+                    );
                     self.set(n, Val::Dyn(o, s))
                 }
                 _ => Err(self.fail(n, "negates an intermediate pattern")),
             },
             "Sqrt" | "Reciprocal" => {
-                let mut c = self.konst(n, 0, "the operand (walkjump folds this op on constants only)")?;
+                let mut c = self.konst(
+                    n,
+                    0,
+                    "the operand (walkjump folds this op on constants only)",
+                )?;
                 let sqrt = n.op_type == "Sqrt";
-                c.data.iter_mut().for_each(|x| *x = if sqrt { x.sqrt() } else { 1.0 / *x });
+                c.data
+                    .iter_mut()
+                    .for_each(|x| *x = if sqrt { x.sqrt() } else { 1.0 / *x });
                 self.set(n, Val::Const(c))
             }
             "Relu" => self.act(n, Op::Relu),
@@ -241,8 +340,18 @@ impl Translator {
             "Tanh" => self.act(n, Op::Tanh),
             "Erf" => self.act(n, Op::Erf),
             "Softplus" => self.act(n, Op::Softplus { beta: 1.0 }),
-            "Elu" => self.act(n, Op::Elu { alpha: attr_f(n, "alpha", 1.0) }),
-            "LeakyRelu" => self.act(n, Op::LeakyRelu { alpha: attr_f(n, "alpha", 0.01) }),
+            "Elu" => self.act(
+                n,
+                Op::Elu {
+                    alpha: attr_f(n, "alpha", 1.0),
+                },
+            ),
+            "LeakyRelu" => self.act(
+                n,
+                Op::LeakyRelu {
+                    alpha: attr_f(n, "alpha", 0.01),
+                },
+            ),
             "Gelu" => {
                 let tanh = match attr_s(n, "approximate").as_deref() {
                     None | Some("none") => false,
@@ -254,7 +363,9 @@ impl Translator {
             "Greater" => {
                 self.dynamic(n, 0)?;
                 let t = self.konst(n, 1, "the threshold")?;
-                let t = t.scalar().ok_or_else(|| self.fail(n, "compares with a non-scalar"))?;
+                let t = t
+                    .scalar()
+                    .ok_or_else(|| self.fail(n, "compares with a non-scalar"))?;
                 self.set(n, Val::Mask(t))
             }
             "Where" => {
@@ -264,7 +375,10 @@ impl Translator {
                 let (y, s) = self.dynamic(n, 2)?;
                 let softplus_like = self.softplus_of.contains_key(&y)
                     || self.nodes.get(y.wrapping_sub(1)).is_some_and(|p| {
-                        matches!(p.op, Op::Affine { .. }) && p.inputs.first().is_some_and(|i| self.softplus_of.contains_key(i))
+                        matches!(p.op, Op::Affine { .. })
+                            && p.inputs
+                                .first()
+                                .is_some_and(|i| self.softplus_of.contains_key(i))
                     });
                 if !(softplus_like && t >= 15.0) {
                     return Err(self.fail(n, "selects between values in a way walkjump does not recognise (only Softplus's threshold of 15 or more)"));
@@ -273,7 +387,7 @@ impl Translator {
                 self.set(n, Val::Dyn(y, s))
             }
             "Conv" => self.conv(n),
-            "ConvTranspose" => Err(self.fail(n, "transposed convolutions are not in walkjump's graph; upsample with Resize (nearest) and convolve instead")),
+            "ConvTranspose" => self.conv_transpose(n),
             "Resize" | "Upsample" => {
                 let (id, s) = self.dynamic(n, 0)?;
                 let ValueShape::Image(c, h, w) = s else {
@@ -281,7 +395,10 @@ impl Translator {
                 };
                 let mode = attr_s(n, "mode").unwrap_or_else(|| "nearest".into());
                 if mode != "nearest" {
-                    return Err(self.fail(n, format!("uses mode {mode}; walkjump upsamples nearest-neighbour")));
+                    return Err(self.fail(
+                        n,
+                        format!("uses mode {mode}; walkjump upsamples nearest-neighbour"),
+                    ));
                 }
                 let (scales, sizes) = if n.op_type == "Upsample" || opset < 11 {
                     (self.opt(n, 1)?, None)
@@ -291,11 +408,24 @@ impl Translator {
                 let factor = match (scales, sizes) {
                     (Some(Val::Const(sc)), _) if sc.data.len() == 4 => {
                         let (a, b) = (sc.data[2], sc.data[3]);
-                        (sc.data[0] == 1.0 && sc.data[1] == 1.0 && a == b && a >= 1.0 && a.fract() == 0.0).then_some(a as usize)
+                        (sc.data[0] == 1.0
+                            && sc.data[1] == 1.0
+                            && a == b
+                            && a >= 1.0
+                            && a.fract() == 0.0)
+                            .then_some(a as usize)
                     }
                     (_, Some(Val::Const(sz))) if sz.data.len() == 4 => {
-                        let (oh, ow) = (as_usize(sz.data[2]).unwrap_or(0), as_usize(sz.data[3]).unwrap_or(0));
-                        (oh % h == 0 && ow % w == 0 && oh / h == ow / w && oh >= h && as_usize(sz.data[1]) == Some(c)).then_some(oh / h)
+                        let (oh, ow) = (
+                            as_usize(sz.data[2]).unwrap_or(0),
+                            as_usize(sz.data[3]).unwrap_or(0),
+                        );
+                        (oh % h == 0
+                            && ow % w == 0
+                            && oh / h == ow / w
+                            && oh >= h
+                            && as_usize(sz.data[1]) == Some(c))
+                        .then_some(oh / h)
                     }
                     _ => None,
                 };
@@ -312,11 +442,17 @@ impl Translator {
                 };
                 let k = match attr_ints(n, "kernel_shape").as_deref() {
                     Some(&[a, b]) if a == b && a > 0 => a as usize,
-                    other => return Err(self.fail(n, format!("has kernel {other:?}; walkjump pools with square kernels"))),
+                    other => {
+                        return Err(self.fail(
+                            n,
+                            format!("has kernel {other:?}; walkjump pools with square kernels"),
+                        ));
+                    }
                 };
                 let strides = attr_ints(n, "strides").unwrap_or_else(|| vec![1, 1]);
                 let pads = attr_ints(n, "pads").unwrap_or_else(|| vec![0; 4]);
-                if strides != [k as i64, k as i64] || pads.iter().any(|&p| p != 0) || k > h || k > w {
+                if strides != [k as i64, k as i64] || pads.iter().any(|&p| p != 0) || k > h || k > w
+                {
                     return Err(self.fail(n, format!("pools with kernel {k}, strides {strides:?}, pads {pads:?}; walkjump pools with stride = kernel and no padding")));
                 }
                 if attr_i(n, "ceil_mode", 0) != 0 && (h % k != 0 || w % k != 0) {
@@ -339,9 +475,15 @@ impl Translator {
                 let scale = self.konst(n, 1, "the scale")?;
                 let bias = self.konst(n, 2, "the bias")?;
                 let (id, s, groups, back_to_image) = match self.get(n, 0)? {
-                    Val::Grouped(id, s, g) if n.op_type == "InstanceNormalization" => (id, s, g, false),
+                    Val::Grouped(id, s, g) if n.op_type == "InstanceNormalization" => {
+                        (id, s, g, false)
+                    }
                     Val::Dyn(id, s @ ValueShape::Image(c, _, _)) => {
-                        let g = if n.op_type == "GroupNormalization" { attr_i(n, "num_groups", 0).max(0) as usize } else { c };
+                        let g = if n.op_type == "GroupNormalization" {
+                            attr_i(n, "num_groups", 0).max(0) as usize
+                        } else {
+                            c
+                        };
                         (id, s, g, true)
                     }
                     _ => return Err(self.fail(n, "normalises something other than an image")),
@@ -356,7 +498,9 @@ impl Translator {
                 let expand = |v: &Const| -> Option<Vec<f32>> {
                     match v.data.len() {
                         l if l == c => Some(f32s(&v.data)),
-                        l if l == groups => Some((0..c).map(|ch| v.data[ch / per] as f32).collect()),
+                        l if l == groups => {
+                            Some((0..c).map(|ch| v.data[ch / per] as f32).collect())
+                        }
                         _ => None,
                     }
                 };
@@ -371,7 +515,14 @@ impl Translator {
                 );
                 self.biased.insert(o, node);
                 self.scaled.insert(o, node);
-                self.set(n, if back_to_image { Val::Dyn(o, s) } else { Val::GroupNormed(o, s) })
+                self.set(
+                    n,
+                    if back_to_image {
+                        Val::Dyn(o, s)
+                    } else {
+                        Val::GroupNormed(o, s)
+                    },
+                )
             }
             "LayerNormalization" => {
                 let (id, s) = self.dynamic(n, 0)?;
@@ -393,9 +544,14 @@ impl Translator {
                 }
                 let node = self.nodes.len();
                 let o = self.push(
-                    Op::LayerNorm { eps: attr_f(n, "epsilon", 1e-5) },
+                    Op::LayerNorm {
+                        eps: attr_f(n, "epsilon", 1e-5),
+                    },
                     vec![id],
-                    vec![("weight", vec![d], f32s(&scale.data)), ("bias", vec![d], f32s(&bias))],
+                    vec![
+                        ("weight", vec![d], f32s(&scale.data)),
+                        ("bias", vec![d], f32s(&bias)),
+                    ],
                 );
                 self.biased.insert(o, node);
                 self.scaled.insert(o, node);
@@ -411,14 +567,31 @@ impl Translator {
                     ValueShape::Image(c, _, _) => c,
                 };
                 let mut ps = Vec::new();
-                for (k, name) in [(1, "weight"), (2, "bias"), (3, "running_mean"), (4, "running_var")] {
+                for (k, name) in [
+                    (1, "weight"),
+                    (2, "bias"),
+                    (3, "running_mean"),
+                    (4, "running_var"),
+                ] {
                     let v = self.konst(n, k, name)?;
                     if v.data.len() != c {
-                        return Err(self.fail(n, format!("has {} values for {name}, the input has {c} channels", v.data.len())));
+                        return Err(self.fail(
+                            n,
+                            format!(
+                                "has {} values for {name}, the input has {c} channels",
+                                v.data.len()
+                            ),
+                        ));
                     }
                     ps.push((name, vec![c], f32s(&v.data)));
                 }
-                let o = self.push(Op::BatchNorm { eps: attr_f(n, "epsilon", 1e-5) }, vec![id], ps);
+                let o = self.push(
+                    Op::BatchNorm {
+                        eps: attr_f(n, "epsilon", 1e-5),
+                    },
+                    vec![id],
+                    ps,
+                );
                 self.set(n, Val::Dyn(o, s))
             }
             other => match crate::nn::graph::ops::find_onnx(other) {
@@ -428,7 +601,13 @@ impl Translator {
                         .iter()
                         .flat_map(|d| d.onnx_types().iter().copied())
                         .collect();
-                    Err(self.fail(n, format!("is not supported; walkjump reads {SUPPORTED}, {}", registered.join(", "))))
+                    Err(self.fail(
+                        n,
+                        format!(
+                            "is not supported; walkjump reads {SUPPORTED}, {}",
+                            registered.join(", ")
+                        ),
+                    ))
                 }
             },
         }

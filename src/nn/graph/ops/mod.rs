@@ -37,6 +37,8 @@ macro_rules! registry {
 
 registry! {
     mish::Mish,
+    max_pool::MaxPool,
+    conv_transpose::ConvTranspose2d,
 }
 
 /// An op's parameters: the fields of its JSON node besides `op`, `in` and `name`.
@@ -103,6 +105,8 @@ pub struct OnnxAttr<'a> {
     pub i: i64,
     /// String value (bytes).
     pub s: &'a [u8],
+    /// Integer list value (e.g. `kernel_shape`, `strides`, `pads`).
+    pub ints: &'a [i64],
 }
 
 /// Everything about one op. Implemented by a unit struct in the op's own file and listed once in the registry; see

@@ -236,3 +236,181 @@ fn an_unregistered_op_runs_through_the_extension_point() {
         "{e}"
     );
 }
+
+/// The U-Net ops of the registry: max pooling (with an odd side, whose last row is dropped) and transposed
+/// convolutions (stride 2 with padding and output padding, then stride 2 without bias), held to finite
+/// differences and autograd in both layouts.
+#[test]
+fn max_pool_and_conv_transpose_vjps_match_finite_differences_and_autograd() {
+    let s = spec(serde_json::json!({
+        "input": [2, 7, 6],
+        "nodes": [
+            {"op": "conv2d", "in": [0], "name": "c", "out": 3, "kernel": 3, "padding": 1},
+            {"op": "max_pool", "in": [1], "kernel": 2},
+            {"op": "conv_transpose2d", "in": [2], "name": "u1", "out": 4, "kernel": 3, "stride": 2,
+             "padding": 1, "output_padding": 1},
+            {"op": "tanh", "in": [3]},
+            {"op": "conv_transpose2d", "in": [4], "name": "u2", "out": 2, "kernel": 2, "stride": 2,
+             "bias": false},
+            {"op": "max_pool", "in": [5], "kernel": 3},
+            {"op": "flatten", "in": [6]},
+            {"op": "linear", "in": [7], "name": "l", "out": 3}
+        ]
+    }));
+    let (graph, _vars) = build(&s, 21);
+    assert_eq!(graph.output_shape(), ValueShape::Flat(3));
+    check(&s, 21);
+}
+
+/// `max_pool` is the maximum of each window, as candle's own `max_pool2d`; a tie shares the window's gradient.
+#[test]
+fn max_pool_computes_window_maxima_and_shares_ties() {
+    let s = spec(
+        serde_json::json!({"input": [2, 5, 4], "nodes": [{"op": "max_pool", "in": [0], "kernel": 2}]}),
+    );
+    let (graph, _vars) = build(&s, 3);
+    let mut rng = Rng::new(4);
+    let x = random(&mut rng, 3, 40);
+    let want = x
+        .reshape((3, 2, 5, 4))
+        .and_then(|t| t.max_pool2d(2))
+        .and_then(|t| t.flatten_from(1))
+        .expect("reference");
+    for nhwc in [true, false] {
+        let (got, _) = graph.forward_layout(&x, nhwc, false).expect("forward");
+        assert_eq!(values(&got), values(&want), "nhwc {nhwc}");
+    }
+    // One channel of zeros with a 3 in the first window: the 3 takes its window's gradient; the second window is
+    // four tied zeros, which take a quarter of its gradient each.
+    let s = spec(
+        serde_json::json!({"input": [1, 2, 4], "nodes": [{"op": "max_pool", "in": [0], "kernel": 2}]}),
+    );
+    let (graph, _vars) = build(&s, 3);
+    let x = Tensor::from_vec(
+        vec![3.0f64, 0., 0., 0., 0., 0., 0., 0.],
+        (1, 8),
+        &Device::Cpu,
+    )
+    .expect("x");
+    let g = Tensor::from_vec(vec![1.0f64, 2.0], (1, 2), &Device::Cpu).expect("g");
+    for nhwc in [true, false] {
+        let (y, cache) = graph.forward_layout(&x, nhwc, true).expect("forward");
+        assert_eq!(values(&y), [3.0, 0.0]);
+        let gx = values(&graph.vjp(&cache, &g).expect("vjp"));
+        assert_eq!(gx, [1.0, 0., 0.5, 0.5, 0., 0., 0.5, 0.5], "nhwc {nhwc}");
+    }
+}
+
+/// `conv_transpose2d` scatters each input pixel times the kernel into the output, `(h - 1) s - 2 p + k + op`
+/// per side: checked against the definition written as loops.
+#[test]
+fn conv_transpose_computes_its_definition() {
+    let (cin, cout, h, w, k, st, p, op) = (
+        2usize, 3usize, 3usize, 4usize, 3usize, 2usize, 1usize, 1usize,
+    );
+    let s = spec(serde_json::json!({"input": [cin, h, w], "nodes": [
+        {"op": "conv_transpose2d", "in": [0], "name": "u", "out": cout, "kernel": k, "stride": st,
+         "padding": p, "output_padding": op}
+    ]}));
+    let (graph, vars) = build(&s, 5);
+    let (oh, ow) = ((h - 1) * st + k + op - 2 * p, (w - 1) * st + k + op - 2 * p);
+    assert_eq!(graph.output_shape(), ValueShape::Image(cout, oh, ow));
+    let data = vars.data().lock().expect("lock");
+    let wt = values(data["u.weight"].as_tensor());
+    let b = values(data["u.bias"].as_tensor());
+    drop(data);
+    let mut rng = Rng::new(6);
+    let x = random(&mut rng, 1, cin * h * w);
+    let xs = values(&x);
+    let mut want = vec![0.0f64; cout * oh * ow];
+    for o in 0..cout {
+        for v in want[o * oh * ow..(o + 1) * oh * ow].iter_mut() {
+            *v = b[o];
+        }
+    }
+    for c in 0..cin {
+        for i in 0..h {
+            for j in 0..w {
+                for o in 0..cout {
+                    for a in 0..k {
+                        for bb in 0..k {
+                            let (r, q) = (
+                                (i * st + a) as i64 - p as i64,
+                                (j * st + bb) as i64 - p as i64,
+                            );
+                            if r < 0 || q < 0 || r >= oh as i64 || q >= ow as i64 {
+                                continue;
+                            }
+                            want[o * oh * ow + r as usize * ow + q as usize] +=
+                                xs[c * h * w + i * w + j] * wt[((c * cout + o) * k + a) * k + bb];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for nhwc in [true, false] {
+        let (got, _) = graph.forward_layout(&x, nhwc, false).expect("forward");
+        let err = values(&got)
+            .iter()
+            .zip(&want)
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+        assert!(err < 1e-12, "nhwc {nhwc}: differs by {err}");
+    }
+}
+
+#[test]
+fn max_pool_and_conv_transpose_refuse_bad_fields_in_one_line() {
+    let cases = [
+        (
+            serde_json::json!({"op": "max_pool", "in": [0], "kernel": 9}),
+            vec![2, 8, 8],
+            "node 0 (max_pool): kernel 9 does not fit a 8x8 image",
+        ),
+        (
+            serde_json::json!({"op": "max_pool", "in": [0], "kernel": 2}),
+            vec![12],
+            "node 0 (max_pool): needs an image input",
+        ),
+        (
+            serde_json::json!({"op": "max_pool", "in": [0], "kernel": 2, "stride": 1}),
+            vec![2, 8, 8],
+            "unknown field `stride`",
+        ),
+        (
+            serde_json::json!({"op": "conv_transpose2d", "in": [0], "out": 2, "kernel": 2}),
+            vec![2, 8, 8],
+            "node 0 (conv_transpose2d): needs a name",
+        ),
+        (
+            serde_json::json!({"op": "conv_transpose2d", "in": [0], "name": "u", "out": 2, "kernel": 2, "stride": 2, "output_padding": 2}),
+            vec![2, 8, 8],
+            "output_padding 2, which must be below the stride 2",
+        ),
+        (
+            serde_json::json!({"op": "conv_transpose2d", "in": [0], "name": "u", "out": 2, "kernel": 1, "padding": 3}),
+            vec![2, 2, 2],
+            "padding 3 leaves no output",
+        ),
+        (
+            serde_json::json!({"op": "conv_transpose2d", "in": [0], "name": "u", "out": 0, "kernel": 2}),
+            vec![2, 8, 8],
+            "needs at least one output channel",
+        ),
+        (
+            serde_json::json!({"op": "conv_transpose2d", "in": [0], "name": "u", "out": 2, "kernel": 40}),
+            vec![2, 8, 8],
+            "walkjump takes kernels 1..=15",
+        ),
+    ];
+    for (node, dims, want) in cases {
+        let s = spec(serde_json::json!({"nodes": [node]}));
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu);
+        let e = Graph::new(&vb, &s, ValueShape::from_dims(&dims).expect("dims"))
+            .expect_err(want)
+            .to_string();
+        assert!(e.contains(want), "{e:?} should say {want:?}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+}
