@@ -504,6 +504,7 @@ impl Graph {
             .map(|s| match (&s.node, s.shape) {
                 (Node::Linear(l), _) => l.weight.elem_count(),
                 (Node::Conv(c), ValueShape::Image(_, h, w)) => c.weight.elem_count() * h * w,
+                (Node::Ext(op), _) => op.macs(),
                 _ => 0,
             })
             .sum()

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::{OnnxAttr, OpDef, OpLayout, OpNode, Params};
 use crate::nn::graph::ValueShape;
+use crate::nn::layers::Conv2d;
 use crate::nn::{Error, Result};
 
 /// `[c_in, h, w] -> [out, h', w']` with `weight [c_in, out, k, k]` and `bias [out]` under the node's name:
@@ -120,22 +121,25 @@ impl OpDef for ConvTranspose2d {
         vb: &VarBuilder,
     ) -> Result<Box<dyn OpNode>> {
         let p: ConvTransposeParams = super::parse(params).map_err(Error::Architecture)?;
-        let ValueShape::Image(c, _, _) = inputs[0] else {
+        let ValueShape::Image(c, h, w) = inputs[0] else {
             return Err(Error::Architecture(
                 "conv_transpose2d needs an image input".into(),
             ));
         };
-        let weight = vb.get((c, p.out, p.kernel, p.kernel), "weight")?;
+        let (oh, ow) = (
+            p.side(h).map_err(Error::Architecture)?,
+            p.side(w).map_err(Error::Architecture)?,
+        );
+        // Reads `weight [c_in, out, k, k]`: the adjoint convolution's `[c_out, c_in, k, k]`.
+        let adjoint = Conv2d::new(vb, (p.out, oh, ow), c, p.kernel, p.stride, p.padding, false)?;
         let bias = match p.bias {
             true => Some(vb.get(p.out, "bias")?),
             false => None,
         };
         Ok(Box::new(ConvTransposeNode {
-            weight,
+            adjoint,
             bias,
-            stride: p.stride,
-            padding: p.padding,
-            output_padding: p.output_padding,
+            macs: c * p.out * p.kernel * p.kernel * h * w,
         }))
     }
 
@@ -243,54 +247,53 @@ pub fn onnx_params(
     Ok(params)
 }
 
+/// A transposed convolution as the adjoint of an ordinary one: `adjoint` is the convolution from `out` to `c_in`
+/// channels with the same weight `[c_in, out, k, k]`, stride and padding (no bias), whose input-VJP is this op's
+/// forward and whose forward is this op's input-VJP. Both run on the CPU kernels of `Conv2d` (im2col / col2im
+/// and GEMM, batch blocks, threads) in the channels-last layout.
 #[derive(Debug)]
 struct ConvTransposeNode {
-    /// `[c_in, out, k, k]`
-    weight: Tensor,
+    adjoint: Conv2d,
     /// `[out]`
     bias: Option<Tensor>,
-    stride: usize,
-    padding: usize,
-    output_padding: usize,
-}
-
-/// A rank-4 image in `layout` as channels-first `[N, c, h, w]`.
-fn to_nchw(x: &Tensor, layout: OpLayout) -> Result<Tensor> {
-    Ok(match layout.channels_last {
-        true => x.permute((0, 3, 1, 2))?.contiguous()?,
-        false => x.clone(),
-    })
-}
-
-/// A channels-first image `[N, c, h, w]` back in `layout`.
-fn from_nchw(x: Tensor, layout: OpLayout) -> Result<Tensor> {
-    Ok(match layout.channels_last {
-        true => x.permute((0, 2, 3, 1))?.contiguous()?,
-        false => x,
-    })
+    /// Multiply-adds per sample: `c_in * out * k^2 * h * w`.
+    macs: usize,
 }
 
 impl OpNode for ConvTransposeNode {
-    /// `x: [N, c_in, h, w]` (or channels-last) to `[N, out, h', w']`; saves nothing (the VJP needs only the weight).
+    /// `x: [N, c_in, h, w]` (or `[N, h, w, c_in]`) to `[N, out, h', w']` (or channels-last); saves the weight
+    /// matrix of the channels-last kernels for the VJP.
     fn forward(&self, inputs: &[&Tensor], layout: OpLayout) -> Result<(Tensor, Vec<Tensor>)> {
-        let x = to_nchw(inputs[0], layout)?;
-        let mut y = x.conv_transpose2d(
-            &self.weight,
-            self.padding,
-            self.output_padding,
-            self.stride,
-            1,
-        )?;
+        let x = inputs[0];
+        let (mut y, saved) = if layout.channels_last {
+            let wm = self.adjoint.weight_matrix()?;
+            let y = self.adjoint.vjp_nhwc(x, &wm)?;
+            (y, if layout.keep { vec![wm] } else { Vec::new() })
+        } else {
+            (self.adjoint.vjp(x)?, Vec::new())
+        };
         if let Some(b) = &self.bias {
-            y = y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)?;
+            y = y.broadcast_add(&layout.per_channel(b, 4)?)?;
         }
-        Ok((from_nchw(y, layout)?, Vec::new()))
+        Ok((y, saved))
     }
 
-    /// `g: [N, out, h', w'] -> [N, c_in, h, w]`: the convolution with the same weight, stride and padding.
-    fn vjp(&self, _: &[Tensor], g: &Tensor, layout: OpLayout) -> Result<Vec<Option<Tensor>>> {
-        let g = to_nchw(g, layout)?;
-        let gx = g.conv2d(&self.weight, self.padding, self.stride, 1, 1)?;
-        Ok(vec![Some(from_nchw(gx, layout)?)])
+    /// `g: [N, out, h', w'] -> [N, c_in, h, w]` (or channels-last): the convolution with the same weight, stride
+    /// and padding.
+    fn vjp(&self, saved: &[Tensor], g: &Tensor, layout: OpLayout) -> Result<Vec<Option<Tensor>>> {
+        let gx = if layout.channels_last {
+            let wm = match saved.first() {
+                Some(wm) => wm.clone(),
+                None => self.adjoint.weight_matrix()?,
+            };
+            self.adjoint.forward_nhwc(g, &wm)?
+        } else {
+            self.adjoint.forward(g)?
+        };
+        Ok(vec![Some(gx)])
+    }
+
+    fn macs(&self) -> usize {
+        self.macs
     }
 }

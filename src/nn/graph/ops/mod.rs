@@ -169,6 +169,12 @@ pub trait OpNode: fmt::Debug + Send + Sync {
 
     /// `g` (the output's gradient, in `layout`) to each input's gradient, in input order (`None`: no gradient).
     fn vjp(&self, saved: &[Tensor], g: &Tensor, layout: OpLayout) -> Result<Vec<Option<Tensor>>>;
+
+    /// Multiply-adds of one forward pass for one sample, for throughput figures (`walkjump bench`); zero for ops
+    /// whose cost is not in products (elementwise, pooling).
+    fn macs(&self) -> usize {
+        0
+    }
 }
 
 /// The definition of an op outside the built-in ones (its parameters sit beside it in [`Op::Ext`](super::Op::Ext)).
