@@ -2,7 +2,7 @@
 # walkjump vs its PyTorch twin on the same checkpoints: parity of energy / score / jump, then speed ratios.
 #
 #   bench/compare.sh [CHECKPOINT ...]     (default: every checkpoints/*.safetensors)
-#   bench/compare.sh --onnx               the five ONNX families of bench/onnx_families.py: re-export, parity of
+#   bench/compare.sh --onnx               the six ONNX families of bench/onnx_families.py: re-export, parity of
 #                                         score and jump (tests/onnx.rs on the fresh files), speed at 64 chains
 #
 # Environment: THREADS (default: nproc; both sides use it), BUDGET (seconds per measurement, default 1),
@@ -58,7 +58,7 @@ if [ "${1:-}" = "--onnx" ]; then
   "$PY" bench/onnx_families.py "$OUT/onnx" 2>/dev/null
   echo "== parity: walkjump vs PyTorch autograd on the fresh exports (within 1e-4)"
   status=0
-  WALKJUMP_ONNX_FIXTURES="$OUT_ABS/onnx" cargo test --release --locked --quiet --test onnx five_families \
+  WALKJUMP_ONNX_FIXTURES="$OUT_ABS/onnx" cargo test --release --locked --quiet --test onnx exported_families \
     -- --nocapture 2>&1 | grep -E "score|test result" || status=1
   echo "== timing, $THREADS threads each: walk-jump step at 64 chains"
   WJ_JSON=()

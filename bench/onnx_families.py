@@ -1,4 +1,4 @@
-"""Five network families that walkjump's old checkpoint format could not hold, exported from PyTorch to ONNX.
+"""Six network families that walkjump's old checkpoint format could not hold, exported from PyTorch to ONNX.
 
     bench/.venv/bin/python bench/onnx_families.py [OUT_DIR]      (default: tests/fixtures/onnx)
     bench/.venv/bin/python bench/onnx_families.py time --threads T --budget S --json OUT.json
@@ -125,6 +125,28 @@ class ClassicUNetEnergy(nn.Module):
         return 0.5 * (r * r).sum(dim=(1, 2, 3))
 
 
+class BilinearScore(nn.Module):
+    """A score net on 1x28x28 that enlarges by bilinear interpolation, PyTorch's align_corners false and true:
+    strided convolutions down, GroupNorm, SiLU, a skip concatenation."""
+
+    def __init__(self):
+        super().__init__()
+        self.d1 = nn.Conv2d(1, 8, 3, stride=2, padding=1)
+        self.n1 = nn.GroupNorm(2, 8)
+        self.d2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.u2 = nn.Conv2d(16, 8, 3, padding=1)
+        self.u1 = nn.Conv2d(16, 8, 3, padding=1)
+        self.out = nn.Conv2d(8, 1, 3, padding=1)
+        self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
+
+    def forward(self, y):
+        a = F.silu(self.n1(self.d1(y)))  # 8 x 14
+        b = F.silu(self.d2(a))  # 16 x 7
+        u = F.silu(self.u2(F.interpolate(b, scale_factor=2, mode="bilinear", align_corners=False)))  # 8 x 14
+        u = F.silu(self.u1(torch.cat([u, a], 1)))  # 8 x 14
+        return self.out(self.up(u))  # 1 x 28
+
+
 class MlpScore(nn.Module):
     """An MLP score net on flat 784 inputs: Tanh, tanh-GELU, LayerNorm."""
 
@@ -148,6 +170,7 @@ FAMILIES = [
     ("colour_energy", ColourEnergy, "energy", 0.3, (3, 32, 32), "3,32,32"),
     ("mlp_score", MlpScore, "score", 1.0, (784,), "1,28,28"),
     ("unet_classic_energy", ClassicUNetEnergy, "energy", 1.0, (1, 28, 28), "1,28,28"),
+    ("bilinear_score", BilinearScore, "score", 1.0, (1, 28, 28), "1,28,28"),
 ]
 
 
@@ -206,7 +229,7 @@ def expected(model, role, sigma, y):
 
 
 def built_models():
-    """The five models with the weights the export writes (same seed, same order)."""
+    """The six models with the weights the export writes (same seed, same order)."""
     torch.manual_seed(0)
     for name, cls, role, sigma, in_shape, shape in FAMILIES:
         model = cls().eval()

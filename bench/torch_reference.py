@@ -195,6 +195,8 @@ class GraphNet(nn.Module):
                 out = tuple(node["shape"])
             elif op == "upsample":
                 out = (x[0], x[1] * node["scale"], x[2] * node["scale"])
+            elif op == "upsample_bilinear":
+                out = (x[0], x[1] * node["scale"], x[2] * node["scale"])
             elif op in ("avg_pool", "max_pool"):
                 out = (x[0], x[1] // node["kernel"], x[2] // node["kernel"])
             elif op == "conv_transpose2d":
@@ -277,6 +279,10 @@ class GraphNet(nn.Module):
                 y = F.avg_pool2d(x, node["kernel"])
             elif op == "max_pool":
                 y = F.max_pool2d(x, node["kernel"])
+            elif op == "upsample_bilinear":
+                y = F.interpolate(
+                    x, scale_factor=node["scale"], mode="bilinear", align_corners=node.get("align_corners", False)
+                )
             elif op == "conv_transpose2d":
                 y = F.conv_transpose2d(
                     x,

@@ -289,7 +289,8 @@ fn graph_training_gradients_match_finite_differences() {
 
 /// Training through the U-Net ops of the op registry: an energy (DEEN, whose loss differentiates the explicit VJP of
 /// `max_pool` and `conv_transpose2d` in the weights) and a denoiser (MDAE) down by max pooling and up by a
-/// transposed convolution with output padding, each gradient against finite differences.
+/// transposed convolution with output padding, then by bilinear up-sampling, each gradient against finite
+/// differences.
 #[test]
 fn max_pool_and_conv_transpose_training_gradients_match_finite_differences() {
     let graph = |nodes: serde_json::Value| -> Arch {
@@ -315,7 +316,11 @@ fn max_pool_and_conv_transpose_training_gradients_match_finite_differences() {
         {"op": "conv_transpose2d", "in": [3], "name": "u", "out": 3, "kernel": 3, "stride": 2,
          "padding": 1, "output_padding": 1},
         {"op": "concat", "in": [4, 2]},
-        {"op": "conv2d", "in": [5], "name": "o", "out": 1, "kernel": 3, "padding": 1}
+        {"op": "conv2d", "in": [5], "name": "o", "out": 3, "kernel": 3, "padding": 1},
+        {"op": "silu", "in": [6]},
+        {"op": "avg_pool", "in": [7], "kernel": 2},
+        {"op": "upsample_bilinear", "in": [8], "scale": 2},
+        {"op": "conv2d", "in": [9], "name": "r", "out": 1, "kernel": 3, "padding": 1}
     ]));
     check_training_gradient_at(ModelKind::MDAE, unet, ZMode::Sample, 6);
 }

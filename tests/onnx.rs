@@ -1,4 +1,4 @@
-//! ONNX import: five architecture families exported by `torch.onnx.export` (bench/onnx_families.py) against what
+//! ONNX import: six architecture families exported by `torch.onnx.export` (bench/onnx_families.py) against what
 //! PyTorch autograd computed for the same inputs, the native checkpoint written by `walkjump convert`, the CLI on
 //! an imported model, and hostile files.
 
@@ -12,13 +12,14 @@ use walkjump::models::{Model, ScoreModel};
 use walkjump::onnx::{ImportOptions, OnnxError, Role, import_bytes, proto};
 use walkjump::sampling::rng::Rng;
 
-/// The five families, and two of them as the older TorchScript exporter writes them (`*_legacy`, same weights).
-const FAMILIES: [&str; 7] = [
+/// The six families, and two of them as the older TorchScript exporter writes them (`*_legacy`, same weights).
+const FAMILIES: [&str; 8] = [
     "res_energy",
     "unet_denoiser",
     "colour_energy",
     "mlp_score",
     "unet_classic_energy",
+    "bilinear_score",
     "res_energy_legacy",
     "colour_energy_legacy",
 ];
@@ -60,7 +61,7 @@ fn rel_err(got: &Tensor, want: &Tensor) -> f32 {
 
 /// Score and jump of each imported family equal PyTorch autograd's within 1e-4 (the energy too, where there is one).
 #[test]
-fn five_families_match_pytorch_autograd() {
+fn exported_families_match_pytorch_autograd() {
     for name in FAMILIES {
         let model = Model::load(&fixture(&format!("{name}.onnx")), &Device::Cpu)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -369,4 +370,90 @@ fn registered_ops_translate_onnx_nodes() {
         "{e}"
     );
     assert!(!e.contains('\n'), "{e}");
+}
+
+/// `Resize` of a 1x2x2 image by 2: nearest and bilinear (half-pixel, the default of opset 11 on, and
+/// align_corners) translate; cubic and asymmetric bilinear are refused in one line naming the node.
+#[test]
+fn resize_modes_translate_or_are_refused() {
+    let resize = |attrs: &[(&str, &str)]| -> Vec<u8> {
+        let scales = proto::NodeProto {
+            output: vec!["scales".into()],
+            name: "scales_0".into(),
+            op_type: "Constant".into(),
+            attribute: vec![proto::AttributeProto {
+                name: "value".into(),
+                t: Some(proto::TensorProto {
+                    dims: vec![4],
+                    data_type: 1,
+                    float_data: vec![1.0, 1.0, 2.0, 2.0],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut r = node("Resize", &["y", "", "scales"], "out");
+        for (name, value) in attrs {
+            r.attribute.push(proto::AttributeProto {
+                name: name.to_string(),
+                s: value.as_bytes().to_vec(),
+                ..Default::default()
+            });
+        }
+        let mut m = model(vec![scales, r], 20);
+        let g = m.graph.as_mut().expect("graph");
+        g.input = vec![input("y", &[0, 1, 2, 2])];
+        g.output = vec![input("out", &[0, 1, 4, 4])];
+        prost::Message::encode_to_vec(&m)
+    };
+    let run = |bytes: &[u8]| -> Vec<f32> {
+        let imported = import_bytes(bytes, &ImportOptions::default()).expect("translate");
+        let vb = candle_nn::VarBuilder::from_tensors(
+            std::collections::HashMap::new(),
+            candle_core::DType::F32,
+            &Device::Cpu,
+        );
+        let graph = walkjump::nn::Graph::new(&vb, &imported.spec, imported.input).expect("graph");
+        let x = Tensor::from_vec(vec![0.0f32, 4.0, 8.0, 12.0], (1, 4), &Device::Cpu).expect("x");
+        graph
+            .forward(&x)
+            .and_then(|y| Ok(y.flatten_all()?.to_vec1::<f32>()?))
+            .expect("forward")
+    };
+    assert_eq!(
+        run(&resize(&[("mode", "nearest")]))[..4],
+        [0.0, 0.0, 4.0, 4.0]
+    );
+    // Half-pixel: first row [0, 1, 3, 4]; align_corners: [0, 4/3, 8/3, 4].
+    assert_eq!(
+        run(&resize(&[("mode", "linear")]))[..4],
+        [0.0, 1.0, 3.0, 4.0]
+    );
+    let aligned = run(&resize(&[
+        ("mode", "linear"),
+        ("coordinate_transformation_mode", "align_corners"),
+    ]));
+    for (got, want) in aligned[..4].iter().zip([0.0, 4.0 / 3.0, 8.0 / 3.0, 4.0]) {
+        assert!((got - want).abs() < 1e-6, "{aligned:?}");
+    }
+    for (attrs, want) in [
+        (
+            vec![("mode", "cubic")],
+            "node 'Resize_0' (Resize): uses mode cubic",
+        ),
+        (
+            vec![
+                ("mode", "linear"),
+                ("coordinate_transformation_mode", "asymmetric"),
+            ],
+            "node 'Resize_0' (Resize): interpolates with coordinates asymmetric",
+        ),
+    ] {
+        let e = import_bytes(&resize(&attrs), &ImportOptions::default())
+            .expect_err(want)
+            .to_string();
+        assert!(e.contains(want), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
 }

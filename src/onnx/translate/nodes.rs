@@ -394,12 +394,39 @@ impl Translator {
                     return Err(self.fail(n, "upsamples a flat value"));
                 };
                 let mode = attr_s(n, "mode").unwrap_or_else(|| "nearest".into());
-                if mode != "nearest" {
-                    return Err(self.fail(
-                        n,
-                        format!("uses mode {mode}; walkjump upsamples nearest-neighbour"),
-                    ));
-                }
+                // Bilinear: PyTorch's align_corners false (half_pixel) or true. Without the attribute, Resize
+                // (opset 11 on) means half_pixel, Upsample and older Resize asymmetric. (Antialiasing only acts
+                // when shrinking; walkjump only enlarges.)
+                let coordinates = attr_s(n, "coordinate_transformation_mode").or_else(|| {
+                    (n.op_type == "Resize" && opset >= 11).then(|| "half_pixel".to_string())
+                });
+                let align_corners = match (mode.as_str(), coordinates) {
+                    ("nearest", _) => None,
+                    ("linear" | "bilinear", Some(c))
+                        if c == "half_pixel" || c == "pytorch_half_pixel" =>
+                    {
+                        Some(false)
+                    }
+                    ("linear" | "bilinear", Some(c)) if c == "align_corners" => Some(true),
+                    ("linear" | "bilinear", c) => {
+                        return Err(self.fail(
+                            n,
+                            format!(
+                                "interpolates with coordinates {}; walkjump reads half_pixel and align_corners (PyTorch's bilinear)",
+                                c.as_deref().map(crate::text::one_line).unwrap_or_else(|| "asymmetric".into())
+                            ),
+                        ));
+                    }
+                    (other, _) => {
+                        return Err(self.fail(
+                            n,
+                            format!(
+                                "uses mode {}; walkjump upsamples nearest-neighbour or bilinear",
+                                crate::text::one_line(other)
+                            ),
+                        ));
+                    }
+                };
                 let (scales, sizes) = if n.op_type == "Upsample" || opset < 11 {
                     (self.opt(n, 1)?, None)
                 } else {
@@ -432,7 +459,16 @@ impl Translator {
                 let Some(f) = factor.filter(|f| (1..=16).contains(f)) else {
                     return Err(self.fail(n, "resizes by something other than one integer factor (1 to 16) in both directions"));
                 };
-                let o = self.push(Op::Upsample { scale: f }, vec![id], vec![]);
+                let op = match align_corners {
+                    None => Op::Upsample { scale: f },
+                    Some(a) => {
+                        let mut params = crate::nn::graph::ops::Params::new();
+                        params.insert("scale".into(), serde_json::json!(f));
+                        params.insert("align_corners".into(), serde_json::json!(a));
+                        Op::ext(&crate::nn::graph::ops::UpsampleBilinear, params)
+                    }
+                };
+                let o = self.push(op, vec![id], vec![]);
                 self.set(n, Val::Dyn(o, ValueShape::Image(c, h * f, w * f)))
             }
             "AveragePool" => {

@@ -39,6 +39,7 @@ registry! {
     mish::Mish,
     max_pool::MaxPool,
     conv_transpose::ConvTranspose2d,
+    upsample_bilinear::UpsampleBilinear,
 }
 
 /// An op's parameters: the fields of its JSON node besides `op`, `in` and `name`.

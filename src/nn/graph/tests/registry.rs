@@ -414,3 +414,60 @@ fn max_pool_and_conv_transpose_refuse_bad_fields_in_one_line() {
         assert!(!e.contains('\n'), "{e}");
     }
 }
+
+/// `upsample_bilinear` in both coordinate conventions, on odd sides, held to finite differences and autograd in
+/// both layouts.
+#[test]
+fn upsample_bilinear_vjp_matches_finite_differences_and_autograd() {
+    let s = spec(serde_json::json!({
+        "input": [2, 3, 5],
+        "nodes": [
+            {"op": "conv2d", "in": [0], "name": "c", "out": 3, "kernel": 3, "padding": 1},
+            {"op": "upsample_bilinear", "in": [1], "scale": 2},
+            {"op": "tanh", "in": [2]},
+            {"op": "upsample_bilinear", "in": [3], "scale": 3, "align_corners": true},
+            {"op": "flatten", "in": [4]},
+            {"op": "linear", "in": [5], "name": "l", "out": 2}
+        ]
+    }));
+    check(&s, 31);
+}
+
+/// PyTorch's bilinear weights on a 2x2 image enlarged twice: half-pixel rows `[a, 3a/4 + b/4, a/4 + 3b/4, b]`,
+/// corner-aligned rows `[a, 2a/3 + b/3, a/3 + 2b/3, b]`, the same along columns.
+#[test]
+fn upsample_bilinear_computes_pytorch_weights() {
+    let row = |a: f64, b: f64, align: bool| -> [f64; 4] {
+        if align {
+            [a, (2.0 * a + b) / 3.0, (a + 2.0 * b) / 3.0, b]
+        } else {
+            [a, 0.75 * a + 0.25 * b, 0.25 * a + 0.75 * b, b]
+        }
+    };
+    let x = [1.0, 5.0, -2.0, 3.0];
+    for align in [false, true] {
+        let s = spec(serde_json::json!({"input": [1, 2, 2], "nodes": [
+            {"op": "upsample_bilinear", "in": [0], "scale": 2, "align_corners": align}
+        ]}));
+        let (graph, _vars) = build(&s, 1);
+        let (top, bottom) = (row(x[0], x[1], align), row(x[2], x[3], align));
+        let mut want = Vec::new();
+        for r in 0..4 {
+            let [a, b, c, d] = [0, 1, 2, 3].map(|k| row(top[k], bottom[k], align)[r]);
+            want.extend([a, b, c, d]);
+        }
+        let input = Tensor::from_vec(x.to_vec(), (1, 4), &Device::Cpu).expect("x");
+        for nhwc in [true, false] {
+            let (got, _) = graph.forward_layout(&input, nhwc, false).expect("forward");
+            let err = values(&got)
+                .iter()
+                .zip(&want)
+                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                err < 1e-12,
+                "align {align}, nhwc {nhwc}: {:?} vs {want:?}",
+                values(&got)
+            );
+        }
+    }
+}
