@@ -23,6 +23,9 @@ pub struct ConvTranspose2d;
 const MAX_KERNEL: usize = 15;
 const MAX_PADDING: usize = 15;
 const MAX_STRIDE: usize = 8;
+/// The graph's limits on a layer's width and on the values of one sample, checked here before the weight is made.
+const MAX_WIDTH: usize = 1 << 16;
+const MAX_VALUE_ELEMS: usize = 1 << 24;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,8 +72,10 @@ impl ConvTransposeParams {
             output_padding,
             ..
         } = *self;
-        if out == 0 {
-            return Err("needs at least one output channel".into());
+        if out == 0 || out > MAX_WIDTH {
+            return Err(format!(
+                "has {out} output channels, out of range 1..={MAX_WIDTH}"
+            ));
         }
         if !(1..=MAX_KERNEL).contains(&kernel)
             || !(1..=MAX_STRIDE).contains(&stride)
@@ -111,7 +116,14 @@ impl OpDef for ConvTranspose2d {
                 inputs[0].describe()
             ));
         };
-        Ok(ValueShape::Image(p.out, p.side(h)?, p.side(w)?))
+        let (oh, ow) = (p.side(h)?, p.side(w)?);
+        if p.out.saturating_mul(oh).saturating_mul(ow) > MAX_VALUE_ELEMS {
+            return Err(format!(
+                "output [{}, {oh}, {ow}] has more than {MAX_VALUE_ELEMS} values per sample",
+                p.out
+            ));
+        }
+        Ok(ValueShape::Image(p.out, oh, ow))
     }
 
     fn load(

@@ -395,12 +395,28 @@ fn max_pool_and_conv_transpose_refuse_bad_fields_in_one_line() {
         (
             serde_json::json!({"op": "conv_transpose2d", "in": [0], "name": "u", "out": 0, "kernel": 2}),
             vec![2, 8, 8],
-            "needs at least one output channel",
+            "has 0 output channels, out of range 1..=65536",
         ),
         (
             serde_json::json!({"op": "conv_transpose2d", "in": [0], "name": "u", "out": 2, "kernel": 40}),
             vec![2, 8, 8],
             "walkjump takes kernels 1..=15",
+        ),
+        // Refused before its weight is made: 65536 channels of 130x130 (the weight alone would be 9 GB).
+        (
+            serde_json::json!({"op": "conv_transpose2d", "in": [0], "name": "u", "out": 65536, "kernel": 3, "stride": 2, "output_padding": 1}),
+            vec![8192, 64, 64],
+            "output [65536, 130, 130] has more than 16777216 values per sample",
+        ),
+        (
+            serde_json::json!({"op": "upsample_bilinear", "in": [0], "scale": 0}),
+            vec![2, 8, 8],
+            "node 0 (upsample_bilinear): scale 0 out of range 1..=16",
+        ),
+        (
+            serde_json::json!({"op": "upsample_bilinear", "in": [0], "scale": 2}),
+            vec![64],
+            "node 0 (upsample_bilinear): needs an image input",
         ),
     ];
     for (node, dims, want) in cases {
