@@ -2,7 +2,7 @@
 # walkjump vs its PyTorch twin on the same checkpoints: parity of energy / score / jump, then speed ratios.
 #
 #   bench/compare.sh [CHECKPOINT ...]     (default: every checkpoints/*.safetensors)
-#   bench/compare.sh --onnx               the six ONNX families of bench/onnx_families.py: re-export, parity of
+#   bench/compare.sh --onnx               the seven ONNX families of bench/onnx_families.py: re-export, parity of
 #                                         score and jump (tests/onnx.rs on the fresh files), speed at 64 chains
 #
 # Environment: THREADS (default: nproc; both sides use it), BUDGET (seconds per measurement, default 1),

@@ -1,4 +1,4 @@
-"""Six network families that walkjump's old checkpoint format could not hold, exported from PyTorch to ONNX.
+"""Seven network families that walkjump's old checkpoint format could not hold, exported from PyTorch to ONNX.
 
     bench/.venv/bin/python bench/onnx_families.py [OUT_DIR]      (default: tests/fixtures/onnx)
     bench/.venv/bin/python bench/onnx_families.py time --threads T --budget S --json OUT.json
@@ -147,6 +147,27 @@ class BilinearScore(nn.Module):
         return self.out(self.up(u))  # 1 x 28
 
 
+class ActivationsEnergy(nn.Module):
+    """A conv energy through the activations of mobile and self-normalising nets: Hardswish, ReLU6 (Clip),
+    Hardsigmoid, SELU, CELU, Softsign, abs."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 8, 3, stride=2, padding=1)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.c3 = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.fc = nn.Linear(8 * 7 * 7, 32)
+        self.out = nn.Linear(32, 1)
+
+    def forward(self, y):
+        h = F.hardswish(self.c1(y))  # 8 x 14
+        h = F.relu6(3 * self.c2(h)) * F.hardsigmoid(h)
+        h = F.selu(self.c3(h))  # 8 x 7
+        h = F.celu(self.fc(torch.flatten(h, 1)), alpha=0.7)
+        h = F.softsign(h) + 0.1 * torch.abs(h)
+        return self.out(h).squeeze(-1)
+
+
 class MlpScore(nn.Module):
     """An MLP score net on flat 784 inputs: Tanh, tanh-GELU, LayerNorm."""
 
@@ -171,6 +192,7 @@ FAMILIES = [
     ("mlp_score", MlpScore, "score", 1.0, (784,), "1,28,28"),
     ("unet_classic_energy", ClassicUNetEnergy, "energy", 1.0, (1, 28, 28), "1,28,28"),
     ("bilinear_score", BilinearScore, "score", 1.0, (1, 28, 28), "1,28,28"),
+    ("activations_energy", ActivationsEnergy, "energy", 1.0, (1, 28, 28), "1,28,28"),
 ]
 
 
@@ -229,7 +251,7 @@ def expected(model, role, sigma, y):
 
 
 def built_models():
-    """The six models with the weights the export writes (same seed, same order)."""
+    """The seven models with the weights the export writes (same seed, same order)."""
     torch.manual_seed(0)
     for name, cls, role, sigma, in_shape, shape in FAMILIES:
         model = cls().eval()

@@ -163,6 +163,18 @@ class GraphNet(nn.Module):
         "erf": lambda x, o: torch.erf(x),
         # The ops of walkjump's op registry (src/nn/graph/ops/), one entry each.
         "mish": lambda x, o: x * torch.tanh(torch.logaddexp(x, torch.zeros_like(x))),
+        "hard_sigmoid": lambda x, o: torch.clamp(o.get("alpha", 0.2) * x + o.get("beta", 0.5), 0.0, 1.0),
+        "hard_swish": lambda x, o: F.hardswish(x),
+        "selu": lambda x, o: o.get("gamma", 1.0507009873554805)
+        * torch.where(x > 0, x, o.get("alpha", 1.6732632423543772) * torch.expm1(torch.clamp(x, max=0.0))),
+        "celu": lambda x, o: F.celu(x, o.get("alpha", 1.0)),
+        "softsign": lambda x, o: F.softsign(x),
+        "abs": lambda x, o: torch.abs(x),
+        "clip": lambda x, o: torch.clamp(x, o.get("min", -3.4028234663852886e38), o.get("max", 3.4028234663852886e38)),
+        "exp": lambda x, o: torch.exp(x),
+        "log": lambda x, o: torch.log(x),
+        "sqrt": lambda x, o: torch.sqrt(x),
+        "reciprocal": lambda x, o: torch.reciprocal(x),
     }
 
     def __init__(self, cfg: dict, in_shape: tuple[int, int, int], out_dim: int) -> None:
@@ -267,6 +279,8 @@ class GraphNet(nn.Module):
                 y = a[0] - a[1]
             elif op == "mul":
                 y = a[0] * a[1]
+            elif op == "div":
+                y = a[0] / a[1]
             elif op == "concat":
                 y = torch.cat(a, dim=1)
             elif op == "flatten":

@@ -1,4 +1,4 @@
-//! ONNX import: six architecture families exported by `torch.onnx.export` (bench/onnx_families.py) against what
+//! ONNX import: seven architecture families exported by `torch.onnx.export` (bench/onnx_families.py) against what
 //! PyTorch autograd computed for the same inputs, the native checkpoint written by `walkjump convert`, the CLI on
 //! an imported model, and hostile files.
 
@@ -12,14 +12,15 @@ use walkjump::models::{Model, ScoreModel};
 use walkjump::onnx::{ImportOptions, OnnxError, Role, import_bytes, proto};
 use walkjump::sampling::rng::Rng;
 
-/// The six families, and two of them as the older TorchScript exporter writes them (`*_legacy`, same weights).
-const FAMILIES: [&str; 8] = [
+/// The seven families, and two of them as the older TorchScript exporter writes them (`*_legacy`, same weights).
+const FAMILIES: [&str; 9] = [
     "res_energy",
     "unet_denoiser",
     "colour_energy",
     "mlp_score",
     "unet_classic_energy",
     "bilinear_score",
+    "activations_energy",
     "res_energy_legacy",
     "colour_energy_legacy",
 ];

@@ -11,8 +11,9 @@ use walkjump::nn::NetConfig;
 use walkjump::nn::graph::ops::OPS;
 use walkjump::sampling::rng::Rng;
 
-/// An energy network with the op in the middle: between two dense layers for an elementwise op (those with weights
-/// get a name), or between a convolution and a dense readout for the image ops, with the fields they need.
+/// An energy network with the op in the middle: after a dense layer and an activation for an elementwise op (those
+/// with weights get a name), or between a convolution and a dense readout for the image ops, with the fields they
+/// need.
 fn arch_with(op: &str, needs_name: bool) -> Arch {
     let image_fields = match op {
         "max_pool" => Some(serde_json::json!({"kernel": 2})),
@@ -26,10 +27,15 @@ fn arch_with(op: &str, needs_name: bool) -> Arch {
         .clone()
         .unwrap_or_else(|| serde_json::json!({}));
     node["op"] = op.into();
-    node["in"] = serde_json::json!([2]);
+    node["in"] = serde_json::json!([if image_fields.is_some() { 2 } else { 3 }]);
     if needs_name {
         node["name"] = "x".into();
     }
+    // Ops defined on positive values only (log, sqrt) read a softplus; the others a SiLU or tanh.
+    let act = match op {
+        "log" | "sqrt" => "softplus",
+        _ => "tanh",
+    };
     let nodes = match image_fields {
         Some(_) => serde_json::json!([
             {"op": "conv2d", "in": [0], "name": "a", "out": 3, "kernel": 3, "padding": 1},
@@ -41,8 +47,9 @@ fn arch_with(op: &str, needs_name: bool) -> Arch {
         None => serde_json::json!([
             {"op": "flatten", "in": [0]},
             {"op": "linear", "in": [1], "name": "a", "out": 8},
+            {"op": act, "in": [2]},
             node,
-            {"op": "linear", "in": [3], "name": "b", "out": 1}
+            {"op": "linear", "in": [4], "name": "b", "out": 1}
         ]),
     };
     let net: NetConfig =

@@ -81,18 +81,21 @@ impl Translator {
     ) -> Result<()> {
         let affine = |m: f64, a: f64| Op::Affine { mul: m, add: a };
         if let Some(k) = c.scalar() {
-            let op =
-                match (op, const_first) {
-                    ("Add", _) => affine(1.0, k),
-                    ("Mul", _) => affine(k, 0.0),
-                    ("Sub", false) => affine(1.0, -k),
-                    ("Sub", true) => affine(-1.0, k),
-                    ("Div", false) if k != 0.0 => affine(1.0 / k, 0.0),
-                    _ => return Err(self.fail(
-                        n,
-                        "divides by the input-dependent value, which walkjump's graph cannot hold",
-                    )),
-                };
+            let op = match (op, const_first) {
+                ("Add", _) => affine(1.0, k),
+                ("Mul", _) => affine(k, 0.0),
+                ("Sub", false) => affine(1.0, -k),
+                ("Sub", true) => affine(-1.0, k),
+                ("Div", false) if k != 0.0 => affine(1.0 / k, 0.0),
+                ("Div", true) => {
+                    // k / x = k * (1 / x).
+                    let def = &crate::nn::graph::ops::RECIPROCAL;
+                    let r = self.push(Op::ext(def, Default::default()), vec![id], vec![]);
+                    let out = self.push(affine(k, 0.0), vec![r], vec![]);
+                    return self.set(n, Val::Dyn(out, s));
+                }
+                _ => return Err(self.fail(n, "divides by zero")),
+            };
             // `x * 1`, `x + 0` (exporters leave them, e.g. a scale of one) are the value itself.
             if matches!(op, Op::Affine { mul, add } if mul == 1.0 && add == 0.0) {
                 return self.set(n, Val::Dyn(id, s));
@@ -221,10 +224,7 @@ impl Translator {
                     "Add" => Op::Add,
                     "Sub" => Op::Sub,
                     "Mul" => Op::Mul,
-                    _ => return Err(self.fail(
-                        n,
-                        "divides two input-dependent values, which walkjump's graph cannot hold",
-                    )),
+                    _ => Op::ext(&crate::nn::graph::ops::Div, Default::default()),
                 };
                 let out = self.push(gop, vec![x, y], vec![]);
                 self.set(n, Val::Dyn(out, sx))
@@ -558,6 +558,44 @@ impl Translator {
             ],
         );
         self.set(n, Val::Dyn(o, shape))
+    }
+
+    /// `Clip(x, min, max)`: bounds from attributes before opset 11, from optional constant inputs after.
+    pub(super) fn clip(&mut self, n: &NodeProto, opset: i64) -> Result<()> {
+        let (id, s) = self.dynamic(n, 0)?;
+        let mut bounds = Vec::new();
+        for (k, name) in [(1, "min"), (2, "max")] {
+            let v = if opset < 11 {
+                attr(n, name).map(|a| f64::from(a.f))
+            } else {
+                match self.opt(n, k)? {
+                    Some(Val::Const(c)) => match c.scalar() {
+                        Some(v) => Some(v),
+                        None => {
+                            return Err(self.fail(n, format!("has a {name} that is not one number")));
+                        }
+                    },
+                    Some(_) => {
+                        return Err(self.fail(
+                            n,
+                            format!("has an input-dependent {name}; walkjump clips to constants"),
+                        ));
+                    }
+                    None => None,
+                }
+            };
+            if let Some(v) = v {
+                if !v.is_finite() {
+                    return Err(self.fail(n, format!("has {name} {v}")));
+                }
+                bounds.push((name, v));
+            }
+        }
+        let def = &crate::nn::graph::ops::CLIP;
+        let params = def.params(&bounds);
+        def.shape(&params, &[s]).map_err(|m| self.fail(n, m))?;
+        let o = self.push(Op::ext(def, params), vec![id], vec![]);
+        self.set(n, Val::Dyn(o, s))
     }
 
     pub(super) fn dense(&mut self, n: &NodeProto, gemm: bool) -> Result<()> {

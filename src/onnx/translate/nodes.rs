@@ -2,7 +2,7 @@
 
 use super::*;
 
-const SUPPORTED: &str = "Add, AveragePool, BatchNormalization, Cast, Concat, Constant, Conv, Div, Dropout, Elu, Erf, Flatten, Gather, Gelu, Gemm, GlobalAveragePool, Greater/Where (Softplus threshold), GroupNormalization, Identity, InstanceNormalization, LayerNormalization, LeakyRelu, MatMul, Mul, Neg, Pow (2), ReduceMean, ReduceSum, Relu, Reshape, Resize/Upsample (nearest, integer scale), Shape, Sigmoid, Slice, Softplus, Squeeze, Sub, Tanh, Unsqueeze";
+const SUPPORTED: &str = "Add, AveragePool, BatchNormalization, Cast, Concat, Constant, Conv, Div, Dropout, Elu, Erf, Flatten, Gather, Gelu, Gemm, GlobalAveragePool, Greater/Where (Softplus threshold), GroupNormalization, Identity, InstanceNormalization, LayerNormalization, LeakyRelu, MatMul, Mul, Neg, Pow (2), ReduceMean, ReduceSum, Relu, Reshape, Resize/Upsample (nearest or bilinear, integer scale), Clip, Shape, Sigmoid, Slice, Softplus, Squeeze, Sub, Tanh, Unsqueeze";
 
 impl Translator {
     pub(super) fn node(&mut self, n: &NodeProto, opset: i64) -> Result<()> {
@@ -323,6 +323,15 @@ impl Translator {
                 }
                 _ => Err(self.fail(n, "negates an intermediate pattern")),
             },
+            "Sqrt" | "Reciprocal" if matches!(self.get(n, 0)?, Val::Dyn(..)) => {
+                let (id, s) = self.dynamic(n, 0)?;
+                let def = match n.op_type.as_str() {
+                    "Sqrt" => &crate::nn::graph::ops::SQRT,
+                    _ => &crate::nn::graph::ops::RECIPROCAL,
+                };
+                let o = self.push(Op::ext(def, Default::default()), vec![id], vec![]);
+                self.set(n, Val::Dyn(o, s))
+            }
             "Sqrt" | "Reciprocal" => {
                 let mut c = self.konst(
                     n,
@@ -388,6 +397,7 @@ impl Translator {
             }
             "Conv" => self.conv(n),
             "ConvTranspose" => self.conv_transpose(n),
+            "Clip" => self.clip(n, opset),
             "Resize" | "Upsample" => {
                 let (id, s) = self.dynamic(n, 0)?;
                 let ValueShape::Image(c, h, w) = s else {

@@ -3,7 +3,7 @@
 //! **Adding an op** takes a new file `src/nn/graph/ops/<name>.rs` holding a unit struct that implements [`OpDef`]
 //! (its JSON name, arity, output shape from its input shapes and parameters, and [`OpDef::load`] of a built node
 //! implementing [`OpNode`]: forward in both image layouts and the input-VJP in ordinary candle ops), plus one line in
-//! the `registry!` invocation below. Everything else reads the registry: the `arch` JSON (`{"op": name, ...fields}`
+//! the `registry!` invocation below (`file::{Type}`; a file may define several ops, as `pointwise.rs` does). Everything else reads the registry: the `arch` JSON (`{"op": name, ...fields}`
 //! as [`Op::Ext`](super::Op::Ext)), [`Graph::new`](super::Graph::new), the forward and VJP passes, and the ONNX
 //! importer (the operators of [`OpDef::onnx_types`], through [`OpDef::onnx_params`]).
 //!
@@ -23,23 +23,28 @@ use serde_json::{Map, Value};
 use super::ValueShape;
 use crate::nn::{Error, Result};
 
-/// Declares the op files and the registry: one `file::Type` per op.
+/// Declares the op files and the registry: `file::{Def, ...}` per file, each `Def` a unit struct or a static
+/// implementing [`OpDef`].
 macro_rules! registry {
-    ($($file:ident :: $def:ident),+ $(,)?) => {
+    ($($file:ident :: { $($def:ident),+ $(,)? }),+ $(,)?) => {
         $(
             pub mod $file;
-            pub use $file::$def;
+            $(pub use $file::$def;)+
         )+
         /// Every registered op.
-        pub static OPS: &[&dyn OpDef] = &[$(&$def),+];
+        pub static OPS: &[&dyn OpDef] = &[$($(&$def),+),+];
     };
 }
 
 registry! {
-    mish::Mish,
-    max_pool::MaxPool,
-    conv_transpose::ConvTranspose2d,
-    upsample_bilinear::UpsampleBilinear,
+    mish::{Mish},
+    max_pool::{MaxPool},
+    conv_transpose::{ConvTranspose2d},
+    upsample_bilinear::{UpsampleBilinear},
+    pointwise::{
+        HARD_SIGMOID, HARD_SWISH, SELU, CELU, SOFTSIGN, ABS, CLIP, EXP, LOG, SQRT, RECIPROCAL,
+    },
+    div::{Div},
 }
 
 /// An op's parameters: the fields of its JSON node besides `op`, `in` and `name`.

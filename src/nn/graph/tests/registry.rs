@@ -487,3 +487,140 @@ fn upsample_bilinear_computes_pytorch_weights() {
         }
     }
 }
+
+/// The pointwise activations of the registry, chained on an image then a flat value (clip with bounds inside the
+/// values' range, so that both of its pieces are used), held to finite differences and autograd in both layouts.
+#[test]
+fn pointwise_vjps_match_finite_differences_and_autograd() {
+    let s = spec(serde_json::json!({
+        "input": [2, 3, 3],
+        "nodes": [
+            {"op": "conv2d", "in": [0], "name": "c", "out": 3, "kernel": 3, "padding": 1},
+            {"op": "hard_swish", "in": [1]},
+            {"op": "hard_sigmoid", "in": [1], "alpha": 0.3},
+            {"op": "mul", "in": [2, 3]},
+            {"op": "selu", "in": [4]},
+            {"op": "clip", "in": [5], "min": -0.5, "max": 0.8},
+            {"op": "flatten", "in": [6]},
+            {"op": "linear", "in": [7], "name": "l", "out": 6},
+            {"op": "celu", "in": [8], "alpha": 0.7},
+            {"op": "softsign", "in": [9]},
+            {"op": "abs", "in": [8]},
+            {"op": "add", "in": [10, 11]}
+        ]
+    }));
+    check(&s, 41);
+}
+
+/// Each pointwise op's values against its formula, on both sides of its kinks.
+#[test]
+fn pointwise_ops_compute_their_definitions() {
+    let xs: [f64; 8] = [-7.0, -3.5, -1.2, -0.3, 0.0, 0.4, 2.5, 6.5];
+    let selu = |x: f64| {
+        let (a, g) = (1.6732632423543772, 1.0507009873554805);
+        g * if x > 0.0 { x } else { a * x.exp_m1() }
+    };
+    type Formula = Box<dyn Fn(f64) -> f64>;
+    let cases: Vec<(serde_json::Value, Formula)> = vec![
+        (
+            serde_json::json!({"op": "hard_sigmoid"}),
+            Box::new(|x| (0.2 * x + 0.5).clamp(0.0, 1.0)),
+        ),
+        (
+            serde_json::json!({"op": "hard_sigmoid", "alpha": 1.0 / 6.0}),
+            Box::new(|x| (x / 6.0 + 0.5).clamp(0.0, 1.0)),
+        ),
+        (
+            serde_json::json!({"op": "hard_swish"}),
+            Box::new(|x| x * (x / 6.0 + 0.5).clamp(0.0, 1.0)),
+        ),
+        (serde_json::json!({"op": "selu"}), Box::new(selu)),
+        (
+            serde_json::json!({"op": "celu", "alpha": 0.5}),
+            Box::new(|x| x.max(0.0) + (0.5 * (x / 0.5).exp_m1()).min(0.0)),
+        ),
+        (
+            serde_json::json!({"op": "softsign"}),
+            Box::new(|x| x / (1.0 + x.abs())),
+        ),
+        (serde_json::json!({"op": "abs"}), Box::new(f64::abs)),
+        (
+            serde_json::json!({"op": "clip", "min": 0.0, "max": 6.0}),
+            Box::new(|x| x.clamp(0.0, 6.0)),
+        ),
+    ];
+    for (mut node, f) in cases {
+        node["in"] = serde_json::json!([0]);
+        let s = spec(serde_json::json!({"input": [8], "nodes": [node.clone()]}));
+        let (graph, _vars) = build(&s, 1);
+        let x = Tensor::from_vec(xs.to_vec(), (1, 8), &Device::Cpu).expect("x");
+        for (got, x) in values(&graph.forward(&x).expect("forward")).iter().zip(xs) {
+            // SELU's constants are written to f64 precision in PyTorch and to f32's here (ONNX stores f32).
+            assert!(
+                (got - f(x)).abs() < 1e-7 * f(x).abs().max(1.0),
+                "{node}: f({x}) = {got}, want {}",
+                f(x)
+            );
+        }
+    }
+    let s = spec(
+        serde_json::json!({"input": [4], "nodes": [{"op": "clip", "in": [0], "min": 1.0, "max": 0.0}]}),
+    );
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu);
+    let e = Graph::new(&vb, &s, ValueShape::Flat(4))
+        .expect_err("min > max")
+        .to_string();
+    assert!(e.contains("node 0 (clip): min 1 is above max 0"), "{e}");
+    let s =
+        spec(serde_json::json!({"input": [4], "nodes": [{"op": "selu", "in": [0], "beta": 1.0}]}));
+    let e = Graph::new(&vb, &s, ValueShape::Flat(4))
+        .expect_err("field")
+        .to_string();
+    assert!(
+        e.contains("node 0 (selu): has no field `beta` (fields: alpha, gamma)"),
+        "{e}"
+    );
+}
+
+/// `div` of two values and the pointwise `exp`, `log`, `sqrt`, `reciprocal` (on positive values, from `exp`),
+/// held to finite differences and autograd in both layouts; `div` equals `a / b`.
+#[test]
+fn div_and_exp_log_sqrt_reciprocal_vjps_match_finite_differences_and_autograd() {
+    let s = spec(serde_json::json!({
+        "input": [2, 3, 3],
+        "nodes": [
+            {"op": "conv2d", "in": [0], "name": "c", "out": 2, "kernel": 3, "padding": 1},
+            {"op": "exp", "in": [1]},
+            {"op": "sqrt", "in": [2]},
+            {"op": "reciprocal", "in": [3]},
+            {"op": "div", "in": [1, 2]},
+            {"op": "log", "in": [3]},
+            {"op": "add", "in": [4, 5]},
+            {"op": "mul", "in": [7, 6]},
+            {"op": "flatten", "in": [8]},
+            {"op": "linear", "in": [9], "name": "l", "out": 4}
+        ]
+    }));
+    check(&s, 51);
+    let s = spec(serde_json::json!({"input": [3], "nodes": [
+        {"op": "exp", "in": [0]},
+        {"op": "div", "in": [0, 1]}
+    ]}));
+    let (graph, _vars) = build(&s, 1);
+    let x = Tensor::from_vec(vec![-1.0f64, 0.0, 2.0], (1, 3), &Device::Cpu).expect("x");
+    let got = values(&graph.forward(&x).expect("forward"));
+    for (got, x) in got.iter().zip([-1.0f64, 0.0, 2.0]) {
+        assert!((got - x / x.exp()).abs() < 1e-15, "{x}: {got}");
+    }
+    let s = spec(serde_json::json!({"input": [3], "nodes": [
+        {"op": "linear", "in": [0], "name": "l", "out": 2},
+        {"op": "div", "in": [0, 1]}
+    ]}));
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu);
+    let e = Graph::new(&vb, &s, ValueShape::Flat(3))
+        .expect_err("shapes")
+        .to_string();
+    assert!(e.contains("node 1 (div): operands differ in shape"), "{e}");
+}
