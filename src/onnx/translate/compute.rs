@@ -572,7 +572,9 @@ impl Translator {
                     Some(Val::Const(c)) => match c.scalar() {
                         Some(v) => Some(v),
                         None => {
-                            return Err(self.fail(n, format!("has a {name} that is not one number")));
+                            return Err(
+                                self.fail(n, format!("has a {name} that is not one number"))
+                            );
                         }
                     },
                     Some(_) => {
