@@ -149,21 +149,24 @@ class BilinearScore(nn.Module):
 
 class ActivationsEnergy(nn.Module):
     """A conv energy through the activations of mobile and self-normalising nets: Hardswish, ReLU6 (Clip),
-    Hardsigmoid, SELU, CELU, Softsign, abs."""
+    Hardsigmoid, PixelShuffle (DepthToSpace), PReLU (per channel and single), SELU, CELU, Softsign, abs."""
 
     def __init__(self):
         super().__init__()
         self.c1 = nn.Conv2d(1, 8, 3, stride=2, padding=1)
         self.c2 = nn.Conv2d(8, 8, 3, padding=1)
-        self.c3 = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.pr2 = nn.PReLU(2, init=0.1)
+        self.c3 = nn.Conv2d(2, 8, 3, stride=4, padding=1)
         self.fc = nn.Linear(8 * 7 * 7, 32)
+        self.pr = nn.PReLU(init=-0.2)
         self.out = nn.Linear(32, 1)
 
     def forward(self, y):
         h = F.hardswish(self.c1(y))  # 8 x 14
         h = F.relu6(3 * self.c2(h)) * F.hardsigmoid(h)
+        h = self.pr2(F.pixel_shuffle(h, 2) - 0.5)  # 2 x 28
         h = F.selu(self.c3(h))  # 8 x 7
-        h = F.celu(self.fc(torch.flatten(h, 1)), alpha=0.7)
+        h = F.celu(self.pr(self.fc(torch.flatten(h, 1))), alpha=0.7)
         h = F.softsign(h) + 0.1 * torch.abs(h)
         return self.out(h).squeeze(-1)
 

@@ -209,6 +209,9 @@ class GraphNet(nn.Module):
                 out = (x[0], x[1] * node["scale"], x[2] * node["scale"])
             elif op == "upsample_bilinear":
                 out = (x[0], x[1] * node["scale"], x[2] * node["scale"])
+            elif op == "pixel_shuffle":
+                r = node["factor"]
+                out = (x[0] // (r * r), x[1] * r, x[2] * r)
             elif op in ("avg_pool", "max_pool"):
                 out = (x[0], x[1] // node["kernel"], x[2] // node["kernel"])
             elif op == "conv_transpose2d":
@@ -230,7 +233,7 @@ class GraphNet(nn.Module):
                     params = {"weight": [c], "bias": [c]}
                     if op == "batch_norm":
                         params.update({"running_mean": [c], "running_var": [c]})
-                elif op == "channel_mul":
+                elif op in ("channel_mul", "prelu"):
                     params = {"weight": [c]}
                 elif op == "channel_add":
                     params = {"bias": [c]}
@@ -293,6 +296,16 @@ class GraphNet(nn.Module):
                 y = F.avg_pool2d(x, node["kernel"])
             elif op == "max_pool":
                 y = F.max_pool2d(x, node["kernel"])
+            elif op == "prelu":
+                y = torch.where(x > 0, x, per_channel(self._p(node, "weight")) * x)
+            elif op == "pixel_shuffle":
+                r = node["factor"]
+                if node.get("mode", "crd") == "crd":
+                    y = F.pixel_shuffle(x, r)
+                else:
+                    _, c4, h, w = x.shape
+                    c = c4 // (r * r)
+                    y = x.reshape(n, r, r, c, h, w).permute(0, 3, 4, 1, 5, 2).reshape(n, c, h * r, w * r)
             elif op == "upsample_bilinear":
                 y = F.interpolate(
                     x, scale_factor=node["scale"], mode="bilinear", align_corners=node.get("align_corners", False)

@@ -17,6 +17,7 @@ use walkjump::sampling::rng::Rng;
 fn arch_with(op: &str, needs_name: bool) -> Arch {
     let image_fields = match op {
         "max_pool" => Some(serde_json::json!({"kernel": 2})),
+        "pixel_shuffle" => Some(serde_json::json!({"factor": 2})),
         "upsample_bilinear" => Some(serde_json::json!({"scale": 2, "align_corners": true})),
         "conv_transpose2d" => Some(
             serde_json::json!({"out": 2, "kernel": 3, "stride": 2, "padding": 1, "output_padding": 1}),
@@ -38,7 +39,7 @@ fn arch_with(op: &str, needs_name: bool) -> Arch {
     };
     let nodes = match image_fields {
         Some(_) => serde_json::json!([
-            {"op": "conv2d", "in": [0], "name": "a", "out": 3, "kernel": 3, "padding": 1},
+            {"op": "conv2d", "in": [0], "name": "a", "out": 4, "kernel": 3, "padding": 1},
             {"op": "tanh", "in": [1]},
             node,
             {"op": "flatten", "in": [3]},

@@ -600,6 +600,39 @@ impl Translator {
         self.set(n, Val::Dyn(o, s))
     }
 
+    /// `PRelu(x, slope)` with a constant slope: one value, or one per channel (per feature of a flat value) in any
+    /// broadcastable shape (PyTorch writes `[1, c, 1, 1]`).
+    pub(super) fn prelu(&mut self, n: &NodeProto) -> Result<()> {
+        let (id, s) = self.dynamic(n, 0)?;
+        let slope = self.konst(n, 1, "the slope")?;
+        let c = match s {
+            ValueShape::Flat(d) => d,
+            ValueShape::Image(c, _, _) => c,
+        };
+        let values = match slope.data.len() {
+            1 => vec![slope.data[0]; c],
+            k if k == c && slope.dims.iter().filter(|&&d| d != 1).count() <= 1 => slope.data,
+            _ => {
+                return Err(self.fail(
+                    n,
+                    format!(
+                        "has a slope of shape {:?}; walkjump takes one slope or one per channel ({c})",
+                        slope.dims
+                    ),
+                ));
+            }
+        };
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(self.fail(n, "has a slope that is not finite"));
+        }
+        let o = self.push(
+            Op::ext(&crate::nn::graph::ops::Prelu, Default::default()),
+            vec![id],
+            vec![("weight", vec![c], f32s(&values))],
+        );
+        self.set(n, Val::Dyn(o, s))
+    }
+
     pub(super) fn dense(&mut self, n: &NodeProto, gemm: bool) -> Result<()> {
         let (id, s) = self.dynamic(n, 0)?;
         let ValueShape::Flat(d) = s else {

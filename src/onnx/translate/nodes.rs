@@ -398,6 +398,7 @@ impl Translator {
             "Conv" => self.conv(n),
             "ConvTranspose" => self.conv_transpose(n),
             "Clip" => self.clip(n, opset),
+            "PRelu" => self.prelu(n),
             "Resize" | "Upsample" => {
                 let (id, s) = self.dynamic(n, 0)?;
                 let ValueShape::Image(c, h, w) = s else {

@@ -45,6 +45,8 @@ registry! {
         HARD_SIGMOID, HARD_SWISH, SELU, CELU, SOFTSIGN, ABS, CLIP, EXP, LOG, SQRT, RECIPROCAL,
     },
     div::{Div},
+    pixel_shuffle::{PixelShuffle},
+    prelu::{Prelu},
 }
 
 /// An op's parameters: the fields of its JSON node besides `op`, `in` and `name`.

@@ -624,3 +624,65 @@ fn div_and_exp_log_sqrt_reciprocal_vjps_match_finite_differences_and_autograd() 
         .to_string();
     assert!(e.contains("node 1 (div): operands differ in shape"), "{e}");
 }
+
+/// `pixel_shuffle` in both channel orders and `prelu` on an image and a flat value, held to finite differences
+/// and autograd in both layouts.
+#[test]
+fn pixel_shuffle_and_prelu_vjps_match_finite_differences_and_autograd() {
+    let s = spec(serde_json::json!({
+        "input": [2, 3, 2],
+        "nodes": [
+            {"op": "conv2d", "in": [0], "name": "c", "out": 8, "kernel": 3, "padding": 1},
+            {"op": "pixel_shuffle", "in": [1], "factor": 2},
+            {"op": "prelu", "in": [2], "name": "p"},
+            {"op": "conv2d", "in": [3], "name": "d", "out": 9, "kernel": 3, "padding": 1},
+            {"op": "pixel_shuffle", "in": [4], "factor": 3, "mode": "dcr"},
+            {"op": "flatten", "in": [5]},
+            {"op": "linear", "in": [6], "name": "l", "out": 5},
+            {"op": "prelu", "in": [7], "name": "q"}
+        ]
+    }));
+    check(&s, 61);
+}
+
+/// `pixel_shuffle` places input channel `c r^2 + i r + j` (CRD) or `(i r + j) C + c` (DCR) at offset `(i, j)`.
+#[test]
+fn pixel_shuffle_places_channels_as_pytorch_and_onnx() {
+    let (c, r, h, w) = (2usize, 2usize, 2usize, 3usize);
+    let x: Vec<f64> = (0..c * r * r * h * w).map(|v| v as f64).collect();
+    for mode in ["crd", "dcr"] {
+        let s = spec(serde_json::json!({"input": [c * r * r, h, w], "nodes": [
+            {"op": "pixel_shuffle", "in": [0], "factor": r, "mode": mode}
+        ]}));
+        let (graph, _vars) = build(&s, 1);
+        let mut want = vec![0.0; x.len()];
+        for ch in 0..c {
+            for y in 0..h * r {
+                for xx in 0..w * r {
+                    let (i, j) = (y % r, xx % r);
+                    let src = if mode == "crd" {
+                        ch * r * r + i * r + j
+                    } else {
+                        (i * r + j) * c + ch
+                    };
+                    want[(ch * h * r + y) * w * r + xx] = x[(src * h + y / r) * w + xx / r];
+                }
+            }
+        }
+        let input = Tensor::from_vec(x.clone(), (1, x.len()), &Device::Cpu).expect("x");
+        for nhwc in [true, false] {
+            let (got, _) = graph.forward_layout(&input, nhwc, false).expect("forward");
+            assert_eq!(values(&got), want, "{mode}, nhwc {nhwc}");
+        }
+    }
+    let s = spec(serde_json::json!({"nodes": [{"op": "pixel_shuffle", "in": [0], "factor": 2}]}));
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu);
+    let e = Graph::new(&vb, &s, ValueShape::Image(6, 4, 4))
+        .expect_err("channels")
+        .to_string();
+    assert!(
+        e.contains("node 0 (pixel_shuffle): 6 channels do not divide into factor^2 = 4 groups"),
+        "{e}"
+    );
+}
