@@ -149,14 +149,15 @@ class BilinearScore(nn.Module):
 
 class ActivationsEnergy(nn.Module):
     """A conv energy through the activations of mobile and self-normalising nets: Hardswish, ReLU6 (Clip),
-    Hardsigmoid, PixelShuffle (DepthToSpace), PReLU (per channel and single), SELU, CELU, Softsign, abs."""
+    Hardsigmoid, PixelShuffle (DepthToSpace), PReLU (per channel and single), SELU, CELU, Softsign, abs; a
+    depthwise and a two-group convolution."""
 
     def __init__(self):
         super().__init__()
         self.c1 = nn.Conv2d(1, 8, 3, stride=2, padding=1)
-        self.c2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 8, 5, padding=2, groups=8)
         self.pr2 = nn.PReLU(2, init=0.1)
-        self.c3 = nn.Conv2d(2, 8, 3, stride=4, padding=1)
+        self.c3 = nn.Conv2d(2, 8, 3, stride=4, padding=1, groups=2)
         self.fc = nn.Linear(8 * 7 * 7, 32)
         self.pr = nn.PReLU(init=-0.2)
         self.out = nn.Linear(32, 1)

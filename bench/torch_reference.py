@@ -214,6 +214,13 @@ class GraphNet(nn.Module):
                 out = (x[0] // (r * r), x[1] * r, x[2] * r)
             elif op in ("avg_pool", "max_pool"):
                 out = (x[0], x[1] // node["kernel"], x[2] // node["kernel"])
+            elif op == "conv2d_grouped":
+                k, s, p = node["kernel"], node.get("stride", 1), node.get("padding", 0)
+                c, h, w = x
+                out = (node["out"], (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+                params = {"weight": [node["out"], c // node["groups"], k, k]}
+                if node.get("bias", True):
+                    params["bias"] = [node["out"]]
             elif op == "conv_transpose2d":
                 k, s, p = node["kernel"], node.get("stride", 1), node.get("padding", 0)
                 op_ = node.get("output_padding", 0)
@@ -296,6 +303,10 @@ class GraphNet(nn.Module):
                 y = F.avg_pool2d(x, node["kernel"])
             elif op == "max_pool":
                 y = F.max_pool2d(x, node["kernel"])
+            elif op == "conv2d_grouped":
+                y = F.conv2d(
+                    x, self._p(node, "weight"), bias(), node.get("stride", 1), node.get("padding", 0), 1, node["groups"]
+                )
             elif op == "prelu":
                 y = torch.where(x > 0, x, per_channel(self._p(node, "weight")) * x)
             elif op == "pixel_shuffle":

@@ -18,6 +18,9 @@ fn arch_with(op: &str, needs_name: bool) -> Arch {
     let image_fields = match op {
         "max_pool" => Some(serde_json::json!({"kernel": 2})),
         "pixel_shuffle" => Some(serde_json::json!({"factor": 2})),
+        "conv2d_grouped" => {
+            Some(serde_json::json!({"out": 6, "kernel": 3, "padding": 1, "groups": 2}))
+        }
         "upsample_bilinear" => Some(serde_json::json!({"scale": 2, "align_corners": true})),
         "conv_transpose2d" => Some(
             serde_json::json!({"out": 2, "kernel": 3, "stride": 2, "padding": 1, "output_padding": 1}),

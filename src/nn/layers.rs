@@ -236,12 +236,16 @@ impl Conv2d {
     /// `g: [N, c_out, h', w'] -> [N, c_in, h, w]`, the adjoint of the convolution.
     pub fn vjp(&self, g: &Tensor) -> Result<Tensor> {
         let k = self.weight.dim(2)?;
-        let (_, h, _) = self.in_shape;
-        let (_, oh, _) = self.out_shape;
-        // conv_transpose2d yields (oh - 1) * stride - 2 padding + k (+ output padding) rows.
-        let base = (oh - 1) * self.stride + k;
-        let output_padding = (h + 2 * self.padding).saturating_sub(base);
-        Ok(g.conv_transpose2d(&self.weight, self.padding, output_padding, self.stride, 1)?)
+        let (_, h, w) = self.in_shape;
+        let (_, oh, ow) = self.out_shape;
+        // conv_transpose2d yields (oh - 1) * stride - 2 padding + k (+ output padding) rows, with one output
+        // padding for both axes: take the larger and cut each axis to the input's side (the rows past the last
+        // window have no gradient).
+        let pad_h = (h + 2 * self.padding).saturating_sub((oh - 1) * self.stride + k);
+        let pad_w = (w + 2 * self.padding).saturating_sub((ow - 1) * self.stride + k);
+        let gx =
+            g.conv_transpose2d(&self.weight, self.padding, pad_h.max(pad_w), self.stride, 1)?;
+        Ok(gx.narrow(2, 0, h)?.narrow(3, 0, w)?)
     }
 
     pub(super) fn geom(&self, n: usize) -> ConvGeom {

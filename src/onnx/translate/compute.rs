@@ -410,13 +410,18 @@ impl Translator {
             ));
         };
         let group = attr_i(n, "group", 1);
-        if group != 1 {
-            return Err(self.fail(
-                n,
-                format!("has {group} groups; walkjump's convolutions have one"),
-            ));
-        }
-        if cin != c {
+        let groups = match usize::try_from(group) {
+            Ok(g) if g >= 1 && c % g == 0 && cin * g == c && out % g == 0 => g,
+            _ => {
+                return Err(self.fail(
+                    n,
+                    format!(
+                        "has {group} groups for {c} input channels and a weight of {cin} per group"
+                    ),
+                ));
+            }
+        };
+        if groups == 1 && cin != c {
             return Err(self.fail(n, format!("has {cin} input channels for an input of {c}")));
         }
         if kh != kw {
@@ -484,12 +489,22 @@ impl Translator {
             }
             None => vec![0.0; out],
         };
-        let op = Op::Conv2d {
-            out,
-            kernel: kh,
-            stride,
-            padding,
-            bias: true,
+        let op = if groups == 1 {
+            Op::Conv2d {
+                out,
+                kernel: kh,
+                stride,
+                padding,
+                bias: true,
+            }
+        } else {
+            let mut params = crate::nn::graph::ops::Params::new();
+            params.insert("out".into(), serde_json::json!(out));
+            params.insert("kernel".into(), serde_json::json!(kh));
+            params.insert("groups".into(), serde_json::json!(groups));
+            params.insert("stride".into(), serde_json::json!(stride));
+            params.insert("padding".into(), serde_json::json!(padding));
+            Op::ext(&crate::nn::graph::ops::Conv2dGrouped, params)
         };
         let node = self.nodes.len();
         let o = self.push(

@@ -47,6 +47,7 @@ registry! {
     div::{Div},
     pixel_shuffle::{PixelShuffle},
     prelu::{Prelu},
+    conv_grouped::{Conv2dGrouped},
 }
 
 /// An op's parameters: the fields of its JSON node besides `op`, `in` and `name`.

@@ -686,3 +686,86 @@ fn pixel_shuffle_places_channels_as_pytorch_and_onnx() {
         "{e}"
     );
 }
+
+/// Grouped convolutions, depthwise (as many groups as channels, 5x5) and two groups with stride 2 on an even side
+/// (whose VJP needs output padding), held to finite differences and autograd in both layouts. (Square: candle's own
+/// autograd of a strided convolution pads both axes as the first, so a non-square input has no autograd reference;
+/// the explicit VJP cuts each axis itself.)
+#[test]
+fn conv2d_grouped_vjp_matches_finite_differences_and_autograd() {
+    let s = spec(serde_json::json!({
+        "input": [2, 6, 6],
+        "nodes": [
+            {"op": "conv2d", "in": [0], "name": "c", "out": 4, "kernel": 3, "padding": 1},
+            {"op": "conv2d_grouped", "in": [1], "name": "dw", "out": 4, "kernel": 5, "padding": 2, "groups": 4},
+            {"op": "tanh", "in": [2]},
+            {"op": "conv2d_grouped", "in": [3], "name": "g2", "out": 6, "kernel": 3, "stride": 2,
+             "padding": 1, "groups": 2, "bias": false},
+            {"op": "flatten", "in": [4]},
+            {"op": "linear", "in": [5], "name": "l", "out": 3}
+        ]
+    }));
+    check(&s, 71);
+    let s = spec(serde_json::json!({"nodes": [
+        {"op": "conv2d_grouped", "in": [0], "name": "g", "out": 4, "kernel": 3, "groups": 3}
+    ]}));
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu);
+    let e = Graph::new(&vb, &s, ValueShape::Image(6, 4, 4))
+        .expect_err("groups")
+        .to_string();
+    assert!(
+        e.contains("node 0 (conv2d_grouped): 3 groups do not divide 6 input and 4 output channels"),
+        "{e}"
+    );
+}
+
+/// Strided convolutions, plain and grouped, on a non-square input whose two axes need different output padding
+/// in the VJP (5 rows none, 4 columns one): the explicit VJP against central finite differences, channels-first
+/// (the layout of the GPU path, which goes through `conv_transpose2d`) and channels-last.
+#[test]
+fn strided_convolutions_on_non_square_inputs_have_exact_vjps() {
+    let s = spec(serde_json::json!({
+        "input": [2, 5, 4],
+        "nodes": [
+            {"op": "conv2d", "in": [0], "name": "c", "out": 4, "kernel": 3, "stride": 2, "padding": 1},
+            {"op": "tanh", "in": [1]},
+            {"op": "conv2d_grouped", "in": [0], "name": "g", "out": 4, "kernel": 3, "stride": 2,
+             "padding": 1, "groups": 2},
+            {"op": "mul", "in": [2, 3]},
+            {"op": "flatten", "in": [4]}
+        ]
+    }));
+    let (graph, _vars) = build(&s, 81);
+    let mut rng = Rng::new(82);
+    let (n, d) = (2, 40);
+    let x = random(&mut rng, n, d);
+    let gout = random(&mut rng, n, graph.output_shape().numel());
+    for nhwc in [false, true] {
+        let objective = |x: &Tensor| -> f64 {
+            let (y, _) = graph.forward_layout(x, nhwc, true).expect("forward");
+            (y * &gout)
+                .and_then(|t| t.sum_all())
+                .and_then(|t| t.to_scalar::<f64>())
+                .expect("objective")
+        };
+        let (_, cache) = graph.forward_layout(&x, nhwc, true).expect("forward");
+        let vjp = values(&graph.vjp(&cache, &gout).expect("vjp"));
+        let base = values(&x);
+        let h = 1e-5;
+        let mut worst = 0.0f64;
+        for k in 0..base.len() {
+            let shifted = |e: f64| {
+                let mut v = base.clone();
+                v[k] += e;
+                Tensor::from_vec(v, (n, d), &Device::Cpu).expect("t")
+            };
+            let fd = (objective(&shifted(h)) - objective(&shifted(-h))) / (2.0 * h);
+            worst = worst.max((fd - vjp[k]).abs() / fd.abs().max(1.0));
+        }
+        assert!(
+            worst < 1e-6,
+            "nhwc {nhwc}: VJP vs finite differences {worst}"
+        );
+    }
+}
