@@ -50,17 +50,7 @@ impl Translator {
             ids.push(id);
             shapes.push(s);
         }
-        let attrs: Vec<OnnxAttr<'_>> = n
-            .attribute
-            .iter()
-            .map(|a| OnnxAttr {
-                name: &a.name,
-                f: a.f,
-                i: a.i,
-                s: &a.s,
-                ints: &a.ints,
-            })
-            .collect();
+        let attrs = onnx_attrs(n);
         let params = def
             .onnx_params(&n.op_type, &attrs)
             .map_err(|m| self.fail(n, m))?;
@@ -538,17 +528,7 @@ impl Translator {
                 ),
             ));
         }
-        let attrs: Vec<OnnxAttr<'_>> = n
-            .attribute
-            .iter()
-            .map(|a| OnnxAttr {
-                name: &a.name,
-                f: a.f,
-                i: a.i,
-                s: &a.s,
-                ints: &a.ints,
-            })
-            .collect();
+        let attrs = onnx_attrs(n);
         let params =
             conv_transpose::onnx_params(&attrs, &w.dims, (h, wd)).map_err(|m| self.fail(n, m))?;
         let out = w.dims[1];
@@ -796,4 +776,18 @@ impl Translator {
             ),
         ))
     }
+}
+
+/// A node's attributes as the op registry reads them.
+fn onnx_attrs(n: &NodeProto) -> Vec<OnnxAttr<'_>> {
+    n.attribute
+        .iter()
+        .map(|a| OnnxAttr {
+            name: &a.name,
+            f: a.f,
+            i: a.i,
+            s: &a.s,
+            ints: &a.ints,
+        })
+        .collect()
 }

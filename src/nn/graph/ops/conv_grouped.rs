@@ -27,20 +27,12 @@ struct GroupedParams {
     out: usize,
     kernel: usize,
     groups: usize,
-    #[serde(default = "one")]
+    #[serde(default = "super::one")]
     stride: usize,
     #[serde(default)]
     padding: usize,
-    #[serde(default = "yes")]
+    #[serde(default = "super::yes")]
     bias: bool,
-}
-
-fn one() -> usize {
-    1
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl GroupedParams {
@@ -165,34 +157,20 @@ struct GroupedNode {
     macs: usize,
 }
 
-fn to_nchw(x: &Tensor, layout: OpLayout) -> Result<Tensor> {
-    Ok(match layout.channels_last {
-        true => x.permute((0, 3, 1, 2))?.contiguous()?,
-        false => x.clone(),
-    })
-}
-
-fn from_nchw(x: Tensor, layout: OpLayout) -> Result<Tensor> {
-    Ok(match layout.channels_last {
-        true => x.permute((0, 2, 3, 1))?.contiguous()?,
-        false => x,
-    })
-}
-
 impl OpNode for GroupedNode {
     /// `x: [N, c_in, h, w]` (or channels-last) to `[N, out, h', w']`; saves nothing.
     fn forward(&self, inputs: &[&Tensor], layout: OpLayout) -> Result<(Tensor, Vec<Tensor>)> {
-        let x = to_nchw(inputs[0], layout)?;
+        let x = layout.to_nchw(inputs[0])?;
         let mut y = x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?;
         if let Some(b) = &self.bias {
             y = y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)?;
         }
-        Ok((from_nchw(y, layout)?, Vec::new()))
+        Ok((layout.from_nchw(y)?, Vec::new()))
     }
 
     /// Each group's gradient `[N, out / groups, h', w']` through its transposed convolution, joined along channels.
     fn vjp(&self, _: &[Tensor], g: &Tensor, layout: OpLayout) -> Result<Vec<Option<Tensor>>> {
-        let g = to_nchw(g, layout)?;
+        let g = layout.to_nchw(g)?;
         let gs = g.chunk(self.groups, 1)?;
         let ws = self.weight.chunk(self.groups, 0)?;
         let parts = gs
@@ -211,7 +189,7 @@ impl OpNode for GroupedNode {
         let gx = Tensor::cat(&parts, 1)?
             .narrow(2, 0, self.side.0)?
             .narrow(3, 0, self.side.1)?;
-        Ok(vec![Some(from_nchw(gx, layout)?)])
+        Ok(vec![Some(layout.from_nchw(gx)?)])
     }
 
     fn macs(&self) -> usize {

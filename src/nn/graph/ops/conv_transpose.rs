@@ -32,22 +32,14 @@ const MAX_VALUE_ELEMS: usize = 1 << 24;
 struct ConvTransposeParams {
     out: usize,
     kernel: usize,
-    #[serde(default = "one")]
+    #[serde(default = "super::one")]
     stride: usize,
     #[serde(default)]
     padding: usize,
     #[serde(default)]
     output_padding: usize,
-    #[serde(default = "yes")]
+    #[serde(default = "super::yes")]
     bias: bool,
-}
-
-fn one() -> usize {
-    1
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl ConvTransposeParams {

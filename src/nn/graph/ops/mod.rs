@@ -103,6 +103,34 @@ impl OpLayout {
     }
 }
 
+/// Serde default for a stride: 1.
+pub(crate) fn one() -> usize {
+    1
+}
+
+/// Serde default for a bias flag: true.
+pub(crate) fn yes() -> bool {
+    true
+}
+
+impl OpLayout {
+    /// A rank-4 image in this layout as channels-first `[N, c, h, w]` (for candle's convolutions).
+    pub fn to_nchw(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self.channels_last {
+            true => x.permute((0, 3, 1, 2))?.contiguous()?,
+            false => x.clone(),
+        })
+    }
+
+    /// A channels-first image `[N, c, h, w]` back in this layout.
+    pub fn from_nchw(&self, x: Tensor) -> Result<Tensor> {
+        Ok(match self.channels_last {
+            true => x.permute((0, 2, 3, 1))?.contiguous()?,
+            false => x,
+        })
+    }
+}
+
 /// The attributes of an ONNX node, as [`OpDef::onnx_params`] reads them.
 #[derive(Clone, Copy, Debug)]
 pub struct OnnxAttr<'a> {

@@ -122,10 +122,7 @@ struct BilinearNode {
 /// `A x B^T` for each image and channel, given `rows_t = A^T: [h, h']` and `cols_t = B^T: [w, w']`:
 /// `x: [N, c, h, w]` (or `[N, h, w, c]`) -> `[N, c, h', w']` (or `[N, h', w', c]`), as two plain GEMMs.
 fn sandwich(x: &Tensor, rows_t: &Tensor, cols_t: &Tensor, layout: OpLayout) -> Result<Tensor> {
-    let x = match layout.channels_last {
-        true => x.permute((0, 3, 1, 2))?,
-        false => x.clone(),
-    };
+    let x = layout.to_nchw(x)?;
     let (n, c, h, w) = x.dims4()?;
     let (h2, w2) = (rows_t.dim(1)?, cols_t.dim(1)?);
     // Along the width: [N c h, w] [w, w'].
@@ -138,10 +135,7 @@ fn sandwich(x: &Tensor, rows_t: &Tensor, cols_t: &Tensor, layout: OpLayout) -> R
         .reshape((n * c * w2, h))?
         .matmul(rows_t)?;
     let y = t.reshape((n, c, w2, h2))?.transpose(2, 3)?;
-    Ok(match layout.channels_last {
-        true => y.permute((0, 2, 3, 1))?.contiguous()?,
-        false => y.contiguous()?,
-    })
+    layout.from_nchw(y.contiguous()?)
 }
 
 impl OpNode for BilinearNode {
