@@ -251,16 +251,18 @@ fn vae_and_mdae_training_gradients_match_finite_differences() {
     check_training_gradient(ModelKind::MDAE, Arch::net(mlp(&[6])), ZMode::Sample);
 }
 
+/// A layer-graph architecture from its nodes.
+fn graph(nodes: serde_json::Value) -> Arch {
+    let net: walkjump::nn::NetConfig =
+        serde_json::from_value(serde_json::json!({"type": "graph", "nodes": nodes}))
+            .expect("graph");
+    Arch::net(net)
+}
+
 /// Training on layer graphs: a residual GroupNorm / Softplus energy (DEEN) and a small U-Net denoiser (MDAE), the
 /// gradient of each loss (through the explicit VJPs) against finite differences.
 #[test]
 fn graph_training_gradients_match_finite_differences() {
-    let graph = |nodes: serde_json::Value| -> Arch {
-        let net: walkjump::nn::NetConfig =
-            serde_json::from_value(serde_json::json!({"type": "graph", "nodes": nodes}))
-                .expect("graph");
-        Arch::net(net)
-    };
     let energy = graph(serde_json::json!([
         {"op": "conv2d", "in": [0], "name": "c0", "out": 4, "kernel": 3, "padding": 1},
         {"op": "group_norm", "in": [1], "name": "g0", "groups": 2},
@@ -293,12 +295,6 @@ fn graph_training_gradients_match_finite_differences() {
 /// differences.
 #[test]
 fn max_pool_and_conv_transpose_training_gradients_match_finite_differences() {
-    let graph = |nodes: serde_json::Value| -> Arch {
-        let net: walkjump::nn::NetConfig =
-            serde_json::from_value(serde_json::json!({"type": "graph", "nodes": nodes}))
-                .expect("graph");
-        Arch::net(net)
-    };
     let energy = graph(serde_json::json!([
         {"op": "conv2d", "in": [0], "name": "c0", "out": 3, "kernel": 3, "padding": 1},
         {"op": "softplus", "in": [1]},
