@@ -75,7 +75,7 @@ ext.ClearField("raw_data")
 ext.data_location = TensorProto.EXTERNAL
 ext.external_data.add(key="location", value="weights.bin")
 save("onnx-external-data.onnx", mlp_nodes, [ext] + mlp_inits[1:])
-# An image network: dilated, grouped and asymmetric-padding convolutions are refused.
+# An image network: dilated and asymmetric-padding convolutions are refused (grouped ones are read since session 11).
 img_in = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2, 4, 4])]
 img_out = [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 2, 4, 4])]
 wconv = tensor("wc", rng.normal(size=(2, 2, 3, 3)))
