@@ -26,17 +26,16 @@ use candle_nn::{Init, VarBuilder};
 
 pub use activation::Activation;
 use layout::Layout;
+use ops::{MAX_VALUE_ELEMS, MAX_WIDTH};
 pub use spec::{GraphSpec, NodeSpec, Op, ValueShape};
 
 use super::kernels::{NormStats, cpu_fast_path, group_norm_forward, group_norm_vjp};
 use super::layers::{Conv2d, Linear};
 use crate::nn::{Error, Result};
 
-/// Largest number of nodes, elements of one sample's value, and width, so that a hostile file cannot ask for
+/// Largest number of nodes (with `ops::MAX_VALUE_ELEMS` and `ops::MAX_WIDTH`), so that a hostile file cannot ask for
 /// absurd networks.
 const MAX_NODES: usize = 4096;
-const MAX_VALUE_ELEMS: usize = 1 << 24;
-const MAX_WIDTH: usize = 1 << 16;
 
 #[derive(Clone, Debug)]
 enum Node {

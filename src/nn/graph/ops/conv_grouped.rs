@@ -9,7 +9,7 @@ use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
-use super::{OpDef, OpLayout, OpNode, Params};
+use super::{MAX_VALUE_ELEMS, MAX_WIDTH, OpDef, OpLayout, OpNode, Params};
 use crate::nn::graph::ValueShape;
 use crate::nn::{Error, Result};
 
@@ -17,9 +17,6 @@ use crate::nn::{Error, Result};
 /// name: JSON `{"op": "conv2d_grouped", "in": [v], "name": "dw", "out": 64, "kernel": 7, "padding": 3,
 /// "groups": 64}` (optional `stride`, `bias`).
 pub struct Conv2dGrouped;
-
-const MAX_WIDTH: usize = 1 << 16;
-const MAX_VALUE_ELEMS: usize = 1 << 24;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -9,7 +9,7 @@ use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
-use super::{OnnxAttr, OpDef, OpLayout, OpNode, Params};
+use super::{MAX_VALUE_ELEMS, MAX_WIDTH, OnnxAttr, OpDef, OpLayout, OpNode, Params};
 use crate::nn::graph::ValueShape;
 use crate::nn::layers::Conv2d;
 use crate::nn::{Error, Result};
@@ -23,9 +23,6 @@ pub struct ConvTranspose2d;
 const MAX_KERNEL: usize = 15;
 const MAX_PADDING: usize = 15;
 const MAX_STRIDE: usize = 8;
-/// The graph's limits on a layer's width and on the values of one sample, checked here before the weight is made.
-const MAX_WIDTH: usize = 1 << 16;
-const MAX_VALUE_ELEMS: usize = 1 << 24;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

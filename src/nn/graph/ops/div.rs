@@ -27,12 +27,7 @@ impl OpDef for Div {
         params: &Params,
         inputs: &[ValueShape],
     ) -> std::result::Result<ValueShape, String> {
-        if let Some(k) = params.keys().next() {
-            return Err(format!(
-                "takes no parameters, got `{}`",
-                crate::text::one_line(k)
-            ));
-        }
+        super::no_params(params)?;
         if inputs[0] != inputs[1] {
             return Err(format!(
                 "operands differ in shape: {} and {}",

@@ -21,12 +21,7 @@ impl OpDef for Mish {
         params: &Params,
         inputs: &[ValueShape],
     ) -> std::result::Result<ValueShape, String> {
-        if let Some(k) = params.keys().next() {
-            return Err(format!(
-                "takes no parameters, got `{}`",
-                crate::text::one_line(k)
-            ));
-        }
+        super::no_params(params)?;
         Ok(inputs[0])
     }
 

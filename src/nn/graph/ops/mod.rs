@@ -103,6 +103,22 @@ impl OpLayout {
     }
 }
 
+/// The graph's limits on a layer's width and on the values of one sample (`Graph::new` checks every node's output
+/// against the second; ops with weights check both before making them).
+pub(crate) const MAX_WIDTH: usize = 1 << 16;
+pub(crate) const MAX_VALUE_ELEMS: usize = 1 << 24;
+
+/// `Ok` for an op without parameters, else a one-line message naming the first one given.
+pub(crate) fn no_params(params: &Params) -> std::result::Result<(), String> {
+    match params.keys().next() {
+        Some(k) => Err(format!(
+            "takes no parameters, got `{}`",
+            crate::text::one_line(k)
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Serde default for a stride: 1.
 pub(crate) fn one() -> usize {
     1
