@@ -1,4 +1,4 @@
-"""Seven network families that walkjump's old checkpoint format could not hold, exported from PyTorch to ONNX.
+"""Eight network families that walkjump's old checkpoint format could not hold, exported from PyTorch to ONNX.
 
     bench/.venv/bin/python bench/onnx_families.py [OUT_DIR]      (default: tests/fixtures/onnx)
     bench/.venv/bin/python bench/onnx_families.py time --threads T --budget S --json OUT.json
@@ -172,6 +172,33 @@ class ActivationsEnergy(nn.Module):
         return self.out(h).squeeze(-1)
 
 
+class StemEnergy(nn.Module):
+    """A ResNet-style stem and the paddings PyTorch models use, as a conv energy on 1x28x28: a 7x7 stride-2
+    convolution, BatchNorm (eval), overlapping max pooling (3 / 2 / 1 and 2 / 1), reflect and replicate padding, an
+    even kernel with padding "same" (uneven), a constant pad of 0.5 on two sides."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 8, 7, stride=2, padding=3)
+        self.bn = nn.BatchNorm2d(8)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect")
+        self.c3 = nn.Conv2d(8, 8, 3)
+        self.c4 = nn.Conv2d(8, 8, 4, padding="same")
+        self.c5 = nn.Conv2d(8, 16, 3, stride=2)
+        self.fc = nn.Linear(16 * 3 * 3, 32)
+        self.out = nn.Linear(32, 1)
+
+    def forward(self, y):
+        h = F.max_pool2d(F.relu(self.bn(self.c1(y))), 3, stride=2, padding=1)  # 8 x 7
+        h = F.relu(self.c2(h))
+        h = F.silu(self.c3(F.pad(h, (1, 1, 1, 1), mode="replicate")))  # 8 x 7
+        h = torch.tanh(self.c4(h))
+        h = self.c5(F.pad(h, (0, 2, 1, 1), value=0.5))  # 8 x 9 x 9 -> 16 x 4 x 4
+        h = F.max_pool2d(h, 2, stride=1)  # 16 x 3
+        h = F.softplus(self.fc(torch.flatten(h, 1)))
+        return self.out(h).squeeze(-1)
+
+
 class MlpScore(nn.Module):
     """An MLP score net on flat 784 inputs: Tanh, tanh-GELU, LayerNorm."""
 
@@ -197,6 +224,7 @@ FAMILIES = [
     ("unet_classic_energy", ClassicUNetEnergy, "energy", 1.0, (1, 28, 28), "1,28,28"),
     ("bilinear_score", BilinearScore, "score", 1.0, (1, 28, 28), "1,28,28"),
     ("activations_energy", ActivationsEnergy, "energy", 1.0, (1, 28, 28), "1,28,28"),
+    ("stem_energy", StemEnergy, "energy", 1.0, (1, 28, 28), "1,28,28"),
 ]
 
 
@@ -255,7 +283,7 @@ def expected(model, role, sigma, y):
 
 
 def built_models():
-    """The seven models with the weights the export writes (same seed, same order)."""
+    """The eight models with the weights the export writes (same seed, same order)."""
     torch.manual_seed(0)
     for name, cls, role, sigma, in_shape, shape in FAMILIES:
         model = cls().eval()

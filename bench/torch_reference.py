@@ -212,8 +212,15 @@ class GraphNet(nn.Module):
             elif op == "pixel_shuffle":
                 r = node["factor"]
                 out = (x[0] // (r * r), x[1] * r, x[2] * r)
-            elif op in ("avg_pool", "max_pool"):
+            elif op == "avg_pool":
                 out = (x[0], x[1] // node["kernel"], x[2] // node["kernel"])
+            elif op == "max_pool":
+                k, p = node["kernel"], node.get("padding", 0)
+                s = node.get("stride", k)
+                out = (x[0], (x[1] + 2 * p - k) // s + 1, (x[2] + 2 * p - k) // s + 1)
+            elif op == "pad2d":
+                t, b, l, r = (node.get(side, 0) for side in ("top", "bottom", "left", "right"))
+                out = (x[0], x[1] + t + b, x[2] + l + r)
             elif op == "conv2d_grouped":
                 k, s, p = node["kernel"], node.get("stride", 1), node.get("padding", 0)
                 c, h, w = x
@@ -302,7 +309,15 @@ class GraphNet(nn.Module):
             elif op == "avg_pool":
                 y = F.avg_pool2d(x, node["kernel"])
             elif op == "max_pool":
-                y = F.max_pool2d(x, node["kernel"])
+                k = node["kernel"]
+                y = F.max_pool2d(x, k, node.get("stride", k), node.get("padding", 0))
+            elif op == "pad2d":
+                sides = tuple(node.get(side, 0) for side in ("left", "right", "top", "bottom"))
+                mode = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}[node.get("mode", "constant")]
+                if mode == "constant":
+                    y = F.pad(x, sides, value=node.get("value", 0.0))
+                else:
+                    y = F.pad(x, sides, mode=mode)
             elif op == "conv2d_grouped":
                 y = F.conv2d(
                     x, self._p(node, "weight"), bias(), node.get("stride", 1), node.get("padding", 0), 1, node["groups"]

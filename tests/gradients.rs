@@ -321,6 +321,34 @@ fn max_pool_and_conv_transpose_training_gradients_match_finite_differences() {
     check_training_gradient_at(ModelKind::MDAE, unet, ZMode::Sample, 6);
 }
 
+/// Training through padding (reflect, edge, constant) and overlapping, padded max pooling: a DEEN, whose loss
+/// differentiates their explicit VJPs (gathers and scatter-adds) in the weights, and an MDAE, against finite
+/// differences.
+#[test]
+fn pad_and_overlapping_max_pool_training_gradients_match_finite_differences() {
+    let energy = graph(serde_json::json!([
+        {"op": "pad2d", "in": [0], "top": 1, "left": 2, "mode": "reflect"},
+        {"op": "conv2d", "in": [1], "name": "c0", "out": 3, "kernel": 3, "padding": 1},
+        {"op": "softplus", "in": [2]},
+        {"op": "max_pool", "in": [3], "kernel": 3, "stride": 2, "padding": 1},
+        {"op": "pad2d", "in": [4], "bottom": 1, "right": 1, "mode": "edge"},
+        {"op": "conv2d", "in": [5], "name": "c1", "out": 2, "kernel": 3},
+        {"op": "tanh", "in": [6]},
+        {"op": "flatten", "in": [7]},
+        {"op": "linear", "in": [8], "name": "f0", "out": 1}
+    ]));
+    check_training_gradient_at(ModelKind::DEEN, energy, ZMode::Sample, 6);
+    let denoiser = graph(serde_json::json!([
+        {"op": "pad2d", "in": [0], "top": 1, "bottom": 1, "left": 1, "right": 1, "mode": "reflect"},
+        {"op": "conv2d", "in": [1], "name": "e", "out": 3, "kernel": 3},
+        {"op": "relu", "in": [2]},
+        {"op": "max_pool", "in": [3], "kernel": 2, "stride": 1},
+        {"op": "pad2d", "in": [4], "bottom": 1, "right": 1, "value": 0.5},
+        {"op": "conv2d", "in": [5], "name": "o", "out": 1, "kernel": 3, "padding": 1}
+    ]));
+    check_training_gradient_at(ModelKind::MDAE, denoiser, ZMode::Sample, 6);
+}
+
 /// Training through an op of the op registry (`mish`, on an image and on a flat value): the gradient of a DEEN loss
 /// (through its explicit VJP) against finite differences.
 #[test]

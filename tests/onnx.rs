@@ -13,7 +13,7 @@ use walkjump::onnx::{ImportOptions, OnnxError, Role, import_bytes, proto};
 use walkjump::sampling::rng::Rng;
 
 /// The seven families, and two of them as the older TorchScript exporter writes them (`*_legacy`, same weights).
-const FAMILIES: [&str; 9] = [
+const FAMILIES: [&str; 10] = [
     "res_energy",
     "unet_denoiser",
     "colour_energy",
@@ -21,6 +21,7 @@ const FAMILIES: [&str; 9] = [
     "unet_classic_energy",
     "bilinear_score",
     "activations_energy",
+    "stem_energy",
     "res_energy_legacy",
     "colour_energy_legacy",
 ];
@@ -207,13 +208,13 @@ fn role_and_sigma_come_from_flags_when_the_file_has_no_metadata() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-/// A ResNet stem's `MaxPool(3, stride 2, padding 1)`: overlapping windows, which walkjump refuses.
-fn overlapping_max_pool() -> proto::NodeProto {
+/// A `MaxPool(3, stride 2)` padded on the bottom and right only (TensorFlow's `SAME`), which walkjump refuses.
+fn uneven_max_pool() -> proto::NodeProto {
     let mut n = node("MaxPool", &["y"], "out");
     for (name, ints) in [
         ("kernel_shape", vec![3, 3]),
         ("strides", vec![2, 2]),
-        ("pads", vec![1, 1, 1, 1]),
+        ("pads", vec![0, 0, 1, 1]),
     ] {
         n.attribute.push(proto::AttributeProto {
             name: name.into(),
@@ -302,8 +303,8 @@ fn hostile_files_are_refused_in_one_line() {
             "output 'out' is never computed",
         ),
         (
-            prost::Message::encode_to_vec(&model(vec![overlapping_max_pool()], 20)),
-            "node 'MaxPool_0' (MaxPool): pools with kernel 3, strides [2, 2], pads [1, 1, 1, 1]; walkjump max-pools with stride = kernel",
+            prost::Message::encode_to_vec(&model(vec![uneven_max_pool()], 20)),
+            "node 'MaxPool_0' (MaxPool): pools with kernel 3 and pads [0, 0, 1, 1]; walkjump max-pools with the same padding on every side",
         ),
     ];
     for (bytes, want) in cases {
@@ -452,6 +453,118 @@ fn resize_modes_translate_or_are_refused() {
         ),
     ] {
         let e = import_bytes(&resize(&attrs), &ImportOptions::default())
+            .expect_err(want)
+            .to_string();
+        assert!(e.contains(want), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+}
+
+/// `Pad` of a 1x2x3 image (top 1, left 2, right 1) with a constant, reflect and edge translates to `pad2d` and
+/// gives the cells ONNX defines; padding the channels, cropping, `wrap` and a reflection longer than its side are
+/// refused in one line naming the node.
+#[test]
+fn pad_modes_translate_or_are_refused() {
+    let pad = |mode: &str, pads: &[i64], value: Option<f32>| -> Vec<u8> {
+        let konst = |name: &str, t: proto::TensorProto| proto::NodeProto {
+            output: vec![name.into()],
+            name: format!("{name}_0"),
+            op_type: "Constant".into(),
+            attribute: vec![proto::AttributeProto {
+                name: "value".into(),
+                t: Some(t),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut nodes = vec![konst(
+            "pads",
+            proto::TensorProto {
+                dims: vec![pads.len() as i64],
+                data_type: 7,
+                int64_data: pads.to_vec(),
+                ..Default::default()
+            },
+        )];
+        let mut inputs = vec!["y", "pads"];
+        if let Some(v) = value {
+            nodes.push(konst(
+                "value",
+                proto::TensorProto {
+                    data_type: 1,
+                    float_data: vec![v],
+                    ..Default::default()
+                },
+            ));
+            inputs.push("value");
+        }
+        let mut p = node("Pad", &inputs, "out");
+        p.attribute.push(proto::AttributeProto {
+            name: "mode".into(),
+            s: mode.as_bytes().to_vec(),
+            ..Default::default()
+        });
+        nodes.push(p);
+        let mut m = model(nodes, 20);
+        let g = m.graph.as_mut().expect("graph");
+        g.input = vec![input("y", &[0, 1, 2, 3])];
+        g.output = vec![input("out", &[0, 1, 3, 6])];
+        prost::Message::encode_to_vec(&m)
+    };
+    let run = |bytes: &[u8]| -> Vec<f32> {
+        let imported = import_bytes(bytes, &ImportOptions::default()).expect("translate");
+        let vb = candle_nn::VarBuilder::from_tensors(
+            std::collections::HashMap::new(),
+            candle_core::DType::F32,
+            &Device::Cpu,
+        );
+        let graph = walkjump::nn::Graph::new(&vb, &imported.spec, imported.input).expect("graph");
+        let x =
+            Tensor::from_vec(vec![0.0f32, 1., 2., 3., 4., 5.], (1, 6), &Device::Cpu).expect("x");
+        let y = graph.forward(&x).expect("forward");
+        y.flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .expect("values")
+    };
+    // ONNX pads: [N, C, H, W] begins, then ends.
+    let sides = [0, 0, 1, 2, 0, 0, 0, 1];
+    #[rustfmt::skip]
+    let cases: [(&str, Option<f32>, [f32; 18]); 3] = [
+        ("constant", Some(7.0), [7., 7., 7., 7., 7., 7., 7., 7., 0., 1., 2., 7., 7., 7., 3., 4., 5., 7.]),
+        ("reflect", None, [5., 4., 3., 4., 5., 4., 2., 1., 0., 1., 2., 1., 5., 4., 3., 4., 5., 4.]),
+        ("edge", None, [0., 0., 0., 1., 2., 2., 0., 0., 0., 1., 2., 2., 3., 3., 3., 4., 5., 5.]),
+    ];
+    for (mode, value, want) in cases {
+        assert_eq!(run(&pad(mode, &sides, value)), want, "{mode}");
+    }
+    for (mode, pads, want) in [
+        (
+            "constant",
+            vec![0, 1, 0, 0, 0, 0, 0, 0],
+            "node 'Pad_0' (Pad): pads the batch or channel axis",
+        ),
+        (
+            "constant",
+            vec![0, 0, -1, 0, 0, 0, 0, 0],
+            "node 'Pad_0' (Pad): has pads [-1, 0, 0, 0] (top, bottom, left, right); walkjump pads by 0 to 256 on a side (negative pads crop)",
+        ),
+        (
+            "wrap",
+            sides.to_vec(),
+            "node 'Pad_0' (Pad): has mode 'wrap'",
+        ),
+        (
+            "reflect",
+            vec![0, 0, 2, 0, 0, 0, 0, 0],
+            "node 'Pad_0' (Pad): reflects [2, 0, 0, 0] (top, bottom, left, right) of a 2x3 image",
+        ),
+        (
+            "constant",
+            vec![0, 0, 1],
+            "node 'Pad_0' (Pad): has pads [0.0, 0.0, 1.0] for axes [0, 1, 2, 3]",
+        ),
+    ] {
+        let e = import_bytes(&pad(mode, &pads, None), &ImportOptions::default())
             .expect_err(want)
             .to_string();
         assert!(e.contains(want), "{e}");

@@ -16,7 +16,8 @@ use walkjump::sampling::rng::Rng;
 /// need.
 fn arch_with(op: &str, needs_name: bool) -> Arch {
     let image_fields = match op {
-        "max_pool" => Some(serde_json::json!({"kernel": 2})),
+        "max_pool" => Some(serde_json::json!({"kernel": 3, "stride": 2, "padding": 1})),
+        "pad2d" => Some(serde_json::json!({"top": 1, "right": 2, "mode": "reflect"})),
         "pixel_shuffle" => Some(serde_json::json!({"factor": 2})),
         "conv2d_grouped" => {
             Some(serde_json::json!({"out": 6, "kernel": 3, "padding": 1, "groups": 2}))

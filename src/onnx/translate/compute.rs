@@ -2,7 +2,7 @@
 //! layers and reductions.
 
 use super::*;
-use crate::nn::graph::ops::{OnnxAttr, OpDef, conv_transpose};
+use crate::nn::graph::ops::{OnnxAttr, OpDef, conv_transpose, pad};
 
 impl Translator {
     pub(super) fn act(&mut self, n: &NodeProto, op: Op) -> Result<()> {
@@ -433,30 +433,55 @@ impl Translator {
                 ));
             }
         };
+        // Per side: [top, bottom, left, right].
         let auto = attr_s(n, "auto_pad").unwrap_or_default();
-        let padding =
-            match auto.as_str() {
-                "" | "NOTSET" => {
-                    let pads = attr_ints(n, "pads").unwrap_or_else(|| vec![0; 4]);
-                    match pads.as_slice() {
-                        [a, b, c2, d] if a == b && b == c2 && c2 == d && *a >= 0 => *a as usize,
-                        other => return Err(self.fail(
+        let sides: [usize; 4] = match auto.as_str() {
+            "" | "NOTSET" => {
+                let pads = attr_ints(n, "pads").unwrap_or_else(|| vec![0; 4]);
+                match pads.as_slice() {
+                    &[t, l, b, r]
+                        if [t, l, b, r]
+                            .iter()
+                            .all(|&p| (0..=pad::MAX_PAD as i64).contains(&p)) =>
+                    {
+                        [t as usize, b as usize, l as usize, r as usize]
+                    }
+                    other => {
+                        return Err(self.fail(
                             n,
-                            format!(
-                                "has pads {other:?}; walkjump needs the same padding on every side"
-                            ),
-                        )),
+                            format!("has pads {other:?}; walkjump pads 2D convolutions by 0 to {} on a side", pad::MAX_PAD),
+                        ));
                     }
                 }
-                "VALID" => 0,
-                "SAME_UPPER" | "SAME_LOWER" if stride == 1 && kh % 2 == 1 => kh / 2,
-                other => {
-                    return Err(self.fail(
-                        n,
-                        format!("has auto_pad {other} with stride {stride} and kernel {kh}"),
-                    ));
-                }
-            };
+            }
+            "VALID" => [0; 4],
+            "SAME_UPPER" | "SAME_LOWER" => {
+                // Output ceil(n / stride); the odd cell of an uneven total goes after (UPPER) or before (LOWER).
+                let split = |len: usize| {
+                    let total = ((len.div_ceil(stride) - 1) * stride + kh).saturating_sub(len);
+                    let less = total / 2;
+                    if auto == "SAME_UPPER" {
+                        (less, total - less)
+                    } else {
+                        (total - less, less)
+                    }
+                };
+                let ((t, b), (l, r)) = (split(h), split(wd));
+                [t, b, l, r]
+            }
+            other => {
+                return Err(self.fail(n, format!("has auto_pad {}", crate::text::one_line(other))));
+            }
+        };
+        let [t, b, l, r] = sides;
+        // Even padding stays in the convolution; uneven padding becomes a zero `pad2d` before it.
+        let (id, h, wd, padding) = if t == b && b == l && l == r {
+            (id, h, wd, t)
+        } else {
+            let params = pad::params(sides, pad::PadMode::Constant, 0.0);
+            let padded = self.push(Op::ext(&pad::Pad2d, params), vec![id], vec![]);
+            (padded, h + t + b, wd + l + r, 0)
+        };
         if kh > 15 || padding > 15 || stride > 8 {
             return Err(self.fail(
                 n,
@@ -552,6 +577,97 @@ impl Translator {
                 ("bias", vec![out], f32s(&bias)),
             ],
         );
+        self.set(n, Val::Dyn(o, shape))
+    }
+
+    /// `Pad` of an image on its spatial axes, as the registry's `pad2d`: pads (and the constant) from attributes
+    /// before opset 11, from constant inputs after (with the optional `axes` of opset 18).
+    pub(super) fn pad(&mut self, n: &NodeProto, opset: i64) -> Result<()> {
+        let (id, s) = self.dynamic(n, 0)?;
+        let ValueShape::Image(..) = s else {
+            return Err(self.fail(n, format!("pads {}; walkjump pads images", s.describe())));
+        };
+        let (pads, value, axes) = if opset < 11 {
+            let pads: Vec<f64> = attr_ints(n, "pads")
+                .unwrap_or_default()
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            (pads, attr_f(n, "value", 0.0), None)
+        } else {
+            let pads = self.konst(n, 1, "the pads")?.data;
+            let value = match self.opt(n, 2)? {
+                None => 0.0,
+                Some(Val::Const(c)) if c.data.len() == 1 => c.data[0],
+                Some(_) => return Err(self.fail(n, "has a padding value that is not one constant")),
+            };
+            let axes = match self.opt(n, 3)? {
+                None => None,
+                Some(Val::Const(c)) => Some(c.data),
+                Some(_) => return Err(self.fail(n, "has axes that are not constant")),
+            };
+            (pads, value, axes)
+        };
+        // The pads of each of the 4 axes (N, C, H, W), begin and end.
+        let axes: Vec<i64> = match axes {
+            Some(a) => a
+                .iter()
+                .map(|&v| if v < 0.0 { v as i64 + 4 } else { v as i64 })
+                .collect(),
+            None => (0..4).collect(),
+        };
+        if pads.len() != 2 * axes.len() || axes.iter().any(|a| !(0..4).contains(a)) {
+            return Err(self.fail(
+                n,
+                format!("has pads {pads:?} for axes {axes:?} of a 4D image"),
+            ));
+        }
+        let mut per_axis = [[0i64; 2]; 4];
+        for (k, &a) in axes.iter().enumerate() {
+            per_axis[a as usize] = [pads[k] as i64, pads[k + axes.len()] as i64];
+        }
+        if per_axis[0] != [0, 0] || per_axis[1] != [0, 0] {
+            return Err(self.fail(
+                n,
+                "pads the batch or channel axis; walkjump pads rows and columns",
+            ));
+        }
+        let [[t, b], [l, r]] = [per_axis[2], per_axis[3]];
+        if [t, b, l, r]
+            .iter()
+            .any(|&p| !(0..=pad::MAX_PAD as i64).contains(&p))
+        {
+            return Err(self.fail(
+                n,
+                format!(
+                    "has pads {:?} (top, bottom, left, right); walkjump pads by 0 to {} on a side (negative pads crop)",
+                    [t, b, l, r],
+                    pad::MAX_PAD
+                ),
+            ));
+        }
+        let mode = match attr_s(n, "mode").as_deref().unwrap_or("constant") {
+            "constant" => pad::PadMode::Constant,
+            "reflect" => pad::PadMode::Reflect,
+            "edge" => pad::PadMode::Edge,
+            other => {
+                return Err(self.fail(
+                    n,
+                    format!(
+                        "has mode '{}'; walkjump pads with a constant, reflect or edge",
+                        crate::text::one_line(other)
+                    ),
+                ));
+            }
+        };
+        let sides = [t as usize, b as usize, l as usize, r as usize];
+        if sides == [0; 4] {
+            return self.set(n, Val::Dyn(id, s));
+        }
+        let params = pad::params(sides, mode, value);
+        let def: &'static dyn OpDef = &pad::Pad2d;
+        let shape = def.shape(&params, &[s]).map_err(|m| self.fail(n, m))?;
+        let o = self.push(Op::ext(def, params), vec![id], vec![]);
         self.set(n, Val::Dyn(o, shape))
     }
 

@@ -2,7 +2,7 @@
 
 use super::*;
 
-const SUPPORTED: &str = "Add, AveragePool, BatchNormalization, Cast, Concat, Constant, Conv, Div, Dropout, Elu, Erf, Flatten, Gather, Gelu, Gemm, GlobalAveragePool, Greater/Where (Softplus threshold), GroupNormalization, Identity, InstanceNormalization, LayerNormalization, LeakyRelu, MatMul, Mul, Neg, Pow (2), ReduceMean, ReduceSum, Relu, Reshape, Resize/Upsample (nearest or bilinear, integer scale), Clip, Shape, Sigmoid, Slice, Softplus, Squeeze, Sub, Tanh, Unsqueeze";
+const SUPPORTED: &str = "Add, AveragePool, BatchNormalization, Cast, Concat, Constant, Conv, Div, Dropout, Elu, Erf, Flatten, Gather, Gelu, Gemm, GlobalAveragePool, Greater/Where (Softplus threshold), GroupNormalization, Identity, InstanceNormalization, LayerNormalization, LeakyRelu, MatMul, Mul, Neg, Pad (spatial), Pow (2), ReduceMean, ReduceSum, Relu, Reshape, Resize/Upsample (nearest or bilinear, integer scale), Clip, Shape, Sigmoid, Slice, Softplus, Squeeze, Sub, Tanh, Unsqueeze";
 
 impl Translator {
     pub(super) fn node(&mut self, n: &NodeProto, opset: i64) -> Result<()> {
@@ -397,6 +397,7 @@ impl Translator {
             }
             "Conv" => self.conv(n),
             "ConvTranspose" => self.conv_transpose(n),
+            "Pad" => self.pad(n, opset),
             "Clip" => self.clip(n, opset),
             "PRelu" => self.prelu(n),
             "Resize" | "Upsample" => {

@@ -1,10 +1,13 @@
-//! `max_pool`: the largest value of each `k x k` window at stride `k`, no padding; rows and columns past the last
-//! whole window are dropped (PyTorch's floor mode). ONNX `MaxPool` whose strides equal its kernel (PyTorch's
-//! `MaxPool2d(k)`, the down-sampling of the classic U-Net).
+//! `max_pool`: the largest value of each `k x k` window. By default windows sit side by side (stride `k`, no
+//! padding; rows and columns past the last whole window are dropped, PyTorch's floor mode): ONNX `MaxPool` whose
+//! strides equal its kernel (PyTorch's `MaxPool2d(k)`, the down-sampling of the classic U-Net). With a `stride`
+//! below the kernel the windows overlap, and `padding` adds that many rows and columns of minus infinity on every
+//! side (which no maximum picks): `MaxPool2d(3, 2, 1)`, a ResNet stem.
 //!
 //! The input-VJP sends each window's gradient to its largest value. Where a window holds the largest value more
 //! than once (a tie, e.g. a window of zeros after a ReLU) the gradient is shared equally among the ties: a
-//! subgradient of the maximum, and the same as PyTorch's (which picks one) wherever the maximum is unique.
+//! subgradient of the maximum, and the same as PyTorch's (which picks one) wherever the maximum is unique. An input
+//! in several overlapping windows gathers the gradient of each window it is the maximum of.
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
@@ -17,13 +20,45 @@ use crate::nn::{Error, Result};
 /// Largest kernel accepted (the images walkjump reads are far smaller than `16 x 16` windows would need).
 const MAX_KERNEL: usize = 16;
 
-/// `[c, h, w] -> [c, h / k, w / k]`: JSON `{"op": "max_pool", "in": [v], "kernel": k}`.
+/// `[c, h, w] -> [c, (h + 2p - k) / s + 1, (w + 2p - k) / s + 1]`: JSON `{"op": "max_pool", "in": [v], "kernel":
+/// k, "stride": s, "padding": p}` (stride defaults to the kernel, padding to 0).
 pub struct MaxPool;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MaxPoolParams {
     kernel: usize,
+    #[serde(default)]
+    stride: Option<usize>,
+    #[serde(default)]
+    padding: usize,
+}
+
+/// Kernel, stride and padding of valid parameters for a `h x w` image, or a one-line message.
+fn checked(
+    p: &MaxPoolParams,
+    h: usize,
+    w: usize,
+) -> std::result::Result<(usize, usize, usize), String> {
+    let k = p.kernel;
+    let s = p.stride.unwrap_or(k);
+    let pad = p.padding;
+    if k == 0 || k > MAX_KERNEL || k > h + 2 * pad || k > w + 2 * pad {
+        return Err(format!(
+            "kernel {k} does not fit a {h}x{w} image (1..={MAX_KERNEL} and at most the image)"
+        ));
+    }
+    if s == 0 || s > k {
+        return Err(format!(
+            "stride {s} with kernel {k}; walkjump's pooling windows touch or overlap (1..=kernel)"
+        ));
+    }
+    if 2 * pad > k {
+        return Err(format!(
+            "padding {pad} with kernel {k}; at most half the kernel, as in PyTorch, so every window holds a pixel"
+        ));
+    }
+    Ok((k, s, pad))
 }
 
 impl OpDef for MaxPool {
@@ -43,13 +78,12 @@ impl OpDef for MaxPool {
                 inputs[0].describe()
             ));
         };
-        let k = p.kernel;
-        if k == 0 || k > MAX_KERNEL || k > h || k > w {
-            return Err(format!(
-                "kernel {k} does not fit a {h}x{w} image (1..={MAX_KERNEL} and at most the image)"
-            ));
-        }
-        Ok(ValueShape::Image(c, h / k, w / k))
+        let (k, s, pad) = checked(&p, h, w)?;
+        Ok(ValueShape::Image(
+            c,
+            (h + 2 * pad - k) / s + 1,
+            (w + 2 * pad - k) / s + 1,
+        ))
     }
 
     fn load(
@@ -62,7 +96,11 @@ impl OpDef for MaxPool {
         let ValueShape::Image(_, h, w) = inputs[0] else {
             return Err(Error::Architecture("max_pool needs an image input".into()));
         };
-        Ok(Box::new(MaxPoolNode { k: p.kernel, h, w }))
+        let (k, s, pad) = checked(&p, h, w).map_err(Error::Architecture)?;
+        if s == k && pad == 0 {
+            return Ok(Box::new(MaxPoolNode { k, h, w }));
+        }
+        Ok(Box::new(OverlapPoolNode::new(k, s, pad, h, w)))
     }
 
     fn onnx_types(&self) -> &'static [&'static str] {
@@ -91,9 +129,25 @@ impl OpDef for MaxPool {
             .find(|a| a.name == "auto_pad")
             .map(|a| String::from_utf8_lossy(a.s).into_owned())
             .unwrap_or_default();
-        if strides != [k, k] || pads.iter().any(|&p| p != 0) || dilated {
+        let stride = match strides {
+            &[a, b] if a == b && (1..=k).contains(&a) => a,
+            other => {
+                return Err(format!(
+                    "pools with kernel {k} and strides {other:?}; walkjump max-pools with equal strides from 1 to the kernel"
+                ));
+            }
+        };
+        let padding = match pads {
+            &[a, b, c, d] if a == b && b == c && c == d && a >= 0 && 2 * a <= k => a,
+            other => {
+                return Err(format!(
+                    "pools with kernel {k} and pads {other:?}; walkjump max-pools with the same padding on every side, at most half the kernel"
+                ));
+            }
+        };
+        if dilated {
             return Err(format!(
-                "pools with kernel {k}, strides {strides:?}, pads {pads:?}; walkjump max-pools with stride = kernel, no padding and no dilation"
+                "pools with kernel {k} dilated; walkjump max-pools without dilation"
             ));
         }
         if !matches!(auto.as_str(), "" | "NOTSET" | "VALID") {
@@ -123,6 +177,12 @@ impl OpDef for MaxPool {
         }
         let mut params = Params::new();
         params.insert("kernel".into(), serde_json::json!(k));
+        if stride != k {
+            params.insert("stride".into(), serde_json::json!(stride));
+        }
+        if padding != 0 {
+            params.insert("padding".into(), serde_json::json!(padding));
+        }
         Ok(params)
     }
 }
@@ -188,6 +248,117 @@ impl OpNode for MaxPoolNode {
             .reshape(dims)?
             .pad_with_zeros(ah, 0, self.h - oh * k)?
             .pad_with_zeros(aw, 0, self.w - ow * k)?;
+        Ok(vec![Some(gx)])
+    }
+}
+
+/// A max pool whose windows overlap (stride below the kernel) or reach past the border (padding): each of the
+/// `k x k` window offsets is a strided gather of the (padded) input, the maximum is taken across the `k^2` gathers.
+#[derive(Debug)]
+struct OverlapPoolNode {
+    k: usize,
+    pad: usize,
+    /// Output height and width.
+    oh: usize,
+    ow: usize,
+    /// Padded input height and width.
+    hp: usize,
+    wp: usize,
+    /// For window row offset `d`: the padded rows `d + s i`, `i < oh` (likewise `cols` for columns).
+    rows: Vec<Vec<u32>>,
+    cols: Vec<Vec<u32>>,
+}
+
+impl OverlapPoolNode {
+    fn new(k: usize, s: usize, pad: usize, h: usize, w: usize) -> Self {
+        let (hp, wp) = (h + 2 * pad, w + 2 * pad);
+        let (oh, ow) = ((hp - k) / s + 1, (wp - k) / s + 1);
+        let taps = |n: usize| -> Vec<Vec<u32>> {
+            (0..k)
+                .map(|d| (0..n).map(|i| (d + s * i) as u32).collect())
+                .collect()
+        };
+        Self {
+            k,
+            pad,
+            oh,
+            ow,
+            hp,
+            wp,
+            rows: taps(oh),
+            cols: taps(ow),
+        }
+    }
+
+    /// `x` with `pad` rows and columns of minus infinity on every side.
+    fn padded(&self, x: &Tensor, ah: usize, aw: usize) -> Result<Tensor> {
+        if self.pad == 0 {
+            return Ok(x.clone());
+        }
+        let border = |like: &Tensor, axis: usize| -> Result<Tensor> {
+            let mut dims = like.dims().to_vec();
+            dims[axis] = self.pad;
+            Ok(Tensor::zeros(dims, like.dtype(), like.device())?.affine(1.0, f64::NEG_INFINITY)?)
+        };
+        let x = Tensor::cat(&[&border(x, ah)?, x, &border(x, ah)?], ah)?;
+        Ok(Tensor::cat(&[&border(&x, aw)?, &x, &border(&x, aw)?], aw)?)
+    }
+}
+
+impl OpNode for OverlapPoolNode {
+    /// Saves the routing weights `[k^2, ..output..]`: per window offset, one over the number of maxima of the
+    /// window where that offset holds its maximum, zero elsewhere.
+    fn forward(&self, inputs: &[&Tensor], layout: OpLayout) -> Result<(Tensor, Vec<Tensor>)> {
+        let (ah, aw) = MaxPoolNode::axes(layout);
+        let x = self.padded(inputs[0], ah, aw)?.contiguous()?;
+        let dev = x.device();
+        let mut taps = Vec::with_capacity(self.k * self.k);
+        for r in &self.rows {
+            let r = Tensor::from_slice(r, self.oh, dev)?;
+            let xr = x.index_select(&r, ah)?;
+            for c in &self.cols {
+                let c = Tensor::from_slice(c, self.ow, dev)?;
+                taps.push(xr.index_select(&c, aw)?);
+            }
+        }
+        let taps = Tensor::stack(&taps, 0)?;
+        let top = taps.max_keepdim(0)?;
+        let y = top.squeeze(0)?;
+        if !layout.keep {
+            return Ok((y, Vec::new()));
+        }
+        let hits = taps.broadcast_eq(&top)?.to_dtype(x.dtype())?;
+        let count = hits.sum_keepdim(0)?;
+        // Piecewise constant in x, as in the side-by-side pool.
+        let route = hits.broadcast_div(&count)?.detach();
+        Ok((y, vec![route]))
+    }
+
+    fn vjp(&self, saved: &[Tensor], g: &Tensor, layout: OpLayout) -> Result<Vec<Option<Tensor>>> {
+        let route = saved
+            .first()
+            .ok_or_else(|| Error::Unsupported("network cache does not match".into()))?;
+        let (ah, aw) = MaxPoolNode::axes(layout);
+        let dev = g.device();
+        let parts = route.broadcast_mul(&g.unsqueeze(0)?)?;
+        let mut dims = g.dims().to_vec();
+        dims[aw] = self.wp;
+        let row_block = Tensor::zeros(dims.clone(), g.dtype(), dev)?;
+        dims[ah] = self.hp;
+        let mut gx = Tensor::zeros(dims, g.dtype(), dev)?;
+        for (i, r) in self.rows.iter().enumerate() {
+            // The offsets of window row i: their gradients back on the padded columns, then on the padded rows.
+            let mut acc = row_block.clone();
+            for (j, c) in self.cols.iter().enumerate() {
+                let c = Tensor::from_slice(c, self.ow, dev)?;
+                let part = parts.get(i * self.k + j)?.contiguous()?;
+                acc = acc.index_add(&c, &part, aw)?;
+            }
+            let r = Tensor::from_slice(r, self.oh, dev)?;
+            gx = gx.index_add(&r, &acc, ah)?;
+        }
+        let (h, w) = (self.hp - 2 * self.pad, self.wp - 2 * self.pad);
+        let gx = gx.narrow(ah, self.pad, h)?.narrow(aw, self.pad, w)?;
         Ok(vec![Some(gx)])
     }
 }

@@ -48,6 +48,7 @@ registry! {
     pixel_shuffle::{PixelShuffle},
     prelu::{Prelu},
     conv_grouped::{Conv2dGrouped},
+    pad::{Pad2d},
 }
 
 /// An op's parameters: the fields of its JSON node besides `op`, `in` and `name`.

@@ -373,9 +373,39 @@ fn max_pool_and_conv_transpose_refuse_bad_fields_in_one_line() {
             "node 0 (max_pool): needs an image input",
         ),
         (
-            serde_json::json!({"op": "max_pool", "in": [0], "kernel": 2, "stride": 1}),
+            serde_json::json!({"op": "max_pool", "in": [0], "kernel": 2, "stride": 3}),
             vec![2, 8, 8],
-            "unknown field `stride`",
+            "node 0 (max_pool): stride 3 with kernel 2; walkjump's pooling windows touch or overlap",
+        ),
+        (
+            serde_json::json!({"op": "max_pool", "in": [0], "kernel": 3, "stride": 1, "padding": 2}),
+            vec![2, 8, 8],
+            "node 0 (max_pool): padding 2 with kernel 3; at most half the kernel",
+        ),
+        (
+            serde_json::json!({"op": "max_pool", "in": [0], "kernel": 2, "dilation": 2}),
+            vec![2, 8, 8],
+            "unknown field `dilation`",
+        ),
+        (
+            serde_json::json!({"op": "pad2d", "in": [0], "top": 1, "mode": "wrap"}),
+            vec![2, 8, 8],
+            "unknown variant `wrap`, expected one of `constant`, `reflect`, `edge`",
+        ),
+        (
+            serde_json::json!({"op": "pad2d", "in": [0], "left": 3, "mode": "reflect"}),
+            vec![2, 4, 3],
+            "node 0 (pad2d): reflects [0, 0, 3, 0] (top, bottom, left, right) of a 4x3 image",
+        ),
+        (
+            serde_json::json!({"op": "pad2d", "in": [0], "top": 1000}),
+            vec![2, 4, 3],
+            "node 0 (pad2d): pads [1000, 0, 0, 0]; walkjump pads at most 256 on a side",
+        ),
+        (
+            serde_json::json!({"op": "pad2d", "in": [0], "top": 1}),
+            vec![12],
+            "node 0 (pad2d): needs an image input",
         ),
         (
             serde_json::json!({"op": "conv_transpose2d", "in": [0], "out": 2, "kernel": 2}),
@@ -767,5 +797,129 @@ fn strided_convolutions_on_non_square_inputs_have_exact_vjps() {
             worst < 1e-6,
             "nhwc {nhwc}: VJP vs finite differences {worst}"
         );
+    }
+}
+
+/// Padding in its three modes (uneven sides) and overlapping, padded max pooling (a ResNet stem's 3 / 2 / 1, and
+/// 2 / 1), held to finite differences and autograd in both layouts. A convolution sits between each reflect or edge
+/// pad and the next pool: a window holding a pixel and its copy is a tie, which candle's autograd of the maximum
+/// counts twice (the VJP shares it, as finite differences do).
+#[test]
+fn pad_and_overlapping_max_pool_vjps_match_finite_differences_and_autograd() {
+    let s = spec(serde_json::json!({
+        "input": [2, 7, 6],
+        "nodes": [
+            {"op": "pad2d", "in": [0], "top": 1, "bottom": 2, "right": 1, "mode": "reflect"},
+            {"op": "conv2d", "in": [1], "name": "c", "out": 3, "kernel": 3, "padding": 1},
+            {"op": "max_pool", "in": [2], "kernel": 3, "stride": 2, "padding": 1},
+            {"op": "pad2d", "in": [3], "top": 2, "left": 1, "right": 1, "mode": "edge"},
+            {"op": "conv2d", "in": [4], "name": "d", "out": 2, "kernel": 3, "padding": 1},
+            {"op": "tanh", "in": [5]},
+            {"op": "max_pool", "in": [6], "kernel": 2, "stride": 1},
+            {"op": "pad2d", "in": [7], "bottom": 1, "left": 1, "value": 0.3},
+            {"op": "flatten", "in": [8]},
+            {"op": "linear", "in": [9], "name": "l", "out": 3}
+        ]
+    }));
+    let (graph, _vars) = build(&s, 31);
+    // 7x6 -> 10x7 -> 5x4 -> 7x6 -> 6x5 -> 7x6.
+    assert_eq!(graph.output_shape(), ValueShape::Flat(3));
+    check(&s, 31);
+}
+
+/// Overlapping max pooling is the maximum over each window of the input padded with minus infinity (a loop over
+/// windows), for several kernels, strides and paddings, in both layouts.
+#[test]
+fn overlapping_max_pool_computes_window_maxima() {
+    let (c, h, w) = (2, 7, 6);
+    for (k, st, p) in [(3, 2, 1), (2, 1, 0), (3, 1, 1), (4, 3, 2), (3, 3, 1)] {
+        let s = spec(serde_json::json!({"input": [c, h, w], "nodes": [
+            {"op": "max_pool", "in": [0], "kernel": k, "stride": st, "padding": p}
+        ]}));
+        let (graph, _vars) = build(&s, 3);
+        let (oh, ow) = ((h + 2 * p - k) / st + 1, (w + 2 * p - k) / st + 1);
+        assert_eq!(graph.output_shape(), ValueShape::Image(c, oh, ow));
+        let mut rng = Rng::new(5);
+        let x = random(&mut rng, 2, c * h * w);
+        let xs = values(&x);
+        let mut want = Vec::new();
+        for n in 0..2 {
+            for ch in 0..c {
+                for i in 0..oh {
+                    for j in 0..ow {
+                        let mut m = f64::NEG_INFINITY;
+                        for a in 0..k {
+                            for b in 0..k {
+                                let (r, q) = (
+                                    (i * st + a) as i64 - p as i64,
+                                    (j * st + b) as i64 - p as i64,
+                                );
+                                if (0..h as i64).contains(&r) && (0..w as i64).contains(&q) {
+                                    m = m.max(xs[((n * c + ch) * h + r as usize) * w + q as usize]);
+                                }
+                            }
+                        }
+                        want.push(m);
+                    }
+                }
+            }
+        }
+        for nhwc in [true, false] {
+            let (got, _) = graph.forward_layout(&x, nhwc, false).expect("forward");
+            assert_eq!(values(&got), want, "k {k} s {st} p {p} nhwc {nhwc}");
+        }
+    }
+}
+
+/// `pad2d` fills with the constant, the mirror image or the edge (a loop over cells), in both layouts, and its VJP
+/// adds up the gradient of every copy of a pixel.
+#[test]
+fn pad2d_fills_each_mode_and_sums_copies() {
+    let (h, w) = (3, 4);
+    let (t, b, l, r) = (2, 1, 0, 3);
+    for mode in ["constant", "reflect", "edge"] {
+        let s = spec(serde_json::json!({"input": [1, h, w], "nodes": [
+            {"op": "pad2d", "in": [0], "top": t, "bottom": b, "left": l, "right": r, "mode": mode, "value": -2.5}
+        ]}));
+        let (graph, _vars) = build(&s, 3);
+        let x = Tensor::arange(0.0f64, (h * w) as f64, &Device::Cpu)
+            .and_then(|t| t.reshape((1, h * w)))
+            .expect("x");
+        let source = |j: usize, before: usize, n: usize| -> Option<usize> {
+            let i = j as i64 - before as i64;
+            let last = n as i64 - 1;
+            match mode {
+                "reflect" => Some(if i < 0 {
+                    -i
+                } else if i > last {
+                    2 * last - i
+                } else {
+                    i
+                } as usize),
+                "edge" => Some(i.clamp(0, last) as usize),
+                _ => (0..=last).contains(&i).then_some(i as usize),
+            }
+        };
+        let (ph, pw) = (t + h + b, l + w + r);
+        let mut want = Vec::new();
+        let mut copies = vec![0.0; h * w];
+        for i in 0..ph {
+            for j in 0..pw {
+                match (source(i, t, h), source(j, l, w)) {
+                    (Some(a), Some(c)) => {
+                        want.push((a * w + c) as f64);
+                        copies[a * w + c] += 1.0;
+                    }
+                    _ => want.push(-2.5),
+                }
+            }
+        }
+        for nhwc in [true, false] {
+            let (y, cache) = graph.forward_layout(&x, nhwc, true).expect("forward");
+            assert_eq!(values(&y), want, "{mode} nhwc {nhwc}");
+            let ones = Tensor::ones((1, ph * pw), DType::F64, &Device::Cpu).expect("g");
+            let gx = values(&graph.vjp(&cache, &ones).expect("vjp"));
+            assert_eq!(gx, copies, "{mode} nhwc {nhwc}");
+        }
     }
 }
