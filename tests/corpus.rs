@@ -975,9 +975,10 @@ fn onnx_corpus_is_refused_or_loads() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
     let expect: &[(&str, &str)] = &[
         (
-            "onnx-conv-asymmetric-pads.onnx",
-            "node 'conv' (Conv): has pads [1, 0, 1, 2]",
+            "onnx-conv-negative-pads.onnx",
+            "node 'conv' (Conv): has pads [1, -1, 1, 1]; walkjump pads 2D convolutions by 0 to 256 on a side",
         ),
+        ("onnx-pad-wrap.onnx", "node 'pad' (Pad): has mode 'wrap'"),
         ("onnx-conv-dilated.onnx", "node 'conv' (Conv): is dilated"),
         (
             "onnx-external-data.onnx",
@@ -1040,5 +1041,5 @@ fn onnx_corpus_is_refused_or_loads() {
         one_line_error(&name, msg.clone());
         assert!(msg.contains(want), "{name}: {msg:?} should say {want:?}");
     }
-    assert_eq!(seen, expect.len() + 2, "every crafted file checked");
+    assert_eq!(seen, expect.len() + 3, "every crafted file checked");
 }

@@ -75,13 +75,15 @@ ext.ClearField("raw_data")
 ext.data_location = TensorProto.EXTERNAL
 ext.external_data.add(key="location", value="weights.bin")
 save("onnx-external-data.onnx", mlp_nodes, [ext] + mlp_inits[1:])
-# An image network: dilated and asymmetric-padding convolutions are refused (grouped ones are read since session 11).
+# An image network: dilated and negatively padded (cropping) convolutions are refused (grouped ones are read since
+# session 11, uneven pads since session 12: see onnx-valid-conv-uneven-pads.onnx).
 img_in = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2, 4, 4])]
 img_out = [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 2, 4, 4])]
 wconv = tensor("wc", rng.normal(size=(2, 2, 3, 3)))
 for name, attrs in [
     ("onnx-conv-dilated.onnx", {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
-    ("onnx-conv-asymmetric-pads.onnx", {"pads": [1, 0, 1, 2]}),
+    ("onnx-conv-negative-pads.onnx", {"pads": [1, -1, 1, 1]}),
+    ("onnx-valid-conv-uneven-pads.onnx", {"pads": [1, 0, 1, 2]}),
 ]:
     save(
         name,
@@ -102,6 +104,15 @@ save(
     inputs=img_in,
     outputs=img_out,
     props={"walkjump.role": "denoiser", "walkjump.sigma": "0.5", "walkjump.shape": "2,4,4"},
+)
+# Pad's wrap mode (opset 19) is refused.
+save(
+    "onnx-pad-wrap.onnx",
+    [helper.make_node("Pad", ["y", "pads"], ["out"], name="pad", mode="wrap")],
+    [numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], dtype=np.int64), "pads")],
+    inputs=img_in,
+    outputs=[helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 2, 6, 6])],
+    props={"walkjump.role": "energy", "walkjump.sigma": "0.5", "walkjump.shape": "2,4,4"},
 )
 save(
     "onnx-reshape-across-batch.onnx",
