@@ -218,6 +218,10 @@ class GraphNet(nn.Module):
                 k, p = node["kernel"], node.get("padding", 0)
                 s = node.get("stride", k)
                 out = (x[0], (x[1] + 2 * p - k) // s + 1, (x[2] + 2 * p - k) // s + 1)
+            elif op == "attention":
+                out = ins[2]
+            elif op == "slice_channels":
+                out = (node["len"],) + tuple(x[1:])
             elif op == "pad2d":
                 t, b, l, r = (node.get(side, 0) for side in ("top", "bottom", "left", "right"))
                 out = (x[0], x[1] + t + b, x[2] + l + r)
@@ -298,6 +302,15 @@ class GraphNet(nn.Module):
                 y = a[0] * a[1]
             elif op == "div":
                 y = a[0] / a[1]
+            elif op == "slice_channels":
+                y = x.narrow(1, node["start"], node["len"])
+            elif op == "attention":
+                heads = node.get("heads", 1)
+                _, c, h, w = a[0].shape
+                scale = node.get("scale", 1.0 / math.sqrt(c // heads))
+                q, k, v = (t.reshape(n, heads, t.shape[1] // heads, h * w) for t in a)
+                p = torch.softmax(scale * q.transpose(2, 3) @ k, dim=-1)
+                y = (v @ p.transpose(2, 3)).reshape(n, -1, h, w)
             elif op == "concat":
                 y = torch.cat(a, dim=1)
             elif op == "flatten":

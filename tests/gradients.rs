@@ -349,6 +349,40 @@ fn pad_and_overlapping_max_pool_training_gradients_match_finite_differences() {
     check_training_gradient_at(ModelKind::MDAE, denoiser, ZMode::Sample, 6);
 }
 
+/// Training through an attention block (1x1 convolution to queries, keys and values, split by channels, two heads,
+/// projection added back): a DEEN, whose loss differentiates the attention VJP in the weights, and an MDAE, against
+/// finite differences.
+#[test]
+fn attention_training_gradients_match_finite_differences() {
+    let block = |readout: serde_json::Value| {
+        let mut nodes = serde_json::json!([
+            {"op": "conv2d", "in": [0], "name": "c0", "out": 4, "kernel": 3, "stride": 2, "padding": 1},
+            {"op": "conv2d", "in": [1], "name": "qkv", "out": 12, "kernel": 1},
+            {"op": "slice_channels", "in": [2], "start": 0, "len": 4},
+            {"op": "slice_channels", "in": [2], "start": 4, "len": 4},
+            {"op": "slice_channels", "in": [2], "start": 8, "len": 4},
+            {"op": "attention", "in": [3, 4, 5], "heads": 2},
+            {"op": "conv2d", "in": [6], "name": "proj", "out": 4, "kernel": 1},
+            {"op": "add", "in": [7, 1]}
+        ]);
+        if let (Some(n), Some(r)) = (nodes.as_array_mut(), readout.as_array()) {
+            n.extend(r.iter().cloned());
+        }
+        graph(nodes)
+    };
+    let energy = block(serde_json::json!([
+        {"op": "softplus", "in": [8]},
+        {"op": "flatten", "in": [9]},
+        {"op": "linear", "in": [10], "name": "f0", "out": 1}
+    ]));
+    check_training_gradient_at(ModelKind::DEEN, energy, ZMode::Sample, 6);
+    let denoiser = block(serde_json::json!([
+        {"op": "upsample", "in": [8], "scale": 2},
+        {"op": "conv2d", "in": [9], "name": "o", "out": 1, "kernel": 3, "padding": 1}
+    ]));
+    check_training_gradient_at(ModelKind::MDAE, denoiser, ZMode::Sample, 6);
+}
+
 /// Training through an op of the op registry (`mish`, on an image and on a flat value): the gradient of a DEEN loss
 /// (through its explicit VJP) against finite differences.
 #[test]

@@ -49,6 +49,8 @@ registry! {
     prelu::{Prelu},
     conv_grouped::{Conv2dGrouped},
     pad::{Pad2d},
+    attention::{Attention},
+    slice_channels::{SliceChannels},
 }
 
 /// An op's parameters: the fields of its JSON node besides `op`, `in` and `name`.

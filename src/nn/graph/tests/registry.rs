@@ -923,3 +923,134 @@ fn pad2d_fills_each_mode_and_sums_copies() {
         }
     }
 }
+
+/// An attention block as U-Nets have it (a 1x1 convolution to queries, keys and values, split by channels, two
+/// heads, a 1x1 projection added back) and a one-head self-attention of a value with itself at a given scale, held to
+/// finite differences and autograd in both layouts.
+#[test]
+fn attention_and_slice_channels_vjps_match_finite_differences_and_autograd() {
+    let s = spec(serde_json::json!({
+        "input": [2, 3, 4],
+        "nodes": [
+            {"op": "conv2d", "in": [0], "name": "c", "out": 4, "kernel": 3, "padding": 1},
+            {"op": "conv2d", "in": [1], "name": "qkv", "out": 12, "kernel": 1},
+            {"op": "slice_channels", "in": [2], "start": 0, "len": 4},
+            {"op": "slice_channels", "in": [2], "start": 4, "len": 4},
+            {"op": "slice_channels", "in": [2], "start": 8, "len": 4},
+            {"op": "attention", "in": [3, 4, 5], "heads": 2},
+            {"op": "conv2d", "in": [6], "name": "proj", "out": 4, "kernel": 1},
+            {"op": "add", "in": [7, 1]},
+            {"op": "tanh", "in": [8]},
+            {"op": "attention", "in": [9, 9, 9], "scale": 0.7},
+            {"op": "flatten", "in": [10]},
+            {"op": "slice_channels", "in": [11], "start": 5, "len": 30},
+            {"op": "linear", "in": [12], "name": "l", "out": 3}
+        ]
+    }));
+    let (graph, _vars) = build(&s, 41);
+    assert_eq!(graph.output_shape(), ValueShape::Flat(3));
+    check(&s, 41);
+}
+
+/// `attention` is softmax(scale q_i . k_j) over keys j, weighting the values, per head (a loop over pixels).
+#[test]
+fn attention_computes_its_definition() {
+    let (heads, d, e, h, w) = (2, 3, 2, 2, 3);
+    let l = h * w;
+    let (cq, cv) = (heads * d, heads * e);
+    let s = spec(serde_json::json!({"input": [2 * cq + cv, h, w], "nodes": [
+        {"op": "slice_channels", "in": [0], "start": 0, "len": cq},
+        {"op": "slice_channels", "in": [0], "start": cq, "len": cq},
+        {"op": "slice_channels", "in": [0], "start": 2 * cq, "len": cv},
+        {"op": "attention", "in": [1, 2, 3], "heads": heads}
+    ]}));
+    let (graph, _vars) = build(&s, 3);
+    assert_eq!(graph.output_shape(), ValueShape::Image(cv, h, w));
+    let mut rng = Rng::new(8);
+    let x = random(&mut rng, 2, (2 * cq + cv) * l);
+    let xs = values(&x);
+    let per = (2 * cq + cv) * l;
+    // Channel ch, pixel t of sample n (channels-first, as the graph's flat input).
+    let at = |n: usize, ch: usize, t: usize| xs[n * per + ch * l + t];
+    let scale = 1.0 / (d as f64).sqrt();
+    let mut want = vec![0.0; 2 * cv * l];
+    for n in 0..2 {
+        for hd in 0..heads {
+            for i in 0..l {
+                let scores: Vec<f64> = (0..l)
+                    .map(|j| {
+                        (0..d)
+                            .map(|a| at(n, hd * d + a, i) * at(n, cq + hd * d + a, j))
+                            .sum::<f64>()
+                            * scale
+                    })
+                    .collect();
+                let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let z: Vec<f64> = scores.iter().map(|s| (s - top).exp()).collect();
+                let total: f64 = z.iter().sum();
+                for b in 0..e {
+                    let ch = hd * e + b;
+                    want[n * cv * l + ch * l + i] =
+                        (0..l).map(|j| z[j] / total * at(n, 2 * cq + ch, j)).sum();
+                }
+            }
+        }
+    }
+    for nhwc in [true, false] {
+        let (got, _) = graph.forward_layout(&x, nhwc, false).expect("forward");
+        let err = values(&got)
+            .iter()
+            .zip(&want)
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+        assert!(err < 1e-12, "nhwc {nhwc}: differs by {err}");
+    }
+}
+
+#[test]
+fn attention_and_slice_channels_refuse_bad_inputs_in_one_line() {
+    let cases = [
+        (
+            serde_json::json!([{"op": "attention", "in": [0, 0, 0], "heads": 3}]),
+            vec![4, 2, 2],
+            "node 0 (attention): 3 heads do not divide 4 query and 4 value channels",
+        ),
+        (
+            serde_json::json!([{"op": "attention", "in": [0, 0, 0]}]),
+            vec![12],
+            "node 0 (attention): attends over the pixels of images, got [12]",
+        ),
+        (
+            serde_json::json!([{"op": "attention", "in": [0, 0, 0]}]),
+            vec![1, 80, 80],
+            "node 0 (attention): attends over 6400 pixels (80x80); walkjump attends over at most 4096",
+        ),
+        (
+            serde_json::json!([
+                {"op": "avg_pool", "in": [0], "kernel": 2},
+                {"op": "attention", "in": [0, 1, 0]}
+            ]),
+            vec![2, 4, 4],
+            "node 1 (attention): queries [2, 4, 4], keys [2, 2, 2] and values [2, 4, 4] must have one size",
+        ),
+        (
+            serde_json::json!([{"op": "slice_channels", "in": [0], "start": 3, "len": 2}]),
+            vec![4, 2, 2],
+            "node 0 (slice_channels): channels 3 .. 5 are not inside the 4 of [4, 2, 2]",
+        ),
+        (
+            serde_json::json!([{"op": "slice_channels", "in": [0], "start": 0, "len": 0}]),
+            vec![4],
+            "node 0 (slice_channels): channels 0 .. 0 are not inside",
+        ),
+    ];
+    for (nodes, dims, want) in cases {
+        let s = spec(serde_json::json!({"nodes": nodes}));
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu);
+        let e = Graph::new(&vb, &s, ValueShape::from_dims(&dims).expect("dims"))
+            .expect_err(want)
+            .to_string();
+        assert!(e.contains(want), "{e:?} should say {want:?}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+}
