@@ -1,4 +1,4 @@
-"""Eight network families that walkjump's old checkpoint format could not hold, exported from PyTorch to ONNX.
+"""Nine network families that walkjump's old checkpoint format could not hold, exported from PyTorch to ONNX.
 
     bench/.venv/bin/python bench/onnx_families.py [OUT_DIR]      (default: tests/fixtures/onnx)
     bench/.venv/bin/python bench/onnx_families.py time --threads T --budget S --json OUT.json
@@ -199,6 +199,44 @@ class StemEnergy(nn.Module):
         return self.out(h).squeeze(-1)
 
 
+class AttentionEnergy(nn.Module):
+    """A conv energy with the attention blocks of diffusion U-Nets, at 14x14 and 7x7: GroupNorm, queries, keys and
+    values from 1x1 convolutions (one split into three, and three separate ones with fewer value channels), two
+    heads through scaled_dot_product_attention and one head written out as softmax(q^T k / sqrt(d)) v, a 1x1
+    projection added back."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 16, 3, stride=2, padding=1)
+        self.n1 = nn.GroupNorm(4, 16)
+        self.qkv1 = nn.Conv2d(16, 48, 1)
+        self.p1 = nn.Conv2d(16, 16, 1)
+        self.c2 = nn.Conv2d(16, 16, 3, stride=2, padding=1)
+        self.n2 = nn.GroupNorm(4, 16)
+        self.q2 = nn.Conv2d(16, 16, 1)
+        self.k2 = nn.Conv2d(16, 16, 1)
+        self.v2 = nn.Conv2d(16, 8, 1)
+        self.p2 = nn.Conv2d(8, 16, 1)
+        self.fc = nn.Linear(16 * 7 * 7, 32)
+        self.out = nn.Linear(32, 1)
+
+    def forward(self, y):
+        h = F.silu(self.c1(y))  # 16 x 14
+        b, c, hh, ww = h.shape
+        q, k, v = self.qkv1(self.n1(h)).chunk(3, dim=1)
+        heads = lambda t: t.reshape(b, 2, t.shape[1] // 2, hh * ww).transpose(-1, -2)
+        o = F.scaled_dot_product_attention(heads(q), heads(k), heads(v))
+        h = h + self.p1(o.transpose(-1, -2).reshape(b, c, hh, ww))
+        h = F.silu(self.c2(h))  # 16 x 7
+        b, c, hh, ww = h.shape
+        g = self.n2(h)
+        q, k, v = (m(g).reshape(b, -1, hh * ww) for m in (self.q2, self.k2, self.v2))
+        a = torch.softmax(q.transpose(1, 2) @ k / 4.0, dim=-1)
+        h = h + self.p2((v @ a.transpose(1, 2)).reshape(b, 8, hh, ww))
+        h = F.softplus(self.fc(torch.flatten(h, 1)))
+        return self.out(h).squeeze(-1)
+
+
 class MlpScore(nn.Module):
     """An MLP score net on flat 784 inputs: Tanh, tanh-GELU, LayerNorm."""
 
@@ -225,6 +263,7 @@ FAMILIES = [
     ("bilinear_score", BilinearScore, "score", 1.0, (1, 28, 28), "1,28,28"),
     ("activations_energy", ActivationsEnergy, "energy", 1.0, (1, 28, 28), "1,28,28"),
     ("stem_energy", StemEnergy, "energy", 1.0, (1, 28, 28), "1,28,28"),
+    ("attention_energy", AttentionEnergy, "energy", 1.0, (1, 28, 28), "1,28,28"),
 ]
 
 
@@ -283,7 +322,7 @@ def expected(model, role, sigma, y):
 
 
 def built_models():
-    """The eight models with the weights the export writes (same seed, same order)."""
+    """The nine models with the weights the export writes (same seed, same order)."""
     torch.manual_seed(0)
     for name, cls, role, sigma, in_shape, shape in FAMILIES:
         model = cls().eval()

@@ -13,7 +13,7 @@ use walkjump::onnx::{ImportOptions, OnnxError, Role, import_bytes, proto};
 use walkjump::sampling::rng::Rng;
 
 /// The seven families, and two of them as the older TorchScript exporter writes them (`*_legacy`, same weights).
-const FAMILIES: [&str; 10] = [
+const FAMILIES: [&str; 11] = [
     "res_energy",
     "unet_denoiser",
     "colour_energy",
@@ -22,6 +22,7 @@ const FAMILIES: [&str; 10] = [
     "bilinear_score",
     "activations_energy",
     "stem_energy",
+    "attention_energy",
     "res_energy_legacy",
     "colour_energy_legacy",
 ];
@@ -301,6 +302,22 @@ fn hostile_files_are_refused_in_one_line() {
         (
             prost::Message::encode_to_vec(&model(vec![node("Relu", &["y"], "z")], 20)),
             "output 'out' is never computed",
+        ),
+        (
+            prost::Message::encode_to_vec(&model(vec![node("MatMul", &["y", "y"], "out")], 20)),
+            "node 'MatMul_0' (MatMul): multiplies two input-dependent values; walkjump reads that only as self-attention",
+        ),
+        (
+            prost::Message::encode_to_vec(&model(vec![node("Softmax", &["y"], "out")], 20)),
+            "node 'Softmax_0' (Softmax): takes the softmax of a value walkjump's graph cannot hold",
+        ),
+        (
+            prost::Message::encode_to_vec(&model(vec![node("Transpose", &["y"], "out")], 20)),
+            "node 'Transpose_0' (Transpose): transposes a value walkjump's graph cannot hold",
+        ),
+        (
+            prost::Message::encode_to_vec(&model(vec![node("Split", &["y"], "out")], 20)),
+            "node 'Split_0' (Split): splits along axis 0; walkjump splits along channels",
         ),
         (
             prost::Message::encode_to_vec(&model(vec![uneven_max_pool()], 20)),

@@ -10,6 +10,7 @@ use super::{
 };
 use crate::nn::{GraphSpec, NodeSpec, Op, ValueShape};
 
+mod attention;
 mod compute;
 mod nodes;
 
@@ -39,6 +40,10 @@ enum Val {
     GroupNormed(usize, ValueShape),
     /// `Greater(x, t)` of a graph value with a constant.
     Mask(f64),
+    /// An image value seen as per-head token matrices (inside self-attention).
+    Heads(attention::HeadsView),
+    /// Attention scores or weights, waiting for the values.
+    Scores(attention::ScoresView),
 }
 
 struct Translator {

@@ -219,6 +219,15 @@ impl Translator {
                 let out = self.push(gop, vec![x, y], vec![]);
                 self.set(n, Val::Dyn(out, sx))
             }
+            (v @ (Val::Heads(_) | Val::Scores(_) | Val::Grouped(..)), Val::Const(c))
+                if matches!(op, "Mul" | "Div")
+                    && (!matches!(v, Val::Grouped(..)) || self.heads_view(&v).is_some()) =>
+            {
+                self.scale_view(n, v, &c, op == "Div")
+            }
+            (Val::Const(c), v @ (Val::Heads(_) | Val::Scores(_))) if op == "Mul" => {
+                self.scale_view(n, v, &c, false)
+            }
             (Val::Dyn(x, s), Val::Const(c)) => self.with_const(n, op, (x, s), &c, false, 0),
             (Val::Const(c), Val::Dyn(x, s)) => self.with_const(n, op, (x, s), &c, true, 1),
             _ => Err(self.fail(
@@ -327,6 +336,9 @@ impl Translator {
                 let Some(dims) = self.reshape_target(n, s, &target)? else {
                     return Err(self.fail(n, "reshapes across the batch dimension"));
                 };
+                if let Some(v) = self.reshape_to_heads(id, s, &dims) {
+                    return self.set(n, v);
+                }
                 let v = match (dims.as_slice(), s) {
                     ([], _) => Val::Dyn(id, s),
                     ([_], ValueShape::Flat(_)) => Val::Dyn(id, s),
@@ -363,6 +375,7 @@ impl Translator {
                 };
                 self.set(n, v)
             }
+            Val::Heads(v) => self.reshape_view(n, v, &target),
             Val::GroupNormed(id, s) => {
                 let dims = self.reshape_target(n, s, &target)?;
                 match (dims.as_deref(), s) {

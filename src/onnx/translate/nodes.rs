@@ -2,7 +2,7 @@
 
 use super::*;
 
-const SUPPORTED: &str = "Add, AveragePool, BatchNormalization, Cast, Concat, Constant, Conv, Div, Dropout, Elu, Erf, Flatten, Gather, Gelu, Gemm, GlobalAveragePool, Greater/Where (Softplus threshold), GroupNormalization, Identity, InstanceNormalization, LayerNormalization, LeakyRelu, MatMul, Mul, Neg, Pad (spatial), Pow (2), ReduceMean, ReduceSum, Relu, Reshape, Resize/Upsample (nearest or bilinear, integer scale), Clip, Shape, Sigmoid, Slice, Softplus, Squeeze, Sub, Tanh, Unsqueeze";
+const SUPPORTED: &str = "Add, AveragePool, BatchNormalization, Cast, Concat, Constant, Conv, Div, Dropout, Elu, Erf, Flatten, Gather, Gelu, Gemm, GlobalAveragePool, Greater/Where (Softplus threshold), GroupNormalization, Identity, InstanceNormalization, LayerNormalization, LeakyRelu, MatMul, Mul, Neg, Pad (spatial), Pow (2), self-attention over pixels (Reshape / Transpose / MatMul / Softmax), Split (channels), ReduceMean, ReduceSum, Relu, Reshape, Resize/Upsample (nearest or bilinear, integer scale), Clip, Shape, Sigmoid, Slice, Softplus, Squeeze, Sub, Tanh, Unsqueeze";
 
 impl Translator {
     pub(super) fn node(&mut self, n: &NodeProto, opset: i64) -> Result<()> {
@@ -73,6 +73,11 @@ impl Translator {
                     Val::Grouped(_, s, g) => vec![BATCH, g as f64, (s.numel() / g) as f64],
                     Val::Const(c) => c.dims.iter().map(|&d| d as f64).collect(),
                     Val::Mask(..) => return Err(self.fail(n, "takes the shape of a comparison")),
+                    v @ (Val::Heads(_) | Val::Scores(_)) => {
+                        self.view_dims(&v).ok_or_else(|| {
+                            self.fail(n, "takes the shape of attention scores or of merged heads")
+                        })?
+                    }
                 };
                 let r = dims.len() as i64;
                 let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
@@ -291,7 +296,16 @@ impl Translator {
                 _ => Err(self.fail(n, "flattens something other than an input-dependent value")),
             },
             "Gemm" => self.dense(n, true),
+            "MatMul"
+                if !matches!(self.get(n, 1)?, Val::Const(_))
+                    && !matches!(self.get(n, 0)?, Val::Const(_)) =>
+            {
+                self.attention_matmul(n)
+            }
             "MatMul" => self.dense(n, false),
+            "Transpose" => self.transpose(n),
+            "Softmax" => self.softmax(n),
+            "Split" => self.split(n, opset),
             "Add" | "Sub" | "Mul" | "Div" => self.arith(n),
             "Pow" => {
                 let (id, s) = self.dynamic(n, 0)?;
