@@ -268,8 +268,9 @@ FAMILIES = [
 
 
 # Families also exported with the older TorchScript exporter (dynamo=False, opset 17), whose graphs differ: GELU
-# as Div/Erf/Add/Mul, Flatten, Reshape with Constant shapes, GroupNorm through Constant-shaped Reshapes.
-LEGACY = ["res_energy", "colour_energy"]
+# as Div/Erf/Add/Mul, Flatten, Reshape with Constant shapes, GroupNorm through Constant-shaped Reshapes, F.pad's
+# pads computed with ConstantOfShape / Slice (step -1) / Transpose, chunk as Slice with integer shape arithmetic.
+LEGACY = ["res_energy", "colour_energy", "stem_energy", "attention_energy"]
 
 
 def export(model, example, path, role, sigma, shape, legacy=False):

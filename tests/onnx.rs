@@ -13,7 +13,7 @@ use walkjump::onnx::{ImportOptions, OnnxError, Role, import_bytes, proto};
 use walkjump::sampling::rng::Rng;
 
 /// The seven families, and two of them as the older TorchScript exporter writes them (`*_legacy`, same weights).
-const FAMILIES: [&str; 11] = [
+const FAMILIES: [&str; 13] = [
     "res_energy",
     "unet_denoiser",
     "colour_energy",
@@ -25,6 +25,8 @@ const FAMILIES: [&str; 11] = [
     "attention_energy",
     "res_energy_legacy",
     "colour_energy_legacy",
+    "stem_energy_legacy",
+    "attention_energy_legacy",
 ];
 
 /// A file of tests/fixtures/onnx, or of `WALKJUMP_ONNX_FIXTURES` (bench/compare.sh --onnx points it at fresh exports).

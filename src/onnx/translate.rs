@@ -61,6 +61,14 @@ struct Translator {
     scaled: HashMap<usize, usize>,
     /// Graph value -> the value a `softplus` node read (for the `Where` threshold idiom).
     softplus_of: HashMap<usize, usize>,
+    /// ONNX values (constants) of an integer type, whose `Div` truncates (shape arithmetic such as the older
+    /// exporter's `chunk`, `(c + 2) / 3`).
+    int_vals: std::collections::HashSet<String>,
+}
+
+/// Whether an ONNX tensor data type is an integer (or boolean) type.
+fn int_type(data_type: i64) -> bool {
+    matches!(data_type, 2..=7 | 9 | 12 | 13)
 }
 
 fn node_id(n: &NodeProto) -> String {
@@ -223,6 +231,44 @@ fn ints(c: &Const) -> Vec<Option<i64>> {
 }
 
 impl Translator {
+    /// Records which outputs of `n` are integer constants: shapes, integer casts and constants, and what shape
+    /// arithmetic makes of integer inputs.
+    fn mark_ints(&mut self, n: &NodeProto) {
+        let int_in = |k: usize| n.input.get(k).is_some_and(|i| self.int_vals.contains(i));
+        let all_in = n
+            .input
+            .iter()
+            .filter(|i| !i.is_empty())
+            .all(|i| self.int_vals.contains(i));
+        let int = match n.op_type.as_str() {
+            "Shape" | "Size" => true,
+            "Cast" => int_type(attr_i(n, "to", 1)),
+            "Constant" => attr(n, "value").map_or_else(
+                || attr(n, "value_int").is_some() || attr(n, "value_ints").is_some(),
+                |a| {
+                    a.t.as_ref()
+                        .is_some_and(|t| int_type(i64::from(t.data_type)))
+                },
+            ),
+            "ConstantOfShape" => attr(n, "value")
+                .and_then(|a| a.t.as_ref())
+                .is_some_and(|t| int_type(i64::from(t.data_type))),
+            "Gather" | "Slice" | "Unsqueeze" | "Squeeze" | "Reshape" | "Transpose" | "Identity"
+            | "Neg" | "Flatten" => int_in(0),
+            "Concat" | "Add" | "Sub" | "Mul" | "Div" => all_in,
+            _ => false,
+        };
+        if int
+            && n.output
+                .iter()
+                .all(|o| matches!(self.vals.get(o), Some(Val::Const(_))))
+        {
+            for o in &n.output {
+                self.int_vals.insert(o.clone());
+            }
+        }
+    }
+
     fn fail(&self, n: &NodeProto, msg: impl Into<String>) -> OnnxError {
         OnnxError::Node {
             node: node_id(n),
@@ -489,10 +535,14 @@ pub fn translate(model: &ModelProto, opts: &ImportOptions) -> Result<Imported> {
         biased: HashMap::new(),
         scaled: HashMap::new(),
         softplus_of: HashMap::new(),
+        int_vals: Default::default(),
     };
     for init in &graph.initializer {
         let c = tensor_values(init).map_err(OnnxError::Model)?;
         t.vals.insert(init.name.clone(), Val::Const(c));
+        if int_type(i64::from(init.data_type)) {
+            t.int_vals.insert(init.name.clone());
+        }
     }
     let inputs: Vec<&ValueInfoProto> = graph
         .input
@@ -539,6 +589,7 @@ pub fn translate(model: &ModelProto, opts: &ImportOptions) -> Result<Imported> {
             ));
         }
         t.node(n, opset)?;
+        t.mark_ints(n);
     }
     let out_info = graph
         .output
@@ -635,4 +686,128 @@ fn prune(
         .filter(|(k, _)| k.rsplit_once('.').is_some_and(|(p, _)| names.contains(p)))
         .collect();
     (kept, tensors)
+}
+
+/// Row-major strides of `dims`.
+fn strides(dims: &[usize]) -> Vec<usize> {
+    let mut st = vec![1; dims.len()];
+    for k in (0..dims.len().saturating_sub(1)).rev() {
+        st[k] = st[k + 1] * dims[k + 1];
+    }
+    st
+}
+
+/// The constant gathered at the index lists `picks` (one per axis).
+fn const_gather(c: &Const, picks: &[Vec<usize>]) -> Const {
+    let dims: Vec<usize> = picks.iter().map(Vec::len).collect();
+    let st = strides(&c.dims);
+    let count: usize = dims.iter().product();
+    let mut data = Vec::with_capacity(count);
+    let mut idx = vec![0usize; dims.len()];
+    for _ in 0..count {
+        let offset: usize = idx
+            .iter()
+            .zip(picks)
+            .zip(&st)
+            .map(|((&i, p), &s)| p[i] * s)
+            .sum();
+        data.push(c.data[offset]);
+        for k in (0..idx.len()).rev() {
+            idx[k] += 1;
+            if idx[k] < dims[k] {
+                break;
+            }
+            idx[k] = 0;
+        }
+    }
+    Const { dims, data }
+}
+
+/// `Ok` when a constant holds as many values as its dims say.
+fn consistent(c: &Const) -> std::result::Result<(), String> {
+    match checked_product(c.dims.iter().copied()) {
+        Some(n) if n == c.data.len() => Ok(()),
+        _ => Err(format!(
+            "has a constant of shape {:?} holding {} values",
+            c.dims,
+            c.data.len()
+        )),
+    }
+}
+
+/// ONNX `Slice` of a constant (negative indices from the end, bounds clamped, any non-zero step).
+fn const_slice(
+    c: &Const,
+    starts: &[i64],
+    ends: &[i64],
+    axes: &[i64],
+    steps: &[i64],
+) -> std::result::Result<Const, String> {
+    consistent(c)?;
+    let rank = c.dims.len() as i64;
+    let mut picks: Vec<Vec<usize>> = c.dims.iter().map(|&d| (0..d).collect()).collect();
+    for k in 0..axes.len() {
+        let axis = if axes[k] < 0 { axes[k] + rank } else { axes[k] };
+        if !(0..rank).contains(&axis) {
+            return Err(format!(
+                "slices axis {} of a constant of rank {rank}",
+                axes[k]
+            ));
+        }
+        let d = c.dims[axis as usize] as i64;
+        let step = steps[k];
+        if step == 0 {
+            return Err("has step 0".into());
+        }
+        let at = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
+        let (mut i, end) = if step > 0 {
+            (at(starts[k]).clamp(0, d), at(ends[k]).clamp(0, d))
+        } else {
+            (at(starts[k]).clamp(0, d - 1), at(ends[k]).clamp(-1, d - 1))
+        };
+        let mut pick = Vec::new();
+        while (step > 0 && i < end) || (step < 0 && i > end) {
+            pick.push(i as usize);
+            i += step;
+        }
+        picks[axis as usize] = pick;
+    }
+    Ok(const_gather(c, &picks))
+}
+
+/// ONNX `Transpose` of a constant.
+fn const_transpose(c: &Const, perm: &[i64]) -> std::result::Result<Const, String> {
+    consistent(c)?;
+    let rank = c.dims.len();
+    let mut seen = vec![false; rank];
+    for &p in perm {
+        match usize::try_from(p).ok().filter(|&p| p < rank) {
+            Some(p) if !seen[p] => seen[p] = true,
+            _ => return Err(format!("has perm {perm:?} for a constant of rank {rank}")),
+        }
+    }
+    if perm.len() != rank {
+        return Err(format!("has perm {perm:?} for a constant of rank {rank}"));
+    }
+    let st = strides(&c.dims);
+    let dims: Vec<usize> = perm.iter().map(|&p| c.dims[p as usize]).collect();
+    let count: usize = dims.iter().product();
+    let mut data = Vec::with_capacity(count);
+    let mut idx = vec![0usize; rank];
+    for _ in 0..count {
+        let offset: usize = idx
+            .iter()
+            .zip(perm)
+            .map(|(&i, &p)| i * st[p as usize])
+            .sum();
+        data.push(c.data[offset]);
+        for k in (0..rank).rev() {
+            idx[k] += 1;
+            if idx[k] < dims[k] {
+                break;
+            }
+            idx[k] = 0;
+        }
+    }
+    Ok(Const { dims, data })
 }

@@ -181,10 +181,19 @@ impl Translator {
         let (a, b) = (self.get(n, 0)?, self.get(n, 1)?);
         match (a, b) {
             (Val::Const(a), Val::Const(b)) => {
+                let ints = n.input.iter().all(|i| self.int_vals.contains(i));
                 let f: fn(f64, f64) -> f64 = match op {
                     "Add" => |x, y| x + y,
                     "Sub" => |x, y| x - y,
                     "Mul" => |x, y| x * y,
+                    // Integer division truncates (shape arithmetic); the batch sentinel stays itself.
+                    _ if ints => |x, y| {
+                        if x.is_finite() && y != 0.0 {
+                            (x / y).trunc()
+                        } else {
+                            x / y
+                        }
+                    },
                     _ => |x, y| x / y,
                 };
                 let c = broadcast_binary(&a, &b, f).ok_or_else(|| {
@@ -301,6 +310,80 @@ impl Translator {
             return Err(self.fail(n, format!("reshapes {} values into {dims:?}", numel)));
         }
         Ok(Some(dims))
+    }
+
+    /// `Slice`: of a constant along any axes and steps (exporters build pads and shapes this way), or of a graph
+    /// value along its channels (the older exporter's `chunk`) as `slice_channels`.
+    pub(super) fn slice(&mut self, n: &NodeProto, opset: i64) -> Result<()> {
+        let list = |k: usize, name: &str| -> Result<Option<Vec<i64>>> {
+            if opset < 10 {
+                return Ok(attr_ints(n, name));
+            }
+            match self.opt(n, k)? {
+                Some(Val::Const(c)) => Ok(Some(
+                    c.data
+                        .iter()
+                        .map(|&v| {
+                            if v.is_nan() {
+                                0
+                            } else {
+                                v.clamp(i64::MIN as f64, i64::MAX as f64) as i64
+                            }
+                        })
+                        .collect(),
+                )),
+                Some(_) => Err(self.fail(n, "has slice bounds that are not constant")),
+                None => Ok(None),
+            }
+        };
+        let starts = list(1, "starts")?.unwrap_or_default();
+        let ends = list(2, "ends")?.unwrap_or_default();
+        let axes = list(3, "axes")?;
+        let steps = if opset < 10 { None } else { list(4, "steps")? };
+        let k = starts.len();
+        let axes = axes.unwrap_or_else(|| (0..k as i64).collect());
+        let steps = steps.unwrap_or_else(|| vec![1; k]);
+        if ends.len() != k || axes.len() != k || steps.len() != k {
+            return Err(self.fail(n, "has starts, ends, axes and steps of different lengths"));
+        }
+        match self.get(n, 0)? {
+            Val::Const(c) => {
+                let out =
+                    const_slice(&c, &starts, &ends, &axes, &steps).map_err(|m| self.fail(n, m))?;
+                self.set(n, Val::Const(out))
+            }
+            Val::Dyn(id, s) => {
+                let (rank, c) = match s {
+                    ValueShape::Image(c, _, _) => (4, c),
+                    ValueShape::Flat(d) => (2, d),
+                };
+                let (start, end) = match (axes.as_slice(), steps.as_slice()) {
+                    (&[a], &[1]) if a == 1 || a == 1 - rank => (starts[0], ends[0]),
+                    _ => {
+                        return Err(self.fail(
+                            n,
+                            format!("slices axes {axes:?} with steps {steps:?}; walkjump slices a value's channels (axis 1, step 1)"),
+                        ));
+                    }
+                };
+                let clamp = |v: i64| {
+                    (if v < 0 { v.saturating_add(c as i64) } else { v }).clamp(0, c as i64) as usize
+                };
+                let (a, b) = (clamp(start), clamp(end));
+                if (a, b) == (0, c) {
+                    return self.set(n, Val::Dyn(id, s));
+                }
+                let params = crate::nn::graph::ops::slice_channels::params(a, b.saturating_sub(a));
+                let def: &'static dyn OpDef = &crate::nn::graph::ops::SliceChannels;
+                let shape = def.shape(&params, &[s]).map_err(|m| self.fail(n, m))?;
+                let out = self.push(Op::ext(def, params), vec![id], vec![]);
+                self.set(n, Val::Dyn(out, shape))
+            }
+            _ => Err(self.fail(
+                n,
+                "reads an intermediate pattern walkjump does not recognise here",
+            )),
+        }
     }
 
     pub(super) fn reshape(&mut self, n: &NodeProto) -> Result<()> {

@@ -2,7 +2,7 @@
 
 use super::*;
 
-const SUPPORTED: &str = "Add, AveragePool, BatchNormalization, Cast, Concat, Constant, Conv, Div, Dropout, Elu, Erf, Flatten, Gather, Gelu, Gemm, GlobalAveragePool, Greater/Where (Softplus threshold), GroupNormalization, Identity, InstanceNormalization, LayerNormalization, LeakyRelu, MatMul, Mul, Neg, Pad (spatial), Pow (2), self-attention over pixels (Reshape / Transpose / MatMul / Softmax), Split (channels), ReduceMean, ReduceSum, Relu, Reshape, Resize/Upsample (nearest or bilinear, integer scale), Clip, Shape, Sigmoid, Slice, Softplus, Squeeze, Sub, Tanh, Unsqueeze";
+const SUPPORTED: &str = "Add, AveragePool, BatchNormalization, Cast, Concat, Constant, ConstantOfShape, Conv, Div, Dropout, Elu, Erf, Flatten, Gather, Gelu, Gemm, GlobalAveragePool, Greater/Where (Softplus threshold), GroupNormalization, Identity, InstanceNormalization, LayerNormalization, LeakyRelu, MatMul, Mul, Neg, Pad (spatial), Pow (2), self-attention over pixels (Reshape / Transpose / MatMul / Softmax), Split (channels), ReduceMean, ReduceSum, Relu, Reshape, Resize/Upsample (nearest or bilinear, integer scale), Clip, Shape, Sigmoid, Slice (constants, or channels), Softplus, Squeeze, Sub, Tanh, Unsqueeze";
 
 impl Translator {
     pub(super) fn node(&mut self, n: &NodeProto, opset: i64) -> Result<()> {
@@ -118,43 +118,32 @@ impl Translator {
                     }),
                 )
             }
-            "Slice" => {
-                let data = self.konst(n, 0, "the sliced tensor")?;
-                if data.dims.len() != 1 {
-                    return Err(self.fail(n, "slices something other than a 1-D constant"));
-                }
-                let first = |k: usize, attr_name: &str, default: i64| -> Result<i64> {
-                    if opset < 10 {
-                        return Ok(attr_ints(n, attr_name)
-                            .and_then(|v| v.first().copied())
-                            .unwrap_or(default));
-                    }
-                    match self.opt(n, k)? {
-                        Some(Val::Const(c)) => Ok(c
-                            .data
-                            .first()
-                            .map_or(default, |&v| if v.is_finite() { v as i64 } else { default })),
-                        Some(_) => Err(self.fail(n, "has slice bounds that are not constant")),
-                        None => Ok(default),
-                    }
+            "Slice" => self.slice(n, opset),
+            "ConstantOfShape" => {
+                let shape = self.konst(n, 0, "the shape")?;
+                let value = match attr(n, "value").and_then(|a| a.t.as_ref()) {
+                    Some(t) => tensor_values(t)
+                        .map_err(|m| self.fail(n, m))?
+                        .scalar()
+                        .ok_or_else(|| self.fail(n, "has a value that is not one number"))?,
+                    None => 0.0,
                 };
-                let len = data.data.len() as i64;
-                let (start, end, step) = (
-                    first(1, "starts", 0)?,
-                    first(2, "ends", len)?,
-                    first(4, "steps", 1)?,
-                );
-                if step != 1 {
-                    return Err(self.fail(n, format!("has step {step}")));
-                }
-                let clamp = |v: i64| (if v < 0 { v + len } else { v }).clamp(0, len) as usize;
-                let (a, b) = (clamp(start), clamp(end));
-                let out = data.data.get(a..b.max(a)).unwrap_or(&[]).to_vec();
+                let dims = shape
+                    .data
+                    .iter()
+                    .map(|&d| as_usize(d))
+                    .collect::<Option<Vec<usize>>>()
+                    .ok_or_else(|| self.fail(n, "has a shape that is not known numbers"))?;
+                let count = checked_product(dims.iter().copied())
+                    .filter(|&c| c <= MAX_CONST_ELEMS)
+                    .ok_or_else(|| {
+                        self.fail(n, format!("makes a constant of shape {dims:?}, too large"))
+                    })?;
                 self.set(
                     n,
                     Val::Const(Const {
-                        dims: vec![out.len()],
-                        data: out,
+                        dims,
+                        data: vec![value; count],
                     }),
                 )
             }
@@ -303,6 +292,13 @@ impl Translator {
                 self.attention_matmul(n)
             }
             "MatMul" => self.dense(n, false),
+            "Transpose" if matches!(self.get(n, 0)?, Val::Const(_)) => {
+                let c = self.konst(n, 0, "the transposed tensor")?;
+                let perm = attr_ints(n, "perm")
+                    .unwrap_or_else(|| (0..c.dims.len() as i64).rev().collect());
+                let out = const_transpose(&c, &perm).map_err(|m| self.fail(n, m))?;
+                self.set(n, Val::Const(out))
+            }
             "Transpose" => self.transpose(n),
             "Softmax" => self.softmax(n),
             "Split" => self.split(n, opset),
