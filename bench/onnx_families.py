@@ -1,4 +1,4 @@
-"""Nine network families that walkjump's old checkpoint format could not hold, exported from PyTorch to ONNX.
+"""Ten network families that walkjump's old checkpoint format could not hold, exported from PyTorch to ONNX.
 
     bench/.venv/bin/python bench/onnx_families.py [OUT_DIR]      (default: tests/fixtures/onnx)
     bench/.venv/bin/python bench/onnx_families.py time --threads T --budget S --json OUT.json
@@ -237,6 +237,32 @@ class AttentionEnergy(nn.Module):
         return self.out(h).squeeze(-1)
 
 
+class DilatedScore(nn.Module):
+    """A score net in the manner of NCSN's RefineNet on 1x28x28: residual blocks of InstanceNorm, ELU and dilated
+    convolutions (dilation 2 and 4), then chained residual pooling (5x5 max pooling at stride 1, padding 2)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c0 = nn.Conv2d(1, 16, 3, padding=1)
+        self.n1 = nn.InstanceNorm2d(16, affine=True)
+        self.d1 = nn.Conv2d(16, 16, 3, padding=2, dilation=2)
+        self.n2 = nn.InstanceNorm2d(16, affine=True)
+        self.d2 = nn.Conv2d(16, 16, 3, padding=4, dilation=4)
+        self.crp = nn.Conv2d(16, 16, 3, padding=1, bias=False)
+        self.out = nn.Conv2d(16, 1, 3, padding=1)
+
+    def forward(self, y):
+        h = self.c0(y)
+        h = h + self.d1(F.elu(self.n1(h)))
+        h = h + self.d2(F.elu(self.n2(h)))
+        x = F.elu(h)
+        p = x
+        for _ in range(2):
+            p = self.crp(F.max_pool2d(p, 5, stride=1, padding=2))
+            x = x + p
+        return self.out(x)
+
+
 class MlpScore(nn.Module):
     """An MLP score net on flat 784 inputs: Tanh, tanh-GELU, LayerNorm."""
 
@@ -264,6 +290,7 @@ FAMILIES = [
     ("activations_energy", ActivationsEnergy, "energy", 1.0, (1, 28, 28), "1,28,28"),
     ("stem_energy", StemEnergy, "energy", 1.0, (1, 28, 28), "1,28,28"),
     ("attention_energy", AttentionEnergy, "energy", 1.0, (1, 28, 28), "1,28,28"),
+    ("dilated_score", DilatedScore, "score", 1.0, (1, 28, 28), "1,28,28"),
 ]
 
 
@@ -323,14 +350,14 @@ def expected(model, role, sigma, y):
 
 
 def built_models():
-    """The nine models with the weights the export writes (same seed, same order)."""
+    """The ten models with the weights the export writes (same seed, same order)."""
     torch.manual_seed(0)
     for name, cls, role, sigma, in_shape, shape in FAMILIES:
         model = cls().eval()
         with torch.no_grad():
             # Non-trivial normalisation statistics and scales, so that the import must carry them.
             for mod in model.modules():
-                if isinstance(mod, (nn.GroupNorm, nn.LayerNorm, nn.BatchNorm2d)):
+                if isinstance(mod, (nn.GroupNorm, nn.LayerNorm, nn.BatchNorm2d, nn.InstanceNorm2d)):
                     mod.weight.uniform_(0.5, 1.5)
                     mod.bias.uniform_(-0.3, 0.3)
                 if isinstance(mod, nn.BatchNorm2d):

@@ -979,7 +979,10 @@ fn onnx_corpus_is_refused_or_loads() {
             "node 'conv' (Conv): has pads [1, -1, 1, 1]; walkjump pads 2D convolutions by 0 to 256 on a side",
         ),
         ("onnx-pad-wrap.onnx", "node 'pad' (Pad): has mode 'wrap'"),
-        ("onnx-conv-dilated.onnx", "node 'conv' (Conv): is dilated"),
+        (
+            "onnx-conv-dilated-unevenly.onnx",
+            "node 'conv' (Conv): has dilations [2, 1]; walkjump dilates both axes alike",
+        ),
         (
             "onnx-external-data.onnx",
             "keeps its values in an external file",
@@ -1041,5 +1044,5 @@ fn onnx_corpus_is_refused_or_loads() {
         one_line_error(&name, msg.clone());
         assert!(msg.contains(want), "{name}: {msg:?} should say {want:?}");
     }
-    assert_eq!(seen, expect.len() + 3, "every crafted file checked");
+    assert_eq!(seen, expect.len() + 4, "every crafted file checked");
 }

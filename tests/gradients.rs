@@ -383,6 +383,39 @@ fn attention_training_gradients_match_finite_differences() {
     check_training_gradient_at(ModelKind::MDAE, denoiser, ZMode::Sample, 6);
 }
 
+/// Training through dilated convolutions (dilation 2 keeping the size, dilation 2 depthwise): a DEEN, whose loss
+/// differentiates their VJPs (dilated transposed convolutions) in the weights, and an MDAE, against finite
+/// differences.
+#[test]
+fn dilated_convolution_training_gradients_match_finite_differences() {
+    let body = serde_json::json!([
+        {"op": "conv2d", "in": [0], "name": "c0", "out": 4, "kernel": 3, "padding": 1},
+        {"op": "elu", "in": [1]},
+        {"op": "conv2d_grouped", "in": [2], "name": "d0", "out": 4, "kernel": 3, "padding": 2,
+         "groups": 1, "dilation": 2},
+        {"op": "elu", "in": [3]},
+        {"op": "conv2d_grouped", "in": [4], "name": "d1", "out": 4, "kernel": 3, "padding": 2,
+         "groups": 4, "dilation": 2},
+        {"op": "add", "in": [5, 2]}
+    ]);
+    let with = |tail: serde_json::Value| {
+        let mut nodes = body.clone();
+        if let (Some(n), Some(t)) = (nodes.as_array_mut(), tail.as_array()) {
+            n.extend(t.iter().cloned());
+        }
+        graph(nodes)
+    };
+    let energy = with(serde_json::json!([
+        {"op": "flatten", "in": [6]},
+        {"op": "linear", "in": [7], "name": "f0", "out": 1}
+    ]));
+    check_training_gradient_at(ModelKind::DEEN, energy, ZMode::Sample, 6);
+    let denoiser = with(serde_json::json!([
+        {"op": "conv2d", "in": [6], "name": "o", "out": 1, "kernel": 3, "padding": 1}
+    ]));
+    check_training_gradient_at(ModelKind::MDAE, denoiser, ZMode::Sample, 6);
+}
+
 /// Training through an op of the op registry (`mish`, on an image and on a flat value): the gradient of a DEEN loss
 /// (through its explicit VJP) against finite differences.
 #[test]

@@ -13,7 +13,7 @@ use walkjump::onnx::{ImportOptions, OnnxError, Role, import_bytes, proto};
 use walkjump::sampling::rng::Rng;
 
 /// The seven families, and two of them as the older TorchScript exporter writes them (`*_legacy`, same weights).
-const FAMILIES: [&str; 13] = [
+const FAMILIES: [&str; 14] = [
     "res_energy",
     "unet_denoiser",
     "colour_energy",
@@ -23,6 +23,7 @@ const FAMILIES: [&str; 13] = [
     "activations_energy",
     "stem_energy",
     "attention_energy",
+    "dilated_score",
     "res_energy_legacy",
     "colour_energy_legacy",
     "stem_energy_legacy",

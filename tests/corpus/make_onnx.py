@@ -75,13 +75,14 @@ ext.ClearField("raw_data")
 ext.data_location = TensorProto.EXTERNAL
 ext.external_data.add(key="location", value="weights.bin")
 save("onnx-external-data.onnx", mlp_nodes, [ext] + mlp_inits[1:])
-# An image network: dilated and negatively padded (cropping) convolutions are refused (grouped ones are read since
-# session 11, uneven pads since session 12: see onnx-valid-conv-uneven-pads.onnx).
+# An image network: convolutions dilated unevenly and negatively padded (cropping) ones are refused (grouped ones
+# are read since session 11, uneven pads and dilation since session 12: see the onnx-valid-conv-* files).
 img_in = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2, 4, 4])]
 img_out = [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 2, 4, 4])]
 wconv = tensor("wc", rng.normal(size=(2, 2, 3, 3)))
 for name, attrs in [
-    ("onnx-conv-dilated.onnx", {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
+    ("onnx-conv-dilated-unevenly.onnx", {"dilations": [2, 1], "pads": [2, 1, 2, 1]}),
+    ("onnx-valid-conv-dilated.onnx", {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
     ("onnx-conv-negative-pads.onnx", {"pads": [1, -1, 1, 1]}),
     ("onnx-valid-conv-uneven-pads.onnx", {"pads": [1, 0, 1, 2]}),
 ]:

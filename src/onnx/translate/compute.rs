@@ -516,9 +516,18 @@ impl Translator {
                 format!("has a {kh}x{kw} kernel; walkjump's convolutions are square"),
             ));
         }
-        if attr_ints(n, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1)) {
-            return Err(self.fail(n, "is dilated; walkjump's convolutions have dilation 1"));
-        }
+        let dilations = attr_ints(n, "dilations").unwrap_or_else(|| vec![1, 1]);
+        let dilation = match dilations.as_slice() {
+            &[a, b] if a == b && (1..=16).contains(&a) => a as usize,
+            other => {
+                return Err(self.fail(
+                    n,
+                    format!("has dilations {other:?}; walkjump dilates both axes alike, 1 to 16"),
+                ));
+            }
+        };
+        // The span of the (dilated) kernel.
+        let span = dilation * (kh - 1) + 1;
         let strides = attr_ints(n, "strides").unwrap_or_else(|| vec![1, 1]);
         let stride = match strides.as_slice() {
             [a, b] if a == b && *a > 0 => *a as usize,
@@ -554,7 +563,7 @@ impl Translator {
             "SAME_UPPER" | "SAME_LOWER" => {
                 // Output ceil(n / stride); the odd cell of an uneven total goes after (UPPER) or before (LOWER).
                 let split = |len: usize| {
-                    let total = ((len.div_ceil(stride) - 1) * stride + kh).saturating_sub(len);
+                    let total = ((len.div_ceil(stride) - 1) * stride + span).saturating_sub(len);
                     let less = total / 2;
                     if auto == "SAME_UPPER" {
                         (less, total - less)
@@ -578,13 +587,14 @@ impl Translator {
             let padded = self.push(Op::ext(&pad::Pad2d, params), vec![id], vec![]);
             (padded, h + t + b, wd + l + r, 0)
         };
-        if kh > 15 || padding > 15 || stride > 8 {
+        let max_pad = if dilation == 1 { 15 } else { 64 };
+        if kh > 15 || padding > max_pad || stride > 8 {
             return Err(self.fail(
                 n,
-                format!("has kernel {kh}, padding {padding}, stride {stride}; walkjump takes kernels up to 15, padding up to 15, strides up to 8"),
+                format!("has kernel {kh}, padding {padding}, stride {stride}; walkjump takes kernels up to 15, padding up to {max_pad}, strides up to 8"),
             ));
         }
-        if h + 2 * padding < kh || wd + 2 * padding < kh {
+        if h + 2 * padding < span || wd + 2 * padding < span {
             return Err(self.fail(
                 n,
                 format!("has a {kh}x{kh} kernel larger than its padded {h}x{wd} input"),
@@ -600,7 +610,7 @@ impl Translator {
             }
             None => vec![0.0; out],
         };
-        let op = if groups == 1 {
+        let op = if groups == 1 && dilation == 1 {
             Op::Conv2d {
                 out,
                 kernel: kh,
@@ -615,6 +625,9 @@ impl Translator {
             params.insert("groups".into(), serde_json::json!(groups));
             params.insert("stride".into(), serde_json::json!(stride));
             params.insert("padding".into(), serde_json::json!(padding));
+            if dilation != 1 {
+                params.insert("dilation".into(), serde_json::json!(dilation));
+            }
             Op::ext(&crate::nn::graph::ops::Conv2dGrouped, params)
         };
         let node = self.nodes.len();
@@ -627,8 +640,8 @@ impl Translator {
             ],
         );
         self.biased.insert(o, node);
-        let oh = (h + 2 * padding - kh) / stride + 1;
-        let ow = (wd + 2 * padding - kh) / stride + 1;
+        let oh = (h + 2 * padding - span) / stride + 1;
+        let ow = (wd + 2 * padding - span) / stride + 1;
         self.set(n, Val::Dyn(o, ValueShape::Image(out, oh, ow)))
     }
 

@@ -1,6 +1,8 @@
 //! `conv2d_grouped`: a 2D convolution whose channels split into `groups` independent groups (PyTorch's
 //! `Conv2d(..., groups=g)`; depthwise when `groups` equals the input channels, as in MobileNet and ConvNeXt
-//! blocks); ONNX `Conv` with `group > 1`. Square kernel, equal strides, the same padding on every side.
+//! blocks); ONNX `Conv` with `group > 1`. Square kernel, equal strides, the same padding on every side. With a
+//! `dilation` above 1 (groups may then be 1) the kernel's taps sit that many pixels apart (PyTorch's
+//! `Conv2d(..., dilation=d)`, the dilated residual blocks of NCSN score networks); ONNX `Conv` with `dilations`.
 //!
 //! Each group is an ordinary convolution of `c_in / groups` channels to `out / groups`; the input-VJP is each
 //! group's transposed convolution, joined along channels.
@@ -15,7 +17,7 @@ use crate::nn::{Error, Result};
 
 /// `[c_in, h, w] -> [out, h', w']` with `weight [out, c_in / groups, k, k]` and `bias [out]` under the node's
 /// name: JSON `{"op": "conv2d_grouped", "in": [v], "name": "dw", "out": 64, "kernel": 7, "padding": 3,
-/// "groups": 64}` (optional `stride`, `bias`).
+/// "groups": 64}` (optional `stride`, `bias`, `dilation`).
 pub struct Conv2dGrouped;
 
 #[derive(Deserialize)]
@@ -30,6 +32,8 @@ struct GroupedParams {
     padding: usize,
     #[serde(default = "super::yes")]
     bias: bool,
+    #[serde(default = "super::one")]
+    dilation: usize,
 }
 
 impl GroupedParams {
@@ -40,20 +44,29 @@ impl GroupedParams {
     ) -> std::result::Result<ValueShape, String> {
         let Self {
             out,
-            kernel: k,
+            kernel,
             groups,
             stride,
             padding,
+            dilation,
             ..
         } = *self;
+        if !(1..=16).contains(&dilation) {
+            return Err(format!("dilation {dilation} out of range 1..=16"));
+        }
+        if !(1..=15).contains(&kernel) {
+            return Err(format!("kernel {kernel} out of range 1..=15"));
+        }
+        // The span of the dilated kernel.
+        let k = dilation * (kernel - 1) + 1;
         if out == 0 || out > MAX_WIDTH {
             return Err(format!(
                 "has {out} output channels, out of range 1..={MAX_WIDTH}"
             ));
         }
-        if !(1..=15).contains(&k) || !(1..=8).contains(&stride) || padding > 15 {
+        if !(1..=8).contains(&stride) || padding > 64 {
             return Err(format!(
-                "kernel {k}, stride {stride}, padding {padding} out of range (kernel 1..=15, stride 1..=8, padding 0..=15)"
+                "stride {stride}, padding {padding} out of range (stride 1..=8, padding 0..=64)"
             ));
         }
         if groups == 0 || c % groups != 0 || out % groups != 0 {
@@ -63,7 +76,7 @@ impl GroupedParams {
         }
         if h + 2 * padding < k || w + 2 * padding < k {
             return Err(format!(
-                "kernel {k} with padding {padding} does not fit a {h}x{w} input"
+                "kernel {kernel} (span {k}) with padding {padding} does not fit a {h}x{w} input"
             ));
         }
         let (oh, ow) = (
@@ -123,13 +136,15 @@ impl OpDef for Conv2dGrouped {
         };
         // conv_transpose2d gives (oh - 1) stride - 2 padding + k rows; the rest of the input's are output padding,
         // one for both axes: the larger, then each axis is cut to the input's side.
-        let pad_h = (h + 2 * p.padding).saturating_sub((oh - 1) * p.stride + p.kernel);
-        let pad_w = (w + 2 * p.padding).saturating_sub((ow - 1) * p.stride + p.kernel);
+        let span = p.dilation * (p.kernel - 1) + 1;
+        let pad_h = (h + 2 * p.padding).saturating_sub((oh - 1) * p.stride + span);
+        let pad_w = (w + 2 * p.padding).saturating_sub((ow - 1) * p.stride + span);
         let output_padding = pad_h.max(pad_w);
         Ok(Box::new(GroupedNode {
             weight,
             bias,
             groups: p.groups,
+            dilation: p.dilation,
             stride: p.stride,
             padding: p.padding,
             output_padding,
@@ -146,6 +161,7 @@ struct GroupedNode {
     /// `[out]`
     bias: Option<Tensor>,
     groups: usize,
+    dilation: usize,
     stride: usize,
     padding: usize,
     output_padding: usize,
@@ -158,7 +174,13 @@ impl OpNode for GroupedNode {
     /// `x: [N, c_in, h, w]` (or channels-last) to `[N, out, h', w']`; saves nothing.
     fn forward(&self, inputs: &[&Tensor], layout: OpLayout) -> Result<(Tensor, Vec<Tensor>)> {
         let x = layout.to_nchw(inputs[0])?;
-        let mut y = x.conv2d(&self.weight, self.padding, self.stride, 1, self.groups)?;
+        let mut y = x.conv2d(
+            &self.weight,
+            self.padding,
+            self.stride,
+            self.dilation,
+            self.groups,
+        )?;
         if let Some(b) = &self.bias {
             y = y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)?;
         }
@@ -179,7 +201,7 @@ impl OpNode for GroupedNode {
                     self.padding,
                     self.output_padding,
                     self.stride,
-                    1,
+                    self.dilation,
                 )
             })
             .collect::<candle_core::Result<Vec<_>>>()?;

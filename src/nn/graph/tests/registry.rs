@@ -1054,3 +1054,64 @@ fn attention_and_slice_channels_refuse_bad_inputs_in_one_line() {
         assert!(!e.contains('\n'), "{e}");
     }
 }
+
+/// Dilated convolutions (`conv2d_grouped` with `dilation`): one group with dilation 2 keeping the size (padding 2),
+/// dilation 3 with stride 2 on an odd side, and a depthwise one with dilation 2, held to finite differences and
+/// autograd in both layouts; the value equals the plain convolution with the kernel spread out by zeros.
+#[test]
+fn dilated_convolutions_match_finite_differences_autograd_and_a_spread_kernel() {
+    let s = spec(serde_json::json!({
+        "input": [2, 7, 7],
+        "nodes": [
+            {"op": "conv2d_grouped", "in": [0], "name": "d2", "out": 4, "kernel": 3, "padding": 2,
+             "groups": 1, "dilation": 2},
+            {"op": "tanh", "in": [1]},
+            {"op": "conv2d_grouped", "in": [2], "name": "d3", "out": 4, "kernel": 2, "stride": 2,
+             "padding": 1, "groups": 1, "dilation": 3},
+            {"op": "conv2d_grouped", "in": [3], "name": "dw", "out": 4, "kernel": 3, "padding": 2,
+             "groups": 4, "dilation": 2},
+            {"op": "flatten", "in": [4]},
+            {"op": "linear", "in": [5], "name": "l", "out": 3}
+        ]
+    }));
+    let (graph, _vars) = build(&s, 91);
+    assert_eq!(graph.output_shape(), ValueShape::Flat(3));
+    check(&s, 91);
+    // Dilation 2 of a 3x3 kernel is the 5x5 kernel with zeros between its taps.
+    let dilated = spec(serde_json::json!({"input": [1, 6, 5], "nodes": [
+        {"op": "conv2d_grouped", "in": [0], "name": "d", "out": 1, "kernel": 3, "padding": 1,
+         "groups": 1, "dilation": 2, "bias": false}
+    ]}));
+    let (graph, vars) = build(&dilated, 5);
+    let w = vars
+        .data()
+        .lock()
+        .expect("vars")
+        .get("d.weight")
+        .expect("weight")
+        .as_tensor()
+        .clone();
+    let wv = values(&w);
+    let mut spread = vec![0.0; 25];
+    for a in 0..3 {
+        for b in 0..3 {
+            spread[(2 * a) * 5 + 2 * b] = wv[a * 3 + b];
+        }
+    }
+    let spread = Tensor::from_vec(spread, (1, 1, 5, 5), &Device::Cpu).expect("spread");
+    let mut rng = Rng::new(6);
+    let x = random(&mut rng, 2, 30);
+    let want = x
+        .reshape((2, 1, 6, 5))
+        .and_then(|t| t.conv2d(&spread, 1, 1, 1, 1))
+        .and_then(|t| t.flatten_from(1))
+        .expect("reference");
+    for nhwc in [true, false] {
+        let (got, _) = graph.forward_layout(&x, nhwc, false).expect("forward");
+        let err = values(&got)
+            .iter()
+            .zip(values(&want))
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+        assert!(err < 1e-12, "nhwc {nhwc}: differs by {err}");
+    }
+}
