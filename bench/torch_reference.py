@@ -228,7 +228,8 @@ class GraphNet(nn.Module):
             elif op == "conv2d_grouped":
                 k, s, p = node["kernel"], node.get("stride", 1), node.get("padding", 0)
                 c, h, w = x
-                out = (node["out"], (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+                span = node.get("dilation", 1) * (k - 1) + 1
+                out = (node["out"], (h + 2 * p - span) // s + 1, (w + 2 * p - span) // s + 1)
                 params = {"weight": [node["out"], c // node["groups"], k, k]}
                 if node.get("bias", True):
                     params["bias"] = [node["out"]]
@@ -333,7 +334,13 @@ class GraphNet(nn.Module):
                     y = F.pad(x, sides, mode=mode)
             elif op == "conv2d_grouped":
                 y = F.conv2d(
-                    x, self._p(node, "weight"), bias(), node.get("stride", 1), node.get("padding", 0), 1, node["groups"]
+                    x,
+                    self._p(node, "weight"),
+                    bias(),
+                    node.get("stride", 1),
+                    node.get("padding", 0),
+                    node.get("dilation", 1),
+                    node["groups"],
                 )
             elif op == "prelu":
                 y = torch.where(x > 0, x, per_channel(self._p(node, "weight")) * x)
