@@ -591,3 +591,120 @@ fn pad_modes_translate_or_are_refused() {
         assert!(!e.contains('\n'), "{e}");
     }
 }
+
+/// Shape arithmetic on constants as the older exporter writes it for `F.pad`: `ConstantOfShape`, `Concat`,
+/// `Reshape` to pairs, `Slice` with step -1 (reversing the pairs), `Transpose`, and an integer `Div` that
+/// truncates; a `Slice` of an empty axis gives nothing and does not panic.
+#[test]
+fn constant_shape_arithmetic_folds_as_onnx_defines() {
+    let konst = |name: &str, dims: Vec<i64>, data: Vec<i64>| proto::NodeProto {
+        output: vec![name.into()],
+        name: format!("{name}_0"),
+        op_type: "Constant".into(),
+        attribute: vec![proto::AttributeProto {
+            name: "value".into(),
+            t: Some(proto::TensorProto {
+                dims,
+                data_type: 7,
+                int64_data: data,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut zeros = node("ConstantOfShape", &["four"], "zeros");
+    zeros.attribute.push(proto::AttributeProto {
+        name: "value".into(),
+        t: Some(proto::TensorProto {
+            dims: vec![1],
+            data_type: 7,
+            int64_data: vec![0],
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let mut transpose = node("Transpose", &["reversed"], "columns");
+    transpose.attribute.push(proto::AttributeProto {
+        name: "perm".into(),
+        ints: vec![1, 0],
+        ..Default::default()
+    });
+    let mut pad = node("Pad", &["y", "pads"], "out");
+    pad.attribute.push(proto::AttributeProto {
+        name: "mode".into(),
+        s: b"constant".to_vec(),
+        ..Default::default()
+    });
+    // F.pad(y, (left 0, right 1, top 1, bottom 1)): sides [0, 1, 1, 1] then zeros for N and C, in pairs per axis
+    // from the last; reversed and transposed to ONNX's [begins..., ends...]; right is 7 - 3 (7 / 3) = 1 with
+    // integer division (0 with real division).
+    let mut nodes = vec![
+        konst("four", vec![1], vec![4]),
+        zeros,
+        konst("seven", vec![1], vec![7]),
+        konst("three", vec![1], vec![3]),
+        node("Div", &["seven", "three"], "quotient"),
+        node("Mul", &["quotient", "three"], "six"),
+        node("Sub", &["seven", "six"], "remainder"),
+        konst("zero", vec![1], vec![0]),
+        konst("one", vec![1], vec![1]),
+        node("Concat", &["zero", "remainder", "one", "one"], "sides"),
+        node("Concat", &["sides", "zeros"], "flat"),
+        konst("pairs", vec![2], vec![-1, 2]),
+        node("Reshape", &["flat", "pairs"], "grid"),
+        konst("start", vec![1], vec![-1]),
+        konst("end", vec![1], vec![i64::MIN + 1]),
+        konst("axis0", vec![1], vec![0]),
+        konst("back", vec![1], vec![-1]),
+        node(
+            "Slice",
+            &["grid", "start", "end", "axis0", "back"],
+            "reversed",
+        ),
+        transpose,
+        konst("flatten", vec![1], vec![-1]),
+        node("Reshape", &["columns", "flatten"], "pads"),
+        pad,
+    ];
+    for n in &mut nodes {
+        if n.op_type == "Concat" {
+            n.attribute.push(proto::AttributeProto {
+                name: "axis".into(),
+                ..Default::default()
+            });
+        }
+    }
+    let mut m = model(nodes, 17);
+    let g = m.graph.as_mut().expect("graph");
+    g.input = vec![input("y", &[0, 1, 2, 3])];
+    g.output = vec![input("out", &[0, 1, 4, 4])];
+    let imported = import_bytes(
+        &prost::Message::encode_to_vec(&m),
+        &ImportOptions::default(),
+    )
+    .expect("translate");
+    let vb = candle_nn::VarBuilder::from_tensors(
+        std::collections::HashMap::new(),
+        candle_core::DType::F32,
+        &Device::Cpu,
+    );
+    let graph = walkjump::nn::Graph::new(&vb, &imported.spec, imported.input).expect("graph");
+    assert_eq!(
+        graph.output_shape(),
+        walkjump::nn::ValueShape::Image(1, 4, 4)
+    );
+    let x = Tensor::from_vec(vec![1.0f32, 2., 3., 4., 5., 6.], (1, 6), &Device::Cpu).expect("x");
+    let y = graph
+        .forward(&x)
+        .and_then(|t| Ok(t.flatten_all()?.to_vec1::<f32>()?))
+        .expect("forward");
+    #[rustfmt::skip]
+    let want = [
+        0., 0., 0., 0.,
+        1., 2., 3., 0.,
+        4., 5., 6., 0.,
+        0., 0., 0., 0.,
+    ];
+    assert_eq!(y, want);
+}

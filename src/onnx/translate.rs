@@ -759,6 +759,11 @@ fn const_slice(
         if step == 0 {
             return Err("has step 0".into());
         }
+        if d == 0 {
+            // Nothing to pick (and no valid index to clamp to).
+            picks[axis as usize] = Vec::new();
+            continue;
+        }
         let at = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
         let (mut i, end) = if step > 0 {
             (at(starts[k]).clamp(0, d), at(ends[k]).clamp(0, d))
