@@ -239,7 +239,8 @@ class AttentionEnergy(nn.Module):
 
 class DilatedScore(nn.Module):
     """A score net in the manner of NCSN's RefineNet on 1x28x28: residual blocks of InstanceNorm, ELU and dilated
-    convolutions (dilation 2 and 4), then chained residual pooling (5x5 max pooling at stride 1, padding 2)."""
+    convolutions (dilation 2 and 4), then chained residual pooling (5x5 max pooling, then 5x5 average pooling as in
+    NCSNv2, at stride 1 with padding 2), and a 3x3 average pool that counts only the pixels it covers."""
 
     def __init__(self):
         super().__init__()
@@ -257,10 +258,10 @@ class DilatedScore(nn.Module):
         h = h + self.d2(F.elu(self.n2(h)))
         x = F.elu(h)
         p = x
-        for _ in range(2):
-            p = self.crp(F.max_pool2d(p, 5, stride=1, padding=2))
+        for pool in (F.max_pool2d, F.avg_pool2d):
+            p = self.crp(pool(p, 5, stride=1, padding=2))
             x = x + p
-        return self.out(x)
+        return self.out(F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False))
 
 
 class MlpScore(nn.Module):

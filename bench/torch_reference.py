@@ -214,7 +214,7 @@ class GraphNet(nn.Module):
                 out = (x[0] // (r * r), x[1] * r, x[2] * r)
             elif op == "avg_pool":
                 out = (x[0], x[1] // node["kernel"], x[2] // node["kernel"])
-            elif op == "max_pool":
+            elif op in ("max_pool", "avg_pool2d"):
                 k, p = node["kernel"], node.get("padding", 0)
                 s = node.get("stride", k)
                 out = (x[0], (x[1] + 2 * p - k) // s + 1, (x[2] + 2 * p - k) // s + 1)
@@ -305,6 +305,11 @@ class GraphNet(nn.Module):
                 y = a[0] / a[1]
             elif op == "slice_channels":
                 y = x.narrow(1, node["start"], node["len"])
+            elif op == "avg_pool2d":
+                k = node["kernel"]
+                y = F.avg_pool2d(
+                    x, k, node.get("stride", k), node.get("padding", 0), count_include_pad=node.get("count_include_pad", True)
+                )
             elif op == "attention":
                 heads = node.get("heads", 1)
                 _, c, h, w = a[0].shape

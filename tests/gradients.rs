@@ -416,6 +416,30 @@ fn dilated_convolution_training_gradients_match_finite_differences() {
     check_training_gradient_at(ModelKind::MDAE, denoiser, ZMode::Sample, 6);
 }
 
+/// Training through average pooling with overlapping, padded windows (`avg_pool2d`, counting the padding and
+/// not), DEEN and MDAE, against finite differences.
+#[test]
+fn avg_pool2d_training_gradients_match_finite_differences() {
+    let energy = graph(serde_json::json!([
+        {"op": "conv2d", "in": [0], "name": "c0", "out": 3, "kernel": 3, "padding": 1},
+        {"op": "softplus", "in": [1]},
+        {"op": "avg_pool2d", "in": [2], "kernel": 3, "stride": 2, "padding": 1},
+        {"op": "conv2d", "in": [3], "name": "c1", "out": 2, "kernel": 3, "padding": 1},
+        {"op": "tanh", "in": [4]},
+        {"op": "flatten", "in": [5]},
+        {"op": "linear", "in": [6], "name": "f0", "out": 1}
+    ]));
+    check_training_gradient_at(ModelKind::DEEN, energy, ZMode::Sample, 6);
+    let denoiser = graph(serde_json::json!([
+        {"op": "conv2d", "in": [0], "name": "e", "out": 3, "kernel": 3, "padding": 1},
+        {"op": "elu", "in": [1]},
+        {"op": "avg_pool2d", "in": [2], "kernel": 5, "stride": 1, "padding": 2,
+         "count_include_pad": false},
+        {"op": "conv2d", "in": [3], "name": "o", "out": 1, "kernel": 3, "padding": 1}
+    ]));
+    check_training_gradient_at(ModelKind::MDAE, denoiser, ZMode::Sample, 6);
+}
+
 /// Training through an op of the op registry (`mish`, on an image and on a flat value): the gradient of a DEEN loss
 /// (through its explicit VJP) against finite differences.
 #[test]

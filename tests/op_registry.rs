@@ -17,6 +17,9 @@ use walkjump::sampling::rng::Rng;
 fn arch_with(op: &str, needs_name: bool) -> Arch {
     let image_fields = match op {
         "max_pool" => Some(serde_json::json!({"kernel": 3, "stride": 2, "padding": 1})),
+        "avg_pool2d" => Some(
+            serde_json::json!({"kernel": 3, "stride": 1, "padding": 1, "count_include_pad": false}),
+        ),
         "attention" => Some(serde_json::json!({"heads": 2})),
         "slice_channels" => Some(serde_json::json!({"start": 1, "len": 2})),
         "pad2d" => Some(serde_json::json!({"top": 1, "right": 2, "mode": "reflect"})),

@@ -511,7 +511,8 @@ impl Translator {
                 let pads = attr_ints(n, "pads").unwrap_or_else(|| vec![0; 4]);
                 if strides != [k as i64, k as i64] || pads.iter().any(|&p| p != 0) || k > h || k > w
                 {
-                    return Err(self.fail(n, format!("pools with kernel {k}, strides {strides:?}, pads {pads:?}; walkjump pools with stride = kernel and no padding")));
+                    // Overlapping or padded windows: the registry's general average pool.
+                    return self.registered(n, &crate::nn::graph::ops::AvgPool2d);
                 }
                 if attr_i(n, "ceil_mode", 0) != 0 && (h % k != 0 || w % k != 0) {
                     return Err(self.fail(n, "rounds the output size up (ceil_mode)"));

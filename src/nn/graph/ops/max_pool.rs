@@ -188,7 +188,7 @@ impl OpDef for MaxPool {
 }
 
 #[derive(Debug)]
-struct MaxPoolNode {
+pub(super) struct MaxPoolNode {
     k: usize,
     /// Input height and width (the VJP pads the dropped rows and columns back with zeros).
     h: usize,
@@ -197,7 +197,7 @@ struct MaxPoolNode {
 
 impl MaxPoolNode {
     /// The spatial axes (height, width) of a rank-4 image in `layout`.
-    fn axes(layout: OpLayout) -> (usize, usize) {
+    pub(super) fn axes(layout: OpLayout) -> (usize, usize) {
         if layout.channels_last { (1, 2) } else { (2, 3) }
     }
 }
@@ -252,15 +252,15 @@ impl OpNode for MaxPoolNode {
     }
 }
 
-/// A max pool whose windows overlap (stride below the kernel) or reach past the border (padding): each of the
-/// `k x k` window offsets is a strided gather of the (padded) input, the maximum is taken across the `k^2` gathers.
+/// The `k x k` windows of a pool at stride `s` over an input padded by `pad` on every side: each window offset is a
+/// strided gather of the padded input ([`Windows::taps`]), and [`Windows::scatter`] is its adjoint.
 #[derive(Debug)]
-struct OverlapPoolNode {
+pub(super) struct Windows {
     k: usize,
     pad: usize,
     /// Output height and width.
-    oh: usize,
-    ow: usize,
+    pub(super) oh: usize,
+    pub(super) ow: usize,
     /// Padded input height and width.
     hp: usize,
     wp: usize,
@@ -269,8 +269,9 @@ struct OverlapPoolNode {
     cols: Vec<Vec<u32>>,
 }
 
-impl OverlapPoolNode {
-    fn new(k: usize, s: usize, pad: usize, h: usize, w: usize) -> Self {
+impl Windows {
+    /// Windows of a valid kernel `k`, stride `s` and padding `pad` (`k <= h + 2 pad`, `k <= w + 2 pad`).
+    pub(super) fn new(k: usize, s: usize, pad: usize, h: usize, w: usize) -> Self {
         let (hp, wp) = (h + 2 * pad, w + 2 * pad);
         let (oh, ow) = ((hp - k) / s + 1, (wp - k) / s + 1);
         let taps = |n: usize| -> Vec<Vec<u32>> {
@@ -290,27 +291,29 @@ impl OverlapPoolNode {
         }
     }
 
-    /// `x` with `pad` rows and columns of minus infinity on every side.
-    fn padded(&self, x: &Tensor, ah: usize, aw: usize) -> Result<Tensor> {
+    /// The number of window offsets, `k^2`.
+    pub(super) fn count(&self) -> usize {
+        self.k * self.k
+    }
+
+    /// `x` with `pad` rows and columns of `fill` on every side.
+    fn padded(&self, x: &Tensor, (ah, aw): (usize, usize), fill: f64) -> Result<Tensor> {
         if self.pad == 0 {
             return Ok(x.clone());
         }
         let border = |like: &Tensor, axis: usize| -> Result<Tensor> {
             let mut dims = like.dims().to_vec();
             dims[axis] = self.pad;
-            Ok(Tensor::zeros(dims, like.dtype(), like.device())?.affine(1.0, f64::NEG_INFINITY)?)
+            Ok(Tensor::zeros(dims, like.dtype(), like.device())?.affine(1.0, fill)?)
         };
         let x = Tensor::cat(&[&border(x, ah)?, x, &border(x, ah)?], ah)?;
         Ok(Tensor::cat(&[&border(&x, aw)?, &x, &border(&x, aw)?], aw)?)
     }
-}
 
-impl OpNode for OverlapPoolNode {
-    /// Saves the routing weights `[k^2, ..output..]`: per window offset, one over the number of maxima of the
-    /// window where that offset holds its maximum, zero elsewhere.
-    fn forward(&self, inputs: &[&Tensor], layout: OpLayout) -> Result<(Tensor, Vec<Tensor>)> {
-        let (ah, aw) = MaxPoolNode::axes(layout);
-        let x = self.padded(inputs[0], ah, aw)?.contiguous()?;
+    /// The `k^2` window offsets of `x` (padded with `fill`), stacked: `[k^2, ..output..]`, row offset major.
+    pub(super) fn taps(&self, x: &Tensor, axes: (usize, usize), fill: f64) -> Result<Tensor> {
+        let (ah, aw) = axes;
+        let x = self.padded(x, axes, fill)?.contiguous()?;
         let dev = x.device();
         let mut taps = Vec::with_capacity(self.k * self.k);
         for r in &self.rows {
@@ -321,33 +324,19 @@ impl OpNode for OverlapPoolNode {
                 taps.push(xr.index_select(&c, aw)?);
             }
         }
-        let taps = Tensor::stack(&taps, 0)?;
-        let top = taps.max_keepdim(0)?;
-        let y = top.squeeze(0)?;
-        if !layout.keep {
-            return Ok((y, Vec::new()));
-        }
-        let hits = taps.broadcast_eq(&top)?.to_dtype(x.dtype())?;
-        let count = hits.sum_keepdim(0)?;
-        // Piecewise constant in x, as in the side-by-side pool.
-        let route = hits.broadcast_div(&count)?.detach();
-        Ok((y, vec![route]))
+        Ok(Tensor::stack(&taps, 0)?)
     }
 
-    fn vjp(&self, saved: &[Tensor], g: &Tensor, layout: OpLayout) -> Result<Vec<Option<Tensor>>> {
-        let route = saved
-            .first()
-            .ok_or_else(|| Error::Unsupported("network cache does not match".into()))?;
-        let (ah, aw) = MaxPoolNode::axes(layout);
-        let dev = g.device();
-        let parts = route.broadcast_mul(&g.unsqueeze(0)?)?;
-        let mut dims = g.dims().to_vec();
+    /// The adjoint of [`Windows::taps`]: `parts [k^2, ..output..]` added back onto the input (padding cut off).
+    pub(super) fn scatter(&self, parts: &Tensor, (ah, aw): (usize, usize)) -> Result<Tensor> {
+        let dev = parts.device();
+        let mut dims = parts.dims()[1..].to_vec();
         dims[aw] = self.wp;
-        let row_block = Tensor::zeros(dims.clone(), g.dtype(), dev)?;
+        let row_block = Tensor::zeros(dims.clone(), parts.dtype(), dev)?;
         dims[ah] = self.hp;
-        let mut gx = Tensor::zeros(dims, g.dtype(), dev)?;
+        let mut gx = Tensor::zeros(dims, parts.dtype(), dev)?;
         for (i, r) in self.rows.iter().enumerate() {
-            // The offsets of window row i: their gradients back on the padded columns, then on the padded rows.
+            // The offsets of window row i: back on the padded columns, then on the padded rows.
             let mut acc = row_block.clone();
             for (j, c) in self.cols.iter().enumerate() {
                 let c = Tensor::from_slice(c, self.ow, dev)?;
@@ -358,7 +347,49 @@ impl OpNode for OverlapPoolNode {
             gx = gx.index_add(&r, &acc, ah)?;
         }
         let (h, w) = (self.hp - 2 * self.pad, self.wp - 2 * self.pad);
-        let gx = gx.narrow(ah, self.pad, h)?.narrow(aw, self.pad, w)?;
+        Ok(gx.narrow(ah, self.pad, h)?.narrow(aw, self.pad, w)?)
+    }
+}
+
+/// A max pool whose windows overlap (stride below the kernel) or reach past the border (padding, minus infinity,
+/// which no maximum picks): the maximum across the `k^2` window offsets.
+#[derive(Debug)]
+struct OverlapPoolNode {
+    windows: Windows,
+}
+
+impl OverlapPoolNode {
+    fn new(k: usize, s: usize, pad: usize, h: usize, w: usize) -> Self {
+        Self {
+            windows: Windows::new(k, s, pad, h, w),
+        }
+    }
+}
+
+impl OpNode for OverlapPoolNode {
+    /// Saves the routing weights `[k^2, ..output..]`: per window offset, one over the number of maxima of the
+    /// window where that offset holds its maximum, zero elsewhere.
+    fn forward(&self, inputs: &[&Tensor], layout: OpLayout) -> Result<(Tensor, Vec<Tensor>)> {
+        let axes = MaxPoolNode::axes(layout);
+        let taps = self.windows.taps(inputs[0], axes, f64::NEG_INFINITY)?;
+        let top = taps.max_keepdim(0)?;
+        let y = top.squeeze(0)?;
+        if !layout.keep {
+            return Ok((y, Vec::new()));
+        }
+        let hits = taps.broadcast_eq(&top)?.to_dtype(taps.dtype())?;
+        let count = hits.sum_keepdim(0)?;
+        // Piecewise constant in x, as in the side-by-side pool.
+        let route = hits.broadcast_div(&count)?.detach();
+        Ok((y, vec![route]))
+    }
+
+    fn vjp(&self, saved: &[Tensor], g: &Tensor, layout: OpLayout) -> Result<Vec<Option<Tensor>>> {
+        let route = saved
+            .first()
+            .ok_or_else(|| Error::Unsupported("network cache does not match".into()))?;
+        let parts = route.broadcast_mul(&g.unsqueeze(0)?)?;
+        let gx = self.windows.scatter(&parts, MaxPoolNode::axes(layout))?;
         Ok(vec![Some(gx)])
     }
 }

@@ -51,6 +51,7 @@ registry! {
     pad::{Pad2d},
     attention::{Attention},
     slice_channels::{SliceChannels},
+    avg_pool2d::{AvgPool2d},
 }
 
 /// An op's parameters: the fields of its JSON node besides `op`, `in` and `name`.

@@ -1115,3 +1115,83 @@ fn dilated_convolutions_match_finite_differences_autograd_and_a_spread_kernel() 
         assert!(err < 1e-12, "nhwc {nhwc}: differs by {err}");
     }
 }
+
+/// Average pooling with overlapping and padded windows (`avg_pool2d`), counting the padding or not, held to finite
+/// differences and autograd in both layouts.
+#[test]
+fn avg_pool2d_vjp_matches_finite_differences_and_autograd() {
+    let s = spec(serde_json::json!({
+        "input": [2, 7, 6],
+        "nodes": [
+            {"op": "conv2d", "in": [0], "name": "c", "out": 3, "kernel": 3, "padding": 1},
+            {"op": "avg_pool2d", "in": [1], "kernel": 3, "stride": 2, "padding": 1},
+            {"op": "tanh", "in": [2]},
+            {"op": "avg_pool2d", "in": [3], "kernel": 3, "stride": 1, "padding": 1,
+             "count_include_pad": false},
+            {"op": "avg_pool2d", "in": [4], "kernel": 2, "stride": 1},
+            {"op": "flatten", "in": [5]},
+            {"op": "linear", "in": [6], "name": "l", "out": 3}
+        ]
+    }));
+    let (graph, _vars) = build(&s, 51);
+    assert_eq!(graph.output_shape(), ValueShape::Flat(3));
+    check(&s, 51);
+}
+
+/// `avg_pool2d` is the window's sum over the cells it counts (a loop over windows), for several kernels, strides,
+/// paddings and both counts, in both layouts.
+#[test]
+fn avg_pool2d_computes_window_means() {
+    let (c, h, w) = (2, 7, 6);
+    for (k, st, p, include) in [
+        (3, 2, 1, true),
+        (3, 2, 1, false),
+        (5, 1, 2, true),
+        (5, 1, 2, false),
+        (2, 1, 0, true),
+        (4, 3, 2, false),
+    ] {
+        let s = spec(serde_json::json!({"input": [c, h, w], "nodes": [
+            {"op": "avg_pool2d", "in": [0], "kernel": k, "stride": st, "padding": p,
+             "count_include_pad": include}
+        ]}));
+        let (graph, _vars) = build(&s, 3);
+        let (oh, ow) = ((h + 2 * p - k) / st + 1, (w + 2 * p - k) / st + 1);
+        assert_eq!(graph.output_shape(), ValueShape::Image(c, oh, ow));
+        let mut rng = Rng::new(9);
+        let x = random(&mut rng, 2, c * h * w);
+        let xs = values(&x);
+        let mut want = Vec::new();
+        for n in 0..2 {
+            for ch in 0..c {
+                for i in 0..oh {
+                    for j in 0..ow {
+                        let (mut sum, mut cells) = (0.0, 0);
+                        for a in 0..k {
+                            for b in 0..k {
+                                let r = (i * st + a) as i64 - p as i64;
+                                let q = (j * st + b) as i64 - p as i64;
+                                if (0..h as i64).contains(&r) && (0..w as i64).contains(&q) {
+                                    sum += xs[((n * c + ch) * h + r as usize) * w + q as usize];
+                                    cells += 1;
+                                }
+                            }
+                        }
+                        want.push(sum / if include { k * k } else { cells } as f64);
+                    }
+                }
+            }
+        }
+        for nhwc in [true, false] {
+            let (got, _) = graph.forward_layout(&x, nhwc, false).expect("forward");
+            let err = values(&got)
+                .iter()
+                .zip(&want)
+                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                err < 1e-12,
+                "k {k} s {st} p {p} {include} nhwc {nhwc}: {err}"
+            );
+        }
+    }
+}
