@@ -10,7 +10,7 @@ use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
-use super::max_pool::{MaxPoolNode, Windows};
+use super::max_pool::{MaxPoolNode, Windows, onnx_window, window_geometry};
 use super::{OnnxAttr, OpDef, OpLayout, OpNode, Params};
 use crate::nn::graph::ValueShape;
 use crate::nn::{Error, Result};
@@ -19,8 +19,6 @@ use crate::nn::{Error, Result};
 /// k, "stride": s, "padding": p, "count_include_pad": true}` (stride defaults to the kernel, padding to 0, the count
 /// to including the padding).
 pub struct AvgPool2d;
-
-const MAX_KERNEL: usize = 16;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,23 +41,7 @@ fn checked(
     let ValueShape::Image(c, h, w) = input else {
         return Err(format!("needs an image input, got {}", input.describe()));
     };
-    let (k, pad) = (p.kernel, p.padding);
-    let s = p.stride.unwrap_or(k);
-    if k == 0 || k > MAX_KERNEL || k > h + 2 * pad || k > w + 2 * pad {
-        return Err(format!(
-            "kernel {k} does not fit a {h}x{w} image (1..={MAX_KERNEL} and at most the padded image)"
-        ));
-    }
-    if s == 0 || s > k {
-        return Err(format!(
-            "stride {s} with kernel {k}; walkjump's pooling windows touch or overlap (1..=kernel)"
-        ));
-    }
-    if 2 * pad > k {
-        return Err(format!(
-            "padding {pad} with kernel {k}; at most half the kernel, as in PyTorch"
-        ));
-    }
+    let (k, s, pad) = window_geometry(p.kernel, p.stride, p.padding, h, w)?;
     let out = ValueShape::Image(c, (h + 2 * pad - k) / s + 1, (w + 2 * pad - k) / s + 1);
     Ok((p, s, out))
 }
@@ -114,31 +96,7 @@ impl OpDef for AvgPool2d {
     }
 
     fn onnx_params(&self, _: &str, attrs: &[OnnxAttr<'_>]) -> std::result::Result<Params, String> {
-        let ints = |name: &str| attrs.iter().find(|a| a.name == name).map(|a| a.ints);
-        let k = match ints("kernel_shape") {
-            Some(&[a, b]) if a == b && a > 0 => a,
-            other => {
-                return Err(format!(
-                    "has kernel {other:?}; walkjump pools with square 2D kernels"
-                ));
-            }
-        };
-        let stride = match ints("strides").unwrap_or(&[1, 1]) {
-            &[a, b] if a == b && (1..=k).contains(&a) => a,
-            other => {
-                return Err(format!(
-                    "pools with kernel {k} and strides {other:?}; walkjump pools with equal strides from 1 to the kernel"
-                ));
-            }
-        };
-        let padding = match ints("pads").unwrap_or(&[0, 0, 0, 0]) {
-            &[a, b, c, d] if a == b && b == c && c == d && a >= 0 && 2 * a <= k => a,
-            other => {
-                return Err(format!(
-                    "pools with kernel {k} and pads {other:?}; walkjump pools with the same padding on every side, at most half the kernel"
-                ));
-            }
-        };
+        let (k, stride, padding) = onnx_window(attrs, "pools")?;
         let mut include = false;
         for a in attrs {
             match a.name {

@@ -40,12 +40,22 @@ fn checked(
     h: usize,
     w: usize,
 ) -> std::result::Result<(usize, usize, usize), String> {
-    let k = p.kernel;
-    let s = p.stride.unwrap_or(k);
-    let pad = p.padding;
+    window_geometry(p.kernel, p.stride, p.padding, h, w)
+}
+
+/// Kernel, stride (default: the kernel) and padding of a pool over an `h x w` image, or a one-line message (the
+/// max and average pools share it).
+pub(super) fn window_geometry(
+    k: usize,
+    stride: Option<usize>,
+    pad: usize,
+    h: usize,
+    w: usize,
+) -> std::result::Result<(usize, usize, usize), String> {
+    let s = stride.unwrap_or(k);
     if k == 0 || k > MAX_KERNEL || k > h + 2 * pad || k > w + 2 * pad {
         return Err(format!(
-            "kernel {k} does not fit a {h}x{w} image (1..={MAX_KERNEL} and at most the image)"
+            "kernel {k} does not fit a {h}x{w} image (1..={MAX_KERNEL} and at most the padded image)"
         ));
     }
     if s == 0 || s > k {
@@ -59,6 +69,40 @@ fn checked(
         ));
     }
     Ok((k, s, pad))
+}
+
+/// The square kernel, equal strides and even padding of an ONNX `MaxPool` / `AveragePool` node (`verb`: how the
+/// messages name the pooling), or a one-line message.
+pub(super) fn onnx_window(
+    attrs: &[OnnxAttr<'_>],
+    verb: &str,
+) -> std::result::Result<(i64, i64, i64), String> {
+    let ints = |name: &str| attrs.iter().find(|a| a.name == name).map(|a| a.ints);
+    let k = match ints("kernel_shape") {
+        Some(&[a, b]) if a == b && a > 0 => a,
+        other => {
+            return Err(format!(
+                "has kernel {other:?}; walkjump {verb} with square 2D kernels"
+            ));
+        }
+    };
+    let stride = match ints("strides").unwrap_or(&[1, 1]) {
+        &[a, b] if a == b && (1..=k).contains(&a) => a,
+        other => {
+            return Err(format!(
+                "pools with kernel {k} and strides {other:?}; walkjump {verb} with equal strides from 1 to the kernel"
+            ));
+        }
+    };
+    let padding = match ints("pads").unwrap_or(&[0, 0, 0, 0]) {
+        &[a, b, c, d] if a == b && b == c && c == d && a >= 0 && 2 * a <= k => a,
+        other => {
+            return Err(format!(
+                "pools with kernel {k} and pads {other:?}; walkjump {verb} with the same padding on every side, at most half the kernel"
+            ));
+        }
+    };
+    Ok((k, stride, padding))
 }
 
 impl OpDef for MaxPool {
@@ -113,38 +157,13 @@ impl OpDef for MaxPool {
         attrs: &[OnnxAttr<'_>],
     ) -> std::result::Result<Params, String> {
         let ints = |name: &str| attrs.iter().find(|a| a.name == name).map(|a| a.ints);
-        let k = match ints("kernel_shape") {
-            Some(&[a, b]) if a == b && a > 0 => a,
-            other => {
-                return Err(format!(
-                    "has kernel {other:?}; walkjump max-pools with square 2D kernels"
-                ));
-            }
-        };
-        let strides = ints("strides").unwrap_or(&[1, 1]);
-        let pads = ints("pads").unwrap_or(&[0, 0, 0, 0]);
+        let (k, stride, padding) = onnx_window(attrs, "max-pools")?;
         let dilated = ints("dilations").is_some_and(|d| d.iter().any(|&v| v != 1));
         let auto = attrs
             .iter()
             .find(|a| a.name == "auto_pad")
             .map(|a| String::from_utf8_lossy(a.s).into_owned())
             .unwrap_or_default();
-        let stride = match strides {
-            &[a, b] if a == b && (1..=k).contains(&a) => a,
-            other => {
-                return Err(format!(
-                    "pools with kernel {k} and strides {other:?}; walkjump max-pools with equal strides from 1 to the kernel"
-                ));
-            }
-        };
-        let padding = match pads {
-            &[a, b, c, d] if a == b && b == c && c == d && a >= 0 && 2 * a <= k => a,
-            other => {
-                return Err(format!(
-                    "pools with kernel {k} and pads {other:?}; walkjump max-pools with the same padding on every side, at most half the kernel"
-                ));
-            }
-        };
         if dilated {
             return Err(format!(
                 "pools with kernel {k} dilated; walkjump max-pools without dilation"
