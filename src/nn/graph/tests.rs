@@ -399,3 +399,5 @@ fn forward_only_equals_the_cached_forward() {
 
 /// The registered ops and a test-defined op through the extension point (`ops`).
 mod registry;
+/// Padding, overlapping pools, dilation and attention (ops of the registry over windows and pixels).
+mod windows;
